@@ -1,0 +1,222 @@
+//! Identity and causality: [`ReplicaId`], [`OpId`], [`Lamport`] and [`VersionVector`].
+//!
+//! A replica is one copy of a document being edited (one browser tab, one server). Every replica
+//! has a random [`ReplicaId`] (a UUID v4), so two replicas never need to agree on names. Types that
+//! store many ids map each `ReplicaId` to a small index of their own; the public API and the wire
+//! format always speak `ReplicaId`.
+//!
+//! # Invariants
+//! - A [`VersionVector`] never stores an entry with value 0: "never seen anything from this
+//!   replica" and "no entry" are the same state, so equality and hashing are structural.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// The identity of one replica of a document: a random UUID v4.
+///
+/// Ordering of `ReplicaId`s is the byte order of the UUID. It is used only to break ties between
+/// concurrent operations deterministically; it carries no meaning.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ReplicaId(Uuid);
+
+impl ReplicaId {
+    /// A new random replica id.
+    pub fn random() -> Self {
+        ReplicaId(Uuid::new_v4())
+    }
+
+    /// A replica id from a fixed number. Tests use it to control tie-breaking order.
+    pub const fn from_u128(value: u128) -> Self {
+        ReplicaId(Uuid::from_u128(value))
+    }
+
+    /// The underlying UUID.
+    pub fn uuid(&self) -> Uuid {
+        self.0
+    }
+}
+
+impl From<Uuid> for ReplicaId {
+    fn from(value: Uuid) -> Self {
+        ReplicaId(value)
+    }
+}
+
+impl fmt::Debug for ReplicaId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The first 8 hex digits are enough to tell replicas apart in test output.
+        let s = self.0.simple().to_string();
+        write!(f, "R{}", &s[..8])
+    }
+}
+
+impl fmt::Display for ReplicaId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// The id of one unit of an operation: the `counter`-th unit made by `replica`.
+///
+/// For text, one unit is one inserted character; counters start at 0 and grow by one per unit, so
+/// an insert of `n` characters with id `(r, c)` owns the ids `(r, c) .. (r, c + n)`.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Debug)]
+pub struct OpId {
+    /// Who made it.
+    pub replica: ReplicaId,
+    /// The replica's own running count.
+    pub counter: u64,
+}
+
+impl OpId {
+    /// Shorthand constructor.
+    pub const fn new(replica: ReplicaId, counter: u64) -> Self {
+        OpId { replica, counter }
+    }
+}
+
+/// A Lamport timestamp with its replica as tie-breaker: a total order consistent with causality.
+///
+/// If operation `a` happened before `b` (the replica that made `b` had seen `a`), then
+/// `a < b`. Concurrent operations are ordered by `time` and then by `replica`.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Debug)]
+pub struct Lamport {
+    /// The logical time: one more than the largest time the replica had seen.
+    pub time: u64,
+    /// The replica that made the timestamp.
+    pub replica: ReplicaId,
+}
+
+/// For each replica, how many of its changes (or units) have been seen: a contiguous prefix.
+///
+/// `get(r) == n` means "everything `r` numbered `1..=n` has been seen".
+///
+/// # Invariants
+/// - No entry is 0.
+#[derive(Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct VersionVector(BTreeMap<ReplicaId, u64>);
+
+impl VersionVector {
+    /// The empty version: nothing seen.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How much of `replica` has been seen (0 if nothing).
+    pub fn get(&self, replica: ReplicaId) -> u64 {
+        self.0.get(&replica).copied().unwrap_or(0)
+    }
+
+    /// Sets the entry for `replica`. Setting 0 removes it.
+    pub fn set(&mut self, replica: ReplicaId, value: u64) {
+        if value == 0 {
+            self.0.remove(&replica);
+        } else {
+            self.0.insert(replica, value);
+        }
+    }
+
+    /// Raises the entry for `replica` to at least `value`.
+    pub fn raise(&mut self, replica: ReplicaId, value: u64) {
+        if value > self.get(replica) {
+            self.0.insert(replica, value);
+        }
+    }
+
+    /// True if every entry of `self` is at most the matching entry of `other`.
+    pub fn le(&self, other: &VersionVector) -> bool {
+        self.0.iter().all(|(r, v)| *v <= other.get(*r))
+    }
+
+    /// True if neither is `le` the other.
+    pub fn concurrent_with(&self, other: &VersionVector) -> bool {
+        !self.le(other) && !other.le(self)
+    }
+
+    /// Pointwise maximum (the least upper bound).
+    pub fn merge(&mut self, other: &VersionVector) {
+        for (r, v) in &other.0 {
+            self.raise(*r, *v);
+        }
+    }
+
+    /// The entries, in replica order.
+    pub fn iter(&self) -> impl Iterator<Item = (ReplicaId, u64)> + '_ {
+        self.0.iter().map(|(r, v)| (*r, *v))
+    }
+
+    /// Number of replicas with a non-zero entry.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// True if nothing has been seen.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Sum of all entries: the number of things seen.
+    pub fn total(&self) -> u64 {
+        self.0.values().sum()
+    }
+
+    /// Checks the documented invariants; panics with a description if one is broken.
+    pub fn check_invariants(&self) {
+        assert!(self.0.values().all(|v| *v > 0), "version vector holds a zero entry");
+    }
+
+    /// Re-establishes the invariants after deserializing untrusted data.
+    pub(crate) fn normalized(mut self) -> Self {
+        self.0.retain(|_, v| *v > 0);
+        self
+    }
+}
+
+impl fmt::Debug for VersionVector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.0.iter()).finish()
+    }
+}
+
+impl FromIterator<(ReplicaId, u64)> for VersionVector {
+    fn from_iter<I: IntoIterator<Item = (ReplicaId, u64)>>(iter: I) -> Self {
+        let mut vv = VersionVector::new();
+        for (r, v) in iter {
+            vv.raise(r, v);
+        }
+        vv
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_vector_order_and_merge() {
+        let a = ReplicaId::from_u128(1);
+        let b = ReplicaId::from_u128(2);
+        let x: VersionVector = [(a, 2), (b, 1)].into_iter().collect();
+        let y: VersionVector = [(a, 1), (b, 3)].into_iter().collect();
+        assert!(x.concurrent_with(&y));
+        let mut m = x.clone();
+        m.merge(&y);
+        assert!(x.le(&m) && y.le(&m));
+        assert_eq!(m.get(a), 2);
+        assert_eq!(m.get(b), 3);
+        assert_eq!(m.total(), 5);
+    }
+
+    #[test]
+    fn zero_entries_are_absent() {
+        let a = ReplicaId::from_u128(1);
+        let mut v = VersionVector::new();
+        v.set(a, 3);
+        v.set(a, 0);
+        assert_eq!(v, VersionVector::new());
+        v.check_invariants();
+    }
+}

@@ -1,0 +1,203 @@
+//! The five kinds of field a [`Document`](crate::Document) holds, and the operations on them.
+//!
+//! A field is named by `(name, kind)`: `("title", Text)` and `("title", Register)` are two
+//! different fields that never interact, so a change can never hit a field "of the wrong kind".
+//! [`Op`] wraps the operation of each CRDT; its kind selects the field it applies to.
+//!
+//! # Invariants
+//! - A [`Field`]'s kind is the kind of its key in the document.
+//! - A text field's [`Rga`] uses the document's replica for local inserts.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    Applied, ApplyError, GCounter, GCounterOp, LwwOp, LwwRegister, OrSet, OrSetOp, PnCounter,
+    PnCounterOp, ReplicaId, Rga, RgaOp, TextDelta,
+};
+
+/// The kind of a field. The order of the variants is the order of fields with the same name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum FieldKind {
+    /// Collaborative text ([`Rga`]).
+    Text,
+    /// A last-writer-wins string ([`LwwRegister<String>`]).
+    Register,
+    /// An observed-remove set of strings ([`OrSet<String>`]).
+    Set,
+    /// A counter that goes up and down ([`PnCounter`]).
+    Counter,
+    /// A grow-only counter ([`GCounter`]).
+    GCounter,
+}
+
+impl FieldKind {
+    /// All kinds, in order.
+    pub const ALL: [FieldKind; 5] = [
+        FieldKind::Text,
+        FieldKind::Register,
+        FieldKind::Set,
+        FieldKind::Counter,
+        FieldKind::GCounter,
+    ];
+
+    /// The lowercase name used in error messages and in [`DocValue`](crate::DocValue) keys:
+    /// `text`, `register`, `set`, `counter` or `gcounter`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            FieldKind::Text => "text",
+            FieldKind::Register => "register",
+            FieldKind::Set => "set",
+            FieldKind::Counter => "counter",
+            FieldKind::GCounter => "gcounter",
+        }
+    }
+
+    /// A one-byte tag, used by the state hash.
+    pub(crate) const fn tag(self) -> u8 {
+        match self {
+            FieldKind::Text => 0,
+            FieldKind::Register => 1,
+            FieldKind::Set => 2,
+            FieldKind::Counter => 3,
+            FieldKind::GCounter => 4,
+        }
+    }
+}
+
+/// One operation on one field, as carried by a [`Change`](crate::Change).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Op {
+    /// An edit of a text field.
+    Text(RgaOp),
+    /// A write to a register field.
+    Register(LwwOp<String>),
+    /// An add to or remove from a set field.
+    Set(OrSetOp<String>),
+    /// An increment or decrement of a counter field.
+    Counter(PnCounterOp),
+    /// An increment of a grow-only counter field.
+    GCounter(GCounterOp),
+}
+
+impl Op {
+    /// The kind of field this operation applies to.
+    pub fn kind(&self) -> FieldKind {
+        match self {
+            Op::Text(_) => FieldKind::Text,
+            Op::Register(_) => FieldKind::Register,
+            Op::Set(_) => FieldKind::Set,
+            Op::Counter(_) => FieldKind::Counter,
+            Op::GCounter(_) => FieldKind::GCounter,
+        }
+    }
+}
+
+/// An operation addressed to the field `(field, op.kind())`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FieldOp {
+    /// The field's name.
+    pub field: String,
+    /// The operation; its kind completes the field's key.
+    pub op: Op,
+}
+
+impl FieldOp {
+    /// The key of the field this operation applies to.
+    pub fn kind(&self) -> FieldKind {
+        self.op.kind()
+    }
+}
+
+/// The state of one field.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) enum Field {
+    Text(Rga),
+    Register(LwwRegister<String>),
+    Set(OrSet<String>),
+    Counter(PnCounter),
+    GCounter(GCounter),
+}
+
+impl Field {
+    /// An empty field of `kind`; a text field makes its local inserts as `replica`.
+    pub fn new(kind: FieldKind, replica: ReplicaId) -> Field {
+        match kind {
+            FieldKind::Text => Field::Text(Rga::new(replica)),
+            FieldKind::Register => Field::Register(LwwRegister::default()),
+            FieldKind::Set => Field::Set(OrSet::default()),
+            FieldKind::Counter => Field::Counter(PnCounter::default()),
+            FieldKind::GCounter => Field::GCounter(GCounter::default()),
+        }
+    }
+
+    pub fn kind(&self) -> FieldKind {
+        match self {
+            Field::Text(_) => FieldKind::Text,
+            Field::Register(_) => FieldKind::Register,
+            Field::Set(_) => FieldKind::Set,
+            Field::Counter(_) => FieldKind::Counter,
+            Field::GCounter(_) => FieldKind::GCounter,
+        }
+    }
+
+    /// Makes local text inserts use `replica` (a no-op for the other kinds).
+    pub fn set_replica(&mut self, replica: ReplicaId) {
+        if let Field::Text(rga) = self {
+            rga.set_replica(replica);
+        }
+    }
+
+    /// Applies a remote operation, appending the visible text edits of a text field to `deltas`.
+    pub fn apply(&mut self, op: &Op, deltas: &mut Vec<TextDelta>) -> Result<Applied, ApplyError> {
+        match (self, op) {
+            (Field::Text(rga), Op::Text(op)) => rga.apply_with_deltas(op, deltas),
+            (Field::Register(register), Op::Register(op)) => register.apply(op),
+            (Field::Set(set), Op::Set(op)) => set.apply(op),
+            (Field::Counter(counter), Op::Counter(op)) => counter.apply(op),
+            (Field::GCounter(counter), Op::GCounter(op)) => counter.apply(op),
+            // Fields are keyed by kind, so the document never pairs a field with an operation of
+            // another kind; the error keeps this function total.
+            (field, op) => Err(ApplyError::FieldKind {
+                field: String::new(),
+                expected: field.kind().name(),
+                found: op.kind().name(),
+            }),
+        }
+    }
+
+    /// State-merges `other` into this field. Fields of different kinds are left alone (the
+    /// document never merges those).
+    pub fn merge(&mut self, other: &Field) {
+        match (self, other) {
+            (Field::Text(a), Field::Text(b)) => a.merge(b),
+            (Field::Register(a), Field::Register(b)) => a.merge(b),
+            (Field::Set(a), Field::Set(b)) => a.merge(b),
+            (Field::Counter(a), Field::Counter(b)) => a.merge(b),
+            (Field::GCounter(a), Field::GCounter(b)) => a.merge(b),
+            _ => debug_assert!(false, "merge of fields of different kinds"),
+        }
+    }
+
+    /// Checks the state of a field that came from untrusted bytes.
+    pub fn validate(&self) -> Result<(), &'static str> {
+        match self {
+            // A deserialized `Rga` has already been validated by its `Deserialize` impl.
+            Field::Text(_) => Ok(()),
+            Field::Register(register) => register.validate(),
+            Field::Set(set) => set.validate(),
+            Field::Counter(counter) => counter.validate(),
+            Field::GCounter(counter) => counter.validate(),
+        }
+    }
+
+    /// Panics if the field's own invariants are broken.
+    pub fn check_invariants(&self) {
+        match self {
+            Field::Text(rga) => rga.check_invariants(),
+            Field::Register(register) => register.check_invariants(),
+            Field::Set(set) => set.check_invariants(),
+            Field::Counter(counter) => counter.check_invariants(),
+            Field::GCounter(counter) => counter.check_invariants(),
+        }
+    }
+}

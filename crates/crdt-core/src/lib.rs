@@ -1,0 +1,16 @@
+//! crdt-core: conflict-free replicated data types for collaborative documents.
+#![warn(missing_docs)]
+
+mod clock;
+mod counter;
+mod error;
+mod lww_register;
+mod or_set;
+mod rga;
+
+pub use clock::{Lamport, OpId, ReplicaId, VersionVector};
+pub use counter::{GCounter, GCounterOp, PnCounter, PnCounterOp};
+pub use error::{Applied, ApplyError, DecodeError, EditError};
+pub use lww_register::{LwwOp, LwwRegister};
+pub use or_set::{Dot, OrSet, OrSetOp};
+pub use rga::{Anchor, IdRange, Rga, RgaOp, TextDelta};

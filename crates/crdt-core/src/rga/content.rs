@@ -1,0 +1,143 @@
+//! [`CharBuf`]: every character one replica ever inserted into one `Rga`, in counter order.
+//!
+//! Runs in the sequence refer to their text by `(replica, counter, len)`, so the tree itself holds
+//! no strings. Deleted text stays here: it is part of the history that a snapshot carries.
+//!
+//! # Invariants
+//! - `marks[i]` is the byte offset of character `i * MARK_EVERY`.
+//! - `ascii` is true iff `text` is ASCII; `astral` is true iff `text` has a character outside the
+//!   Basic Multilingual Plane (two UTF-16 units).
+
+/// One checkpoint per this many characters keeps char → byte lookups to a short scan.
+const MARK_EVERY: u32 = 64;
+
+#[derive(Clone, Debug)]
+pub(crate) struct CharBuf {
+    text: String,
+    chars: u32,
+    marks: Vec<u32>,
+    ascii: bool,
+    astral: bool,
+}
+
+impl Default for CharBuf {
+    fn default() -> Self {
+        CharBuf { text: String::new(), chars: 0, marks: Vec::new(), ascii: true, astral: false }
+    }
+}
+
+impl CharBuf {
+    /// Number of characters held (the next counter of this replica).
+    pub fn chars(&self) -> u32 {
+        self.chars
+    }
+
+    pub fn push_str(&mut self, s: &str) {
+        if s.is_ascii() {
+            // Inside an ASCII append, character `c` sits at byte `len_before + (c - start)`.
+            let start = self.chars;
+            let len_before = self.text.len() as u32;
+            let end = start + s.len() as u32;
+            let mut next_mark = start.div_ceil(MARK_EVERY) * MARK_EVERY;
+            while next_mark < end {
+                self.marks.push(len_before + (next_mark - start));
+                next_mark += MARK_EVERY;
+            }
+            self.text.push_str(s);
+            self.chars = end;
+        } else {
+            self.ascii = false;
+            for ch in s.chars() {
+                if self.chars % MARK_EVERY == 0 {
+                    self.marks.push(self.text.len() as u32);
+                }
+                if ch as u32 > 0xFFFF {
+                    self.astral = true;
+                }
+                self.text.push(ch);
+                self.chars += 1;
+            }
+        }
+    }
+
+    /// Byte offset of character `c` (`c == chars()` gives the end).
+    fn byte_of(&self, c: u32) -> usize {
+        if self.ascii {
+            return c as usize;
+        }
+        if c >= self.chars {
+            return self.text.len();
+        }
+        let mark = (c / MARK_EVERY) as usize;
+        let start = self.marks[mark] as usize;
+        let skip = (c % MARK_EVERY) as usize;
+        match self.text[start..].char_indices().nth(skip) {
+            Some((i, _)) => start + i,
+            None => self.text.len(),
+        }
+    }
+
+    /// The text of characters `start .. start + len`.
+    pub fn slice(&self, start: u32, len: u32) -> &str {
+        let a = self.byte_of(start);
+        let b = self.byte_of(start + len);
+        &self.text[a..b]
+    }
+
+    /// Number of UTF-16 code units in characters `start .. start + len`.
+    pub fn utf16_len(&self, start: u32, len: u32) -> u32 {
+        if !self.astral {
+            return len;
+        }
+        self.slice(start, len).chars().map(|c| c.len_utf16() as u32).sum()
+    }
+
+    /// Heap bytes used, for memory reports.
+    pub fn heap_size(&self) -> usize {
+        self.text.capacity() + self.marks.capacity() * 4
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    pub fn check_invariants(&self) {
+        assert_eq!(self.text.chars().count() as u32, self.chars, "char count");
+        assert_eq!(self.ascii, self.text.is_ascii(), "ascii flag");
+        assert_eq!(self.astral, self.text.chars().any(|c| c as u32 > 0xFFFF), "astral flag");
+        for (i, m) in self.marks.iter().enumerate() {
+            let expect = self.text.char_indices().nth(i * MARK_EVERY as usize).map(|(b, _)| b);
+            assert_eq!(Some(*m as usize), expect, "mark {i}");
+        }
+        assert_eq!(self.marks.len() as u32, self.chars.div_ceil(MARK_EVERY), "mark count");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mixed_appends_keep_marks_right() {
+        let mut b = CharBuf::default();
+        let mut model = String::new();
+        for i in 0..300 {
+            let s = match i % 4 {
+                0 => "ab".to_string(),
+                1 => "é😀".to_string(),
+                2 => "x".repeat(70),
+                _ => "中".to_string(),
+            };
+            b.push_str(&s);
+            model.push_str(&s);
+        }
+        b.check_invariants();
+        let chars: Vec<char> = model.chars().collect();
+        for (start, len) in [(0, 5), (63, 3), (64, 100), (1000, 17)] {
+            let want: String = chars[start..start + len].iter().collect();
+            assert_eq!(b.slice(start as u32, len as u32), want);
+            let want16: usize = want.chars().map(char::len_utf16).sum();
+            assert_eq!(b.utf16_len(start as u32, len as u32) as usize, want16);
+        }
+    }
+}

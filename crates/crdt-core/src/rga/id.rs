@@ -1,0 +1,181 @@
+//! Compact ids inside one [`Rga`](super::Rga), the replica table, and the id → leaf index.
+//!
+//! The public API speaks [`OpId`] (a 16-byte UUID plus a counter). Inside the sequence every
+//! character's id is stored as an [`Id`]: an index into this RGA's own replica table and a 32-bit
+//! counter, 8 bytes in all. Indices are local to one `Rga` value and never leave it.
+//!
+//! # Invariants
+//! - `Replicas::ids[i]` and `Replicas::index` are inverse maps.
+//! - `IdIndex` maps every inserted id to the leaf that holds its run, and only those ids.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::{OpId, ReplicaId};
+
+/// A character's id inside one `Rga`: `(replica index, counter)`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+pub(crate) struct Id {
+    pub replica: u32,
+    pub counter: u32,
+}
+
+impl Id {
+    /// "No item": the start of the document as a left origin, the end as a right origin.
+    pub const NONE: Id = Id { replica: u32::MAX, counter: u32::MAX };
+
+    pub fn new(replica: u32, counter: u32) -> Self {
+        Id { replica, counter }
+    }
+
+    pub fn is_none(self) -> bool {
+        self.replica == u32::MAX
+    }
+
+    /// The id `by` characters later in the same run.
+    pub fn plus(self, by: u32) -> Id {
+        Id { replica: self.replica, counter: self.counter + by }
+    }
+}
+
+/// The replica table: `ReplicaId` ↔ small index.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Replicas {
+    ids: Vec<ReplicaId>,
+    index: HashMap<ReplicaId, u32>,
+}
+
+impl Replicas {
+    pub fn get_or_insert(&mut self, replica: ReplicaId) -> u32 {
+        if let Some(i) = self.index.get(&replica) {
+            return *i;
+        }
+        let i = self.ids.len() as u32;
+        self.ids.push(replica);
+        self.index.insert(replica, i);
+        i
+    }
+
+    pub fn lookup(&self, replica: ReplicaId) -> Option<u32> {
+        self.index.get(&replica).copied()
+    }
+
+    pub fn replica(&self, index: u32) -> ReplicaId {
+        self.ids[index as usize]
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = ReplicaId> + '_ {
+        self.ids.iter().copied()
+    }
+
+    /// The public form of an internal id; `None` for [`Id::NONE`].
+    pub fn to_op_id(&self, id: Id) -> Option<OpId> {
+        (!id.is_none()).then(|| OpId::new(self.replica(id.replica), id.counter as u64))
+    }
+
+    pub fn check_invariants(&self) {
+        assert_eq!(self.ids.len(), self.index.len(), "replica table maps disagree");
+        for (i, r) in self.ids.iter().enumerate() {
+            assert_eq!(self.index.get(r), Some(&(i as u32)), "replica table maps disagree");
+        }
+    }
+}
+
+/// For each replica index, the counter ranges of its characters and the leaf holding them.
+///
+/// Entries are `start -> (end, leaf)` over disjoint half-open ranges. Neighbouring ranges in the
+/// same leaf are joined, so a replica that types a paragraph in one place costs one entry.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct IdIndex {
+    per_replica: Vec<BTreeMap<u32, (u32, u32)>>,
+}
+
+impl IdIndex {
+    pub fn ensure_replica(&mut self, replica: u32) {
+        while self.per_replica.len() <= replica as usize {
+            self.per_replica.push(BTreeMap::new());
+        }
+    }
+
+    /// The leaf that holds `id`, if the id is known.
+    pub fn leaf_of(&self, id: Id) -> Option<u32> {
+        let map = self.per_replica.get(id.replica as usize)?;
+        let (_, &(end, leaf)) = map.range(..=id.counter).next_back()?;
+        (id.counter < end).then_some(leaf)
+    }
+
+    /// Records that ids `start .. end` of `replica` now live in `leaf`.
+    pub fn set(&mut self, replica: u32, start: u32, end: u32, leaf: u32) {
+        self.ensure_replica(replica);
+        let map = &mut self.per_replica[replica as usize];
+        // Trim an entry that begins before `start` and reaches into the range.
+        if let Some((&s, &(e, l))) = map.range(..start).next_back() {
+            if e > start {
+                map.insert(s, (start, l));
+                if e > end {
+                    map.insert(end, (e, l));
+                }
+            }
+        }
+        // Remove entries that begin inside the range, keeping any tail past `end`.
+        let inside: Vec<u32> = map.range(start..end).map(|(k, _)| *k).collect();
+        for k in inside {
+            if let Some((e, l)) = map.remove(&k) {
+                if e > end {
+                    map.insert(end, (e, l));
+                }
+            }
+        }
+        // Join with the neighbours when they point at the same leaf.
+        let mut new_start = start;
+        let mut new_end = end;
+        if let Some((&s, &(e, l))) = map.range(..start).next_back() {
+            if e == start && l == leaf {
+                map.remove(&s);
+                new_start = s;
+            }
+        }
+        if let Some(&(e, l)) = map.get(&end) {
+            if l == leaf {
+                map.remove(&end);
+                new_end = e;
+            }
+        }
+        map.insert(new_start, (new_end, leaf));
+    }
+
+    /// Every entry, as `(replica, start, end, leaf)`.
+    pub fn entries(&self) -> impl Iterator<Item = (u32, u32, u32, u32)> + '_ {
+        self.per_replica
+            .iter()
+            .enumerate()
+            .flat_map(|(r, map)| map.iter().map(move |(s, (e, l))| (r as u32, *s, *e, *l)))
+    }
+
+    pub fn entry_count(&self) -> usize {
+        self.per_replica.iter().map(BTreeMap::len).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_splits_and_joins_ranges() {
+        let mut ix = IdIndex::default();
+        ix.set(0, 0, 10, 1);
+        ix.set(0, 3, 6, 2);
+        assert_eq!(ix.leaf_of(Id::new(0, 2)), Some(1));
+        assert_eq!(ix.leaf_of(Id::new(0, 3)), Some(2));
+        assert_eq!(ix.leaf_of(Id::new(0, 6)), Some(1));
+        assert_eq!(ix.leaf_of(Id::new(0, 10)), None);
+        ix.set(0, 3, 6, 1);
+        assert_eq!(ix.entry_count(), 1);
+        ix.set(0, 10, 12, 1);
+        assert_eq!(ix.entry_count(), 1);
+    }
+}

@@ -1,0 +1,465 @@
+//! The sequence's storage: a B-tree of runs, counted by three widths.
+//!
+//! A [`Run`] is a stretch of characters inserted by one replica with consecutive counters, where
+//! each character's left origin is the one before it and all share one right origin: what one
+//! person typing produces. Runs live in [`Leaf`]s of at most [`LEAF_CAP`] runs; internal
+//! [`Node`]s hold up to [`NODE_CAP`] children and the [`Width`] of each child, so a position is
+//! found by descending from the root in O(log n), and the position of a leaf is found by walking
+//! up its parents.
+//!
+//! Leaves are chained by `next` in document order. Runs are never removed (deleted text stays as
+//! tombstones), so leaves only split, never merge.
+//!
+//! # Invariants
+//! - Every node's `widths[i]` is the total width of `children[i]`.
+//! - `parent` pointers are the inverse of `children`; the root has `parent == NIL`.
+//! - All leaves are at the same depth; `height == 1` means the children are leaves.
+//! - Only the sole leaf of an empty sequence is empty; every run has `len > 0`.
+//! - Following `next` from the first leaf visits leaves in tree order.
+
+use super::content::CharBuf;
+use super::id::Id;
+
+/// Most runs in one leaf.
+pub(crate) const LEAF_CAP: usize = 64;
+/// Most children of one internal node.
+pub(crate) const NODE_CAP: usize = 32;
+/// No node / no leaf.
+pub(crate) const NIL: u32 = u32::MAX;
+
+/// A run of characters; see the module docs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Run {
+    /// Id of the first character; character `k` has id `id.plus(k)`.
+    pub id: Id,
+    pub len: u32,
+    /// Left origin of the first character ([`Id::NONE`] = start of document).
+    pub origin_left: Id,
+    /// Right origin of every character ([`Id::NONE`] = end of document).
+    pub origin_right: Id,
+    pub deleted: bool,
+}
+
+impl Run {
+    /// The last character's id.
+    pub fn last(&self) -> Id {
+        self.id.plus(self.len - 1)
+    }
+
+    pub fn contains(&self, id: Id) -> bool {
+        id.replica == self.id.replica && id.counter >= self.id.counter && id.counter < self.id.counter + self.len
+    }
+
+    /// Splits off and returns the part from offset `at` on; `self` keeps `0..at`.
+    pub fn split(&mut self, at: u32) -> Run {
+        debug_assert!(at > 0 && at < self.len);
+        let right = Run {
+            id: self.id.plus(at),
+            len: self.len - at,
+            origin_left: self.id.plus(at - 1),
+            origin_right: self.origin_right,
+            deleted: self.deleted,
+        };
+        self.len = at;
+        right
+    }
+
+    /// True if `next` continues this run exactly (so the two can be stored as one).
+    pub fn can_append(&self, next: &Run) -> bool {
+        next.id.replica == self.id.replica
+            && next.id.counter == self.id.counter + self.len
+            && next.origin_left == self.last()
+            && next.origin_right == self.origin_right
+            && next.deleted == self.deleted
+    }
+
+    pub fn width(&self, bufs: &[CharBuf]) -> Width {
+        if self.deleted {
+            Width { all: self.len, chars: 0, utf16: 0 }
+        } else {
+            let utf16 = bufs[self.id.replica as usize].utf16_len(self.id.counter, self.len);
+            Width { all: self.len, chars: self.len, utf16 }
+        }
+    }
+}
+
+/// Which count a position is measured in.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Metric {
+    /// Every character ever inserted, deleted ones included.
+    All,
+    /// Visible characters (Unicode scalar values).
+    Chars,
+    /// Visible UTF-16 code units.
+    Utf16,
+}
+
+/// The size of a subtree in each [`Metric`].
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+pub(crate) struct Width {
+    pub all: u32,
+    pub chars: u32,
+    pub utf16: u32,
+}
+
+impl Width {
+    pub fn get(&self, metric: Metric) -> u32 {
+        match metric {
+            Metric::All => self.all,
+            Metric::Chars => self.chars,
+            Metric::Utf16 => self.utf16,
+        }
+    }
+
+    /// Wrapping arithmetic: a width is updated by `- old + new`, and the true result always fits.
+    pub fn add(self, o: Width) -> Width {
+        Width {
+            all: self.all.wrapping_add(o.all),
+            chars: self.chars.wrapping_add(o.chars),
+            utf16: self.utf16.wrapping_add(o.utf16),
+        }
+    }
+
+    pub fn sub(self, o: Width) -> Width {
+        Width {
+            all: self.all.wrapping_sub(o.all),
+            chars: self.chars.wrapping_sub(o.chars),
+            utf16: self.utf16.wrapping_sub(o.utf16),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Leaf {
+    pub runs: Vec<Run>,
+    pub parent: u32,
+    pub next: u32,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Node {
+    pub children: Vec<u32>,
+    pub widths: Vec<Width>,
+    pub parent: u32,
+    pub height: u8,
+}
+
+/// Where a character is: leaf, run index in that leaf, offset in that run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Cursor {
+    pub leaf: u32,
+    pub run: usize,
+    pub offset: u32,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct Tree {
+    pub leaves: Vec<Leaf>,
+    pub nodes: Vec<Node>,
+    pub root: u32,
+    pub first_leaf: u32,
+}
+
+impl Default for Tree {
+    fn default() -> Self {
+        Tree {
+            leaves: vec![Leaf { runs: Vec::new(), parent: 0, next: NIL }],
+            nodes: vec![Node { children: vec![0], widths: vec![Width::default()], parent: NIL, height: 1 }],
+            root: 0,
+            first_leaf: 0,
+        }
+    }
+}
+
+impl Tree {
+    /// Total width of the sequence.
+    pub fn total(&self) -> Width {
+        let root = &self.nodes[self.root as usize];
+        root.widths.iter().fold(Width::default(), |a, w| a.add(*w))
+    }
+
+    /// The leaf holding unit `pos` (which must be `< total`) and `pos`'s offset inside it.
+    pub fn seek_leaf(&self, mut pos: u32, metric: Metric) -> Option<(u32, u32)> {
+        let mut node = self.root;
+        loop {
+            let n = &self.nodes[node as usize];
+            let mut child = None;
+            for (i, w) in n.widths.iter().enumerate() {
+                let m = w.get(metric);
+                if pos < m {
+                    child = Some(n.children[i]);
+                    break;
+                }
+                pos -= m;
+            }
+            let child = child?;
+            if n.height == 1 {
+                return Some((child, pos));
+            }
+            node = child;
+        }
+    }
+
+    /// The character at unit `pos` in `metric` (`pos < total`). For [`Metric::Utf16`] the offset
+    /// returned is in characters and `pos` must not split a surrogate pair (the caller checks).
+    pub fn seek(&self, pos: u32, metric: Metric, bufs: &[CharBuf]) -> Option<Cursor> {
+        let (leaf, mut rem) = self.seek_leaf(pos, metric)?;
+        for (i, run) in self.leaves[leaf as usize].runs.iter().enumerate() {
+            let w = match metric {
+                Metric::All => run.len,
+                Metric::Chars if run.deleted => 0,
+                Metric::Chars => run.len,
+                Metric::Utf16 => run.width(bufs).utf16,
+            };
+            if rem < w {
+                let offset = if metric == Metric::Utf16 && w != run.len {
+                    utf16_to_char_offset(bufs[run.id.replica as usize].slice(run.id.counter, run.len), rem)
+                } else {
+                    rem
+                };
+                return Some(Cursor { leaf, run: i, offset });
+            }
+            rem -= w;
+        }
+        None
+    }
+
+    /// The width of everything before `leaf`.
+    pub fn leaf_start(&self, leaf: u32) -> Width {
+        let mut acc = Width::default();
+        let mut child = leaf;
+        let mut node = self.leaves[leaf as usize].parent;
+        while node != NIL {
+            let n = &self.nodes[node as usize];
+            for (c, w) in n.children.iter().zip(&n.widths) {
+                if *c == child {
+                    break;
+                }
+                acc = acc.add(*w);
+            }
+            child = node;
+            node = n.parent;
+        }
+        acc
+    }
+
+    /// The width of everything before the character at `cur`.
+    pub fn position(&self, cur: Cursor, bufs: &[CharBuf]) -> Width {
+        let mut acc = self.leaf_start(cur.leaf);
+        let runs = &self.leaves[cur.leaf as usize].runs;
+        for run in &runs[..cur.run] {
+            acc = acc.add(run.width(bufs));
+        }
+        if cur.offset > 0 {
+            let run = &runs[cur.run];
+            let mut head = *run;
+            head.len = cur.offset;
+            acc = acc.add(head.width(bufs));
+        }
+        acc
+    }
+
+    pub fn leaf_width(&self, leaf: u32, bufs: &[CharBuf]) -> Width {
+        self.leaves[leaf as usize].runs.iter().fold(Width::default(), |a, r| a.add(r.width(bufs)))
+    }
+
+    fn child_index(&self, node: u32, child: u32) -> usize {
+        let n = &self.nodes[node as usize];
+        n.children.iter().position(|c| *c == child).unwrap_or(usize::MAX)
+    }
+
+    /// Propagates a change of `leaf`'s width from `old` to `new` up to the root.
+    pub fn update_width(&mut self, leaf: u32, old: Width, new: Width) {
+        if old == new {
+            return;
+        }
+        let mut child = leaf;
+        let mut node = self.leaves[leaf as usize].parent;
+        while node != NIL {
+            let i = self.child_index(node, child);
+            let n = &mut self.nodes[node as usize];
+            n.widths[i] = n.widths[i].sub(old).add(new);
+            child = node;
+            node = n.parent;
+        }
+    }
+
+    /// The width `leaf` has as recorded in its parent.
+    pub fn recorded_width(&self, leaf: u32) -> Width {
+        let parent = self.leaves[leaf as usize].parent;
+        let i = self.child_index(parent, leaf);
+        self.nodes[parent as usize].widths[i]
+    }
+
+    /// Splits `leaf` in two if it is over capacity. Returns the new right leaf and the runs moved
+    /// there, so the caller can re-point their ids.
+    pub fn split_leaf_if_full(&mut self, leaf: u32, bufs: &[CharBuf]) -> Option<u32> {
+        if self.leaves[leaf as usize].runs.len() <= LEAF_CAP {
+            return None;
+        }
+        let old_recorded = self.recorded_width(leaf);
+        let half = self.leaves[leaf as usize].runs.len() / 2;
+        let moved = self.leaves[leaf as usize].runs.split_off(half);
+        let new_leaf = self.leaves.len() as u32;
+        let parent = self.leaves[leaf as usize].parent;
+        let next = self.leaves[leaf as usize].next;
+        self.leaves.push(Leaf { runs: moved, parent, next });
+        self.leaves[leaf as usize].next = new_leaf;
+        let left_w = self.leaf_width(leaf, bufs);
+        let right_w = old_recorded.sub(left_w);
+        let i = self.child_index(parent, leaf);
+        let p = &mut self.nodes[parent as usize];
+        p.widths[i] = left_w;
+        p.children.insert(i + 1, new_leaf);
+        p.widths.insert(i + 1, right_w);
+        self.split_node_if_full(parent);
+        Some(new_leaf)
+    }
+
+    fn split_node_if_full(&mut self, node: u32) {
+        if self.nodes[node as usize].children.len() <= NODE_CAP {
+            return;
+        }
+        let half = self.nodes[node as usize].children.len() / 2;
+        let children = self.nodes[node as usize].children.split_off(half);
+        let widths = self.nodes[node as usize].widths.split_off(half);
+        let height = self.nodes[node as usize].height;
+        let new_node = self.nodes.len() as u32;
+        for c in &children {
+            if height == 1 {
+                self.leaves[*c as usize].parent = new_node;
+            } else {
+                self.nodes[*c as usize].parent = new_node;
+            }
+        }
+        let left_w = self.nodes[node as usize].widths.iter().fold(Width::default(), |a, w| a.add(*w));
+        let right_w = widths.iter().fold(Width::default(), |a, w| a.add(*w));
+        let parent = self.nodes[node as usize].parent;
+        self.nodes.push(Node { children, widths, parent, height });
+        if parent == NIL {
+            let new_root = self.nodes.len() as u32;
+            self.nodes.push(Node {
+                children: vec![node, new_node],
+                widths: vec![left_w, right_w],
+                parent: NIL,
+                height: height + 1,
+            });
+            self.nodes[node as usize].parent = new_root;
+            self.nodes[new_node as usize].parent = new_root;
+            self.root = new_root;
+        } else {
+            let i = self.child_index(parent, node);
+            let p = &mut self.nodes[parent as usize];
+            p.widths[i] = left_w;
+            p.children.insert(i + 1, new_node);
+            p.widths.insert(i + 1, right_w);
+            self.split_node_if_full(parent);
+        }
+    }
+
+    /// The last leaf in document order.
+    pub fn last_leaf(&self) -> u32 {
+        let mut node = self.root;
+        loop {
+            let n = &self.nodes[node as usize];
+            let last = *n.children.last().unwrap_or(&0);
+            if n.height == 1 {
+                return last;
+            }
+            node = last;
+        }
+    }
+
+    /// The character after `cur` (across leaves), if any.
+    pub fn next_char(&self, cur: Cursor) -> Option<Cursor> {
+        let runs = &self.leaves[cur.leaf as usize].runs;
+        if cur.offset + 1 < runs[cur.run].len {
+            return Some(Cursor { offset: cur.offset + 1, ..cur });
+        }
+        self.next_run(cur.leaf, cur.run)
+    }
+
+    /// The start of the run after run `run` of `leaf`, if any.
+    pub fn next_run(&self, leaf: u32, run: usize) -> Option<Cursor> {
+        if run + 1 < self.leaves[leaf as usize].runs.len() {
+            return Some(Cursor { leaf, run: run + 1, offset: 0 });
+        }
+        let mut l = self.leaves[leaf as usize].next;
+        while l != NIL {
+            if !self.leaves[l as usize].runs.is_empty() {
+                return Some(Cursor { leaf: l, run: 0, offset: 0 });
+            }
+            l = self.leaves[l as usize].next;
+        }
+        None
+    }
+
+    /// Heap bytes used, for memory reports.
+    pub fn heap_size(&self) -> usize {
+        let leaves: usize = self.leaves.iter().map(|l| l.runs.capacity() * std::mem::size_of::<Run>()).sum();
+        let nodes: usize = self
+            .nodes
+            .iter()
+            .map(|n| n.children.capacity() * 4 + n.widths.capacity() * std::mem::size_of::<Width>())
+            .sum();
+        leaves
+            + nodes
+            + self.leaves.capacity() * std::mem::size_of::<Leaf>()
+            + self.nodes.capacity() * std::mem::size_of::<Node>()
+    }
+}
+
+impl Tree {
+    /// Panics unless the invariants in the module docs hold.
+    pub fn check_invariants(&self, bufs: &[CharBuf]) {
+        let mut leaves_in_order = Vec::new();
+        self.check_node(self.root, NIL, bufs, &mut leaves_in_order);
+        let mut chained = Vec::new();
+        let mut l = self.first_leaf;
+        while l != NIL {
+            chained.push(l);
+            l = self.leaves[l as usize].next;
+        }
+        assert_eq!(chained, leaves_in_order, "leaf chain follows tree order");
+        for &l in &leaves_in_order {
+            let runs = &self.leaves[l as usize].runs;
+            assert!(runs.len() <= LEAF_CAP, "leaf over capacity");
+            assert!(runs.iter().all(|r| r.len > 0), "empty run");
+            assert!(!runs.is_empty() || leaves_in_order.len() == 1, "only a lone leaf may be empty");
+        }
+    }
+
+    fn check_node(&self, node: u32, parent: u32, bufs: &[CharBuf], leaves: &mut Vec<u32>) -> (Width, u8) {
+        let n = &self.nodes[node as usize];
+        assert_eq!(n.parent, parent, "node parent pointer");
+        assert_eq!(n.children.len(), n.widths.len(), "one width per child");
+        assert!(!n.children.is_empty() && n.children.len() <= NODE_CAP, "node fill");
+        let mut total = Width::default();
+        for (c, w) in n.children.iter().zip(&n.widths) {
+            let actual = if n.height == 1 {
+                assert_eq!(self.leaves[*c as usize].parent, node, "leaf parent pointer");
+                leaves.push(*c);
+                self.leaf_width(*c, bufs)
+            } else {
+                let (w, h) = self.check_node(*c, node, bufs, leaves);
+                assert_eq!(h + 1, n.height, "all leaves at one depth");
+                w
+            };
+            assert_eq!(actual, *w, "recorded width matches the child");
+            total = total.add(actual);
+        }
+        (total, n.height)
+    }
+}
+
+/// The character offset of UTF-16 unit `units` inside `s` (which must not split a pair).
+pub(crate) fn utf16_to_char_offset(s: &str, units: u32) -> u32 {
+    let mut u = 0;
+    for (i, c) in s.chars().enumerate() {
+        if u >= units {
+            return i as u32;
+        }
+        u += c.len_utf16() as u32;
+    }
+    s.chars().count() as u32
+}

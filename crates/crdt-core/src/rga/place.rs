@@ -1,0 +1,267 @@
+//! Putting runs into the tree and taking characters out of the visible text: the mutations that
+//! local edits, remote operations and merges share.
+
+use super::node::{Cursor, Metric, Run, Width};
+use super::{Id, Rga, RgaOp, TextDelta};
+use crate::{Applied, ApplyError, OpId, ReplicaId};
+
+impl Rga {
+    /// Inserts `run` right after the character at `after` (at the very start when `None`),
+    /// extending that character's run when `run` continues it. Returns where `run` now starts.
+    pub(super) fn place_after(&mut self, after: Option<Cursor>, run: Run) -> Cursor {
+        let (leaf, index) = match after {
+            None => (self.tree.first_leaf, 0),
+            Some(c) => {
+                let runs = &mut self.tree.leaves[c.leaf as usize].runs;
+                let prev = runs[c.run];
+                if c.offset + 1 == prev.len {
+                    if prev.can_append(&run) {
+                        runs[c.run].len += run.len;
+                        let w = run.width(&self.content);
+                        self.tree.update_width(c.leaf, Width::default(), w);
+                        self.ids.set(run.id.replica, run.id.counter, run.id.counter + run.len, c.leaf);
+                        return Cursor { leaf: c.leaf, run: c.run, offset: c.offset + 1 };
+                    }
+                } else {
+                    let right = runs[c.run].split(c.offset + 1);
+                    runs.insert(c.run + 1, right);
+                }
+                (c.leaf, c.run + 1)
+            }
+        };
+        self.tree.leaves[leaf as usize].runs.insert(index, run);
+        self.tree.update_width(leaf, Width::default(), run.width(&self.content));
+        self.ids.set(run.id.replica, run.id.counter, run.id.counter + run.len, leaf);
+        self.split_if_full(leaf, Cursor { leaf, run: index, offset: 0 })
+    }
+
+    /// Appends `run` at the end of the sequence (used when building from a snapshot).
+    pub(super) fn push_back(&mut self, run: Run) {
+        let leaf = self.tree.last_leaf();
+        let runs = &mut self.tree.leaves[leaf as usize].runs;
+        match runs.last_mut() {
+            Some(last) if last.can_append(&run) => last.len += run.len,
+            _ => runs.push(run),
+        }
+        self.tree.update_width(leaf, Width::default(), run.width(&self.content));
+        self.ids.set(run.id.replica, run.id.counter, run.id.counter + run.len, leaf);
+        self.split_if_full(leaf, Cursor { leaf, run: 0, offset: 0 });
+    }
+
+    /// Splits `leaf` if it is over capacity, re-pointing the moved runs' ids; returns where the
+    /// run at `cur` (in `leaf`) ended up.
+    fn split_if_full(&mut self, leaf: u32, cur: Cursor) -> Cursor {
+        let Some(new_leaf) = self.tree.split_leaf_if_full(leaf, &self.content) else { return cur };
+        for run in &self.tree.leaves[new_leaf as usize].runs {
+            self.ids.set(run.id.replica, run.id.counter, run.id.counter + run.len, new_leaf);
+        }
+        let kept = self.tree.leaves[leaf as usize].runs.len();
+        if cur.run >= kept {
+            Cursor { leaf: new_leaf, run: cur.run - kept, ..cur }
+        } else {
+            cur
+        }
+    }
+
+    /// Deletes `len` characters starting at `cur`, all inside one run. Already deleted characters
+    /// stay deleted. Returns true if anything became deleted.
+    pub(super) fn mark_deleted(&mut self, cur: Cursor, len: u32) -> bool {
+        let leaf = cur.leaf;
+        let mut index = cur.run;
+        let runs = &mut self.tree.leaves[leaf as usize].runs;
+        if runs[index].deleted {
+            return false;
+        }
+        if cur.offset > 0 {
+            let right = runs[index].split(cur.offset);
+            index += 1;
+            runs.insert(index, right);
+        }
+        if len < runs[index].len {
+            let right = runs[index].split(len);
+            runs.insert(index + 1, right);
+        }
+        let before = runs[index].width(&self.content);
+        runs[index].deleted = true;
+        let after = runs[index].width(&self.content);
+        // Tombstones next to each other that continue one another are stored as one run.
+        if index + 1 < runs.len() && runs[index].can_append(&runs[index + 1]) {
+            runs[index].len += runs[index + 1].len;
+            runs.remove(index + 1);
+        }
+        if index > 0 && runs[index - 1].can_append(&runs[index]) {
+            runs[index - 1].len += runs[index].len;
+            runs.remove(index);
+        }
+        self.tree.update_width(leaf, before, after);
+        self.split_if_full(leaf, cur);
+        true
+    }
+
+    pub(super) fn apply_inner(
+        &mut self,
+        op: &RgaOp,
+        deltas: Option<&mut Vec<TextDelta>>,
+    ) -> Result<Applied, ApplyError> {
+        let applied = match op {
+            RgaOp::Insert { id, origin_left, origin_right, text } => {
+                self.apply_insert(*id, *origin_left, *origin_right, text, deltas)?
+            }
+            RgaOp::Delete { ranges } => {
+                let mut checked = Vec::with_capacity(ranges.len());
+                for r in ranges {
+                    let unknown = ApplyError::UnknownId { replica: r.start.replica, counter: r.start.counter };
+                    let start = self.known_id(r.start).ok_or(unknown)?;
+                    let end = (start.counter as u64).checked_add(r.len).filter(|e| *e > start.counter as u64);
+                    let end = end.ok_or(ApplyError::Invalid("empty or overflowing delete range"))?;
+                    if end > self.content[start.replica as usize].chars() as u64 {
+                        return Err(ApplyError::UnknownId { replica: r.start.replica, counter: end - 1 });
+                    }
+                    checked.push((start, r.len as u32));
+                }
+                let mut changed = false;
+                let mut deltas = deltas;
+                for (start, len) in checked {
+                    changed |= self.delete_ids(start, len, deltas.as_deref_mut());
+                }
+                if changed {
+                    Applied::Changed
+                } else {
+                    Applied::Duplicate
+                }
+            }
+        };
+        self.after_edit();
+        Ok(applied)
+    }
+
+    /// Deletes the characters with ids `start .. start + len` (all known).
+    pub(super) fn delete_ids(&mut self, start: Id, len: u32, mut deltas: Option<&mut Vec<TextDelta>>) -> bool {
+        let mut changed = false;
+        let mut done = 0;
+        while done < len {
+            let id = start.plus(done);
+            let cur = self.cursor_of(id).expect("known id has a run");
+            let run = self.tree.leaves[cur.leaf as usize].runs[cur.run];
+            let take = (len - done).min(run.len - cur.offset);
+            if !run.deleted {
+                if let Some(d) = deltas.as_deref_mut() {
+                    let at = self.tree.position(cur, &self.content);
+                    let mut piece = run;
+                    piece.id = id;
+                    piece.len = take;
+                    let w = piece.width(&self.content);
+                    d.push(TextDelta::Delete {
+                        pos: at.chars as usize,
+                        pos_utf16: at.utf16 as usize,
+                        len: w.chars as usize,
+                        len_utf16: w.utf16 as usize,
+                    });
+                }
+                changed |= self.mark_deleted(cur, take);
+            }
+            done += take;
+        }
+        changed
+    }
+
+    fn apply_insert(
+        &mut self,
+        id: OpId,
+        origin_left: Option<OpId>,
+        origin_right: Option<OpId>,
+        text: &str,
+        deltas: Option<&mut Vec<TextDelta>>,
+    ) -> Result<Applied, ApplyError> {
+        let len = text.chars().count() as u64;
+        if len == 0 {
+            return Err(ApplyError::Invalid("empty insert"));
+        }
+        let end = id.counter.checked_add(len).filter(|e| *e < u32::MAX as u64);
+        let end = end.ok_or(ApplyError::Invalid("counter overflow"))?;
+        let next = self.next_counter(id.replica);
+        if end <= next {
+            return Ok(Applied::Duplicate);
+        }
+        if id.counter > next {
+            return Err(ApplyError::OutOfOrder { replica: id.replica, expected: next, found: id.counter });
+        }
+        // Part of it may be known already (after a merge): keep the new tail only.
+        let skip = (next - id.counter) as usize;
+        let (text, origin_left) = if skip > 0 {
+            let byte = text.char_indices().nth(skip).map_or(text.len(), |(b, _)| b);
+            (&text[byte..], Some(OpId::new(id.replica, next - 1)))
+        } else {
+            (text, origin_left)
+        };
+        let resolve = |o: Option<OpId>| -> Result<Id, ApplyError> {
+            match o {
+                None => Ok(Id::NONE),
+                Some(o) => self.known_id(o).ok_or(ApplyError::UnknownId { replica: o.replica, counter: o.counter }),
+            }
+        };
+        let left = resolve(origin_left)?;
+        let right = resolve(origin_right)?;
+        let r = self.ensure_replica(id.replica);
+        self.content[r as usize].push_str(text);
+        let run = Run {
+            id: Id::new(r, next as u32),
+            len: (end - next) as u32,
+            origin_left: left,
+            origin_right: right,
+            deleted: false,
+        };
+        let cur = self.integrate(run, id.replica);
+        if let Some(d) = deltas {
+            let at = self.tree.position(cur, &self.content);
+            d.push(TextDelta::Insert { pos: at.chars as usize, pos_utf16: at.utf16 as usize, text: text.to_owned() });
+        }
+        Ok(Applied::Changed)
+    }
+
+    /// The runs in document order with maximal merging, in public ids: a canonical form.
+    pub(super) fn pieces(&self) -> Vec<(OpId, u32, Option<OpId>, Option<OpId>, bool)> {
+        let mut out: Vec<(Run, (OpId, u32, Option<OpId>, Option<OpId>, bool))> = Vec::new();
+        let mut leaf = self.tree.first_leaf;
+        while leaf != super::node::NIL {
+            for run in &self.tree.leaves[leaf as usize].runs {
+                if let Some((last, public)) = out.last_mut() {
+                    if last.can_append(run) {
+                        last.len += run.len;
+                        public.1 += run.len;
+                        continue;
+                    }
+                }
+                let public = (
+                    self.replicas.to_op_id(run.id).expect("a run has an id"),
+                    run.len,
+                    self.replicas.to_op_id(run.origin_left),
+                    self.replicas.to_op_id(run.origin_right),
+                    run.deleted,
+                );
+                out.push((*run, public));
+            }
+            leaf = self.tree.leaves[leaf as usize].next;
+        }
+        out.into_iter().map(|(_, p)| p).collect()
+    }
+
+    /// The replica a local index stands for.
+    pub(super) fn replica_of(&self, index: u32) -> ReplicaId {
+        self.replicas.replica(index)
+    }
+
+    /// The position, counting every character ever inserted, of the character at `cur`.
+    pub(super) fn pos_all(&self, cur: Cursor) -> u32 {
+        let mut at = self.tree.leaf_start(cur.leaf).all;
+        for run in &self.tree.leaves[cur.leaf as usize].runs[..cur.run] {
+            at += run.len;
+        }
+        at + cur.offset
+    }
+
+    /// The cursor at position `pos` counting every character (`pos < total`).
+    pub(super) fn seek_all(&self, pos: u32) -> Option<Cursor> {
+        self.tree.seek(pos, Metric::All, &self.content)
+    }
+}

@@ -1,0 +1,170 @@
+//! The serialized form of an [`Rga`]: its full history, validated when read back.
+//!
+//! ```text
+//! RgaState {
+//!     replicas: [ReplicaId],            // index i stands for replicas[i] below
+//!     text:     [String],               // per replica: every character it inserted, in counter order
+//!     runs:     [StateRun],             // the sequence, in document order, tombstones included
+//! }
+//! StateRun { replica: u32, counter: u32, len: u32,
+//!            origin_left: Option<(u32, u32)>, origin_right: Option<(u32, u32)>, deleted: bool }
+//! ```
+//!
+//! Characters are stored once, in the per-replica text; runs only point into it. Reading back
+//! checks that the runs cover every inserted character exactly once and that every origin names
+//! an inserted character, so a decoded text never panics later. A decoded `Rga` edits as a fresh
+//! random replica until [`Rga::set_replica`] says otherwise.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::node::Run;
+use super::{Id, Rga};
+use crate::ReplicaId;
+
+#[derive(Serialize, Deserialize)]
+struct RgaState {
+    replicas: Vec<ReplicaId>,
+    text: Vec<String>,
+    runs: Vec<StateRun>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct StateRun {
+    replica: u32,
+    counter: u32,
+    len: u32,
+    origin_left: Option<(u32, u32)>,
+    origin_right: Option<(u32, u32)>,
+    deleted: bool,
+}
+
+impl Rga {
+    fn to_state(&self) -> RgaState {
+        // Replicas that never inserted anything (a loaded copy's own id, say) are left out.
+        let mut remap = vec![u32::MAX; self.content.len()];
+        let mut kept = 0;
+        for (i, buf) in self.content.iter().enumerate() {
+            if buf.chars() > 0 {
+                remap[i] = kept;
+                kept += 1;
+            }
+        }
+        let to_pair = |id: Id| (!id.is_none()).then(|| (remap[id.replica as usize], id.counter));
+        let mut runs: Vec<StateRun> = Vec::new();
+        let mut leaf = self.tree.first_leaf;
+        while leaf != super::node::NIL {
+            for run in &self.tree.leaves[leaf as usize].runs {
+                let replica_index = remap[run.id.replica as usize];
+                match runs.last_mut() {
+                    Some(StateRun { replica, counter, len, origin_right, deleted, .. })
+                        if *replica == replica_index
+                            && *counter + *len == run.id.counter
+                            && to_pair(run.origin_left) == Some((*replica, *counter + *len - 1))
+                            && *origin_right == to_pair(run.origin_right)
+                            && *deleted == run.deleted =>
+                    {
+                        *len += run.len
+                    }
+                    _ => runs.push(StateRun {
+                        replica: replica_index,
+                        counter: run.id.counter,
+                        len: run.len,
+                        origin_left: to_pair(run.origin_left),
+                        origin_right: to_pair(run.origin_right),
+                        deleted: run.deleted,
+                    }),
+                }
+            }
+            leaf = self.tree.leaves[leaf as usize].next;
+        }
+        let kept = |i: &usize| remap[*i] != u32::MAX;
+        RgaState {
+            replicas: self.replicas.iter().enumerate().filter(|(i, _)| kept(i)).map(|(_, r)| r).collect(),
+            text: self
+                .content
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| kept(i))
+                .map(|(_, b)| b.as_str().to_owned())
+                .collect(),
+            runs,
+        }
+    }
+
+    fn from_state(state: RgaState) -> Result<Rga, &'static str> {
+        let n = state.replicas.len();
+        if state.text.len() != n {
+            return Err("one text per replica");
+        }
+        let mut rga = Rga::new(ReplicaId::random());
+        // `new` registered the random replica as index 0; rebuild the table in the stored order.
+        rga.replicas = Default::default();
+        rga.content.clear();
+        for (r, text) in state.replicas.iter().zip(&state.text) {
+            if rga.replicas.lookup(*r).is_some() {
+                return Err("a replica is listed twice");
+            }
+            let i = rga.ensure_replica(*r);
+            if text.chars().count() >= u32::MAX as usize {
+                return Err("text too long");
+            }
+            rga.content[i as usize].push_str(text);
+        }
+        let chars: Vec<u32> = rga.content.iter().map(|b| b.chars()).collect();
+        let known = |p: Option<(u32, u32)>| match p {
+            None => Ok(Id::NONE),
+            Some((r, c)) if (r as usize) < n && c < chars[r as usize] => Ok(Id::new(r, c)),
+            Some(_) => Err("an origin names a character that was never inserted"),
+        };
+        let mut ranges: Vec<Vec<(u32, u32)>> = vec![Vec::new(); n];
+        for s in &state.runs {
+            if s.replica as usize >= n || s.len == 0 {
+                return Err("run of an unknown replica or empty");
+            }
+            let end = s.counter.checked_add(s.len).ok_or("run past the replica's text")?;
+            if end > chars[s.replica as usize] {
+                return Err("run past the replica's text");
+            }
+            ranges[s.replica as usize].push((s.counter, end));
+        }
+        for (r, mut list) in ranges.into_iter().enumerate() {
+            list.sort_unstable();
+            let mut at = 0;
+            for (start, end) in list {
+                if start != at {
+                    return Err("runs do not cover each inserted character exactly once");
+                }
+                at = end;
+            }
+            if at != chars[r] {
+                return Err("runs do not cover each inserted character exactly once");
+            }
+        }
+        for s in state.runs {
+            let run = Run {
+                id: Id::new(s.replica, s.counter),
+                len: s.len,
+                origin_left: known(s.origin_left)?,
+                origin_right: known(s.origin_right)?,
+                deleted: s.deleted,
+            };
+            rga.push_back(run);
+        }
+        let random = ReplicaId::random();
+        rga.set_replica(random);
+        Ok(rga)
+    }
+}
+
+impl Serialize for Rga {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.to_state().serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Rga {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let state = RgaState::deserialize(deserializer)?;
+        Rga::from_state(state).map_err(serde::de::Error::custom)
+    }
+}

@@ -1,0 +1,237 @@
+//! The text against plain models: one replica equals a `String` under random edits (in
+//! characters and in UTF-16 units), replicas converge under random delivery, and the serialized
+//! form reads back to the same state.
+
+use crdt_core::{ApplyError, EditError, ReplicaId, Rga, RgaOp, TextDelta};
+use proptest::prelude::*;
+
+/// Text pieces mixing ASCII, accents, CJK, emoji (astral) and combining marks.
+fn piece() -> impl Strategy<Value = String> {
+    prop::collection::vec(
+        prop_oneof![
+            4 => prop::char::range('a', 'z'),
+            1 => Just('é'),
+            1 => Just('中'),
+            1 => Just('😀'),
+            1 => Just('\u{0301}'),
+            1 => Just('𝄞'),
+        ],
+        1..6,
+    )
+    .prop_map(|v| v.into_iter().collect())
+}
+
+#[derive(Debug, Clone)]
+enum Edit {
+    Insert(usize, String),
+    Delete(usize, usize),
+    InsertUtf16(usize, String),
+    DeleteUtf16(usize, usize),
+}
+
+fn edit() -> impl Strategy<Value = Edit> {
+    prop_oneof![
+        3 => (any::<usize>(), piece()).prop_map(|(p, s)| Edit::Insert(p, s)),
+        2 => (any::<usize>(), 0usize..8).prop_map(|(p, n)| Edit::Delete(p, n)),
+        2 => (any::<usize>(), piece()).prop_map(|(p, s)| Edit::InsertUtf16(p, s)),
+        1 => (any::<usize>(), 0usize..8).prop_map(|(p, n)| Edit::DeleteUtf16(p, n)),
+    ]
+}
+
+fn utf16_to_char(model: &[char], pos16: usize) -> Option<usize> {
+    let mut u = 0;
+    for (i, c) in model.iter().enumerate() {
+        if u == pos16 {
+            return Some(i);
+        }
+        if u > pos16 {
+            return None;
+        }
+        u += c.len_utf16();
+    }
+    (u == pos16).then_some(model.len())
+}
+
+/// Applies `edit` to the text and the model; positions are reduced into range so most edits are
+/// valid; an edit at a UTF-16 position inside a surrogate pair must be refused.
+fn apply(rga: &mut Rga, model: &mut Vec<char>, edit: &Edit) -> Option<RgaOp> {
+    let len = model.len();
+    let len16: usize = model.iter().map(|c| c.len_utf16()).sum();
+    match edit {
+        Edit::Insert(p, s) => {
+            let p = p % (len + 1);
+            model.splice(p..p, s.chars());
+            Some(rga.insert(p, s).unwrap())
+        }
+        Edit::Delete(p, n) => {
+            let p = p % (len + 1);
+            let n = (*n).min(len - p);
+            model.drain(p..p + n);
+            rga.delete(p, n).unwrap()
+        }
+        Edit::InsertUtf16(p, s) => {
+            let p16 = p % (len16 + 1);
+            match utf16_to_char(model, p16) {
+                Some(p) => {
+                    model.splice(p..p, s.chars());
+                    Some(rga.insert_utf16(p16, s).unwrap())
+                }
+                None => {
+                    assert_eq!(rga.insert_utf16(p16, s), Err(EditError::SplitsSurrogate(p16)));
+                    None
+                }
+            }
+        }
+        Edit::DeleteUtf16(p, n) => {
+            let p16 = p % (len16 + 1);
+            let n16 = (*n).min(len16 - p16);
+            match (utf16_to_char(model, p16), utf16_to_char(model, p16 + n16)) {
+                (Some(a), Some(b)) => {
+                    model.drain(a..b);
+                    rga.delete_utf16(p16, n16).unwrap()
+                }
+                _ => {
+                    assert!(matches!(rga.delete_utf16(p16, n16), Err(EditError::SplitsSurrogate(_))));
+                    None
+                }
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    #[test]
+    fn one_replica_equals_a_string(edits in prop::collection::vec(edit(), 1..60)) {
+        let mut rga = Rga::new(ReplicaId::from_u128(1));
+        let mut model: Vec<char> = Vec::new();
+        let mut remote = Rga::new(ReplicaId::from_u128(2));
+        let mut mirrored: Vec<char> = Vec::new();
+        for e in &edits {
+            if let Some(op) = apply(&mut rga, &mut model, e) {
+                // The deltas a remote replica reports replay the edit on a plain string.
+                let mut deltas = Vec::new();
+                remote.apply_with_deltas(&op, &mut deltas).unwrap();
+                for d in deltas {
+                    match d {
+                        TextDelta::Insert { pos, text, .. } => { mirrored.splice(pos..pos, text.chars()); }
+                        TextDelta::Delete { pos, len, .. } => { mirrored.drain(pos..pos + len); }
+                    }
+                }
+            }
+            let s: String = model.iter().collect();
+            prop_assert_eq!(rga.value(), s.clone());
+            prop_assert_eq!(rga.len(), model.len());
+            prop_assert_eq!(rga.len_utf16(), s.encode_utf16().count());
+            prop_assert_eq!(mirrored.iter().collect::<String>(), s);
+        }
+        for pos in 0..=model.len() {
+            let p16: usize = model[..pos].iter().map(|c| c.len_utf16()).sum();
+            prop_assert_eq!(rga.char_to_utf16(pos), Ok(p16));
+            prop_assert_eq!(rga.utf16_to_char(p16), Ok(pos));
+        }
+        rga.check_invariants();
+        remote.check_invariants();
+        prop_assert_eq!(&rga, &remote);
+    }
+
+    #[test]
+    fn replicas_converge_in_any_order(
+        edits in prop::collection::vec((0usize..4, edit()), 1..80),
+        seed in any::<u64>(),
+    ) {
+        let mut peers: Vec<Rga> = (1..=4).map(|i| Rga::new(ReplicaId::from_u128(i))).collect();
+        let mut models: Vec<Vec<char>> = vec![Vec::new(); 4];
+        let mut log: Vec<RgaOp> = Vec::new();
+        let mut rng = seed;
+        let mut step = || { rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17; rng };
+        for (who, e) in &edits {
+            // Sometimes catch up on a random prefix of others' ops first (a partition healing).
+            if step() % 3 == 0 {
+                for op in &log {
+                    peers[*who].apply(op).ok();
+                }
+                models[*who] = peers[*who].value().chars().collect();
+            }
+            if let Some(op) = apply(&mut peers[*who], &mut models[*who], e) {
+                log.push(op);
+            }
+        }
+        // Deliver everything to everyone in a random order with duplicates, retrying ops whose
+        // dependencies are missing.
+        for (i, peer) in peers.iter_mut().enumerate() {
+            let mut pending: Vec<&RgaOp> = log.iter().chain(log.iter().take(i * 3)).collect();
+            while !pending.is_empty() {
+                let before = pending.len();
+                let mut k = 0;
+                while k < pending.len() {
+                    let j = (step() as usize) % pending.len();
+                    match peer.apply(pending[j]) {
+                        Ok(_) => { pending.swap_remove(j); }
+                        Err(ApplyError::UnknownId { .. } | ApplyError::OutOfOrder { .. }) => k += 1,
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                if pending.len() == before {
+                    // Random picks missed; try every op in order once.
+                    pending.retain(|op| peer.apply(op).is_err());
+                    prop_assert!(pending.len() < before, "stuck");
+                }
+            }
+            peer.check_invariants();
+        }
+        let mut merged = Rga::new(ReplicaId::from_u128(9));
+        for p in &peers {
+            merged.merge(p);
+        }
+        merged.check_invariants();
+        for p in &peers[1..] {
+            prop_assert_eq!(p.value(), peers[0].value());
+            prop_assert_eq!(p, &peers[0]);
+        }
+        prop_assert_eq!(&merged, &peers[0]);
+    }
+
+    #[test]
+    fn snapshot_reads_back(edits in prop::collection::vec(edit(), 1..60)) {
+        let mut rga = Rga::new(ReplicaId::from_u128(1));
+        let mut model = Vec::new();
+        for e in &edits {
+            apply(&mut rga, &mut model, e);
+        }
+        let bytes = bincode::serde::encode_to_vec(&rga, bincode::config::standard()).unwrap();
+        let (back, _): (Rga, usize) = bincode::serde::decode_from_slice(&bytes, bincode::config::standard().with_limit::<{ 1 << 20 }>()).unwrap();
+        back.check_invariants();
+        prop_assert_eq!(&back, &rga);
+        prop_assert_eq!(back.value(), rga.value());
+    }
+}
+
+#[test]
+fn anchors_stay_on_their_character() {
+    let mut a = Rga::new(ReplicaId::from_u128(1));
+    a.insert(0, "hello world").unwrap();
+    let anchor = a.anchor_at(6); // just after "hello "
+    a.insert(0, ">> ").unwrap();
+    assert_eq!(a.anchor_position(&anchor), Some(9));
+    a.delete(3, 6).unwrap(); // "hello " gone: the anchor falls back to where it was
+    assert_eq!(a.value(), ">> world");
+    assert_eq!(a.anchor_position(&anchor), Some(3));
+}
+
+#[test]
+fn utf16_positions_with_emoji_and_combining_marks() {
+    let mut a = Rga::new(ReplicaId::from_u128(1));
+    a.insert(0, "a😀e\u{301}中").unwrap();
+    assert_eq!(a.len(), 5);
+    assert_eq!(a.len_utf16(), 6);
+    assert_eq!(a.utf16_to_char(3), Ok(2));
+    assert_eq!(a.utf16_to_char(2), Err(EditError::SplitsSurrogate(2)));
+    a.insert_utf16(3, "!").unwrap();
+    assert_eq!(a.value(), "a😀!e\u{301}中");
+    a.delete_utf16(1, 2).unwrap();
+    assert_eq!(a.value(), "a!e\u{301}中");
+    assert_eq!(a.insert(0, ""), Err(EditError::EmptyText));
+    assert!(matches!(a.delete(3, 9), Err(EditError::OutOfBounds { .. })));
+}
