@@ -97,6 +97,7 @@ pub struct Lamport {
 /// # Invariants
 /// - No entry is 0.
 #[derive(Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "BTreeMap<ReplicaId, u64>")]
 pub struct VersionVector(BTreeMap<ReplicaId, u64>);
 
 impl VersionVector {
@@ -167,11 +168,13 @@ impl VersionVector {
     pub fn check_invariants(&self) {
         assert!(self.0.values().all(|v| *v > 0), "version vector holds a zero entry");
     }
+}
 
-    /// Re-establishes the invariants after deserializing untrusted data.
-    pub(crate) fn normalized(mut self) -> Self {
-        self.0.retain(|_, v| *v > 0);
-        self
+/// Deserializing goes through this, so zero entries in untrusted input are dropped.
+impl From<BTreeMap<ReplicaId, u64>> for VersionVector {
+    fn from(mut map: BTreeMap<ReplicaId, u64>) -> Self {
+        map.retain(|_, v| *v > 0);
+        VersionVector(map)
     }
 }
 

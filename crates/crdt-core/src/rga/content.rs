@@ -48,7 +48,7 @@ impl CharBuf {
         } else {
             self.ascii = false;
             for ch in s.chars() {
-                if self.chars % MARK_EVERY == 0 {
+                if self.chars.is_multiple_of(MARK_EVERY) {
                     self.marks.push(self.text.len() as u32);
                 }
                 if ch as u32 > 0xFFFF {

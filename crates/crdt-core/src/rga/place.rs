@@ -5,6 +5,9 @@ use super::node::{Cursor, Metric, Run, Width};
 use super::{Id, Rga, RgaOp, TextDelta};
 use crate::{Applied, ApplyError, OpId, ReplicaId};
 
+/// A run in public ids: first id, length, origins, deleted.
+pub(super) type Piece = (OpId, u32, Option<OpId>, Option<OpId>, bool);
+
 impl Rga {
     /// Inserts `run` right after the character at `after` (at the very start when `None`),
     /// extending that character's run when `run` continues it. Returns where `run` now starts.
@@ -220,8 +223,8 @@ impl Rga {
     }
 
     /// The runs in document order with maximal merging, in public ids: a canonical form.
-    pub(super) fn pieces(&self) -> Vec<(OpId, u32, Option<OpId>, Option<OpId>, bool)> {
-        let mut out: Vec<(Run, (OpId, u32, Option<OpId>, Option<OpId>, bool))> = Vec::new();
+    pub(super) fn pieces(&self) -> Vec<Piece> {
+        let mut out: Vec<(Run, Piece)> = Vec::new();
         let mut leaf = self.tree.first_leaf;
         while leaf != super::node::NIL {
             for run in &self.tree.leaves[leaf as usize].runs {
