@@ -1,11 +1,14 @@
 //! crdt-core: conflict-free replicated data types for collaborative documents.
 #![warn(missing_docs)]
 
+pub mod codec;
 mod clock;
 mod counter;
+mod document;
 mod error;
 mod lww_register;
 mod or_set;
+pub mod protocol;
 mod rga;
 
 pub use clock::{Lamport, OpId, ReplicaId, VersionVector};
@@ -14,3 +17,7 @@ pub use error::{Applied, ApplyError, DecodeError, EditError};
 pub use lww_register::{LwwOp, LwwRegister};
 pub use or_set::{Dot, OrSet, OrSetOp};
 pub use rga::{Anchor, IdRange, Rga, RgaOp, TextDelta};
+pub use document::{
+    ApplyOutcome, Change, DocValue, Document, FieldKind, FieldOp, FieldValue, Op, Transaction,
+    MAX_PENDING, MAX_SEQ,
+};

@@ -201,3 +201,8 @@ impl Field {
         }
     }
 }
+
+/// The elements of a set, in ascending order.
+pub(crate) fn set_elements(set: &OrSet<String>) -> Vec<String> {
+    set.iter().cloned().collect()
+}

@@ -111,6 +111,22 @@ impl IdIndex {
     pub fn set(&mut self, replica: u32, start: u32, end: u32, leaf: u32) {
         self.ensure_replica(replica);
         let map = &mut self.per_replica[replica as usize];
+        // Fast path: ids past every known one (new characters), the common case by far.
+        match map.last_entry() {
+            None => {
+                map.insert(start, (end, leaf));
+                return;
+            }
+            Some(mut last) if *last.key() <= start && last.get().0 <= start => {
+                if last.get().0 == start && last.get().1 == leaf {
+                    last.get_mut().0 = end;
+                } else {
+                    map.insert(start, (end, leaf));
+                }
+                return;
+            }
+            Some(_) => {}
+        }
         // Trim an entry that begins before `start` and reaches into the range.
         if let Some((&s, &(e, l))) = map.range(..start).next_back() {
             if e > start {
@@ -121,12 +137,10 @@ impl IdIndex {
             }
         }
         // Remove entries that begin inside the range, keeping any tail past `end`.
-        let inside: Vec<u32> = map.range(start..end).map(|(k, _)| *k).collect();
-        for k in inside {
-            if let Some((e, l)) = map.remove(&k) {
-                if e > end {
-                    map.insert(end, (e, l));
-                }
+        while let Some((&k, &(e, l))) = map.range(start..end).next() {
+            map.remove(&k);
+            if e > end {
+                map.insert(end, (e, l));
             }
         }
         // Join with the neighbours when they point at the same leaf.

@@ -1,0 +1,374 @@
+//! [`Document`]: named fields of five CRDT kinds sharing one causal history.
+//!
+//! A document holds fields keyed by `(name, kind)` — text ([`Rga`]), register
+//! ([`LwwRegister<String>`](crate::LwwRegister)), set ([`OrSet<String>`](crate::OrSet)), counter
+//! ([`PnCounter`](crate::PnCounter)) and grow-only counter ([`GCounter`](crate::GCounter)). A
+//! field comes into being with the first operation on it, local or remote; the same name with
+//! two kinds is two fields that never conflict.
+//!
+//! Every local edit is applied at once and recorded as a [`Change`]: the next `seq` of this
+//! replica, the version it had seen (`deps`), and the operations. The change is appended to the
+//! document's history and returned, to be sent to the other replicas, which apply it with
+//! [`Document::apply_change`]. A remote change applies only after its causal past; until then
+//! it is buffered. A change whose operations do not fit the state (say, deleting characters
+//! that do not exist) is rejected whole, and the document is unchanged.
+//!
+//! ```
+//! use crdt_core::{Document, ReplicaId};
+//!
+//! let mut alice = Document::new(ReplicaId::from_u128(1));
+//! let mut bob = Document::new(ReplicaId::from_u128(2));
+//! let hello = alice.insert_text("body", 0, "hello").unwrap();
+//! let like = bob.increment("likes", 1);
+//! bob.apply_change(hello).unwrap();
+//! alice.apply_change(like).unwrap();
+//! assert_eq!(alice.text("body").as_deref(), Some("hello"));
+//! assert_eq!(alice.state_hash(), bob.state_hash());
+//! ```
+//!
+//! # Invariants
+//! - `version` has no zero entries, and `history` runs from its base to exactly `version`.
+//! - Every field's state is the result of exactly the changes counted by `version` (so a field
+//!   exists iff some applied change touched it).
+//! - Every text field's [`Rga`] makes local inserts as `replica`.
+//! - No buffered change is ready or already applied.
+
+mod buffer;
+mod change;
+mod edit;
+mod field;
+mod history;
+mod remote;
+mod transaction;
+mod value;
+
+use std::collections::BTreeMap;
+
+pub use buffer::MAX_PENDING;
+pub use change::{ApplyOutcome, Change, MAX_SEQ};
+pub use field::{FieldKind, FieldOp, Op};
+pub use transaction::Transaction;
+pub use value::{DocValue, FieldValue};
+
+pub(crate) use field::Field;
+
+use buffer::Pending;
+use history::History;
+
+use crate::{EditError, ReplicaId, Rga, VersionVector};
+
+/// A collaborative document; see the module docs.
+#[derive(Clone, Debug)]
+pub struct Document {
+    replica: ReplicaId,
+    fields: BTreeMap<(String, FieldKind), Field>,
+    version: VersionVector,
+    history: History,
+    pending: Pending,
+}
+
+/// Two documents are equal when they hold the same replicated state: equal fields and version,
+/// and the same history (the same changes after the same base, in any causal order). The local
+/// replica id and the buffer of not-yet-ready changes (unprocessed input) are ignored.
+impl PartialEq for Document {
+    fn eq(&self, other: &Self) -> bool {
+        self.fields == other.fields
+            && self.version == other.version
+            && self.history.same_changes(&other.history)
+    }
+}
+
+impl Document {
+    /// An empty document edited locally as `replica`.
+    pub fn new(replica: ReplicaId) -> Document {
+        Document {
+            replica,
+            fields: BTreeMap::new(),
+            version: VersionVector::new(),
+            history: History::default(),
+            pending: Pending::default(),
+        }
+    }
+
+    /// Rebuilds a document from decoded parts, checking everything that can be checked.
+    pub(crate) fn from_parts(
+        replica: ReplicaId,
+        fields: Vec<(String, Field)>,
+        version: VersionVector,
+        history_base: VersionVector,
+        history: Vec<Change>,
+    ) -> Result<Document, &'static str> {
+        let (history, reached) = History::from_parts(history_base, history)?;
+        if reached != version {
+            return Err("history does not reach the snapshot version");
+        }
+        let mut map = BTreeMap::new();
+        for (name, mut field) in fields {
+            field.validate()?;
+            field.set_replica(replica);
+            if map.insert((name, field.kind()), field).is_some() {
+                return Err("snapshot holds the same field twice");
+            }
+        }
+        let doc = Document {
+            replica,
+            fields: map,
+            version,
+            history,
+            pending: Pending::default(),
+        };
+        doc.debug_check();
+        Ok(doc)
+    }
+
+    /// The replica this document makes its local edits as.
+    pub fn replica(&self) -> ReplicaId {
+        self.replica
+    }
+
+    /// Makes later local edits as `replica`.
+    ///
+    /// Use a replica id that has never made a change in this document (a fresh
+    /// [`ReplicaId::random`]) unless it is this document's own earlier id, restored after a
+    /// reload: two documents editing as one replica would mint the same ids.
+    pub fn set_replica(&mut self, replica: ReplicaId) {
+        self.replica = replica;
+        for field in self.fields.values_mut() {
+            field.set_replica(replica);
+        }
+    }
+
+    /// How many changes of each replica this document has applied.
+    pub fn version(&self) -> &VersionVector {
+        &self.version
+    }
+
+    /// The version at which the kept history starts: changes up to it are known only by their
+    /// effect (after loading a snapshot without history, or through a state merge).
+    pub fn history_base(&self) -> &VersionVector {
+        self.history.base()
+    }
+
+    /// The applied changes after [`history_base`](Self::history_base), in the order they were
+    /// applied (a causal order).
+    pub fn history(&self) -> &[Change] {
+        self.history.changes()
+    }
+
+    /// How many received changes are buffered, waiting for their causal past.
+    pub fn pending_count(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// The buffered changes, in `(replica, seq)` order.
+    pub fn pending(&self) -> impl Iterator<Item = &Change> {
+        self.pending.iter()
+    }
+
+    /// The keys of all fields, in `(name, kind)` order.
+    pub fn fields(&self) -> impl Iterator<Item = (&str, FieldKind)> {
+        self.fields.keys().map(|(name, kind)| (name.as_str(), *kind))
+    }
+
+    // ---- Local edits. Each applies at once and returns the change to send. ----
+
+    /// Inserts `text` at character position `pos` of the text field `field`.
+    ///
+    /// Errors: [`EditError::EmptyText`] for `""`, [`EditError::OutOfBounds`] past the end; the
+    /// document is then unchanged.
+    pub fn insert_text(&mut self, field: &str, pos: usize, text: &str) -> Result<Change, EditError> {
+        let op = self.stage_insert_text(field, pos, text, false)?;
+        Ok(self.commit(vec![op]))
+    }
+
+    /// Deletes `len` characters from position `pos` of the text field `field`.
+    ///
+    /// Returns `Ok(None)` (and records nothing) when `len` is 0.
+    pub fn delete_text(&mut self, field: &str, pos: usize, len: usize) -> Result<Option<Change>, EditError> {
+        let op = self.stage_delete_text(field, pos, len, false)?;
+        Ok(op.map(|op| self.commit(vec![op])))
+    }
+
+    /// [`insert_text`](Self::insert_text) with `pos16` in UTF-16 code units (JavaScript string
+    /// positions).
+    pub fn insert_text_utf16(&mut self, field: &str, pos16: usize, text: &str) -> Result<Change, EditError> {
+        let op = self.stage_insert_text(field, pos16, text, true)?;
+        Ok(self.commit(vec![op]))
+    }
+
+    /// [`delete_text`](Self::delete_text) with `pos16` and `len16` in UTF-16 code units.
+    pub fn delete_text_utf16(
+        &mut self,
+        field: &str,
+        pos16: usize,
+        len16: usize,
+    ) -> Result<Option<Change>, EditError> {
+        let op = self.stage_delete_text(field, pos16, len16, true)?;
+        Ok(op.map(|op| self.commit(vec![op])))
+    }
+
+    /// Sets the register field `field` to `value`.
+    pub fn set_register(&mut self, field: &str, value: String) -> Change {
+        let op = self.stage_set_register(field, value);
+        self.commit(vec![op])
+    }
+
+    /// Adds `value` to the set field `field`.
+    pub fn add_to_set(&mut self, field: &str, value: String) -> Change {
+        let op = self.stage_add_to_set(field, value);
+        self.commit(vec![op])
+    }
+
+    /// Removes `value` from the set field `field`; `Ok(None)` (nothing recorded) if it is not
+    /// there. Never fails today; the `Result` leaves room for errors of future set kinds.
+    pub fn remove_from_set(&mut self, field: &str, value: &str) -> Result<Option<Change>, EditError> {
+        let op = self.stage_remove_from_set(field, value);
+        Ok(op.map(|op| self.commit(vec![op])))
+    }
+
+    /// Adds `n` to the counter field `field`.
+    pub fn increment(&mut self, field: &str, n: u64) -> Change {
+        let op = self.stage_counter(field, n, true);
+        self.commit(vec![op])
+    }
+
+    /// Subtracts `n` from the counter field `field`.
+    pub fn decrement(&mut self, field: &str, n: u64) -> Change {
+        let op = self.stage_counter(field, n, false);
+        self.commit(vec![op])
+    }
+
+    /// Adds `n` to the grow-only counter field `field`.
+    pub fn increment_gcounter(&mut self, field: &str, n: u64) -> Change {
+        let op = self.stage_gcounter(field, n);
+        self.commit(vec![op])
+    }
+
+    /// Makes several edits as one change.
+    ///
+    /// The closure edits through the [`Transaction`]; each edit applies at once, so later ones
+    /// see earlier ones. If the closure returns `Ok`, the edits are recorded as one change,
+    /// returned (`None` if it made no edit). If it returns `Err`, every edit is undone and the
+    /// document is as before; the error is returned.
+    ///
+    /// To be able to undo, a transaction copies each field the first time it edits it: cheap
+    /// for registers, sets and counters, proportional to the text for a text field. The single
+    /// edit methods copy nothing. If the closure panics, the edits are undone as the
+    /// transaction unwinds.
+    pub fn transact<F>(&mut self, edits: F) -> Result<Option<Change>, EditError>
+    where
+        F: FnOnce(&mut Transaction<'_>) -> Result<(), EditError>,
+    {
+        let mut transaction = Transaction::new(self);
+        // On `Err`, or if the closure panics, dropping the transaction undoes its edits.
+        edits(&mut transaction)?;
+        let ops = transaction.finish();
+        Ok((!ops.is_empty()).then(|| self.commit(ops)))
+    }
+
+    // ---- Reads. ----
+
+    /// The text of the text field `field`, if it exists.
+    pub fn text(&self, field: &str) -> Option<String> {
+        self.rga(field).map(Rga::value)
+    }
+
+    /// The text field `field` itself (for lengths, position conversion and anchors).
+    pub fn rga(&self, field: &str) -> Option<&Rga> {
+        match self.field(field, FieldKind::Text) {
+            Some(Field::Text(rga)) => Some(rga),
+            _ => None,
+        }
+    }
+
+    /// The value of the register field `field`; `None` if it does not exist or was never set.
+    pub fn register(&self, field: &str) -> Option<&str> {
+        match self.field(field, FieldKind::Register) {
+            Some(Field::Register(register)) => register.value().map(String::as_str),
+            _ => None,
+        }
+    }
+
+    /// The elements of the set field `field`, in ascending order (empty if it does not exist).
+    pub fn set(&self, field: &str) -> Vec<String> {
+        match self.field(field, FieldKind::Set) {
+            Some(Field::Set(set)) => field::set_elements(set),
+            _ => Vec::new(),
+        }
+    }
+
+    /// The value of the counter field `field` (0 if it does not exist).
+    pub fn counter(&self, field: &str) -> i64 {
+        match self.field(field, FieldKind::Counter) {
+            Some(Field::Counter(counter)) => counter.value(),
+            _ => 0,
+        }
+    }
+
+    /// The value of the grow-only counter field `field` (0 if it does not exist).
+    pub fn gcounter(&self, field: &str) -> u64 {
+        match self.field(field, FieldKind::GCounter) {
+            Some(Field::GCounter(counter)) => counter.value(),
+            _ => 0,
+        }
+    }
+
+    /// The plain value of every field; see [`DocValue`].
+    pub fn value(&self) -> DocValue {
+        DocValue::of(&self.fields)
+    }
+
+    /// A 64-bit hash of the values of all fields, equal for equal values on every replica and
+    /// platform (FNV-1a over a canonical encoding; see [`DocValue`]'s module).
+    pub fn state_hash(&self) -> u64 {
+        value::state_hash(&self.fields)
+    }
+
+    /// Checks every documented invariant; panics with a description if one is broken.
+    pub fn check_invariants(&self) {
+        self.version.check_invariants();
+        self.history.check_invariants(&self.version);
+        self.pending.check_invariants(&self.version);
+        for ((name, kind), field) in &self.fields {
+            assert_eq!(field.kind(), *kind, "field {name:?} is stored under another kind");
+            field.check_invariants();
+            if let Field::Text(rga) = field {
+                assert_eq!(rga.replica(), self.replica, "text field {name:?} uses another replica");
+            }
+        }
+    }
+
+    /// The full check is linear in the document's size, so plain debug builds run only the
+    /// cheap part after each edit; the `check-invariants` feature runs all of it.
+    fn debug_check(&self) {
+        if cfg!(feature = "check-invariants") {
+            self.check_invariants();
+        } else if cfg!(debug_assertions) {
+            self.version.check_invariants();
+            self.history.quick_check(&self.version);
+        }
+    }
+
+    fn field(&self, name: &str, kind: FieldKind) -> Option<&Field> {
+        self.fields.get(&(name.to_owned(), kind))
+    }
+
+    /// Records locally applied operations as this replica's next change.
+    fn commit(&mut self, ops: Vec<FieldOp>) -> Change {
+        let seq = self.version.get(self.replica) + 1;
+        let change = Change {
+            replica: self.replica,
+            seq,
+            deps: self.version.clone(),
+            ops,
+        };
+        self.version.set(self.replica, seq);
+        self.history.push(change.clone());
+        self.debug_check();
+        change
+    }
+
+    pub(crate) fn fields_map(&self) -> &BTreeMap<(String, FieldKind), Field> {
+        &self.fields
+    }
+}

@@ -1,0 +1,223 @@
+//! [`Change`]: the unit of replication, its structural checks, and the check of its operations
+//! against a document's state before any of them is applied.
+//!
+//! A change is numbered `seq` (1, 2, 3, …) per replica and carries `deps`, the version its
+//! replica had seen when it made the change. A document applies a change only when it has seen
+//! exactly `seq - 1` changes of that replica and everything in `deps`; so changes apply in an
+//! order that respects causality, and an operation only ever refers to ids its replica had seen.
+//!
+//! Validation is split in two. [`Change::validate`] looks at the change alone (numbering,
+//! authorship) and runs when it arrives, even if it is buffered. [`validate_ops`] runs when the
+//! change is ready: it checks every operation against the current state without changing it,
+//! tracking what earlier operations of the same change would add, so that a change is applied
+//! whole or not at all.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+use super::field::{Field, FieldKind, FieldOp, Op};
+use crate::{
+    ApplyError, Dot, Lamport, LwwOp, LwwRegister, OrSet, OrSetOp, ReplicaId, Rga, RgaOp, TextDelta,
+    VersionVector,
+};
+
+/// The largest `seq` (and version vector entry) a document accepts. Far beyond anything real,
+/// it leaves room so that counting one more change can never overflow.
+pub const MAX_SEQ: u64 = u64::MAX / 2;
+
+/// A batch of operations made by one replica in one step, numbered and with its causal past.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Change {
+    /// The replica that made it.
+    pub replica: ReplicaId,
+    /// Its number among `replica`'s changes, from 1.
+    pub seq: u64,
+    /// The version `replica` had seen just before making it (so `deps.get(replica) == seq - 1`).
+    pub deps: VersionVector,
+    /// The operations, applied in order.
+    pub ops: Vec<FieldOp>,
+}
+
+impl Change {
+    /// Checks what can be checked of the change alone: its numbering, and that every operation
+    /// that mints an id or a total does so as the change's own replica.
+    pub fn validate(&self) -> Result<(), &'static str> {
+        if self.seq == 0 {
+            return Err("change seq is 0 (seqs start at 1)");
+        }
+        if self.seq > MAX_SEQ {
+            return Err("change seq is too large");
+        }
+        if self.deps.get(self.replica) != self.seq - 1 {
+            return Err("change deps do not count the replica's previous changes");
+        }
+        for field_op in &self.ops {
+            if op_author(&field_op.op).is_some_and(|author| author != self.replica) {
+                return Err("operation is attributed to another replica than its change");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The replica whose id space or total an operation extends, if it has one.
+fn op_author(op: &Op) -> Option<ReplicaId> {
+    match op {
+        Op::Text(RgaOp::Insert { id, .. }) => Some(id.replica),
+        Op::Text(RgaOp::Delete { .. }) => None,
+        Op::Register(op) => Some(op.stamp.replica),
+        Op::Set(OrSetOp::Add { dot, .. }) => Some(dot.replica),
+        Op::Set(OrSetOp::Remove { .. }) => None,
+        Op::Counter(op) => Some(op.replica),
+        Op::GCounter(op) => Some(op.replica),
+    }
+}
+
+/// What [`Document::apply_change`](crate::Document::apply_change) did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ApplyOutcome {
+    /// The change was applied, and so were `changes - 1` buffered changes that it made ready.
+    Applied {
+        /// How many changes were applied, this one included.
+        changes: usize,
+        /// The visible edits of text fields, in order, as `(field name, delta)`.
+        deltas: Vec<(String, TextDelta)>,
+    },
+    /// The change's causal past is not all here yet; it is kept and applied when it is.
+    Buffered,
+    /// The change had already been applied (or is already buffered): nothing changed.
+    Duplicate,
+}
+
+/// Checks that every operation of `change` can be applied, in order, to `fields`, without
+/// changing anything.
+pub(crate) fn validate_ops(
+    fields: &BTreeMap<(String, FieldKind), Field>,
+    change: &Change,
+) -> Result<(), ApplyError> {
+    // What earlier operations of this change add, per field: characters per replica for texts,
+    // dots per replica for sets.
+    let mut text_extra: HashMap<&str, HashMap<ReplicaId, u64>> = HashMap::new();
+    let mut set_extra: HashMap<&str, HashMap<ReplicaId, u64>> = HashMap::new();
+    // The newest write to each register, per field, among earlier operations of this change.
+    let mut register_latest: HashMap<&str, Option<(Lamport, &String)>> = HashMap::new();
+    let mut empty_text: Option<Rga> = None;
+    let empty_set = OrSet::<String>::default();
+    for FieldOp { field, op } in &change.ops {
+        let state = fields.get(&(field.clone(), op.kind()));
+        match op {
+            Op::Text(op) => {
+                let rga = match state {
+                    Some(Field::Text(rga)) => rga,
+                    _ => empty_text.get_or_insert_with(|| Rga::new(change.replica)),
+                };
+                // `Rga::apply` refuses an empty delete range, which `Rga::validate_op` lets
+                // through; check it here so that validation never accepts what apply refuses.
+                if let RgaOp::Delete { ranges } = op {
+                    if ranges.iter().any(|range| range.len == 0) {
+                        return Err(ApplyError::Invalid("empty or overflowing delete range"));
+                    }
+                }
+                rga.validate_op(op, text_extra.entry(field).or_default())?;
+            }
+            Op::Set(op) => {
+                let set = match state {
+                    Some(Field::Set(set)) => set,
+                    _ => &empty_set,
+                };
+                validate_set_op(set, op, set_extra.entry(field).or_default())?;
+            }
+            Op::Register(op) => {
+                let register = match state {
+                    Some(Field::Register(register)) => Some(register),
+                    _ => None,
+                };
+                validate_register_op(register, op, register_latest.entry(field).or_default())?;
+            }
+            // Counters accept every operation: applying one is a maximum of totals, and an old
+            // one is a duplicate.
+            Op::Counter(_) | Op::GCounter(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Checks one set operation exactly as [`OrSet::apply`] would, with `extra` holding the dots
+/// that earlier operations of the same change add (and updating it).
+fn validate_set_op(
+    set: &OrSet<String>,
+    op: &OrSetOp<String>,
+    extra: &mut HashMap<ReplicaId, u64>,
+) -> Result<(), ApplyError> {
+    let seen = |replica: ReplicaId, extra: &HashMap<ReplicaId, u64>| {
+        let context = set.context().get(replica);
+        extra.get(&replica).map_or(context, |more| context.max(*more))
+    };
+    let check_counter = |dot: &Dot| {
+        if dot.counter == 0 {
+            return Err(ApplyError::Invalid("or-set dot counter must be at least 1"));
+        }
+        Ok(())
+    };
+    let check_seen = |dots: &[Dot], extra: &HashMap<ReplicaId, u64>| {
+        for dot in dots {
+            check_counter(dot)?;
+            if dot.counter > seen(dot.replica, extra) {
+                return Err(ApplyError::UnknownId {
+                    replica: dot.replica,
+                    counter: dot.counter,
+                });
+            }
+        }
+        Ok(())
+    };
+    match op {
+        OrSetOp::Add { dot, removes, .. } => {
+            check_counter(dot)?;
+            let seen_before = seen(dot.replica, extra);
+            if dot.counter <= seen_before {
+                // A duplicate: `OrSet::apply` ignores it without looking at `removes`.
+                return Ok(());
+            }
+            if dot.counter > seen_before + 1 {
+                return Err(ApplyError::OutOfOrder {
+                    replica: dot.replica,
+                    expected: seen_before + 1,
+                    found: dot.counter,
+                });
+            }
+            check_seen(removes, extra)?;
+            extra.insert(dot.replica, dot.counter);
+            Ok(())
+        }
+        OrSetOp::Remove { dots, .. } => check_seen(dots, extra),
+    }
+}
+
+/// Checks one register operation exactly as [`LwwRegister::apply`] would, with `latest` holding
+/// the newest write of earlier operations of the same change (and updating it).
+fn validate_register_op<'a>(
+    register: Option<&'a LwwRegister<String>>,
+    op: &'a LwwOp<String>,
+    latest: &mut Option<(Lamport, &'a String)>,
+) -> Result<(), ApplyError> {
+    if op.stamp.time == 0 {
+        return Err(ApplyError::Invalid("lww stamp time must be at least 1"));
+    }
+    let current = match (*latest, register) {
+        (Some(latest), _) => Some(latest),
+        (None, Some(register)) => register.stamp().zip(register.value()),
+        (None, None) => None,
+    };
+    match current {
+        Some((stamp, value)) if stamp == op.stamp && *value != op.value => Err(ApplyError::Invalid(
+            "lww stamp was reused with a different value",
+        )),
+        Some((stamp, _)) if stamp >= op.stamp => Ok(()),
+        _ => {
+            *latest = Some((op.stamp, &op.value));
+            Ok(())
+        }
+    }
+}

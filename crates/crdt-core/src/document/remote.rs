@@ -1,0 +1,139 @@
+//! Receiving from other replicas: [`Document::apply_change`] (op-based, with buffering),
+//! [`Document::merge`] (state-based), and serving history with [`Document::ops_since`] and
+//! [`Document::changes_of`].
+//!
+//! A change from replica `r` with number `seq` is *ready* when the document has applied
+//! exactly `seq - 1` changes of `r` and everything in the change's `deps`. The cases:
+//!
+//! | arriving change                 | result                                            |
+//! |---------------------------------|---------------------------------------------------|
+//! | `seq <= version[r]`             | `Duplicate`, nothing changes                      |
+//! | ready, operations fit the state | `Applied`, then buffered changes it made ready    |
+//! | ready, an operation does not fit| `Err`, nothing changes                            |
+//! | not ready, already buffered     | `Duplicate`                                       |
+//! | not ready                       | `Buffered` (or `Err` if [`MAX_PENDING`] are held) |
+//!
+//! A buffered change that turns out not to fit when it becomes ready is dropped: the change
+//! that made it ready has been applied, so its caller gets `Ok`. Changes that depend on the
+//! dropped one stay buffered, as they can never become ready.
+//!
+//! [`MAX_PENDING`]: super::MAX_PENDING
+
+use super::buffer::Inserted;
+use super::change::validate_ops;
+use super::field::{Field, FieldOp};
+use super::{ApplyOutcome, Change, Document};
+use crate::{ApplyError, ReplicaId, TextDelta, VersionVector};
+
+impl Document {
+    /// Applies a change from another replica (or re-delivers one of ours); see the module docs
+    /// for the cases.
+    ///
+    /// `Applied::deltas` lists the visible edits of text fields, in order, for updating an
+    /// editor in place.
+    pub fn apply_change(&mut self, change: Change) -> Result<ApplyOutcome, ApplyError> {
+        change.validate().map_err(ApplyError::Invalid)?;
+        if change.seq <= self.version.get(change.replica) {
+            return Ok(ApplyOutcome::Duplicate);
+        }
+        if !self.is_ready(&change) {
+            return match self.pending.insert(change) {
+                Inserted::New => Ok(ApplyOutcome::Buffered),
+                Inserted::AlreadyHeld => Ok(ApplyOutcome::Duplicate),
+                Inserted::Full => Err(ApplyError::Invalid("too many buffered changes")),
+            };
+        }
+        let mut deltas = Vec::new();
+        self.apply_ready(change, &mut deltas)?;
+        let changes = 1 + self.drain_pending(&mut deltas);
+        self.debug_check();
+        Ok(ApplyOutcome::Applied { changes, deltas })
+    }
+
+    /// The changes in the history that `version` lacks, in causal order, ready to be applied
+    /// one by one by a replica at `version`.
+    ///
+    /// `None` if that replica also lacks changes from before [`history_base`] (which this
+    /// document knows only by their effect): send it a snapshot instead.
+    ///
+    /// [`history_base`]: Document::history_base
+    pub fn ops_since(&self, version: &VersionVector) -> Option<Vec<Change>> {
+        self.history.since(version)
+    }
+
+    /// `replica`'s changes after number `after_seq`, in order; `None` if some of them are from
+    /// before [`history_base`](Document::history_base).
+    pub fn changes_of(&self, replica: ReplicaId, after_seq: u64) -> Option<Vec<Change>> {
+        self.history.of(replica, after_seq)
+    }
+
+    /// Merges another document's state into this one: every field is merged (missing ones are
+    /// created), the version becomes the maximum of both, and the history takes the other's
+    /// changes that this one lacks.
+    ///
+    /// Where the other document cannot supply those changes (its history starts after them),
+    /// this document's history base is raised past them, so [`ops_since`](Self::ops_since)
+    /// answers `None` instead of an incomplete list for such ranges. Buffered changes that
+    /// became ready are applied afterwards; the other document's buffer is not taken.
+    pub fn merge(&mut self, other: &Document) {
+        for (key, theirs) in &other.fields {
+            match self.fields.get_mut(key) {
+                Some(ours) => ours.merge(theirs),
+                None => {
+                    let mut field = theirs.clone();
+                    field.set_replica(self.replica);
+                    self.fields.insert(key.clone(), field);
+                }
+            }
+        }
+        let own = self.version.clone();
+        self.history.absorb(&own, &other.history);
+        self.version.merge(&other.version);
+        self.drain_pending(&mut Vec::new());
+        self.debug_check();
+    }
+
+    fn is_ready(&self, change: &Change) -> bool {
+        change.seq == self.version.get(change.replica) + 1 && change.deps.le(&self.version)
+    }
+
+    /// Validates a ready change against the state, then applies and records it.
+    fn apply_ready(
+        &mut self,
+        change: Change,
+        deltas: &mut Vec<(String, TextDelta)>,
+    ) -> Result<(), ApplyError> {
+        validate_ops(&self.fields, &change)?;
+        let mut text_deltas = Vec::new();
+        for FieldOp { field, op } in &change.ops {
+            let replica = self.replica;
+            let state = self
+                .fields
+                .entry((field.clone(), op.kind()))
+                .or_insert_with(|| Field::new(op.kind(), replica));
+            if let Err(error) = state.apply(op, &mut text_deltas) {
+                // `validate_ops` accepted the operation, so this is a bug in a CRDT's checks.
+                // The change stays unrecorded; its operations are idempotent, so delivering it
+                // again after a fix re-applies only what is missing.
+                debug_assert!(false, "validated operation failed to apply: {error}");
+                return Err(error);
+            }
+            deltas.extend(text_deltas.drain(..).map(|delta| (field.clone(), delta)));
+        }
+        self.version.set(change.replica, change.seq);
+        self.history.push(change);
+        Ok(())
+    }
+
+    /// Applies every buffered change that is ready, until none is; returns how many applied.
+    fn drain_pending(&mut self, deltas: &mut Vec<(String, TextDelta)>) -> usize {
+        let mut applied = 0;
+        while let Some(change) = self.pending.take_ready(&self.version) {
+            // The deltas of a rejected change are never produced: validation comes first.
+            if self.apply_ready(change, deltas).is_ok() {
+                applied += 1;
+            }
+        }
+        applied
+    }
+}

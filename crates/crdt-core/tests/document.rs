@@ -1,0 +1,649 @@
+//! Document-level behaviour: convergence of all five field kinds under shuffled and duplicated
+//! delivery, buffering, rejection of invalid changes, history serving, state merge, snapshots
+//! and transactions.
+
+use crdt_core::codec::{decode_snapshot, encode_snapshot, encode_snapshot_without_history};
+use crdt_core::{
+    ApplyError, ApplyOutcome, Change, DocValue, Document, EditError, FieldKind, FieldOp,
+    FieldValue, IdRange, LwwOp, Op, OpId, ReplicaId, RgaOp, TextDelta, VersionVector,
+    MAX_PENDING,
+};
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
+
+const A: ReplicaId = ReplicaId::from_u128(1);
+const B: ReplicaId = ReplicaId::from_u128(2);
+const C: ReplicaId = ReplicaId::from_u128(3);
+
+fn apply_all(doc: &mut Document, changes: &[Change]) {
+    for change in changes {
+        doc.apply_change(change.clone()).expect("valid change");
+    }
+}
+
+fn assert_converged(docs: &[Document]) {
+    for doc in docs {
+        doc.check_invariants();
+        assert_eq!(doc.pending_count(), 0);
+    }
+    for pair in docs.windows(2) {
+        assert_eq!(pair[0].value(), pair[1].value());
+        assert_eq!(pair[0].version(), pair[1].version());
+        assert_eq!(pair[0].state_hash(), pair[1].state_hash());
+        assert_eq!(pair[0], pair[1]);
+    }
+}
+
+// ---- Random editing of all five kinds, delivered in shuffled orders with duplicates. ----
+
+const WORDS: [&str; 5] = ["a", "b", "é", "🦀", "d"];
+
+fn random_text(rng: &mut StdRng) -> String {
+    (0..rng.gen_range(1..4))
+        .map(|_| *WORDS.choose(rng).expect("non-empty"))
+        .collect()
+}
+
+/// Makes one random local edit; returns the change (if the edit made one).
+fn random_edit(doc: &mut Document, rng: &mut StdRng) -> Option<Change> {
+    let field = if rng.gen_bool(0.7) { "body" } else { "title" };
+    let len = doc.rga(field).map_or(0, |rga| rga.len());
+    match rng.gen_range(0..11) {
+        0..=2 => Some(doc.insert_text(field, rng.gen_range(0..=len), &random_text(rng)).unwrap()),
+        3 => {
+            let rga = doc.rga(field)?;
+            let pos = rng.gen_range(0..=len);
+            let pos16 = rga.char_to_utf16(pos).unwrap();
+            doc.insert_text_utf16(field, pos16, &random_text(rng)).ok()
+        }
+        4 if len > 0 => {
+            let pos = rng.gen_range(0..len);
+            let n = rng.gen_range(0..=(len - pos).min(3));
+            doc.delete_text(field, pos, n).unwrap()
+        }
+        5 => Some(doc.set_register("title", random_text(rng))),
+        6 => Some(doc.add_to_set("tags", WORDS.choose(rng)?.to_string())),
+        7 => doc.remove_from_set("tags", WORDS.choose(rng)?).unwrap(),
+        8 if rng.gen_bool(0.5) => Some(doc.increment("votes", rng.gen_range(0..5))),
+        8 => Some(doc.decrement("votes", rng.gen_range(0..5))),
+        9 => Some(doc.increment_gcounter("views", rng.gen_range(0..5))),
+        _ => doc
+            .transact(|tx| {
+                tx.insert_text("body", 0, "[")?;
+                tx.increment("votes", 1);
+                tx.add_to_set("title", "both kinds of title".into());
+                let end = tx.document().rga("body").map_or(0, |rga| rga.len());
+                tx.insert_text("body", end, "]")
+            })
+            .unwrap(),
+    }
+}
+
+/// Applies a text delta to a shadow copy of the text, as an editor would.
+fn apply_delta(shadow: &mut Vec<char>, delta: &TextDelta) {
+    match delta {
+        TextDelta::Insert { pos, text, .. } => {
+            shadow.splice(*pos..*pos, text.chars());
+        }
+        TextDelta::Delete { pos, len, .. } => {
+            shadow.drain(*pos..*pos + *len);
+        }
+    }
+}
+
+/// A replica plus shadow texts kept up to date from the deltas only.
+struct Peer {
+    doc: Document,
+    shadows: std::collections::HashMap<String, Vec<char>>,
+}
+
+impl Peer {
+    fn receive(&mut self, change: Change) {
+        if let ApplyOutcome::Applied { deltas, .. } = self.doc.apply_change(change).unwrap() {
+            for (field, delta) in &deltas {
+                apply_delta(self.shadows.entry(field.clone()).or_default(), delta);
+            }
+        }
+    }
+
+    fn edit(&mut self, rng: &mut StdRng) -> Option<Change> {
+        let change = random_edit(&mut self.doc, rng);
+        self.refresh_shadows();
+        change
+    }
+
+    /// After a local edit, a merge or a restart the editor reloads the texts.
+    fn refresh_shadows(&mut self) {
+        for field in ["body", "title"] {
+            if let Some(text) = self.doc.text(field) {
+                self.shadows.insert(field.into(), text.chars().collect());
+            }
+        }
+    }
+
+    fn check_shadows(&self) {
+        for (field, shadow) in &self.shadows {
+            let text: String = shadow.iter().collect();
+            assert_eq!(Some(text), self.doc.text(field), "deltas of {field:?} drifted");
+        }
+    }
+}
+
+fn simulate(seed: u64) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut peers: Vec<Peer> = [A, B, C]
+        .into_iter()
+        .map(|replica| Peer { doc: Document::new(replica), shadows: Default::default() })
+        .collect();
+    let mut sent: Vec<Change> = Vec::new();
+    for _ in 0..100 {
+        let i = rng.gen_range(0..peers.len());
+        let j = rng.gen_range(0..peers.len());
+        match rng.gen_range(0..20) {
+            0..=11 => sent.extend(peers[i].edit(&mut rng)),
+            12..=17 => {
+                for _ in 0..rng.gen_range(0..=8) {
+                    if let Some(change) = sent.choose(&mut rng) {
+                        peers[i].receive(change.clone());
+                    }
+                }
+            }
+            18 => {
+                // A state merge, then serving history across it.
+                let other = peers[j].doc.clone();
+                peers[i].doc.merge(&other);
+                peers[i].refresh_shadows();
+                check_ops_since(&peers[i].doc, &peers[j].doc);
+                check_ops_since(&peers[j].doc, &peers[i].doc);
+            }
+            _ => {
+                // A restart from a snapshot, with or without history (the buffer is lost).
+                let doc = &peers[i].doc;
+                let bytes = if rng.gen_bool(0.5) {
+                    encode_snapshot(doc)
+                } else {
+                    encode_snapshot_without_history(doc)
+                };
+                let restored = decode_snapshot(&bytes, doc.replica()).unwrap();
+                assert_eq!(restored.value(), doc.value());
+                peers[i].doc = restored;
+                peers[i].refresh_shadows();
+            }
+        }
+    }
+    for i in 0..peers.len() {
+        for j in 0..peers.len() {
+            check_ops_since(&peers[i].doc, &peers[j].doc);
+        }
+    }
+    for peer in &mut peers {
+        let mut all: Vec<Change> = sent.iter().chain(sent.iter().step_by(3)).cloned().collect();
+        all.shuffle(&mut rng);
+        for change in all {
+            peer.receive(change);
+        }
+        peer.check_shadows();
+    }
+    let docs: Vec<Document> = peers.into_iter().map(|peer| peer.doc).collect();
+    assert_converged_values(&docs);
+    // A newcomer catches up from the history of any replica that still has all of it.
+    for doc in &docs {
+        match doc.ops_since(&VersionVector::new()) {
+            Some(changes) => {
+                let mut newcomer = Document::new(ReplicaId::from_u128(99));
+                apply_all(&mut newcomer, &changes);
+                assert_converged_values(&[newcomer, doc.clone()]);
+            }
+            None => assert!(!doc.history_base().is_empty()),
+        }
+    }
+}
+
+/// What a server does for a reconnecting client: `server.ops_since(client.version())`, when
+/// available, brings the client up to the server's version.
+fn check_ops_since(server: &Document, client: &Document) {
+    if let Some(missing) = server.ops_since(client.version()) {
+        let mut client = client.clone();
+        apply_all(&mut client, &missing);
+        assert!(server.version().le(client.version()), "ops_since left a gap");
+        client.check_invariants();
+    } else {
+        assert!(!server.history_base().le(client.version()));
+    }
+}
+
+/// Like `assert_converged`, but histories may differ (a restored or merged replica may have a
+/// later history base).
+fn assert_converged_values(docs: &[Document]) {
+    for doc in docs {
+        doc.check_invariants();
+        assert_eq!(doc.pending_count(), 0);
+    }
+    for pair in docs.windows(2) {
+        assert_eq!(pair[0].value(), pair[1].value());
+        assert_eq!(pair[0].version(), pair[1].version());
+        assert_eq!(pair[0].state_hash(), pair[1].state_hash());
+    }
+}
+
+#[test]
+fn three_replicas_converge_under_shuffled_duplicated_delivery() {
+    for seed in 0..200 {
+        simulate(seed);
+    }
+}
+
+// ---- Buffering. ----
+
+#[test]
+fn out_of_order_changes_are_buffered_until_ready() {
+    let mut a = Document::new(A);
+    let c1 = a.insert_text("t", 0, "ab").unwrap();
+    let c2 = a.insert_text("t", 2, "c").unwrap();
+    let c3 = a.delete_text("t", 0, 1).unwrap().unwrap();
+    let mut b = Document::new(B);
+    assert_eq!(b.apply_change(c3.clone()), Ok(ApplyOutcome::Buffered));
+    assert_eq!(b.apply_change(c3.clone()), Ok(ApplyOutcome::Duplicate), "already buffered");
+    assert_eq!(b.apply_change(c2), Ok(ApplyOutcome::Buffered));
+    assert_eq!(b.pending_count(), 2);
+    assert_eq!(b.text("t"), None);
+    match b.apply_change(c1.clone()).unwrap() {
+        ApplyOutcome::Applied { changes, deltas } => {
+            assert_eq!(changes, 3);
+            let fields: Vec<&str> = deltas.iter().map(|(field, _)| field.as_str()).collect();
+            assert_eq!(fields, ["t", "t", "t"]);
+        }
+        other => panic!("expected Applied, got {other:?}"),
+    }
+    assert_eq!(b.pending_count(), 0);
+    assert_eq!(b.text("t").as_deref(), Some("bc"));
+    assert_eq!(b.apply_change(c1), Ok(ApplyOutcome::Duplicate));
+    assert_eq!(b, a);
+    b.check_invariants();
+}
+
+#[test]
+fn change_waits_for_its_deps_from_other_replicas() {
+    let mut a = Document::new(A);
+    let mut b = Document::new(B);
+    let from_a = a.add_to_set("s", "x".into());
+    b.apply_change(from_a.clone()).unwrap();
+    let from_b = b.remove_from_set("s", "x").unwrap().unwrap();
+    let mut c = Document::new(C);
+    assert_eq!(c.apply_change(from_b), Ok(ApplyOutcome::Buffered));
+    assert!(matches!(c.apply_change(from_a), Ok(ApplyOutcome::Applied { changes: 2, .. })));
+    assert_eq!(c.set("s"), Vec::<String>::new());
+    assert_eq!(c, b);
+}
+
+#[test]
+fn the_buffer_is_bounded() {
+    let mut doc = Document::new(B);
+    let change = |seq: u64| Change {
+        replica: A,
+        seq,
+        deps: [(A, seq - 1)].into_iter().collect(),
+        ops: Vec::new(),
+    };
+    for seq in 2..(MAX_PENDING as u64 + 2) {
+        assert_eq!(doc.apply_change(change(seq)), Ok(ApplyOutcome::Buffered));
+    }
+    assert_eq!(
+        doc.apply_change(change(MAX_PENDING as u64 + 2)),
+        Err(ApplyError::Invalid("too many buffered changes"))
+    );
+    assert!(matches!(
+        doc.apply_change(change(1)),
+        Ok(ApplyOutcome::Applied { changes, .. }) if changes == MAX_PENDING + 1
+    ));
+    assert_eq!(doc.pending_count(), 0);
+}
+
+// ---- Invalid changes. ----
+
+#[test]
+fn invalid_change_is_rejected_whole_and_the_document_is_unchanged() {
+    let mut a = Document::new(A);
+    let mut b = Document::new(B);
+    apply_all(&mut b, &[a.insert_text("t", 0, "hello").unwrap()]);
+    let before = b.clone();
+    let next = a.insert_text("t", 5, "!").unwrap();
+    // A valid insert followed by a delete of an id nobody made.
+    let mut bad = next.clone();
+    bad.ops.push(FieldOp {
+        field: "t".into(),
+        op: Op::Text(RgaOp::Delete {
+            ranges: vec![IdRange { start: OpId::new(C, 7), len: 1 }],
+        }),
+    });
+    bad.ops.push(FieldOp { field: "n".into(), op: next_counter_op(&a) });
+    assert_eq!(
+        b.apply_change(bad),
+        Err(ApplyError::UnknownId { replica: C, counter: 7 })
+    );
+    assert_eq!(b, before);
+    assert_eq!(b.text("t").as_deref(), Some("hello"));
+    assert_eq!(b.counter("n"), 0);
+    assert!(!b.fields().any(|(name, _)| name == "n"), "no field was created");
+    // The genuine change still applies.
+    assert!(matches!(b.apply_change(next), Ok(ApplyOutcome::Applied { .. })));
+    assert_eq!(b, a);
+}
+
+fn next_counter_op(doc: &Document) -> Op {
+    let mut scratch = doc.clone();
+    scratch.increment("n", 1).ops.remove(0).op
+}
+
+#[test]
+fn malformed_changes_are_rejected() {
+    let mut a = Document::new(A);
+    let good = a.set_register("r", "x".into());
+    let mut b = Document::new(B);
+    let mut zero = good.clone();
+    zero.seq = 0;
+    assert!(matches!(b.apply_change(zero), Err(ApplyError::Invalid(_))));
+    let mut bad_deps = good.clone();
+    bad_deps.deps.set(A, 3);
+    assert!(matches!(b.apply_change(bad_deps), Err(ApplyError::Invalid(_))));
+    let mut forged = good.clone();
+    forged.replica = C;
+    assert!(matches!(b.apply_change(forged), Err(ApplyError::Invalid(_))));
+    // Two writes with one stamp and different values inside one change.
+    let mut reused = good.clone();
+    let Op::Register(op) = &good.ops[0].op else { unreachable!() };
+    let twin = LwwOp { stamp: op.stamp, value: "y".to_string() };
+    reused.ops.push(FieldOp { field: "r".into(), op: Op::Register(twin) });
+    assert!(matches!(b.apply_change(reused), Err(ApplyError::Invalid(_))));
+    assert_eq!(b, Document::new(C));
+    assert_eq!(b.pending_count(), 0);
+}
+
+#[test]
+fn a_seq_gap_is_buffered_not_rejected() {
+    let mut a = Document::new(A);
+    let first = a.increment_gcounter("g", 2);
+    let second = a.increment_gcounter("g", 3);
+    let mut b = Document::new(B);
+    assert_eq!(b.apply_change(second), Ok(ApplyOutcome::Buffered));
+    assert_eq!(b.gcounter("g"), 0);
+    b.apply_change(first).unwrap();
+    assert_eq!(b.gcounter("g"), 5);
+}
+
+// ---- Local edit results. ----
+
+#[test]
+fn empty_edits_make_no_change_and_no_field() {
+    let mut doc = Document::new(A);
+    assert_eq!(doc.insert_text("t", 0, ""), Err(EditError::EmptyText));
+    assert_eq!(doc.delete_text("t", 0, 0), Ok(None));
+    assert!(matches!(doc.insert_text("t", 1, "x"), Err(EditError::OutOfBounds { .. })));
+    assert_eq!(doc.remove_from_set("s", "x"), Ok(None));
+    assert_eq!(doc.fields().count(), 0);
+    assert!(doc.version().is_empty());
+    assert!(doc.history().is_empty());
+    assert_eq!(doc.value(), DocValue::default());
+}
+
+#[test]
+fn local_changes_are_numbered_and_recorded() {
+    let mut doc = Document::new(A);
+    let c1 = doc.insert_text("t", 0, "x").unwrap();
+    let c2 = doc.increment("t", 4);
+    assert_eq!((c1.replica, c1.seq, c1.deps.clone()), (A, 1, VersionVector::new()));
+    assert_eq!((c2.seq, c2.deps.get(A)), (2, 1));
+    assert_eq!(doc.history(), &[c1, c2]);
+    assert_eq!(doc.version().get(A), 2);
+}
+
+#[test]
+fn utf16_edits_count_code_units() {
+    let mut doc = Document::new(A);
+    doc.insert_text("t", 0, "a🦀b").unwrap();
+    doc.insert_text_utf16("t", 3, "é").unwrap();
+    assert_eq!(doc.text("t").as_deref(), Some("a🦀éb"));
+    assert_eq!(doc.insert_text_utf16("t", 2, "x"), Err(EditError::SplitsSurrogate(2)));
+    doc.delete_text_utf16("t", 1, 2).unwrap().unwrap();
+    assert_eq!(doc.text("t").as_deref(), Some("aéb"));
+}
+
+// ---- Reads. ----
+
+#[test]
+fn value_keys_fields_of_one_name_by_kind() {
+    let mut doc = Document::new(A);
+    doc.set_register("title", "Hello".into());
+    doc.insert_text("title", 0, "draft").unwrap();
+    doc.add_to_set("title#register", "taken".into());
+    doc.decrement("votes", 2);
+    doc.increment_gcounter("views", 7);
+    let value = doc.value();
+    assert_eq!(value.get("title"), Some(&FieldValue::Text("draft".into())));
+    assert_eq!(value.get("title#register"), Some(&FieldValue::Register(Some("Hello".into()))));
+    assert_eq!(
+        value.get("title#register#set"),
+        Some(&FieldValue::Set(vec!["taken".into()]))
+    );
+    assert_eq!(value.get("votes"), Some(&FieldValue::Counter(-2)));
+    assert_eq!(value.get("views"), Some(&FieldValue::GCounter(7)));
+    assert_eq!(value.len(), 5);
+    assert_eq!(doc.register("title"), Some("Hello"));
+    assert_eq!(doc.text("title").as_deref(), Some("draft"));
+    assert_eq!(doc.set("title#register"), ["taken"]);
+    assert_eq!(
+        doc.fields().collect::<Vec<_>>(),
+        [
+            ("title", FieldKind::Text),
+            ("title", FieldKind::Register),
+            ("title#register", FieldKind::Set),
+            ("views", FieldKind::GCounter),
+            ("votes", FieldKind::Counter),
+        ]
+    );
+}
+
+#[test]
+fn state_hash_is_pinned() {
+    // The hash must not change between builds or platforms: it is compared across replicas.
+    // The empty document hashes the field count 0 as eight zero bytes.
+    let mut doc = Document::new(A);
+    assert_eq!(doc.state_hash(), 12_161_962_213_042_174_405);
+    doc.insert_text("t", 0, "hé🦀").unwrap();
+    doc.set_register("r", "v".into());
+    doc.add_to_set("s", "x".into());
+    doc.decrement("c", 3);
+    doc.increment_gcounter("g", 9);
+    let mut other = Document::new(B);
+    apply_all(&mut other, doc.history());
+    assert_eq!(doc.state_hash(), other.state_hash());
+    assert_eq!(doc.state_hash(), PINNED_HASH);
+}
+
+/// Computed independently (a Python FNV-1a over the encoding described in `document/value.rs`).
+const PINNED_HASH: u64 = 6_859_484_366_584_236_115;
+
+// ---- History. ----
+
+#[test]
+fn ops_since_serves_exactly_the_missing_changes() {
+    let mut a = Document::new(A);
+    let mut b = Document::new(B);
+    apply_all(&mut b, &[a.insert_text("t", 0, "one ").unwrap()]);
+    let b_at = b.version().clone();
+    a.insert_text("t", 4, "two ").unwrap();
+    b.increment("n", 1);
+    a.set_register("r", "x".into());
+    let missing = a.ops_since(&b_at).unwrap();
+    assert_eq!(missing.len(), 2);
+    assert!(a.ops_since(a.version()).unwrap().is_empty());
+    assert_eq!(a.ops_since(&VersionVector::new()).unwrap().len(), 3);
+    apply_all(&mut b, &missing);
+    let missing = b.ops_since(a.version()).unwrap();
+    apply_all(&mut a, &missing);
+    assert_converged(&[a.clone(), b.clone()]);
+    assert_eq!(a.changes_of(A, 1).unwrap().len(), 2);
+    assert_eq!(a.changes_of(B, 0).unwrap()[0].replica, B);
+    assert!(a.changes_of(C, 0).unwrap().is_empty());
+}
+
+#[test]
+fn history_before_a_snapshot_base_cannot_be_served() {
+    let mut a = Document::new(A);
+    a.insert_text("t", 0, "abc").unwrap();
+    let snapshot = encode_snapshot_without_history(&a);
+    let mut server = decode_snapshot(&snapshot, C).unwrap();
+    assert_eq!(server.history_base(), a.version());
+    assert_eq!(server.ops_since(&VersionVector::new()), None);
+    assert_eq!(server.changes_of(A, 0), None);
+    assert_eq!(server.ops_since(a.version()), Some(Vec::new()));
+    let later = a.insert_text("t", 3, "d").unwrap();
+    server.apply_change(later.clone()).unwrap();
+    assert_eq!(server.ops_since(&server.history_base().clone()), Some(vec![later]));
+    server.check_invariants();
+}
+
+// ---- State merge. ----
+
+#[test]
+fn merge_converges_and_takes_the_other_history() {
+    let mut a = Document::new(A);
+    let mut b = Document::new(B);
+    a.insert_text("t", 0, "left").unwrap();
+    a.add_to_set("s", "x".into());
+    b.insert_text("t", 0, "right").unwrap();
+    b.remove_from_set("s", "x").unwrap();
+    b.increment("n", 3);
+    let mut ab = a.clone();
+    ab.merge(&b);
+    let mut ba = b.clone();
+    ba.merge(&a);
+    assert_converged(&[ab.clone(), ba.clone()]);
+    ab.merge(&ba);
+    assert_converged(&[ab.clone(), ba.clone()]);
+    let mut replay = Document::new(C);
+    apply_all(&mut replay, &ab.ops_since(&VersionVector::new()).unwrap());
+    assert_converged(&[replay, ab.clone()]);
+    // Local edits after a merge continue the local numbering.
+    assert_eq!(ab.increment("n", 1).seq, 3);
+}
+
+#[test]
+fn merge_with_a_history_less_document_raises_the_base() {
+    let mut a = Document::new(A);
+    let mut b = Document::new(B);
+    let shared = a.insert_text("t", 0, "x").unwrap();
+    b.apply_change(shared).unwrap();
+    b.increment("n", 1);
+    a.increment("n", 2);
+    let b_light = decode_snapshot(&encode_snapshot_without_history(&b), B).unwrap();
+    a.merge(&b_light);
+    a.check_invariants();
+    assert_eq!(a.history_base().get(B), 1);
+    assert_eq!(a.ops_since(&VersionVector::new()), None);
+    let mut only_a: VersionVector = VersionVector::new();
+    only_a.set(B, 1);
+    assert_eq!(a.ops_since(&only_a).map(|changes| changes.len()), Some(2));
+    b.merge(&a);
+    assert_eq!(a.value(), b.value());
+}
+
+#[test]
+fn merge_applies_buffered_changes_that_became_ready() {
+    let mut a = Document::new(A);
+    let first = a.insert_text("t", 0, "a").unwrap();
+    let second = a.insert_text("t", 1, "b").unwrap();
+    let third = a.insert_text("t", 2, "c").unwrap();
+    let mut b = Document::new(B);
+    b.apply_change(third).unwrap();
+    b.apply_change(second.clone()).unwrap();
+    assert_eq!(b.pending_count(), 2);
+    let mut partial = Document::new(C);
+    partial.apply_change(first).unwrap();
+    b.merge(&partial);
+    assert_eq!(b.pending_count(), 0);
+    assert_eq!(b.text("t").as_deref(), Some("abc"));
+    b.check_invariants();
+}
+
+// ---- Snapshots. ----
+
+#[test]
+fn snapshots_round_trip_with_and_without_history() {
+    let mut a = Document::new(A);
+    let mut b = Document::new(B);
+    apply_all(&mut b, &[a.insert_text("t", 0, "héllo").unwrap(), a.decrement("n", 2)]);
+    apply_all(&mut a, &[b.add_to_set("s", "x".into()), b.set_register("r", "v".into())]);
+    a.increment_gcounter("g", 4);
+    let full = decode_snapshot(&encode_snapshot(&a), C).unwrap();
+    assert_eq!(full, a);
+    assert_eq!(full.replica(), C);
+    assert_eq!(full.history(), a.history());
+    let light = decode_snapshot(&encode_snapshot_without_history(&a), C).unwrap();
+    assert_eq!(light.value(), a.value());
+    assert_eq!(light.version(), a.version());
+    assert_eq!(light.state_hash(), a.state_hash());
+    assert!(light.history().is_empty());
+    assert_eq!(light.history_base(), a.version());
+    // Both keep editing and stay in sync with the original.
+    for mut restored in [full, light] {
+        let edit = restored.insert_text("t", 0, ">").unwrap();
+        assert_eq!(edit.replica, C);
+        a.clone().apply_change(edit).unwrap();
+        restored.check_invariants();
+    }
+}
+
+// ---- Transactions. ----
+
+#[test]
+fn transaction_records_one_change() {
+    let mut a = Document::new(A);
+    let change = a
+        .transact(|tx| {
+            tx.insert_text("t", 0, "hello world")?;
+            tx.delete_text("t", 5, 6)?;
+            tx.set_register("r", "x".into());
+            tx.add_to_set("s", "y".into());
+            assert!(tx.remove_from_set("s", "y"));
+            tx.increment("n", 2);
+            tx.decrement("n", 1);
+            tx.increment_gcounter("g", 1);
+            assert_eq!(tx.len(), 8);
+            Ok(())
+        })
+        .unwrap()
+        .unwrap();
+    assert_eq!(change.seq, 1);
+    assert_eq!(a.history().len(), 1);
+    let mut b = Document::new(B);
+    b.apply_change(change).unwrap();
+    assert_converged(&[a.clone(), b]);
+    assert_eq!(a.text("t").as_deref(), Some("hello"));
+    assert_eq!(a.transact(|_| Ok(())), Ok(None));
+}
+
+#[test]
+fn failed_transaction_changes_nothing() {
+    let mut a = Document::new(A);
+    a.insert_text("t", 0, "abc").unwrap();
+    let before = a.clone();
+    let result = a.transact(|tx| {
+        tx.insert_text("t", 3, "def")?;
+        tx.increment("new counter", 5);
+        tx.set_register("r", "x".into());
+        tx.delete_text("t", 0, 100)
+    });
+    assert!(matches!(result, Err(EditError::OutOfBounds { .. })));
+    assert_eq!(a, before);
+    assert_eq!(a.text("t").as_deref(), Some("abc"));
+    assert_eq!(a.fields().count(), 1);
+    a.check_invariants();
+    // The next edit reuses the ids the failed transaction had minted, and syncs.
+    let mut b = Document::new(B);
+    apply_all(&mut b, a.history());
+    let next = a.insert_text("t", 3, "!").unwrap();
+    b.apply_change(next).unwrap();
+    assert_converged(&[a, b]);
+}
