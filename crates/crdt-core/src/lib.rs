@@ -1,8 +1,8 @@
 //! crdt-core: conflict-free replicated data types for collaborative documents.
 #![warn(missing_docs)]
 
-pub mod codec;
 mod clock;
+pub mod codec;
 mod counter;
 mod document;
 mod error;
@@ -13,11 +13,10 @@ mod rga;
 
 pub use clock::{Lamport, OpId, ReplicaId, VersionVector};
 pub use counter::{GCounter, GCounterOp, PnCounter, PnCounterOp};
+pub use document::{
+    ApplyOutcome, Change, DocValue, Document, FieldKind, FieldOp, FieldValue, Op, Transaction, MAX_PENDING, MAX_SEQ,
+};
 pub use error::{Applied, ApplyError, DecodeError, EditError};
 pub use lww_register::{LwwOp, LwwRegister};
 pub use or_set::{Dot, OrSet, OrSetOp};
 pub use rga::{Anchor, IdRange, Rga, RgaOp, TextDelta};
-pub use document::{
-    ApplyOutcome, Change, DocValue, Document, FieldKind, FieldOp, FieldValue, Op, Transaction,
-    MAX_PENDING, MAX_SEQ,
-};

@@ -17,6 +17,8 @@
 //! - Only the sole leaf of an empty sequence is empty; every run has `len > 0`.
 //! - Following `next` from the first leaf visits leaves in tree order.
 
+use std::cell::Cell;
+
 use super::content::CharBuf;
 use super::id::Id;
 
@@ -158,6 +160,9 @@ pub(crate) struct Tree {
     pub nodes: Vec<Node>,
     pub root: u32,
     pub first_leaf: u32,
+    /// The leaf the last seek ended in and the width before it: typing goes on where it was,
+    /// so most seeks only scan that leaf. Cleared by any change that could move leaf starts.
+    cache: Cell<Option<(u32, Width)>>,
 }
 
 impl Default for Tree {
@@ -167,6 +172,7 @@ impl Default for Tree {
             nodes: vec![Node { children: vec![0], widths: vec![Width::default()], parent: NIL, height: 1 }],
             root: 0,
             first_leaf: 0,
+            cache: Cell::new(None),
         }
     }
 }
@@ -178,9 +184,11 @@ impl Tree {
         root.widths.iter().fold(Width::default(), |a, w| a.add(*w))
     }
 
-    /// The leaf holding unit `pos` (which must be `< total`) and `pos`'s offset inside it.
-    pub fn seek_leaf(&self, mut pos: u32, metric: Metric) -> Option<(u32, u32)> {
+    /// The leaf holding unit `pos` (which must be `< total`), `pos`'s offset inside it, and the
+    /// width of everything before that leaf.
+    pub fn seek_leaf(&self, mut pos: u32, metric: Metric) -> Option<(u32, u32, Width)> {
         let mut node = self.root;
+        let mut before = Width::default();
         loop {
             let n = &self.nodes[node as usize];
             let mut child = None;
@@ -191,10 +199,11 @@ impl Tree {
                     break;
                 }
                 pos -= m;
+                before = before.add(*w);
             }
             let child = child?;
             if n.height == 1 {
-                return Some((child, pos));
+                return Some((child, pos, before));
             }
             node = child;
         }
@@ -203,7 +212,20 @@ impl Tree {
     /// The character at unit `pos` in `metric` (`pos < total`). For [`Metric::Utf16`] the offset
     /// returned is in characters and `pos` must not split a surrogate pair (the caller checks).
     pub fn seek(&self, pos: u32, metric: Metric, bufs: &[CharBuf]) -> Option<Cursor> {
-        let (leaf, mut rem) = self.seek_leaf(pos, metric)?;
+        if let Some((leaf, before)) = self.cache.get() {
+            let start = before.get(metric);
+            if pos >= start {
+                if let Some(cur) = self.seek_in_leaf(leaf, pos - start, metric, bufs) {
+                    return Some(cur);
+                }
+            }
+        }
+        let (leaf, rem, before) = self.seek_leaf(pos, metric)?;
+        self.cache.set(Some((leaf, before)));
+        self.seek_in_leaf(leaf, rem, metric, bufs)
+    }
+
+    fn seek_in_leaf(&self, leaf: u32, mut rem: u32, metric: Metric, bufs: &[CharBuf]) -> Option<Cursor> {
         for (i, run) in self.leaves[leaf as usize].runs.iter().enumerate() {
             let w = match metric {
                 Metric::All => run.len,
@@ -273,6 +295,9 @@ impl Tree {
         if old == new {
             return;
         }
+        if self.cache.get().is_some_and(|(cached, _)| cached != leaf) {
+            self.cache.set(None);
+        }
         let mut child = leaf;
         let mut node = self.leaves[leaf as usize].parent;
         while node != NIL {
@@ -297,6 +322,7 @@ impl Tree {
         if self.leaves[leaf as usize].runs.len() <= LEAF_CAP {
             return None;
         }
+        self.cache.set(None);
         let old_recorded = self.recorded_width(leaf);
         let half = self.leaves[leaf as usize].runs.len() / 2;
         let moved = self.leaves[leaf as usize].runs.split_off(half);
