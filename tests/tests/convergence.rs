@@ -80,7 +80,7 @@ impl Net {
             4 => Some(doc.set_register("title", format!("t{}", a % 5))),
             5 => Some(doc.add_to_set("tags", tag)),
             6 => doc.remove_from_set("tags", &tag).unwrap(),
-            7 => Some(if a % 2 == 0 { doc.increment("likes", 1) } else { doc.decrement("likes", 1) }),
+            7 => Some(if a.is_multiple_of(2) { doc.increment("likes", 1) } else { doc.decrement("likes", 1) }),
             8 => Some(doc.increment_gcounter("views", 1 + b as u64 % 3)),
             _ => doc
                 .transact(|tx| {

@@ -1,0 +1,275 @@
+// Browser end-to-end tests: real doc-server, real headless Chromium, people typing.
+//
+//   node --test --test-concurrency=1 tests/e2e/   (scripts/e2e.sh builds everything first)
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import {
+  Proxy,
+  Server,
+  caretToEnd,
+  caretToStart,
+  editorText,
+  launchBrowser,
+  newDocId,
+  openEditor,
+  waitForLocalSave,
+  waitForStatus,
+  waitForText,
+} from './harness.mjs';
+
+let server;
+let browser;
+
+before(async () => {
+  server = await Server.start();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+/** A proxy in front of the server, for a page whose network we cut. */
+async function proxy() {
+  return Proxy.start({ port: () => server.port });
+}
+
+const sameText = (a, b) => async () => (await editorText(a)) === (await editorText(b));
+
+async function eventually(check, what, timeout = 20000) {
+  const deadline = Date.now() + timeout;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+test('1. two people type at the same time, end with the same text, and see each other', async () => {
+  const id = newDocId('together');
+  const alice = await browser.newContext();
+  const bob = await browser.newContext();
+  try {
+    const a = await openEditor(alice, server.url, id, 'Alice');
+    const b = await openEditor(bob, server.url, id, 'Bob');
+
+    await caretToEnd(a);
+    await a.keyboard.type('first line\nsecond line');
+    await waitForText(b, (t) => t === 'first line\nsecond line');
+
+    // Alice types at the end of the first line while Bob types at the end of the second.
+    await caretToStart(a);
+    await a.keyboard.press('End');
+    await caretToEnd(b);
+    await Promise.all([
+      a.keyboard.type(' — alpha 漢字 😀', { delay: 15 }),
+      b.keyboard.type(' — beta 👍🏽 done', { delay: 15 }),
+    ]);
+    const expected = 'first line — alpha 漢字 😀\nsecond line — beta 👍🏽 done';
+    await waitForText(a, (t) => t === expected);
+    await waitForText(b, (t) => t === expected);
+    assert.equal((await server.docValue(id)).body, expected);
+
+    // Each sees the other's caret, labelled with the name, and in the presence list.
+    await b.locator('.remote-caret .remote-name', { hasText: 'Alice' }).waitFor();
+    await a.locator('.remote-caret .remote-name', { hasText: 'Bob' }).waitFor();
+    await a.locator('#people .person', { hasText: 'Bob' }).waitFor();
+    await b.locator('#people .person', { hasText: 'Alice' }).waitFor();
+
+    // Alice's caret (end of line 1) is drawn on line 1 in Bob's page, and a selection shows.
+    const aliceCaretLine = b.locator('.cm-line', { has: b.locator('.remote-name', { hasText: 'Alice' }) });
+    assert.match(await aliceCaretLine.innerText(), /alpha/);
+    await a.keyboard.press('Shift+Home');
+    await b.locator('.remote-selection[data-peer="Alice"]').first().waitFor();
+  } finally {
+    await alice.close();
+    await bob.close();
+  }
+});
+
+test('2. a page loses the network, both keep typing, everything merges when it returns', async () => {
+  const id = newDocId('partition');
+  const net = await proxy();
+  const alice = await browser.newContext();
+  const bob = await browser.newContext();
+  try {
+    const a = await openEditor(alice, net.url, id, 'Alice');
+    const b = await openEditor(bob, server.url, id, 'Bob');
+    await caretToEnd(a);
+    await a.keyboard.type('shared start\n');
+    await waitForText(b, (t) => t === 'shared start\n');
+
+    net.cut();
+    await waitForStatus(a, 'offline', 5000);
+    await caretToEnd(a);
+    await a.keyboard.type('alice offline 1\nalice offline 2\n', { delay: 5 });
+    await caretToStart(b);
+    await b.keyboard.type('bob online > ', { delay: 5 });
+    await a.locator('#status', { hasText: 'not yet saved' }).waitFor();
+    // Nothing crossed while cut.
+    assert.ok(!(await editorText(b)).includes('alice offline'));
+    assert.ok(!(await editorText(a)).includes('bob online'));
+
+    net.restore();
+    await waitForStatus(a, 'online', 30000);
+    const expected = 'bob online > shared start\nalice offline 1\nalice offline 2\n';
+    await waitForText(a, (t) => t === expected);
+    await waitForText(b, (t) => t === expected);
+    assert.equal((await server.docValue(id)).body, expected);
+  } finally {
+    await alice.close();
+    await bob.close();
+    await net.close();
+  }
+});
+
+test('3. an edit made offline survives a reload while still offline, then merges', async () => {
+  const id = newDocId('reload');
+  const net = await proxy();
+  const alice = await browser.newContext();
+  const bob = await browser.newContext();
+  try {
+    let a = await openEditor(alice, net.url, id, 'Alice');
+    const b = await openEditor(bob, server.url, id, 'Bob');
+    await caretToEnd(a);
+    await a.keyboard.type('saved online.');
+    await waitForText(b, (t) => t === 'saved online.');
+
+    net.cut();
+    await waitForStatus(a, 'offline', 5000);
+    await caretToEnd(a);
+    await a.keyboard.type(' typed offline.');
+    await waitForLocalSave(a);
+
+    // Reload while the WebSocket is still blocked: the page comes back with the local text.
+    await a.reload();
+    await waitForText(a, (t) => t === 'saved online. typed offline.', 10000);
+    await waitForStatus(a, 'offline', 5000);
+    await a.locator('#status', { hasText: 'not yet saved' }).waitFor();
+    await caretToEnd(a);
+    await a.keyboard.type(' after reload.');
+    await caretToStart(b);
+    await b.keyboard.type('Bob: ');
+
+    net.restore();
+    await waitForStatus(a, 'online', 30000);
+    const expected = 'Bob: saved online. typed offline. after reload.';
+    await waitForText(a, (t) => t === expected);
+    await waitForText(b, (t) => t === expected);
+    assert.equal((await server.docValue(id)).body, expected);
+  } finally {
+    await alice.close();
+    await bob.close();
+    await net.close();
+  }
+});
+
+test('4. title, tags, likes and views converge between two pages', async () => {
+  const id = newDocId('fields');
+  const alice = await browser.newContext();
+  const bob = await browser.newContext();
+  try {
+    const a = await openEditor(alice, server.url, id, 'Alice');
+    const b = await openEditor(bob, server.url, id, 'Bob');
+    // Two page opens, two views, seen by both.
+    await a.locator('#views', { hasText: /^2$/ }).waitFor();
+    await b.locator('#views', { hasText: /^2$/ }).waitFor();
+
+    await a.locator('#title').fill('Trip plan');
+    await b.locator('#title').waitFor();
+    await eventually(async () => (await b.locator('#title').inputValue()) === 'Trip plan', 'title on Bob');
+
+    await b.locator('#tag-input').fill('travel');
+    await b.locator('#tag-input').press('Enter');
+    await b.locator('#tag-input').fill('2025');
+    await b.getByRole('button', { name: 'Add' }).click();
+    await a.locator('#tag-input').fill('food');
+    await a.locator('#tag-input').press('Enter');
+    await a.locator('.tag[data-tag="2025"]').waitFor();
+    await a.getByRole('button', { name: 'Remove tag 2025' }).click();
+
+    await a.locator('#like').click();
+    await b.locator('#like').click();
+    await a.locator('#likes', { hasText: /^2$/ }).waitFor();
+    await b.locator('#like').click(); // Bob takes his like back.
+
+    for (const page of [a, b]) {
+      await eventually(
+        async () => (await page.locator('.tag').evaluateAll((tags) => tags.map((t) => t.dataset.tag).join(','))) === 'food,travel',
+        'tags food,travel',
+      );
+      await page.locator('#likes', { hasText: /^1$/ }).waitFor();
+      await page.locator('#views', { hasText: /^2$/ }).waitFor();
+    }
+    assert.equal(await a.locator('#title').inputValue(), 'Trip plan');
+    assert.equal(await a.locator('#like').getAttribute('aria-pressed'), 'true');
+    assert.equal(await b.locator('#like').getAttribute('aria-pressed'), 'false');
+    await eventually(async () => (await server.docValue(id)).likes === 1, 'server likes');
+    const value = await server.docValue(id);
+    assert.deepEqual(
+      { title: value.title, tags: value.tags, likes: value.likes, views: value.views },
+      { title: 'Trip plan', tags: ['food', 'travel'], likes: 1, views: 2 },
+    );
+  } finally {
+    await alice.close();
+    await bob.close();
+  }
+});
+
+test('5. the status shows offline within seconds of losing the server, and online after', async () => {
+  const id = newDocId('status');
+  const context = await browser.newContext();
+  try {
+    const page = await openEditor(context, server.url, id, 'Carol');
+    await caretToEnd(page);
+    await page.keyboard.type('before the crash');
+    await waitForText(page, (t) => t === 'before the crash');
+    await page.locator('#status[data-state="online"]').waitFor();
+
+    const lost = Date.now();
+    await server.kill();
+    await waitForStatus(page, 'offline', 5000);
+    const noticed = Date.now() - lost;
+    assert.ok(noticed < 5000, `offline shown after ${noticed} ms`);
+
+    await page.keyboard.type(' and during');
+    await page.locator('#status', { hasText: 'offline · ' }).waitFor();
+    await page.locator('#status', { hasText: 'edits not yet saved' }).waitFor();
+
+    await server.restart();
+    await waitForStatus(page, 'online', 30000);
+    assert.equal(await page.locator('#status').innerText(), 'online');
+    assert.equal((await server.docValue(id)).body, 'before the crash and during');
+  } finally {
+    await context.close();
+  }
+});
+
+test('6. two tabs of one browser stay in sync through BroadcastChannel while offline', async () => {
+  const id = newDocId('tabs');
+  const net = await proxy();
+  const context = await browser.newContext();
+  try {
+    const one = await openEditor(context, net.url, id, 'Dana');
+    const two = await openEditor(context, net.url, id);
+    net.cut();
+    await waitForStatus(one, 'offline', 5000);
+    await waitForStatus(two, 'offline', 5000);
+    await caretToEnd(one);
+    await one.keyboard.type('typed in tab one');
+    await waitForText(two, (t) => t === 'typed in tab one', 5000);
+    await caretToEnd(two);
+    await two.keyboard.type(', and in tab two');
+    await waitForText(one, (t) => t === 'typed in tab one, and in tab two', 5000);
+
+    net.restore();
+    await waitForStatus(one, 'online', 30000);
+    await waitForStatus(two, 'online', 30000);
+    await eventually(sameText(one, two), 'both tabs equal');
+    await eventually(async () => (await server.docValue(id)).body === 'typed in tab one, and in tab two', 'server text');
+  } finally {
+    await context.close();
+    await net.close();
+  }
+});

@@ -1,0 +1,253 @@
+// Test harness for the browser end-to-end tests: the real doc-server binary on a free port with
+// a temporary data directory, a TCP proxy that can cut one page's WebSocket traffic, and
+// headless Debian Chromium driven by playwright-core (never a downloaded browser).
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(fileURLToPath(new URL('../..', import.meta.url)));
+// playwright-core is a dev dependency of web/ (installed by `npm ci` there).
+const { chromium } = createRequire(path.join(root, 'web', 'package.json'))('playwright-core');
+
+export const SERVER_BIN = process.env.DOC_SERVER_BIN ?? path.join(root, 'target', 'debug', 'doc-server');
+export const WEB_DIR = process.env.WEB_DIR ?? path.join(root, 'web', 'dist');
+export const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
+
+/** The doc-server process; `stop()` and `start()` again keep the port and the data. */
+export class Server {
+  static async start() {
+    const dataDir = await mkdtemp(path.join(tmpdir(), 'crdt-e2e-'));
+    const server = new Server(dataDir);
+    await server.start('127.0.0.1:0');
+    return server;
+  }
+
+  constructor(dataDir) {
+    this.dataDir = dataDir;
+    this.process = null;
+    this.addr = null;
+    this.log = [];
+  }
+
+  get url() {
+    return `http://${this.addr}`;
+  }
+
+  get port() {
+    return Number(this.addr.split(':').pop());
+  }
+
+  async start(listen = this.addr) {
+    const child = spawn(
+      SERVER_BIN,
+      ['--listen', listen, '--data-dir', this.dataDir, '--web-dir', WEB_DIR, '--shutdown-timeout', '2s'],
+      { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' } },
+    );
+    this.process = child;
+    child.stderr.on('data', (chunk) => this.log.push(chunk.toString()));
+    this.addr = await new Promise((resolve, reject) => {
+      let out = '';
+      const timer = setTimeout(() => reject(new Error(`doc-server did not start:\n${this.log.join('')}`)), 15000);
+      child.stdout.on('data', (chunk) => {
+        out += chunk.toString();
+        const match = out.match(/listening on (\S+)/);
+        if (match) {
+          clearTimeout(timer);
+          resolve(match[1]);
+        }
+      });
+      child.on('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`doc-server exited with ${code}:\n${this.log.join('')}`));
+      });
+    });
+    return this;
+  }
+
+  /** Kills the process at once (as a crash or a lost machine would) and waits for its exit. */
+  async kill(signal = 'SIGKILL') {
+    const child = this.process;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill(signal);
+    await exited;
+    this.process = null;
+  }
+
+  async restart() {
+    // The port was ours a moment ago; retry briefly in case the kernel still holds it.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.start(this.addr);
+      } catch (error) {
+        if (attempt >= 20) throw error;
+        await new Promise((resolve) => setTimeout(resolve, 250));
+      }
+    }
+  }
+
+  async docValue(id) {
+    const response = await fetch(`${this.url}/docs/${id}`);
+    if (!response.ok) throw new Error(`GET /docs/${id}: ${response.status}`);
+    return response.json();
+  }
+
+  async close() {
+    await this.kill('SIGTERM');
+    await rm(this.dataDir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * A TCP proxy in front of the server. Pages opened through it can be cut off: `cut()` closes
+ * their WebSockets and refuses new ones, while plain HTTP (the page, its scripts, the wasm)
+ * still goes through, so a page can even be reloaded while "offline".
+ */
+export class Proxy {
+  static async start(target) {
+    const proxy = new Proxy(target);
+    await new Promise((resolve) => proxy.server.listen(0, '127.0.0.1', resolve));
+    return proxy;
+  }
+
+  constructor(target) {
+    this.target = target; // { port }
+    this.blocked = false;
+    this.sockets = new Set(); // [client, upstream, state]
+    this.server = net.createServer((client) => this.accept(client));
+  }
+
+  get url() {
+    return `http://127.0.0.1:${this.server.address().port}`;
+  }
+
+  accept(client) {
+    const upstream = net.connect(this.target.port(), '127.0.0.1');
+    const pair = { client, upstream, websocket: false };
+    this.sockets.add(pair);
+    const close = () => {
+      client.destroy();
+      upstream.destroy();
+      this.sockets.delete(pair);
+    };
+    client.on('data', (chunk) => {
+      if (chunk.subarray(0, 8).toString('latin1') === 'GET /ws/') pair.websocket = true;
+      if (pair.websocket && this.blocked) return close();
+      upstream.write(chunk);
+    });
+    upstream.on('data', (chunk) => {
+      if (pair.websocket && this.blocked) return close();
+      client.write(chunk);
+    });
+    client.on('error', close);
+    upstream.on('error', close);
+    client.on('close', close);
+    upstream.on('close', close);
+  }
+
+  /** Drops every WebSocket going through and refuses new ones until `restore()`. */
+  cut() {
+    this.blocked = true;
+    for (const pair of this.sockets) {
+      if (pair.websocket) {
+        pair.client.destroy();
+        pair.upstream.destroy();
+        this.sockets.delete(pair);
+      }
+    }
+  }
+
+  restore() {
+    this.blocked = false;
+  }
+
+  async close() {
+    for (const pair of this.sockets) {
+      pair.client.destroy();
+      pair.upstream.destroy();
+    }
+    await new Promise((resolve) => this.server.close(resolve));
+  }
+}
+
+export async function launchBrowser() {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--no-first-run', '--disable-dev-shm-usage'],
+  });
+}
+
+/** A new document id, unique per test run. */
+export function newDocId(label) {
+  return `${label}-${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
+}
+
+/**
+ * Opens the editor for `docId` at `baseUrl` in a page of `context`, waits until it is online,
+ * and sets the person's name the way a person does: typing it into the name box.
+ */
+export async function openEditor(context, baseUrl, docId, name) {
+  const page = await context.newPage();
+  page.on('pageerror', (error) => console.error(`[page ${name}] ${error.message}`));
+  page.on('console', (message) => {
+    if (message.type() === 'error') console.error(`[console ${name}] ${message.text()}`);
+  });
+  await page.goto(`${baseUrl}/d/${docId}`);
+  await waitForStatus(page, 'online');
+  if (name) {
+    await page.locator('#name').fill(name);
+    await page.locator('#name').press('Enter');
+    await waitForStatus(page, 'online');
+  }
+  return page;
+}
+
+/** The text as the page shows it: the editor's lines, without the other people's name labels. */
+export function editorText(page) {
+  return page.locator('.cm-content').evaluate((content) =>
+    [...content.querySelectorAll('.cm-line')]
+      .map((line) => {
+        const copy = line.cloneNode(true);
+        for (const widget of copy.querySelectorAll('.remote-caret')) widget.remove();
+        return copy.textContent;
+      })
+      .join('\n'),
+  );
+}
+
+/** Waits until everything typed so far is saved in this browser (IndexedDB). */
+export async function waitForLocalSave(page) {
+  await page.locator('#status[data-local="saved"]').waitFor({ timeout: 10000 });
+}
+
+export async function waitForStatus(page, state, timeout = 20000) {
+  await page.locator(`#status[data-state="${state}"]`).waitFor({ timeout });
+}
+
+/** Puts the caret at the end of the text, as Ctrl+End does. */
+export async function caretToEnd(page) {
+  await page.locator('.cm-content').click();
+  await page.keyboard.press('Control+End');
+}
+
+export async function caretToStart(page) {
+  await page.locator('.cm-content').click();
+  await page.keyboard.press('Control+Home');
+}
+
+/** Waits until `predicate(text)` holds for the editor's text; returns the text. */
+export async function waitForText(page, predicate, timeout = 20000) {
+  const deadline = Date.now() + timeout;
+  let text;
+  for (;;) {
+    text = await editorText(page);
+    if (predicate(text)) return text;
+    if (Date.now() > deadline) throw new Error(`editor text did not match in ${timeout} ms; it is ${JSON.stringify(text)}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
