@@ -86,10 +86,7 @@ pub fn decode_changes(bytes: &[u8]) -> Result<Vec<Change>, DecodeError> {
 /// Encodes a document's state and its full history, so that the decoded document can serve
 /// [`Document::ops_since`] for everything this one can.
 pub fn encode_snapshot(doc: &Document) -> Vec<u8> {
-    encode_message(
-        KIND_SNAPSHOT,
-        &SnapshotRef::new(doc, doc.history_base(), doc.history()),
-    )
+    encode_message(KIND_SNAPSHOT, &SnapshotRef::new(doc, doc.history_base(), doc.history()))
 }
 
 /// Encodes a document's state without its history: smaller, but the decoded document's
@@ -102,14 +99,8 @@ pub fn encode_snapshot_without_history(doc: &Document) -> Vec<u8> {
 /// Decodes and validates a snapshot into a document that makes its local edits as `replica`.
 pub fn decode_snapshot(bytes: &[u8], replica: ReplicaId) -> Result<Document, DecodeError> {
     let snapshot: SnapshotOwned = decode_frame(KIND_SNAPSHOT, bytes, MAX_SNAPSHOT_LEN)?;
-    let SnapshotOwned {
-        fields,
-        version,
-        history_base,
-        history,
-    } = snapshot;
-    Document::from_parts(replica, fields, version, history_base, history)
-        .map_err(DecodeError::Invalid)
+    let SnapshotOwned { fields, version, history_base, history } = snapshot;
+    Document::from_parts(replica, fields, version, history_base, history).map_err(DecodeError::Invalid)
 }
 
 /// Encodes any serde value as a frame of kind `kind`. The server and the client use it for
@@ -146,33 +137,18 @@ fn config() -> bincode::config::Configuration {
     bincode::config::standard()
 }
 
-fn decode_frame<T: DeserializeOwned>(
-    kind: u8,
-    bytes: &[u8],
-    max_len: usize,
-) -> Result<T, DecodeError> {
+fn decode_frame<T: DeserializeOwned>(kind: u8, bytes: &[u8], max_len: usize) -> Result<T, DecodeError> {
     let limit = max_len.min(MAX_SNAPSHOT_LEN);
     if bytes.len() > limit {
-        return Err(DecodeError::TooLarge {
-            len: bytes.len(),
-            limit,
-        });
+        return Err(DecodeError::TooLarge { len: bytes.len(), limit });
     }
     let (&version, rest) = bytes.split_first().ok_or(DecodeError::Empty)?;
     if version != FORMAT_VERSION {
-        return Err(DecodeError::UnsupportedVersion {
-            found: version,
-            supported: FORMAT_VERSION,
-        });
+        return Err(DecodeError::UnsupportedVersion { found: version, supported: FORMAT_VERSION });
     }
-    let (&found, payload) = rest
-        .split_first()
-        .ok_or_else(|| DecodeError::Malformed("missing the kind byte".into()))?;
+    let (&found, payload) = rest.split_first().ok_or_else(|| DecodeError::Malformed("missing the kind byte".into()))?;
     if found != kind {
-        return Err(DecodeError::WrongKind {
-            found,
-            expected: kind,
-        });
+        return Err(DecodeError::WrongKind { found, expected: kind });
     }
     let (value, used) = decode_limited::<T>(payload)?;
     match payload.len() - used {
@@ -191,12 +167,7 @@ fn decode_limited<T: DeserializeOwned>(payload: &[u8]) -> Result<(T, usize), Dec
         Some(2) => decode_with::<T, { TIERS[2] }>(payload),
         Some(3) => decode_with::<T, { TIERS[3] }>(payload),
         Some(_) => decode_with::<T, { TIERS[4] }>(payload),
-        None => {
-            return Err(DecodeError::TooLarge {
-                len: payload.len(),
-                limit: TIERS[4] / 8,
-            })
-        }
+        None => return Err(DecodeError::TooLarge { len: payload.len(), limit: TIERS[4] / 8 }),
     };
     result.map_err(|error| DecodeError::Malformed(error.to_string()))
 }
@@ -219,11 +190,7 @@ struct SnapshotRef<'a> {
 impl<'a> SnapshotRef<'a> {
     fn new(doc: &'a Document, history_base: &'a VersionVector, history: &'a [Change]) -> Self {
         SnapshotRef {
-            fields: doc
-                .fields_map()
-                .iter()
-                .map(|((name, _), field)| (name.as_str(), field))
-                .collect(),
+            fields: doc.fields_map().iter().map(|((name, _), field)| (name.as_str(), field)).collect(),
             version: doc.version(),
             history_base,
             history,

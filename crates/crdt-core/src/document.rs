@@ -72,9 +72,7 @@ pub struct Document {
 /// replica id and the buffer of not-yet-ready changes (unprocessed input) are ignored.
 impl PartialEq for Document {
     fn eq(&self, other: &Self) -> bool {
-        self.fields == other.fields
-            && self.version == other.version
-            && self.history.same_changes(&other.history)
+        self.fields == other.fields && self.version == other.version && self.history.same_changes(&other.history)
     }
 }
 
@@ -110,13 +108,7 @@ impl Document {
                 return Err("snapshot holds the same field twice");
             }
         }
-        let doc = Document {
-            replica,
-            fields: map,
-            version,
-            history,
-            pending: Pending::default(),
-        };
+        let doc = Document { replica, fields: map, version, history, pending: Pending::default() };
         doc.debug_check();
         Ok(doc)
     }
@@ -197,12 +189,7 @@ impl Document {
     }
 
     /// [`delete_text`](Self::delete_text) with `pos16` and `len16` in UTF-16 code units.
-    pub fn delete_text_utf16(
-        &mut self,
-        field: &str,
-        pos16: usize,
-        len16: usize,
-    ) -> Result<Option<Change>, EditError> {
+    pub fn delete_text_utf16(&mut self, field: &str, pos16: usize, len16: usize) -> Result<Option<Change>, EditError> {
         let op = self.stage_delete_text(field, pos16, len16, true)?;
         Ok(op.map(|op| self.commit(vec![op])))
     }
@@ -356,12 +343,7 @@ impl Document {
     /// Records locally applied operations as this replica's next change.
     fn commit(&mut self, ops: Vec<FieldOp>) -> Change {
         let seq = self.version.get(self.replica) + 1;
-        let change = Change {
-            replica: self.replica,
-            seq,
-            deps: self.version.clone(),
-            ops,
-        };
+        let change = Change { replica: self.replica, seq, deps: self.version.clone(), ops };
         self.version.set(self.replica, seq);
         self.history.push(change.clone());
         self.debug_check();

@@ -45,6 +45,7 @@ mod id;
 mod integrate;
 mod node;
 mod op;
+mod pack;
 mod place;
 mod snapshot;
 

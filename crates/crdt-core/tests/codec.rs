@@ -4,9 +4,8 @@
 use std::sync::OnceLock;
 
 use crdt_core::codec::{
-    decode_changes, decode_message, decode_message_with_limit, decode_snapshot, encode_changes,
-    encode_message, encode_snapshot, encode_snapshot_without_history, FORMAT_VERSION,
-    KIND_CHANGES, KIND_SNAPSHOT, MAX_MESSAGE_LEN,
+    decode_changes, decode_message, decode_message_with_limit, decode_snapshot, encode_changes, encode_message,
+    encode_snapshot, encode_snapshot_without_history, FORMAT_VERSION, KIND_CHANGES, KIND_SNAPSHOT, MAX_MESSAGE_LEN,
 };
 use crdt_core::{Change, DecodeError, Document, ReplicaId, VersionVector};
 use proptest::prelude::*;
@@ -17,38 +16,35 @@ const B: ReplicaId = ReplicaId::from_u128(0xB);
 const C: ReplicaId = ReplicaId::from_u128(0xC);
 
 /// Two replicas' edits on all five field kinds, synced; and the changes, in order.
-fn sample() -> &'static (Document, Vec<Change>) {
-    static SAMPLE: OnceLock<(Document, Vec<Change>)> = OnceLock::new();
-    SAMPLE.get_or_init(|| {
-        let mut a = Document::new(A);
-        let mut b = Document::new(B);
-        let mut changes = vec![
-            a.insert_text("body", 0, "héllo 🦀").unwrap(),
-            a.set_register("title", "Draft".into()),
-            a.add_to_set("tags", "x".into()),
-        ];
-        for change in &changes {
-            b.apply_change(change.clone()).unwrap();
-        }
-        let from_b = vec![
-            b.delete_text("body", 1, 2).unwrap().unwrap(),
-            b.remove_from_set("tags", "x").unwrap().unwrap(),
-            b.decrement("votes", 3),
-            b.increment_gcounter("views", 2),
-            b.transact(|tx| {
-                tx.insert_text("title", 0, "t")?;
-                tx.add_to_set("tags", "y".into());
-                Ok(())
-            })
-            .unwrap()
-            .unwrap(),
-        ];
-        for change in &from_b {
-            a.apply_change(change.clone()).unwrap();
-        }
-        changes.extend(from_b);
-        (a, changes)
-    })
+fn sample() -> (Document, Vec<Change>) {
+    let mut a = Document::new(A);
+    let mut b = Document::new(B);
+    let mut changes = vec![
+        a.insert_text("body", 0, "héllo 🦀").unwrap(),
+        a.set_register("title", "Draft".into()),
+        a.add_to_set("tags", "x".into()),
+    ];
+    for change in &changes {
+        b.apply_change(change.clone()).unwrap();
+    }
+    let from_b = vec![
+        b.delete_text("body", 1, 2).unwrap().unwrap(),
+        b.remove_from_set("tags", "x").unwrap().unwrap(),
+        b.decrement("votes", 3),
+        b.increment_gcounter("views", 2),
+        b.transact(|tx| {
+            tx.insert_text("title", 0, "t")?;
+            tx.add_to_set("tags", "y".into());
+            Ok(())
+        })
+        .unwrap()
+        .unwrap(),
+    ];
+    for change in &from_b {
+        a.apply_change(change.clone()).unwrap();
+    }
+    changes.extend(from_b);
+    (a, changes)
 }
 
 /// Valid encodings to corrupt.
@@ -57,11 +53,11 @@ fn valid_encodings() -> &'static [Vec<u8>] {
     ENCODINGS.get_or_init(|| {
         let (doc, changes) = sample();
         vec![
-            encode_changes(changes),
+            encode_changes(&changes),
             encode_changes(&changes[..1]),
             encode_changes(&changes[3..5]),
-            encode_snapshot(doc),
-            encode_snapshot_without_history(doc),
+            encode_snapshot(&doc),
+            encode_snapshot_without_history(&doc),
             encode_snapshot(&Document::new(C)),
         ]
     })
@@ -70,22 +66,22 @@ fn valid_encodings() -> &'static [Vec<u8>] {
 #[test]
 fn changes_round_trip() {
     let (_, changes) = sample();
-    let bytes = encode_changes(changes);
+    let bytes = encode_changes(&changes);
     assert_eq!(&bytes[..2], &[FORMAT_VERSION, KIND_CHANGES]);
-    assert_eq!(&decode_changes(&bytes).unwrap(), changes);
+    assert_eq!(decode_changes(&bytes).unwrap(), changes);
     assert_eq!(decode_changes(&encode_changes(&[])).unwrap(), Vec::<Change>::new());
 }
 
 #[test]
 fn snapshots_round_trip() {
     let (doc, _) = sample();
-    let bytes = encode_snapshot(doc);
+    let bytes = encode_snapshot(&doc);
     assert_eq!(&bytes[..2], &[FORMAT_VERSION, KIND_SNAPSHOT]);
     let decoded = decode_snapshot(&bytes, C).unwrap();
-    assert_eq!(&decoded, doc);
+    assert_eq!(decoded, doc);
     assert_eq!(decoded.replica(), C);
     decoded.check_invariants();
-    let light = decode_snapshot(&encode_snapshot_without_history(doc), C).unwrap();
+    let light = decode_snapshot(&encode_snapshot_without_history(&doc), C).unwrap();
     assert_eq!(light.value(), doc.value());
     assert_eq!(light.history_base(), doc.version());
     assert!(light.history().is_empty());
@@ -232,7 +228,7 @@ fn input() -> impl Strategy<Value = Vec<u8>> {
 fn exercise(bytes: &[u8]) {
     if let Ok(changes) = decode_changes(bytes) {
         let mut fresh = Document::new(C);
-        let mut synced = sample().0.clone();
+        let mut synced = sample().0;
         for change in changes {
             let _ = fresh.apply_change(change.clone());
             let _ = synced.apply_change(change);

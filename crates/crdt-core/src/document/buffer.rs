@@ -59,20 +59,11 @@ impl Pending {
         loop {
             let seen = version.get(from);
             // Changes this replica has already applied (possibly learnt by a state merge).
-            while let Some(key) = self
-                .changes
-                .range((from, 0)..=(from, seen))
-                .next()
-                .map(|(key, _)| *key)
-            {
+            while let Some(key) = self.changes.range((from, 0)..=(from, seen)).next().map(|(key, _)| *key) {
                 self.changes.remove(&key);
             }
             let candidate = (from, seen + 1);
-            if self
-                .changes
-                .get(&candidate)
-                .is_some_and(|change| change.deps.le(version))
-            {
+            if self.changes.get(&candidate).is_some_and(|change| change.deps.le(version)) {
                 return self.changes.remove(&candidate);
             }
             from = self
@@ -90,10 +81,7 @@ impl Pending {
             assert_eq!((change.replica, change.seq), (*replica, *seq), "pending key mismatch");
             let seen = version.get(*replica);
             assert!(*seq > seen, "pending holds an applied change");
-            assert!(
-                *seq != seen + 1 || !change.deps.le(version),
-                "pending holds a ready change"
-            );
+            assert!(*seq != seen + 1 || !change.deps.le(version), "pending holds a ready change");
         }
     }
 }

@@ -18,8 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::field::{Field, FieldKind, FieldOp, Op};
 use crate::{
-    ApplyError, Dot, Lamport, LwwOp, LwwRegister, OrSet, OrSetOp, ReplicaId, Rga, RgaOp, TextDelta,
-    VersionVector,
+    ApplyError, Dot, Lamport, LwwOp, LwwRegister, OrSet, OrSetOp, ReplicaId, Rga, RgaOp, TextDelta, VersionVector,
 };
 
 /// The largest `seq` (and version vector entry) a document accepts. Far beyond anything real,
@@ -92,10 +91,7 @@ pub enum ApplyOutcome {
 
 /// Checks that every operation of `change` can be applied, in order, to `fields`, without
 /// changing anything.
-pub(crate) fn validate_ops(
-    fields: &BTreeMap<(String, FieldKind), Field>,
-    change: &Change,
-) -> Result<(), ApplyError> {
+pub(crate) fn validate_ops(fields: &BTreeMap<(String, FieldKind), Field>, change: &Change) -> Result<(), ApplyError> {
     // What earlier operations of this change add, per field: characters per replica for texts,
     // dots per replica for sets.
     let mut text_extra: HashMap<&str, HashMap<ReplicaId, u64>> = HashMap::new();
@@ -164,10 +160,7 @@ fn validate_set_op(
         for dot in dots {
             check_counter(dot)?;
             if dot.counter > seen(dot.replica, extra) {
-                return Err(ApplyError::UnknownId {
-                    replica: dot.replica,
-                    counter: dot.counter,
-                });
+                return Err(ApplyError::UnknownId { replica: dot.replica, counter: dot.counter });
             }
         }
         Ok(())
@@ -211,9 +204,9 @@ fn validate_register_op<'a>(
         (None, None) => None,
     };
     match current {
-        Some((stamp, value)) if stamp == op.stamp && *value != op.value => Err(ApplyError::Invalid(
-            "lww stamp was reused with a different value",
-        )),
+        Some((stamp, value)) if stamp == op.stamp && *value != op.value => {
+            Err(ApplyError::Invalid("lww stamp was reused with a different value"))
+        }
         Some((stamp, _)) if stamp >= op.stamp => Ok(()),
         _ => {
             *latest = Some((op.stamp, &op.value));

@@ -26,11 +26,7 @@ impl Document {
         utf16: bool,
     ) -> Result<FieldOp, EditError> {
         let op = self.stage_text(name, |rga| {
-            let op = if utf16 {
-                rga.insert_utf16(pos, text)?
-            } else {
-                rga.insert(pos, text)?
-            };
+            let op = if utf16 { rga.insert_utf16(pos, text)? } else { rga.insert(pos, text)? };
             Ok(Some(op))
         })?;
         // An insert always yields an operation; `stage_text` only passes it through.
@@ -44,13 +40,7 @@ impl Document {
         len: usize,
         utf16: bool,
     ) -> Result<Option<FieldOp>, EditError> {
-        self.stage_text(name, |rga| {
-            if utf16 {
-                rga.delete_utf16(pos, len)
-            } else {
-                rga.delete(pos, len)
-            }
-        })
+        self.stage_text(name, |rga| if utf16 { rga.delete_utf16(pos, len) } else { rga.delete(pos, len) })
     }
 
     /// Runs `edit` on the text field `name`, or on a new empty text that is kept only if the
@@ -73,10 +63,7 @@ impl Document {
                 op
             }
         };
-        Ok(op.map(|op| FieldOp {
-            field: key.0,
-            op: Op::Text(op),
-        }))
+        Ok(op.map(|op| FieldOp { field: key.0, op: Op::Text(op) }))
     }
 
     pub(super) fn stage_set_register(&mut self, name: &str, value: String) -> FieldOp {
@@ -85,10 +72,7 @@ impl Document {
             Field::Register(register) => register.set(replica, value),
             _ => kind_mismatch(FieldKind::Register),
         };
-        FieldOp {
-            field: name.to_owned(),
-            op: Op::Register(op),
-        }
+        FieldOp { field: name.to_owned(), op: Op::Register(op) }
     }
 
     pub(super) fn stage_add_to_set(&mut self, name: &str, value: String) -> FieldOp {
@@ -97,10 +81,7 @@ impl Document {
             Field::Set(set) => set.add(replica, value),
             _ => kind_mismatch(FieldKind::Set),
         };
-        FieldOp {
-            field: name.to_owned(),
-            op: Op::Set(op),
-        }
+        FieldOp { field: name.to_owned(), op: Op::Set(op) }
     }
 
     pub(super) fn stage_remove_from_set(&mut self, name: &str, value: &str) -> Option<FieldOp> {
@@ -109,10 +90,7 @@ impl Document {
             Some(_) => kind_mismatch(FieldKind::Set),
             None => return None,
         };
-        Some(FieldOp {
-            field: name.to_owned(),
-            op: Op::Set(op),
-        })
+        Some(FieldOp { field: name.to_owned(), op: Op::Set(op) })
     }
 
     pub(super) fn stage_counter(&mut self, name: &str, n: u64, up: bool) -> FieldOp {
@@ -122,10 +100,7 @@ impl Document {
             Field::Counter(counter) => counter.decrement(replica, n),
             _ => kind_mismatch(FieldKind::Counter),
         };
-        FieldOp {
-            field: name.to_owned(),
-            op: Op::Counter(op),
-        }
+        FieldOp { field: name.to_owned(), op: Op::Counter(op) }
     }
 
     pub(super) fn stage_gcounter(&mut self, name: &str, n: u64) -> FieldOp {
@@ -134,18 +109,13 @@ impl Document {
             Field::GCounter(counter) => counter.increment(replica, n),
             _ => kind_mismatch(FieldKind::GCounter),
         };
-        FieldOp {
-            field: name.to_owned(),
-            op: Op::GCounter(op),
-        }
+        FieldOp { field: name.to_owned(), op: Op::GCounter(op) }
     }
 
     /// The field `(name, kind)`, created empty if missing. Only for edits that always produce
     /// an operation.
     fn entry(&mut self, name: &str, kind: FieldKind) -> &mut Field {
         let replica = self.replica;
-        self.fields
-            .entry((name.to_owned(), kind))
-            .or_insert_with(|| Field::new(kind, replica))
+        self.fields.entry((name.to_owned(), kind)).or_insert_with(|| Field::new(kind, replica))
     }
 }

@@ -11,8 +11,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    Applied, ApplyError, GCounter, GCounterOp, LwwOp, LwwRegister, OrSet, OrSetOp, PnCounter,
-    PnCounterOp, ReplicaId, Rga, RgaOp, TextDelta,
+    Applied, ApplyError, GCounter, GCounterOp, LwwOp, LwwRegister, OrSet, OrSetOp, PnCounter, PnCounterOp, ReplicaId,
+    Rga, RgaOp, TextDelta,
 };
 
 /// The kind of a field. The order of the variants is the order of fields with the same name.
@@ -32,13 +32,8 @@ pub enum FieldKind {
 
 impl FieldKind {
     /// All kinds, in order.
-    pub const ALL: [FieldKind; 5] = [
-        FieldKind::Text,
-        FieldKind::Register,
-        FieldKind::Set,
-        FieldKind::Counter,
-        FieldKind::GCounter,
-    ];
+    pub const ALL: [FieldKind; 5] =
+        [FieldKind::Text, FieldKind::Register, FieldKind::Set, FieldKind::Counter, FieldKind::GCounter];
 
     /// The lowercase name used in error messages and in [`DocValue`](crate::DocValue) keys:
     /// `text`, `register`, `set`, `counter` or `gcounter`.

@@ -31,18 +31,11 @@ pub(crate) struct History {
 impl History {
     /// An empty history starting at `base`.
     pub fn starting_at(base: VersionVector) -> History {
-        History {
-            base,
-            changes: Vec::new(),
-            by_replica: HashMap::new(),
-        }
+        History { base, changes: Vec::new(), by_replica: HashMap::new() }
     }
 
     /// Rebuilds a history from untrusted parts; returns it with the version it reaches.
-    pub fn from_parts(
-        base: VersionVector,
-        changes: Vec<Change>,
-    ) -> Result<(History, VersionVector), &'static str> {
+    pub fn from_parts(base: VersionVector, changes: Vec<Change>) -> Result<(History, VersionVector), &'static str> {
         let version = verify(&base, &changes)?;
         let mut history = History::starting_at(base);
         history.changes = changes;
@@ -71,19 +64,13 @@ impl History {
     pub fn same_changes(&self, other: &History) -> bool {
         self.base == other.base
             && self.changes.len() == other.changes.len()
-            && self
-                .changes
-                .iter()
-                .all(|change| other.get(change.replica, change.seq) == Some(change))
+            && self.changes.iter().all(|change| other.get(change.replica, change.seq) == Some(change))
     }
 
     /// Appends a change that the document has just applied (the caller checked its seq and
     /// deps).
     pub fn push(&mut self, change: Change) {
-        self.by_replica
-            .entry(change.replica)
-            .or_default()
-            .push(self.changes.len());
+        self.by_replica.entry(change.replica).or_default().push(self.changes.len());
         self.changes.push(change);
     }
 
@@ -112,15 +99,8 @@ impl History {
             return None;
         }
         let indices = self.by_replica.get(&replica).map_or(&[][..], Vec::as_slice);
-        let skip = usize::try_from(after_seq - base)
-            .unwrap_or(usize::MAX)
-            .min(indices.len());
-        Some(
-            indices[skip..]
-                .iter()
-                .map(|i| self.changes[*i].clone())
-                .collect(),
-        )
+        let skip = usize::try_from(after_seq - base).unwrap_or(usize::MAX).min(indices.len());
+        Some(indices[skip..].iter().map(|i| self.changes[*i].clone()).collect())
     }
 
     /// After a state merge: takes the changes beyond `own` (this history's version) from
@@ -142,17 +122,10 @@ impl History {
         }
         if raised {
             let base = &self.base;
-            self.changes
-                .retain(|change| change.seq > base.get(change.replica));
+            self.changes.retain(|change| change.seq > base.get(change.replica));
         }
         let before = self.changes.len();
-        self.changes.extend(
-            other
-                .changes
-                .iter()
-                .filter(|change| change.seq > cutoff.get(change.replica))
-                .cloned(),
-        );
+        self.changes.extend(other.changes.iter().filter(|change| change.seq > cutoff.get(change.replica)).cloned());
         if raised || self.changes.len() != before {
             self.reindex();
         }

@@ -98,19 +98,12 @@ impl Document {
     }
 
     /// Validates a ready change against the state, then applies and records it.
-    fn apply_ready(
-        &mut self,
-        change: Change,
-        deltas: &mut Vec<(String, TextDelta)>,
-    ) -> Result<(), ApplyError> {
+    fn apply_ready(&mut self, change: Change, deltas: &mut Vec<(String, TextDelta)>) -> Result<(), ApplyError> {
         validate_ops(&self.fields, &change)?;
         let mut text_deltas = Vec::new();
         for FieldOp { field, op } in &change.ops {
             let replica = self.replica;
-            let state = self
-                .fields
-                .entry((field.clone(), op.kind()))
-                .or_insert_with(|| Field::new(op.kind(), replica));
+            let state = self.fields.entry((field.clone(), op.kind())).or_insert_with(|| Field::new(op.kind(), replica));
             if let Err(error) = state.apply(op, &mut text_deltas) {
                 // `validate_ops` accepted the operation, so this is a bug in a CRDT's checks.
                 // The change stays unrecorded; its operations are idempotent, so delivering it

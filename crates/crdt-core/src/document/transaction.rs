@@ -25,12 +25,7 @@ pub struct Transaction<'a> {
 
 impl<'a> Transaction<'a> {
     pub(super) fn new(doc: &'a mut Document) -> Self {
-        Transaction {
-            doc,
-            ops: Vec::new(),
-            saved: BTreeMap::new(),
-            finished: false,
-        }
+        Transaction { doc, ops: Vec::new(), saved: BTreeMap::new(), finished: false }
     }
 
     /// The document with the edits made so far.
@@ -56,12 +51,7 @@ impl<'a> Transaction<'a> {
     }
 
     /// [`insert_text`](Self::insert_text) at a UTF-16 position.
-    pub fn insert_text_utf16(
-        &mut self,
-        field: &str,
-        pos16: usize,
-        text: &str,
-    ) -> Result<(), EditError> {
+    pub fn insert_text_utf16(&mut self, field: &str, pos16: usize, text: &str) -> Result<(), EditError> {
         self.save(field, FieldKind::Text);
         let op = self.doc.stage_insert_text(field, pos16, text, true)?;
         self.ops.push(op);
@@ -69,12 +59,7 @@ impl<'a> Transaction<'a> {
     }
 
     /// [`delete_text`](Self::delete_text) with a UTF-16 position and length.
-    pub fn delete_text_utf16(
-        &mut self,
-        field: &str,
-        pos16: usize,
-        len16: usize,
-    ) -> Result<(), EditError> {
+    pub fn delete_text_utf16(&mut self, field: &str, pos16: usize, len16: usize) -> Result<(), EditError> {
         self.save(field, FieldKind::Text);
         let op = self.doc.stage_delete_text(field, pos16, len16, true)?;
         self.ops.extend(op);

@@ -75,11 +75,8 @@ impl DocValue {
         let mut entries = BTreeMap::new();
         let mut previous_name: Option<&str> = None;
         for ((name, kind), field) in fields {
-            let mut key = if previous_name == Some(name.as_str()) {
-                format!("{name}#{}", kind.name())
-            } else {
-                name.clone()
-            };
+            let mut key =
+                if previous_name == Some(name.as_str()) { format!("{name}#{}", kind.name()) } else { name.clone() };
             while entries.contains_key(&key) {
                 key.push('#');
                 key.push_str(kind.name());

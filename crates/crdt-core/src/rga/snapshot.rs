@@ -1,5 +1,7 @@
 //! The serialized form of an [`Rga`]: its full history, validated when read back.
 //!
+//! Logically (the bytes are packed into columns and deflated, see `pack.rs`):
+//!
 //! ```text
 //! RgaState {
 //!     replicas: [ReplicaId],            // index i stands for replicas[i] below
@@ -21,21 +23,61 @@ use super::node::Run;
 use super::{Id, Rga};
 use crate::ReplicaId;
 
-#[derive(Serialize, Deserialize)]
-struct RgaState {
-    replicas: Vec<ReplicaId>,
-    text: Vec<String>,
-    runs: Vec<StateRun>,
+pub(super) struct RgaState {
+    pub replicas: Vec<ReplicaId>,
+    pub text: Vec<String>,
+    pub runs: Vec<StateRun>,
 }
 
+pub(super) struct StateRun {
+    pub replica: u32,
+    pub counter: u32,
+    pub len: u32,
+    pub origin_left: Option<(u32, u32)>,
+    pub origin_right: Option<(u32, u32)>,
+    pub deleted: bool,
+}
+
+/// What serde sees: the replica table, then the packed state (see `pack.rs`) as one byte string.
 #[derive(Serialize, Deserialize)]
-struct StateRun {
-    replica: u32,
-    counter: u32,
-    len: u32,
-    origin_left: Option<(u32, u32)>,
-    origin_right: Option<(u32, u32)>,
-    deleted: bool,
+struct Wire {
+    replicas: Vec<ReplicaId>,
+    packed: Bytes,
+}
+
+/// A byte string that serde hands to the format as bytes, not as a sequence of numbers.
+struct Bytes(Vec<u8>);
+
+impl Serialize for Bytes {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Bytes {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Bytes;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a byte string")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Bytes, E> {
+                Ok(Bytes(v.to_vec()))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Bytes, E> {
+                Ok(Bytes(v))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Bytes, A::Error> {
+                let mut out = Vec::new();
+                while let Some(b) = seq.next_element::<u8>()? {
+                    out.push(b);
+                }
+                Ok(Bytes(out))
+            }
+        }
+        deserializer.deserialize_byte_buf(Visitor)
+    }
 }
 
 impl Rga {
@@ -158,13 +200,16 @@ impl Rga {
 
 impl Serialize for Rga {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.to_state().serialize(serializer)
+        let state = self.to_state();
+        Wire { packed: Bytes(super::pack::pack(&state)), replicas: state.replicas }.serialize(serializer)
     }
 }
 
 impl<'de> Deserialize<'de> for Rga {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let state = RgaState::deserialize(deserializer)?;
-        Rga::from_state(state).map_err(serde::de::Error::custom)
+        let wire = Wire::deserialize(deserializer)?;
+        let (text, runs) =
+            super::pack::unpack(&wire.packed.0, wire.replicas.len()).map_err(serde::de::Error::custom)?;
+        Rga::from_state(RgaState { replicas: wire.replicas, text, runs }).map_err(serde::de::Error::custom)
     }
 }
