@@ -296,7 +296,7 @@ impl Rga {
             }
             RgaOp::Delete { ranges } => {
                 for r in ranges {
-                    let last = r.start.counter.checked_add(r.len).and_then(|e| e.checked_sub(1));
+                    let last = r.start.counter.checked_add(r.len).filter(|_| r.len > 0).map(|e| e - 1);
                     let last = last.ok_or(ApplyError::Invalid("empty or overflowing delete range"))?;
                     if !known(OpId::new(r.start.replica, last), extra) {
                         return Err(unknown(OpId::new(r.start.replica, last)));
