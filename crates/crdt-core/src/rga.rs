@@ -158,7 +158,7 @@ impl Rga {
         if n as u64 + counter as u64 >= u32::MAX as u64 {
             return Err(EditError::Overflow);
         }
-        let after = if pos == 0 { None } else { self.tree.seek(pos as u32 - 1, Metric::Chars, &self.content) };
+        let after = if pos == 0 { None } else { self.tree.seek_cached(pos as u32 - 1, Metric::Chars, &self.content) };
         let origin_left = after.map_or(Id::NONE, |c| self.id_at(c));
         let next = match after {
             None => self.tree.seek(0, Metric::All, &self.content),
@@ -190,7 +190,7 @@ impl Rga {
         let mut ranges: Vec<IdRange> = Vec::new();
         let mut remaining = len as u32;
         while remaining > 0 {
-            let Some(cur) = self.tree.seek(pos as u32, Metric::Chars, &self.content) else { break };
+            let Some(cur) = self.tree.seek_cached(pos as u32, Metric::Chars, &self.content) else { break };
             let run = self.tree.leaves[cur.leaf as usize].runs[cur.run];
             let take = remaining.min(run.len - cur.offset);
             let start = self.replicas.to_op_id(run.id.plus(cur.offset)).expect("a run has an id");

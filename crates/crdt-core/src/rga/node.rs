@@ -17,8 +17,6 @@
 //! - Only the sole leaf of an empty sequence is empty; every run has `len > 0`.
 //! - Following `next` from the first leaf visits leaves in tree order.
 
-use std::cell::Cell;
-
 use super::content::CharBuf;
 use super::id::Id;
 
@@ -162,7 +160,7 @@ pub(crate) struct Tree {
     pub first_leaf: u32,
     /// The leaf the last seek ended in and the width before it: typing goes on where it was,
     /// so most seeks only scan that leaf. Cleared by any change that could move leaf starts.
-    cache: Cell<Option<(u32, Width)>>,
+    cache: Option<(u32, Width)>,
 }
 
 impl Default for Tree {
@@ -172,7 +170,7 @@ impl Default for Tree {
             nodes: vec![Node { children: vec![0], widths: vec![Width::default()], parent: NIL, height: 1 }],
             root: 0,
             first_leaf: 0,
-            cache: Cell::new(None),
+            cache: None,
         }
     }
 }
@@ -212,7 +210,14 @@ impl Tree {
     /// The character at unit `pos` in `metric` (`pos < total`). For [`Metric::Utf16`] the offset
     /// returned is in characters and `pos` must not split a surrogate pair (the caller checks).
     pub fn seek(&self, pos: u32, metric: Metric, bufs: &[CharBuf]) -> Option<Cursor> {
-        if let Some((leaf, before)) = self.cache.get() {
+        let (leaf, rem, _) = self.seek_leaf(pos, metric)?;
+        self.seek_in_leaf(leaf, rem, metric, bufs)
+    }
+
+    /// [`seek`](Self::seek) for edits: looks in the leaf of the previous edit first, and
+    /// remembers the leaf it ends in.
+    pub fn seek_cached(&mut self, pos: u32, metric: Metric, bufs: &[CharBuf]) -> Option<Cursor> {
+        if let Some((leaf, before)) = self.cache {
             let start = before.get(metric);
             if pos >= start {
                 if let Some(cur) = self.seek_in_leaf(leaf, pos - start, metric, bufs) {
@@ -221,7 +226,7 @@ impl Tree {
             }
         }
         let (leaf, rem, before) = self.seek_leaf(pos, metric)?;
-        self.cache.set(Some((leaf, before)));
+        self.cache = Some((leaf, before));
         self.seek_in_leaf(leaf, rem, metric, bufs)
     }
 
@@ -295,8 +300,8 @@ impl Tree {
         if old == new {
             return;
         }
-        if self.cache.get().is_some_and(|(cached, _)| cached != leaf) {
-            self.cache.set(None);
+        if self.cache.is_some_and(|(cached, _)| cached != leaf) {
+            self.cache = None;
         }
         let mut child = leaf;
         let mut node = self.leaves[leaf as usize].parent;
@@ -322,7 +327,7 @@ impl Tree {
         if self.leaves[leaf as usize].runs.len() <= LEAF_CAP {
             return None;
         }
-        self.cache.set(None);
+        self.cache = None;
         let old_recorded = self.recorded_width(leaf);
         let half = self.leaves[leaf as usize].runs.len() / 2;
         let moved = self.leaves[leaf as usize].runs.split_off(half);
