@@ -162,6 +162,27 @@ impl IdIndex {
     }
 
     /// Every entry, as `(replica, start, end, leaf)`.
+    /// An index of `(replica, start, end, leaf)` ranges that do not overlap, in any order.
+    pub fn from_ranges(replicas: usize, mut ranges: Vec<(u32, u32, u32, u32)>) -> IdIndex {
+        ranges.sort_unstable();
+        let mut per_replica: Vec<BTreeMap<u32, (u32, u32)>> = vec![BTreeMap::new(); replicas];
+        let mut i = 0;
+        while i < ranges.len() {
+            let replica = ranges[i].0;
+            let mut joined: Vec<(u32, (u32, u32))> = Vec::new();
+            while i < ranges.len() && ranges[i].0 == replica {
+                let (_, start, end, leaf) = ranges[i];
+                match joined.last_mut() {
+                    Some((_, (e, l))) if *e == start && *l == leaf => *e = end,
+                    _ => joined.push((start, (end, leaf))),
+                }
+                i += 1;
+            }
+            per_replica[replica as usize] = joined.into_iter().collect();
+        }
+        IdIndex { per_replica }
+    }
+
     pub fn entries(&self) -> impl Iterator<Item = (u32, u32, u32, u32)> + '_ {
         self.per_replica
             .iter()

@@ -388,19 +388,6 @@ impl Tree {
         }
     }
 
-    /// The last leaf in document order.
-    pub fn last_leaf(&self) -> u32 {
-        let mut node = self.root;
-        loop {
-            let n = &self.nodes[node as usize];
-            let last = *n.children.last().unwrap_or(&0);
-            if n.height == 1 {
-                return last;
-            }
-            node = last;
-        }
-    }
-
     /// The character after `cur` (across leaves), if any.
     pub fn next_char(&self, cur: Cursor) -> Option<Cursor> {
         let runs = &self.leaves[cur.leaf as usize].runs;
@@ -437,6 +424,57 @@ impl Tree {
             + nodes
             + self.leaves.capacity() * std::mem::size_of::<Leaf>()
             + self.nodes.capacity() * std::mem::size_of::<Node>()
+    }
+}
+
+impl Tree {
+    /// A tree holding `runs` in order, built bottom-up in O(n): leaves and nodes half full,
+    /// leaving room for edits. Returns the tree and, per run, the leaf it went into.
+    pub fn from_runs(runs: Vec<Run>, bufs: &[CharBuf]) -> (Tree, Vec<u32>) {
+        if runs.is_empty() {
+            return (Tree::default(), Vec::new());
+        }
+        let per_leaf = LEAF_CAP / 2;
+        let mut leaf_of = Vec::with_capacity(runs.len());
+        let mut leaves: Vec<Leaf> = Vec::with_capacity(runs.len().div_ceil(per_leaf));
+        for (i, chunk) in runs.chunks(per_leaf).enumerate() {
+            leaf_of.extend(std::iter::repeat_n(i as u32, chunk.len()));
+            leaves.push(Leaf { runs: chunk.to_vec(), parent: NIL, next: i as u32 + 1 });
+        }
+        leaves.last_mut().expect("at least one leaf").next = NIL;
+        let mut tree = Tree { leaves, nodes: Vec::new(), root: 0, first_leaf: 0, cache: None };
+        // (child, width) of the level being grouped; leaves first.
+        let mut level: Vec<(u32, Width)> =
+            (0..tree.leaves.len() as u32).map(|l| (l, tree.leaf_width(l, bufs))).collect();
+        let mut height = 1u8;
+        loop {
+            let per_node = if level.len() <= NODE_CAP { NODE_CAP } else { NODE_CAP / 2 };
+            let mut next_level = Vec::with_capacity(level.len().div_ceil(per_node));
+            for group in level.chunks(per_node) {
+                let id = tree.nodes.len() as u32;
+                for (child, _) in group {
+                    if height == 1 {
+                        tree.leaves[*child as usize].parent = id;
+                    } else {
+                        tree.nodes[*child as usize].parent = id;
+                    }
+                }
+                let total = group.iter().fold(Width::default(), |a, (_, w)| a.add(*w));
+                tree.nodes.push(Node {
+                    children: group.iter().map(|(c, _)| *c).collect(),
+                    widths: group.iter().map(|(_, w)| *w).collect(),
+                    parent: NIL,
+                    height,
+                });
+                next_level.push((id, total));
+            }
+            if next_level.len() == 1 {
+                tree.root = next_level[0].0;
+                return (tree, leaf_of);
+            }
+            level = next_level;
+            height += 1;
+        }
     }
 }
 

@@ -38,19 +38,6 @@ impl Rga {
         self.split_if_full(leaf, Cursor { leaf, run: index, offset: 0 })
     }
 
-    /// Appends `run` at the end of the sequence (used when building from a snapshot).
-    pub(super) fn push_back(&mut self, run: Run) {
-        let leaf = self.tree.last_leaf();
-        let runs = &mut self.tree.leaves[leaf as usize].runs;
-        match runs.last_mut() {
-            Some(last) if last.can_append(&run) => last.len += run.len,
-            _ => runs.push(run),
-        }
-        self.tree.update_width(leaf, Width::default(), run.width(&self.content));
-        self.ids.set(run.id.replica, run.id.counter, run.id.counter + run.len, leaf);
-        self.split_if_full(leaf, Cursor { leaf, run: 0, offset: 0 });
-    }
-
     /// Splits `leaf` if it is over capacity, re-pointing the moved runs' ids; returns where the
     /// run at `cur` (in `leaf`) ended up.
     fn split_if_full(&mut self, leaf: u32, cur: Cursor) -> Cursor {

@@ -182,6 +182,7 @@ impl Rga {
                 return Err("runs do not cover each inserted character exactly once");
             }
         }
+        let mut runs: Vec<Run> = Vec::with_capacity(state.runs.len());
         for s in state.runs {
             let run = Run {
                 id: Id::new(s.replica, s.counter),
@@ -190,8 +191,22 @@ impl Rga {
                 origin_right: known(s.origin_right)?,
                 deleted: s.deleted,
             };
-            rga.push_back(run);
+            match runs.last_mut() {
+                Some(last) if last.can_append(&run) => last.len += run.len,
+                _ => runs.push(run),
+            }
         }
+        let (tree, leaf_of) = super::node::Tree::from_runs(runs, &rga.content);
+        let ranges = leaf_of
+            .iter()
+            .enumerate()
+            .map(|(i, leaf)| {
+                let run = tree.leaves[*leaf as usize].runs[i - *leaf as usize * (super::node::LEAF_CAP / 2)];
+                (run.id.replica, run.id.counter, run.id.counter + run.len, *leaf)
+            })
+            .collect();
+        rga.ids = super::id::IdIndex::from_ranges(n, ranges);
+        rga.tree = tree;
         let random = ReplicaId::random();
         rga.set_replica(random);
         Ok(rga)
