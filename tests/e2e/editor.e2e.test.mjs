@@ -82,6 +82,12 @@ test('1. two people type at the same time, end with the same text, and see each 
     assert.match(await aliceCaretLine.innerText(), /alpha/);
     await a.keyboard.press('Shift+Home');
     await b.locator('.remote-selection[data-peer="Alice"]').first().waitFor();
+
+    // Undo takes back only your own typing, everywhere.
+    await b.keyboard.press('Control+z');
+    const undone = 'first line — alpha 漢字 😀\nsecond line';
+    await waitForText(b, (t) => t === undone);
+    await waitForText(a, (t) => t === undone);
   } finally {
     await alice.close();
     await bob.close();
@@ -103,7 +109,8 @@ test('2. a page loses the network, both keep typing, everything merges when it r
     net.cut();
     await waitForStatus(a, 'offline', 5000);
     await caretToEnd(a);
-    await a.keyboard.type('alice offline 1\nalice offline 2\n', { delay: 5 });
+    // More than 64 keystrokes: the other page gets them as one long catch-up batch.
+    await a.keyboard.type('alice offline 1, typed while the network is cut off\nalice offline 2\n', { delay: 5 });
     await caretToStart(b);
     await b.keyboard.type('bob online > ', { delay: 5 });
     await a.locator('#status', { hasText: 'not yet saved' }).waitFor();
@@ -113,7 +120,7 @@ test('2. a page loses the network, both keep typing, everything merges when it r
 
     net.restore();
     await waitForStatus(a, 'online', 30000);
-    const expected = 'bob online > shared start\nalice offline 1\nalice offline 2\n';
+    const expected = 'bob online > shared start\nalice offline 1, typed while the network is cut off\nalice offline 2\n';
     await waitForText(a, (t) => t === expected);
     await waitForText(b, (t) => t === expected);
     assert.equal((await server.docValue(id)).body, expected);
@@ -271,5 +278,25 @@ test('6. two tabs of one browser stay in sync through BroadcastChannel while off
   } finally {
     await context.close();
     await net.close();
+  }
+});
+
+test('7. a newcomer creates a document from the list and finds it there afterwards', async () => {
+  const context = await browser.newContext();
+  try {
+    const page = await context.newPage();
+    await page.goto(`${server.url}/`);
+    await page.getByRole('button', { name: 'New document' }).click();
+    await page.waitForURL(/\/d\/[A-Za-z0-9_-]+$/);
+    const id = decodeURIComponent(new URL(page.url()).pathname.slice(3));
+    await waitForStatus(page, 'online');
+    await caretToEnd(page);
+    await page.keyboard.type('my first document');
+    await waitForStatus(page, 'online');
+    await page.getByRole('link', { name: 'All documents' }).click();
+    await page.locator('#docs a', { hasText: id }).click();
+    await waitForText(page, (t) => t === 'my first document');
+  } finally {
+    await context.close();
   }
 });

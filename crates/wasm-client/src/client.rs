@@ -1,0 +1,231 @@
+//! [`Client`]: the JavaScript class over [`Session`]. Every method converts arguments, calls the
+//! session and converts the result; errors become `JsError` here and nowhere else.
+//!
+//! Bytes cross as `Uint8Array`: frames for the WebSocket, encoded changes for the other tabs
+//! (`BroadcastChannel`), saved state for IndexedDB. Each local edit returns the encoded changes
+//! it made (for the other tabs); the frames for the server come from `nextFrame()`.
+
+use crdt_core::protocol::UserInfo;
+use crdt_core::{codec, Change, ReplicaId};
+use serde::Serialize;
+use wasm_bindgen::prelude::*;
+
+use crate::session::{Session, BODY, LIKES, TAGS, TITLE, VIEWS};
+use crate::WasmResult;
+
+/// One document open in one page; see the crate docs.
+#[wasm_bindgen]
+pub struct Client {
+    session: Session,
+}
+
+/// Plain JS objects (not `Map`s) and `null` for `None`, so that the page can use the result
+/// as JSON.
+fn to_js<T: Serialize>(value: &T) -> WasmResult<JsValue> {
+    let serializer = serde_wasm_bindgen::Serializer::json_compatible();
+    Ok(value.serialize(&serializer)?)
+}
+
+/// Encoded changes for the other tabs, or `undefined` when nothing changed.
+fn encoded(changes: &[Change]) -> Option<Vec<u8>> {
+    (!changes.is_empty()).then(|| codec::encode_changes(changes))
+}
+
+#[wasm_bindgen]
+impl Client {
+    /// An empty document, edited as a new random replica.
+    #[wasm_bindgen(constructor)]
+    pub fn new() -> Client {
+        Client { session: Session::new(ReplicaId::random()) }
+    }
+
+    /// A document restored from `export()` bytes, edited as a new random replica.
+    pub fn load(saved: &[u8]) -> WasmResult<Client> {
+        Ok(Client { session: Session::load(saved, ReplicaId::random())? })
+    }
+
+    /// The document and the unacknowledged changes, for IndexedDB.
+    pub fn export(&self) -> Vec<u8> {
+        self.session.export()
+    }
+
+    /// Merges `export()` bytes of another tab or session; returns an event (`reset` tells
+    /// whether the text changed).
+    #[wasm_bindgen(js_name = mergeSaved)]
+    pub fn merge_saved(&mut self, saved: &[u8]) -> WasmResult<JsValue> {
+        to_js(&self.session.merge_saved(saved)?)
+    }
+
+    /// This page's replica id (a UUID string).
+    #[wasm_bindgen(getter)]
+    pub fn replica(&self) -> String {
+        self.session.doc().replica().to_string()
+    }
+
+    // ---- Reads. ----
+
+    /// The text.
+    pub fn text(&self) -> String {
+        self.session.body()
+    }
+
+    /// The text's length in UTF-16 code units (what CodeMirror's `doc.length` counts).
+    #[wasm_bindgen(js_name = textLength)]
+    pub fn text_length(&self) -> usize {
+        self.session.doc().rga(BODY).map_or(0, |rga| rga.len_utf16())
+    }
+
+    /// The title (`undefined` if never set).
+    pub fn title(&self) -> Option<String> {
+        self.session.doc().register(TITLE).map(str::to_owned)
+    }
+
+    /// The tags, sorted.
+    pub fn tags(&self) -> Vec<String> {
+        self.session.doc().set(TAGS)
+    }
+
+    /// The number of likes.
+    pub fn likes(&self) -> f64 {
+        self.session.doc().counter(LIKES) as f64
+    }
+
+    /// The number of views.
+    pub fn views(&self) -> f64 {
+        self.session.doc().gcounter(VIEWS) as f64
+    }
+
+    /// The document's plain value as an object (the shape of the server's `GET /docs/{id}`).
+    pub fn value(&self) -> WasmResult<JsValue> {
+        to_js(&self.session.doc().value())
+    }
+
+    /// The state hash as 16 hex digits.
+    #[wasm_bindgen(js_name = stateHash)]
+    pub fn state_hash(&self) -> String {
+        format!("{:016x}", self.session.doc().state_hash())
+    }
+
+    /// How many changes the server has not acknowledged.
+    #[wasm_bindgen(js_name = pendingCount)]
+    pub fn pending_count(&self) -> usize {
+        self.session.pending_len()
+    }
+
+    /// `"down"`, `"joining"` or `"up"`.
+    #[wasm_bindgen(js_name = linkState)]
+    pub fn link_state(&self) -> String {
+        self.session.link_state().to_owned()
+    }
+
+    // ---- Local edits (UTF-16 positions); each returns encoded changes for the other tabs. ----
+
+    /// Replaces `from..to` by `text` (one CodeMirror change).
+    pub fn replace(&mut self, from: usize, to: usize, text: &str) -> WasmResult<Option<Vec<u8>>> {
+        Ok(encoded(&self.session.replace(from, to, text)?))
+    }
+
+    /// Inserts `text` at `pos`.
+    pub fn insert(&mut self, pos: usize, text: &str) -> WasmResult<Option<Vec<u8>>> {
+        self.replace(pos, pos, text)
+    }
+
+    /// Deletes `len` units at `pos`.
+    pub fn delete(&mut self, pos: usize, len: usize) -> WasmResult<Option<Vec<u8>>> {
+        self.replace(pos, pos + len, "")
+    }
+
+    /// Sets the title.
+    #[wasm_bindgen(js_name = setTitle)]
+    pub fn set_title(&mut self, title: &str) -> Vec<u8> {
+        codec::encode_changes(&[self.session.set_title(title)])
+    }
+
+    /// Adds a tag.
+    #[wasm_bindgen(js_name = addTag)]
+    pub fn add_tag(&mut self, tag: &str) -> Vec<u8> {
+        codec::encode_changes(&[self.session.add_tag(tag)])
+    }
+
+    /// Removes a tag; `undefined` if it was not there.
+    #[wasm_bindgen(js_name = removeTag)]
+    pub fn remove_tag(&mut self, tag: &str) -> WasmResult<Option<Vec<u8>>> {
+        let change = self.session.remove_tag(tag)?;
+        Ok(change.map(|change| codec::encode_changes(&[change])))
+    }
+
+    /// Likes (`true`, +1) or takes a like back (`false`, -1).
+    pub fn like(&mut self, liked: bool) -> Vec<u8> {
+        codec::encode_changes(&[self.session.like(liked)])
+    }
+
+    /// Counts one view.
+    #[wasm_bindgen(js_name = addView)]
+    pub fn add_view(&mut self) -> Vec<u8> {
+        codec::encode_changes(&[self.session.add_view()])
+    }
+
+    // ---- Sync. ----
+
+    /// The first frame of a connection.
+    #[wasm_bindgen(js_name = helloFrame)]
+    pub fn hello_frame(&mut self, name: String, color: String) -> Vec<u8> {
+        self.session.hello(UserInfo { name, color })
+    }
+
+    /// After `diverged` was reported: the next connection rebuilds the document from the
+    /// server's copy and re-applies the unacknowledged edits on top. Reconnect to start it.
+    #[wasm_bindgen(js_name = startResync)]
+    pub fn start_resync(&mut self) {
+        self.session.start_resync();
+    }
+
+    /// The WebSocket closed.
+    pub fn disconnected(&mut self) {
+        self.session.disconnected();
+    }
+
+    /// The next batch of pending changes to send, or `undefined`. Call until `undefined`.
+    #[wasm_bindgen(js_name = nextFrame)]
+    pub fn next_frame(&mut self) -> Option<Vec<u8>> {
+        self.session.next_frame()
+    }
+
+    /// The presence frame for the local selection (UTF-16 `anchor` and `head`).
+    #[wasm_bindgen(js_name = presenceFrame)]
+    pub fn presence_frame(&self, anchor: usize, head: usize) -> Vec<u8> {
+        self.session.presence(anchor, head)
+    }
+
+    /// Handles one frame from the server; returns an event object:
+    /// `{ kind, deltas: [{type: "insert", pos, text} | {type: "delete", pos, len}], reset,
+    /// changed, peersChanged, acked, diverged, message }`.
+    pub fn receive(&mut self, frame: &[u8]) -> WasmResult<JsValue> {
+        to_js(&self.session.receive(frame)?)
+    }
+
+    /// Applies changes another tab sent (the bytes a local edit returned there); returns an
+    /// event like `receive`.
+    #[wasm_bindgen(js_name = receiveFromTab)]
+    pub fn receive_from_tab(&mut self, changes: &[u8]) -> WasmResult<JsValue> {
+        to_js(&self.session.receive_from_tab(changes)?)
+    }
+
+    /// The other people here: `[{ connection, replica, name, color, anchor, head }]`, with
+    /// `anchor`/`head` as current UTF-16 positions (or `undefined`).
+    pub fn peers(&self) -> WasmResult<JsValue> {
+        to_js(&self.session.peers())
+    }
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        Client::new()
+    }
+}
+
+/// The body field's name, for pages that read the value JSON.
+#[wasm_bindgen(js_name = bodyField)]
+pub fn body_field() -> String {
+    BODY.to_owned()
+}

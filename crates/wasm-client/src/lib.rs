@@ -1,0 +1,38 @@
+//! wasm-client: the browser's bindings over crdt-core (wasm-bindgen).
+//!
+//! The page (`web/`) holds one [`Client`] per open document. It feeds the client what the user
+//! does (edits in UTF-16 positions, as CodeMirror reports them; title, tags, likes, a view) and
+//! what arrives (WebSocket frames, changes from other tabs), and gets back bytes to send or
+//! store and events describing what to redraw. The client keeps every change the server has
+//! not acknowledged and resends it on the next connection.
+//!
+//! ```text
+//!  CodeMirror ──replace(from, to, text)──▶ Client ──nextFrame()──▶ WebSocket
+//!  CodeMirror ◀──event.deltas (UTF-16)──── Client ◀──receive(frame)── WebSocket
+//!  other tabs ◀──changes bytes / receiveFromTab──▶ Client ──export()──▶ IndexedDB
+//! ```
+//!
+//! Code map: [`session`] is the sync state machine in plain Rust (tested natively),
+//! [`event`] the structs that become JS objects, [`saved`] the IndexedDB format, and
+//! `client.rs` the `#[wasm_bindgen]` class, the only code that sees `JsValue`.
+//!
+//! **Architecture Invariant:** no CRDT logic here. Every merge, ordering and position mapping
+//! is crdt-core's; this crate decides only what to send, what to keep and what to report.
+
+mod client;
+pub mod event;
+pub mod saved;
+pub mod session;
+
+pub use client::Client;
+
+/// Errors cross into JavaScript as `JsError` (an `Error` with the message), converted at the
+/// binding edge only.
+pub type WasmResult<T> = Result<T, wasm_bindgen::JsError>;
+
+/// Installs the panic hook, so that a Rust panic shows its message in the console.
+#[wasm_bindgen::prelude::wasm_bindgen(start)]
+pub fn start() {
+    #[cfg(feature = "console_error_panic_hook")]
+    console_error_panic_hook::set_once();
+}

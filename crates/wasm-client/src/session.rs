@@ -1,0 +1,557 @@
+//! [`Session`]: one browser replica's side of the sync protocol, as plain Rust (no `JsValue`).
+//!
+//! A session owns the [`Document`] and everything the page needs to keep it in sync:
+//!
+//! - `pending`: every change the server is not known to have, in causal order. Local edits
+//!   are applied at once and appended here; a change leaves only when an `Ack` (or a `Welcome`)
+//!   shows that the server's version covers it. Changes received from other tabs of the same
+//!   browser go here too (once applied here), so whichever tab reconnects first delivers them.
+//! - `server_version`: what the server is known to have (from `Welcome` and `Ack` versions).
+//! - the link: down, joining (hello sent, waiting for `Welcome`) or up. On an up link, the
+//!   first `sent` pending changes have been sent on this connection; the rest go out with
+//!   [`Session::next_frame`]. Batch numbers (`seq`) restart at 1 on every connection. A batch
+//!   the server refuses stalls the connection: nothing is dropped, and the next connection
+//!   offers the same changes again.
+//! - the other people in the document (presence), with their selections as [`Anchor`]s that
+//!   follow their characters.
+//!
+//! All positions in and out are UTF-16 code units, as JavaScript and CodeMirror count them.
+//!
+//! # Invariants
+//! - `pending` holds no change covered by `server_version`, and no change twice.
+//! - On an up link, `sent <= pending.len()`.
+//! - Every pending change is applied in the document, and `pending` is in causal order.
+//!
+//! This module makes no CRDT decision of its own: merging, ordering and buffering are the
+//! document's; the session only decides what to send and when a change may be forgotten.
+
+use std::collections::BTreeMap;
+
+use crdt_core::protocol::{AckStatus, Catchup, ClientMsg, Peer, Selection, ServerMsg, UserInfo, PROTOCOL_VERSION};
+use crdt_core::{
+    codec, Anchor, ApplyOutcome, Change, DecodeError, Document, EditError, ReplicaId, TextDelta, VersionVector,
+};
+
+use crate::event::{Delta, Event, EventKind, PeerView};
+use crate::saved::Saved;
+
+/// The text field the editor edits.
+pub const BODY: &str = "body";
+/// The document's title (LWW register).
+pub const TITLE: &str = "title";
+/// The document's tags (OR-Set).
+pub const TAGS: &str = "tags";
+/// Likes (PN-Counter: a like adds one, an unlike takes it back).
+pub const LIKES: &str = "likes";
+/// Views (G-Counter: one per page open).
+pub const VIEWS: &str = "views";
+
+/// At most this many changes go into one `Changes` frame, so that a long offline session is
+/// sent as several frames well under the server's message limit.
+const MAX_BATCH: usize = 256;
+
+/// The state of the WebSocket link, as far as the protocol is concerned.
+#[derive(Debug)]
+enum Link {
+    Down,
+    /// `Hello` sent; waiting for `Welcome`.
+    Joining,
+    Up {
+        connection: u64,
+        next_seq: u64,
+        /// How many of the first pending changes have been sent on this connection.
+        sent: usize,
+        /// The server refused a batch: send nothing more on this connection (later changes
+        /// most likely depend on the refused ones). They stay pending for the next one.
+        stalled: bool,
+    },
+}
+
+/// One replica's document plus its sync bookkeeping; see the module docs.
+#[derive(Debug)]
+pub struct Session {
+    doc: Document,
+    pending: Vec<Change>,
+    server_version: VersionVector,
+    link: Link,
+    peers: BTreeMap<u64, Peer>,
+    /// Changes from other tabs that this document has buffered, not applied: they join
+    /// `pending` once applied.
+    from_tabs: Vec<Change>,
+    /// The next `Welcome` replaces the document (divergence recovery).
+    resyncing: bool,
+}
+
+impl Session {
+    /// An empty document edited as a fresh replica.
+    pub fn new(replica: ReplicaId) -> Session {
+        Session {
+            doc: Document::new(replica),
+            pending: Vec::new(),
+            server_version: VersionVector::new(),
+            link: Link::Down,
+            peers: BTreeMap::new(),
+            from_tabs: Vec::new(),
+            resyncing: false,
+        }
+    }
+
+    /// A session restored from [`Session::export`] bytes, edited as `replica`.
+    ///
+    /// Every page load uses a fresh replica: two tabs restoring the same saved state must not
+    /// mint the same ids. The pending changes of the earlier replica are still sent.
+    pub fn load(bytes: &[u8], replica: ReplicaId) -> Result<Session, DecodeError> {
+        let saved = Saved::decode(bytes)?;
+        let doc = codec::decode_snapshot(&saved.snapshot, replica)?;
+        let mut session = Session {
+            doc,
+            pending: Vec::new(),
+            server_version: saved.server_version,
+            link: Link::Down,
+            peers: BTreeMap::new(),
+            from_tabs: Vec::new(),
+            resyncing: false,
+        };
+        session.add_pending(saved.pending);
+        Ok(session)
+    }
+
+    /// The document state and the pending changes, for browser storage.
+    pub fn export(&self) -> Vec<u8> {
+        Saved {
+            snapshot: codec::encode_snapshot(&self.doc),
+            pending: self.pending.clone(),
+            server_version: self.server_version.clone(),
+        }
+        .encode()
+    }
+
+    /// Merges state saved by another tab (or an earlier session) into this one.
+    pub fn merge_saved(&mut self, bytes: &[u8]) -> Result<Event, DecodeError> {
+        let saved = Saved::decode(bytes)?;
+        let other = codec::decode_snapshot(&saved.snapshot, self.doc.replica())?;
+        let before = self.body();
+        self.doc.merge(&other);
+        self.server_version.merge(&saved.server_version);
+        self.add_pending(saved.pending);
+        self.prune();
+        let mut event = Event::new(EventKind::Merged);
+        event.reset = self.body() != before;
+        event.changed = true;
+        Ok(event)
+    }
+
+    /// The document.
+    pub fn doc(&self) -> &Document {
+        &self.doc
+    }
+
+    /// The editor's text.
+    pub fn body(&self) -> String {
+        self.doc.text(BODY).unwrap_or_default()
+    }
+
+    /// How many changes the server has not acknowledged yet.
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// `"down"`, `"joining"` or `"up"`.
+    pub fn link_state(&self) -> &'static str {
+        match self.link {
+            Link::Down => "down",
+            Link::Joining => "joining",
+            Link::Up { .. } => "up",
+        }
+    }
+
+    // ---- Local edits: each is applied at once and queued for the server. ----
+
+    /// Replaces the UTF-16 range `from..to` of the body by `text`, as one editor change
+    /// reports it. Returns the changes made (none if the range is empty and so is `text`).
+    pub fn replace(&mut self, from: usize, to: usize, text: &str) -> Result<Vec<Change>, EditError> {
+        if to < from {
+            return Err(EditError::OutOfBounds { pos: from, len: to });
+        }
+        let mut made = Vec::new();
+        if to > from {
+            if let Some(change) = self.doc.delete_text_utf16(BODY, from, to - from)? {
+                made.push(self.local(change));
+            }
+        }
+        if !text.is_empty() {
+            let change = self.doc.insert_text_utf16(BODY, from, text)?;
+            made.push(self.local(change));
+        }
+        Ok(made)
+    }
+
+    /// Records a change made through the document's own edit methods.
+    fn local(&mut self, change: Change) -> Change {
+        self.pending.push(change.clone());
+        change
+    }
+
+    /// Sets the title.
+    pub fn set_title(&mut self, title: &str) -> Change {
+        let change = self.doc.set_register(TITLE, title.to_owned());
+        self.local(change)
+    }
+
+    /// Adds a tag.
+    pub fn add_tag(&mut self, tag: &str) -> Change {
+        let change = self.doc.add_to_set(TAGS, tag.to_owned());
+        self.local(change)
+    }
+
+    /// Removes a tag (as this replica has seen it); `None` if it is not there.
+    pub fn remove_tag(&mut self, tag: &str) -> Result<Option<Change>, EditError> {
+        Ok(self.doc.remove_from_set(TAGS, tag)?.map(|change| self.local(change)))
+    }
+
+    /// Adds one like (`+1`) or takes one back (`-1`).
+    pub fn like(&mut self, liked: bool) -> Change {
+        let change = if liked { self.doc.increment(LIKES, 1) } else { self.doc.decrement(LIKES, 1) };
+        self.local(change)
+    }
+
+    /// Counts one view.
+    pub fn add_view(&mut self) -> Change {
+        let change = self.doc.increment_gcounter(VIEWS, 1);
+        self.local(change)
+    }
+
+    // ---- The protocol. ----
+
+    /// Starts a connection: the `Hello` frame to send first. Forgets the previous
+    /// connection's batches; their changes are still pending and are sent again.
+    pub fn hello(&mut self, user: UserInfo) -> Vec<u8> {
+        self.link = Link::Joining;
+        self.peers.clear();
+        let version = if self.resyncing { VersionVector::new() } else { self.doc.version().clone() };
+        ClientMsg::Hello { protocol: PROTOCOL_VERSION, replica: self.doc.replica(), version, user }.encode()
+    }
+
+    /// The connection is gone.
+    pub fn disconnected(&mut self) {
+        self.link = Link::Down;
+        self.peers.clear();
+    }
+
+    /// The next `Changes` frame to send, if the link is up and some pending changes have not
+    /// been sent on it yet. Call until it returns `None`.
+    pub fn next_frame(&mut self) -> Option<Vec<u8>> {
+        let Link::Up { next_seq, sent, stalled: false, .. } = &mut self.link else {
+            return None;
+        };
+        if *sent >= self.pending.len() {
+            return None;
+        }
+        let end = self.pending.len().min(*sent + MAX_BATCH);
+        let changes = self.pending[*sent..end].to_vec();
+        let seq = *next_seq;
+        *next_seq += 1;
+        *sent = end;
+        Some(ClientMsg::Changes { seq, changes }.encode())
+    }
+
+    /// The `Presence` frame for a cursor or selection given in UTF-16 positions of the body.
+    pub fn presence(&self, anchor: usize, head: usize) -> Vec<u8> {
+        let selection =
+            Selection { field: BODY.to_owned(), anchor: self.anchor_at(anchor), head: self.anchor_at(head) };
+        ClientMsg::Presence { selection: Some(selection) }.encode()
+    }
+
+    fn anchor_at(&self, pos16: usize) -> Anchor {
+        let Some(rga) = self.doc.rga(BODY) else {
+            return Anchor { after: None };
+        };
+        // A position inside a surrogate pair (which an editor should never report) snaps to
+        // the start of the pair; one past the end snaps to the end.
+        let pos16 = pos16.min(rga.len_utf16());
+        let pos = rga.utf16_to_char(pos16).or_else(|_| rga.utf16_to_char(pos16.saturating_sub(1))).unwrap_or(0);
+        rga.anchor_at(pos)
+    }
+
+    /// Where an anchor is now, in UTF-16 units of the body (`None` if its character has not
+    /// arrived here yet).
+    fn anchor_position(&self, anchor: &Anchor) -> Option<usize> {
+        match self.doc.rga(BODY) {
+            Some(rga) => rga.anchor_position(anchor).and_then(|pos| rga.char_to_utf16(pos).ok()),
+            None => anchor.after.is_none().then_some(0),
+        }
+    }
+
+    /// The other people here, with their selections mapped to current positions.
+    pub fn peers(&self) -> Vec<PeerView> {
+        self.peers
+            .values()
+            .map(|peer| {
+                let selection = peer.selection.as_ref().filter(|s| s.field == BODY);
+                PeerView {
+                    connection: peer.connection,
+                    replica: peer.replica.to_string(),
+                    name: peer.user.name.clone(),
+                    color: peer.user.color.clone(),
+                    anchor: selection.and_then(|s| self.anchor_position(&s.anchor)),
+                    head: selection.and_then(|s| self.anchor_position(&s.head)),
+                }
+            })
+            .collect()
+    }
+
+    /// Handles one frame from the server.
+    pub fn receive(&mut self, frame: &[u8]) -> Result<Event, DecodeError> {
+        Ok(match ServerMsg::decode(frame)? {
+            ServerMsg::Welcome { connection, catchup, version, hash, peers } => {
+                self.welcome(connection, catchup, version, hash, peers)
+            }
+            ServerMsg::Ack { seq, status, version, hash } => self.ack(seq, status, version, hash),
+            ServerMsg::Changes { changes } => {
+                // The server sends only changes it has applied and made durable, each after its
+                // causal past: so it has every change of that replica up to this one. Another
+                // tab's change that we were holding for it can leave the queue.
+                for change in &changes {
+                    self.server_version.raise(change.replica, change.seq);
+                }
+                let mut event = self.apply_changes(changes, EventKind::Changes);
+                event.acked = self.prune();
+                event
+            }
+            ServerMsg::Presence(peer) => {
+                let mut event = Event::new(EventKind::Presence);
+                if !matches!(self.link, Link::Up { connection, .. } if connection == peer.connection) {
+                    self.peers.insert(peer.connection, peer);
+                    event.peers_changed = true;
+                }
+                event
+            }
+            ServerMsg::PresenceGone { connection } => {
+                let mut event = Event::new(EventKind::Presence);
+                event.peers_changed = self.peers.remove(&connection).is_some();
+                event
+            }
+            ServerMsg::Error { message } => {
+                let mut event = Event::new(EventKind::Error);
+                event.message = Some(message);
+                event
+            }
+        })
+    }
+
+    /// Applies changes another tab of this browser made (sent over a `BroadcastChannel`).
+    /// The server may not have them yet, so they join the pending changes.
+    pub fn receive_from_tab(&mut self, bytes: &[u8]) -> Result<Event, DecodeError> {
+        let changes = codec::decode_changes(bytes)?;
+        self.from_tabs.extend(changes.iter().cloned());
+        let event = self.apply_changes(changes, EventKind::Changes);
+        Ok(event)
+    }
+
+    /// Moves the changes from other tabs that the document has now applied into `pending`.
+    /// One still buffered here waits: its causal past is missing, so the server would refuse
+    /// a batch holding it.
+    fn adopt_tab_changes(&mut self) {
+        if self.from_tabs.is_empty() {
+            return;
+        }
+        let version = self.doc.version().clone();
+        let (ready, waiting): (Vec<Change>, Vec<Change>) =
+            std::mem::take(&mut self.from_tabs).into_iter().partition(|c| c.seq <= version.get(c.replica));
+        self.from_tabs = waiting;
+        self.add_pending(ready);
+    }
+
+    fn welcome(
+        &mut self,
+        connection: u64,
+        catchup: Catchup,
+        version: VersionVector,
+        hash: u64,
+        peers: Vec<Peer>,
+    ) -> Event {
+        let mut event = Event::new(EventKind::Welcome);
+        if self.resyncing {
+            self.resyncing = false;
+            self.rebuild_from(catchup, &mut event);
+        } else {
+            self.catch_up(catchup, &mut event);
+        }
+        self.server_version.merge(&version);
+        self.link = Link::Up { connection, next_seq: 1, sent: 0, stalled: false };
+        event.acked = self.prune();
+        event.diverged = self.diverged(&version, hash);
+        self.peers = peers
+            .into_iter()
+            .filter(|peer| peer.connection != connection)
+            .map(|peer| (peer.connection, peer))
+            .collect();
+        event.peers_changed = true;
+        event
+    }
+
+    /// Applies a `Welcome`'s catch-up to the document.
+    fn catch_up(&mut self, catchup: Catchup, event: &mut Event) -> bool {
+        match catchup {
+            Catchup::Changes(changes) => {
+                self.apply_into(changes, event);
+                true
+            }
+            Catchup::Snapshot(bytes) => match codec::decode_snapshot(&bytes, self.doc.replica()) {
+                Ok(other) => {
+                    let before = self.body();
+                    self.doc.merge(&other);
+                    event.reset |= self.body() != before;
+                    event.changed = true;
+                    true
+                }
+                Err(error) => {
+                    event.message = Some(format!("bad snapshot from the server: {error}"));
+                    false
+                }
+            },
+        }
+    }
+
+    /// Divergence recovery (PROTOCOL.md section 6): the document becomes the server's state
+    /// (the catch-up of a hello with an empty version) plus the changes the server does not
+    /// have yet, re-applied on top. The editor rereads the whole text.
+    fn rebuild_from(&mut self, catchup: Catchup, event: &mut Event) {
+        let before = self.body();
+        let fresh = Document::new(self.doc.replica());
+        let old = std::mem::replace(&mut self.doc, fresh);
+        if !self.catch_up(catchup, event) {
+            self.doc = old;
+            return;
+        }
+        let mut own = self.pending.clone();
+        own.extend(self.from_tabs.iter().cloned());
+        let mut ignored = Event::new(EventKind::Welcome);
+        self.apply_into(own, &mut ignored);
+        event.deltas.clear();
+        event.reset = self.body() != before;
+        event.changed = true;
+    }
+
+    /// After a divergence: the next `hello` asks the server for the whole document, and its
+    /// `Welcome` rebuilds this one (see [`Session::receive`]); pending changes are kept.
+    pub fn start_resync(&mut self) {
+        self.resyncing = true;
+    }
+
+    fn ack(&mut self, seq: u64, status: AckStatus, version: VersionVector, hash: u64) -> Event {
+        let mut event = Event::new(EventKind::Ack);
+        match status {
+            AckStatus::Applied => {
+                self.server_version.merge(&version);
+                event.acked = self.prune();
+            }
+            AckStatus::Rejected { reason } => {
+                // Nothing is dropped: the refused changes are in the text and in storage, and
+                // the next connection offers them again (by then the server may have what they
+                // depend on). This connection sends nothing more.
+                if let Link::Up { stalled, .. } = &mut self.link {
+                    *stalled = true;
+                }
+                event.message = Some(format!(
+                    "the server refused batch {seq} ({reason}); your edits are kept and will be offered again \
+                     when the connection is renewed"
+                ));
+            }
+        }
+        event.diverged = self.diverged(&version, hash);
+        event
+    }
+
+    /// True if this document is at exactly `version` but its state differs from the server's.
+    fn diverged(&self, version: &VersionVector, hash: u64) -> bool {
+        self.doc.version() == version && self.doc.state_hash() != hash
+    }
+
+    fn apply_changes(&mut self, changes: Vec<Change>, kind: EventKind) -> Event {
+        let mut event = Event::new(kind);
+        self.apply_into(changes, &mut event);
+        event
+    }
+
+    fn apply_into(&mut self, changes: Vec<Change>, event: &mut Event) {
+        for change in changes {
+            match self.doc.apply_change(change) {
+                Ok(ApplyOutcome::Applied { deltas, .. }) => {
+                    event.changed = true;
+                    event.deltas.extend(
+                        deltas.into_iter().filter(|(field, _)| field == BODY).map(|(_, delta)| Delta::from(delta)),
+                    );
+                }
+                Ok(ApplyOutcome::Buffered | ApplyOutcome::Duplicate) => {}
+                Err(error) => event.message = Some(format!("a change was refused: {error}")),
+            }
+        }
+        self.adopt_tab_changes();
+    }
+
+    /// Adds changes the server may lack to `pending`, skipping known ones, and keeps the
+    /// unsent ones in a causal order (the server refuses a batch whose changes are not).
+    fn add_pending(&mut self, changes: Vec<Change>) {
+        let before = self.pending.len();
+        for change in changes {
+            let known = change.seq <= self.server_version.get(change.replica)
+                || self.pending.iter().any(|c| c.replica == change.replica && c.seq == change.seq);
+            if !known && change.validate().is_ok() {
+                self.pending.push(change);
+            }
+        }
+        if self.pending.len() == before {
+            return;
+        }
+        // A change's deps count strictly more changes than the deps of any change before it
+        // in its causal past, so a stable sort by that count is a causal order (and leaves
+        // already ordered changes where they are).
+        let sent = match &self.link {
+            Link::Up { sent, .. } => *sent,
+            _ => 0,
+        };
+        self.pending[sent..].sort_by_key(|change| change.deps.total());
+    }
+
+    /// Drops the pending changes the server's known version covers; returns how many.
+    fn prune(&mut self) -> usize {
+        let server = self.server_version.clone();
+        self.remove_pending(|c| c.seq <= server.get(c.replica))
+    }
+
+    /// Removes the pending changes that match, keeping `sent` pointing at the first unsent one.
+    fn remove_pending(&mut self, matches: impl Fn(&Change) -> bool) -> usize {
+        let sent = match &self.link {
+            Link::Up { sent, .. } => *sent,
+            _ => 0,
+        };
+        let mut removed_sent = 0;
+        let mut index = 0;
+        let before = self.pending.len();
+        self.pending.retain(|change| {
+            let remove = matches(change);
+            if remove && index < sent {
+                removed_sent += 1;
+            }
+            index += 1;
+            !remove
+        });
+        if let Link::Up { sent, .. } = &mut self.link {
+            *sent -= removed_sent;
+        }
+        before - self.pending.len()
+    }
+}
+
+impl From<TextDelta> for Delta {
+    fn from(delta: TextDelta) -> Delta {
+        match delta {
+            TextDelta::Insert { pos_utf16, text, .. } => Delta::Insert { pos: pos_utf16, text },
+            TextDelta::Delete { pos_utf16, len_utf16, .. } => Delta::Delete { pos: pos_utf16, len: len_utf16 },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,423 @@
+//! Session tests against a tiny in-test server (a `Document` that answers like doc-server).
+
+use super::*;
+
+/// Answers `ClientMsg`s the way PROTOCOL.md describes, for one document.
+struct FakeServer {
+    doc: Document,
+    next_connection: u64,
+}
+
+impl FakeServer {
+    fn new() -> FakeServer {
+        FakeServer { doc: Document::new(ReplicaId::from_u128(u128::MAX)), next_connection: 1 }
+    }
+
+    /// The server's answer to `frame`, plus the `Changes` frame it would broadcast to others.
+    fn handle(&mut self, frame: &[u8]) -> (Vec<u8>, Option<Vec<u8>>) {
+        match ClientMsg::decode(frame).expect("client frame decodes") {
+            ClientMsg::Hello { version, .. } => {
+                let connection = self.next_connection;
+                self.next_connection += 1;
+                let catchup = Catchup::Changes(self.doc.ops_since(&version).expect("history"));
+                let welcome = ServerMsg::Welcome {
+                    connection,
+                    catchup,
+                    version: self.doc.version().clone(),
+                    hash: self.doc.state_hash(),
+                    peers: Vec::new(),
+                };
+                (welcome.encode(), None)
+            }
+            ClientMsg::Changes { seq, changes } => {
+                for change in &changes {
+                    // Like doc-server: every change of a batch must be a duplicate or ready.
+                    let seen = self.doc.version().get(change.replica);
+                    assert!(
+                        change.seq <= seen || (change.seq == seen + 1 && change.deps.le(self.doc.version())),
+                        "batch is not in causal order"
+                    );
+                    self.doc.apply_change(change.clone()).expect("valid change");
+                }
+                let ack = ServerMsg::Ack {
+                    seq,
+                    status: AckStatus::Applied,
+                    version: self.doc.version().clone(),
+                    hash: self.doc.state_hash(),
+                };
+                (ack.encode(), Some(ServerMsg::Changes { changes }.encode()))
+            }
+            ClientMsg::Presence { .. } => panic!("not used here"),
+        }
+    }
+}
+
+fn user(name: &str) -> UserInfo {
+    UserInfo { name: name.to_owned(), color: "#123456".to_owned() }
+}
+
+fn connect(session: &mut Session, server: &mut FakeServer) -> Event {
+    let (welcome, _) = server.handle(&session.hello(user("a")));
+    session.receive(&welcome).expect("welcome decodes")
+}
+
+/// Sends every pending batch and feeds the acks back; returns the broadcasts.
+fn flush(session: &mut Session, server: &mut FakeServer) -> Vec<Vec<u8>> {
+    let mut broadcasts = Vec::new();
+    while let Some(frame) = session.next_frame() {
+        let (ack, broadcast) = server.handle(&frame);
+        let event = session.receive(&ack).expect("ack decodes");
+        assert!(!event.diverged, "ack reported divergence");
+        broadcasts.extend(broadcast);
+    }
+    broadcasts
+}
+
+/// Applies deltas to a UTF-16 buffer, as CodeMirror would.
+fn apply_deltas(editor: &mut Vec<u16>, deltas: &[Delta]) {
+    for delta in deltas {
+        match delta {
+            Delta::Insert { pos, text } => {
+                let units: Vec<u16> = text.encode_utf16().collect();
+                editor.splice(*pos..*pos, units);
+            }
+            Delta::Delete { pos, len } => {
+                editor.drain(*pos..*pos + *len);
+            }
+        }
+    }
+}
+
+fn utf16(text: &str) -> Vec<u16> {
+    text.encode_utf16().collect()
+}
+
+#[test]
+fn local_edits_wait_for_the_link_and_leave_on_ack() {
+    let mut server = FakeServer::new();
+    let mut session = Session::new(ReplicaId::from_u128(1));
+    session.replace(0, 0, "hi 👋").unwrap();
+    session.set_title("Notes");
+    assert_eq!(session.pending_len(), 2);
+    assert!(session.next_frame().is_none(), "nothing is sent while the link is down");
+
+    connect(&mut session, &mut server);
+    assert_eq!(session.link_state(), "up");
+    flush(&mut session, &mut server);
+    assert_eq!(session.pending_len(), 0);
+    assert_eq!(server.doc.text(BODY).as_deref(), Some("hi 👋"));
+    assert_eq!(server.doc.register(TITLE), Some("Notes"));
+}
+
+#[test]
+fn unacknowledged_changes_are_resent_after_a_reconnect() {
+    let mut server = FakeServer::new();
+    let mut session = Session::new(ReplicaId::from_u128(1));
+    connect(&mut session, &mut server);
+    session.replace(0, 0, "lost").unwrap();
+    let lost_frame = session.next_frame().expect("a batch");
+    drop(lost_frame);
+    session.disconnected();
+    assert_eq!(session.pending_len(), 1);
+
+    connect(&mut session, &mut server);
+    let frame = session.next_frame().expect("the batch again");
+    match ClientMsg::decode(&frame).unwrap() {
+        ClientMsg::Changes { seq, changes } => {
+            assert_eq!(seq, 1, "batch numbers restart on a new connection");
+            assert_eq!(changes.len(), 1);
+        }
+        other => panic!("expected changes, got {other:?}"),
+    }
+    let (ack, _) = server.handle(&frame);
+    session.receive(&ack).unwrap();
+    assert_eq!(session.pending_len(), 0);
+    assert_eq!(server.doc.text(BODY).as_deref(), Some("lost"));
+}
+
+#[test]
+fn remote_deltas_keep_a_utf16_editor_equal_to_the_document() {
+    let mut server = FakeServer::new();
+    let mut alice = Session::new(ReplicaId::from_u128(1));
+    let mut bob = Session::new(ReplicaId::from_u128(2));
+    connect(&mut alice, &mut server);
+    connect(&mut bob, &mut server);
+    let mut bob_editor = Vec::new();
+
+    // Emoji (two UTF-16 units each) and CJK (one unit, three UTF-8 bytes) mixed.
+    alice.replace(0, 0, "😀 漢字 👍🏽!").unwrap();
+    alice.replace(2, 3, "—").unwrap(); // the space after the emoji
+    alice.replace(4, 5, "").unwrap(); // 字
+    for broadcast in flush(&mut alice, &mut server) {
+        let event = bob.receive(&broadcast).unwrap();
+        apply_deltas(&mut bob_editor, &event.deltas);
+    }
+    assert_eq!(alice.body(), "😀—漢 👍🏽!");
+    assert_eq!(bob.body(), alice.body());
+    assert_eq!(bob_editor, utf16(&bob.body()));
+}
+
+#[test]
+fn concurrent_edits_from_two_sessions_converge() {
+    let mut server = FakeServer::new();
+    let mut alice = Session::new(ReplicaId::from_u128(1));
+    let mut bob = Session::new(ReplicaId::from_u128(2));
+    connect(&mut alice, &mut server);
+    connect(&mut bob, &mut server);
+    alice.replace(0, 0, "shared ").unwrap();
+    for broadcast in flush(&mut alice, &mut server) {
+        bob.receive(&broadcast).unwrap();
+    }
+    let mut bob_editor = utf16(&bob.body());
+
+    // Both type before either hears of the other.
+    alice.replace(7, 7, "alice").unwrap();
+    bob.replace(0, 0, "🙂bob ").unwrap();
+    bob_editor = {
+        let mut text = String::from_utf16(&bob_editor).unwrap();
+        text.insert_str(0, "🙂bob ");
+        utf16(&text)
+    };
+    let from_alice = flush(&mut alice, &mut server);
+    let from_bob = flush(&mut bob, &mut server);
+    for frame in from_alice {
+        let event = bob.receive(&frame).unwrap();
+        apply_deltas(&mut bob_editor, &event.deltas);
+    }
+    for frame in from_bob {
+        alice.receive(&frame).unwrap();
+    }
+    assert_eq!(alice.body(), bob.body());
+    assert_eq!(alice.body(), "🙂bob shared alice");
+    assert_eq!(bob_editor, utf16(&bob.body()));
+    assert_eq!(alice.doc().state_hash(), server.doc.state_hash());
+}
+
+#[test]
+fn export_and_load_keep_text_pending_changes_and_server_knowledge() {
+    let mut server = FakeServer::new();
+    let mut first = Session::new(ReplicaId::from_u128(1));
+    connect(&mut first, &mut server);
+    first.replace(0, 0, "saved ").unwrap();
+    flush(&mut first, &mut server);
+    first.disconnected();
+    first.replace(6, 6, "offline 漢").unwrap();
+    first.add_tag("draft");
+
+    let bytes = first.export();
+    let mut reloaded = Session::load(&bytes, ReplicaId::from_u128(3)).unwrap();
+    assert_eq!(reloaded.body(), "saved offline 漢");
+    assert_eq!(reloaded.pending_len(), 2, "only the unacknowledged changes");
+    assert_eq!(reloaded.doc().replica(), ReplicaId::from_u128(3));
+    reloaded.replace(0, 0, "+").unwrap();
+
+    connect(&mut reloaded, &mut server);
+    flush(&mut reloaded, &mut server);
+    assert_eq!(reloaded.pending_len(), 0);
+    assert_eq!(server.doc.text(BODY).as_deref(), Some("+saved offline 漢"));
+    assert_eq!(server.doc.set(TAGS), vec!["draft".to_owned()]);
+}
+
+#[test]
+fn load_refuses_other_bytes() {
+    assert!(Session::load(b"", ReplicaId::from_u128(1)).is_err());
+    let changes = codec::encode_changes(&[]);
+    assert!(Session::load(&changes, ReplicaId::from_u128(1)).is_err());
+}
+
+#[test]
+fn changes_from_another_tab_are_applied_and_kept_until_the_server_has_them() {
+    let mut server = FakeServer::new();
+    let mut tab_a = Session::new(ReplicaId::from_u128(1));
+    let mut tab_b = Session::new(ReplicaId::from_u128(2));
+    let made = tab_a.replace(0, 0, "from tab a").unwrap();
+    let event = tab_b.receive_from_tab(&codec::encode_changes(&made)).unwrap();
+    assert_eq!(event.deltas, vec![Delta::Insert { pos: 0, text: "from tab a".to_owned() }]);
+    assert_eq!(tab_b.pending_len(), 1);
+
+    // Once the server relays a change, no tab needs to hold it any more.
+    let mut tab_c = Session::new(ReplicaId::from_u128(4));
+    tab_c.receive_from_tab(&codec::encode_changes(&made)).unwrap();
+    connect(&mut tab_c, &mut server);
+    let mut relay = Session::new(ReplicaId::from_u128(5));
+    connect(&mut relay, &mut server);
+    relay.receive_from_tab(&codec::encode_changes(&made)).unwrap();
+    let broadcast = flush(&mut relay, &mut server);
+    assert_eq!(tab_c.receive(&broadcast[0]).unwrap().acked, 1);
+    assert_eq!(tab_c.pending_len(), 0);
+
+    // Tab b reconnects and its copy of tab a's change leaves its queue too.
+    connect(&mut tab_b, &mut server);
+    flush(&mut tab_b, &mut server);
+    assert_eq!(tab_b.pending_len(), 0);
+    assert_eq!(server.doc.text(BODY).as_deref(), Some("from tab a"));
+    // Tab a's own copy leaves its queue once the server's version covers it.
+    let event = connect(&mut tab_a, &mut server);
+    assert_eq!(event.acked, 1);
+    assert_eq!(tab_a.pending_len(), 0);
+}
+
+#[test]
+fn merging_saved_state_unions_text_and_pending_changes() {
+    let mut tab_a = Session::new(ReplicaId::from_u128(1));
+    let mut tab_b = Session::new(ReplicaId::from_u128(2));
+    tab_a.replace(0, 0, "a").unwrap();
+    tab_b.replace(0, 0, "b").unwrap();
+    let event = tab_a.merge_saved(&tab_b.export()).unwrap();
+    assert!(event.reset);
+    assert_eq!(tab_a.pending_len(), 2);
+    let mut other = Session::new(ReplicaId::from_u128(3));
+    other.merge_saved(&tab_a.export()).unwrap();
+    tab_b.merge_saved(&tab_a.export()).unwrap();
+    assert_eq!(tab_b.body(), tab_a.body());
+    assert_eq!(other.body(), tab_a.body());
+}
+
+#[test]
+fn a_remote_cursor_stays_on_its_character() {
+    let mut session = Session::new(ReplicaId::from_u128(1));
+    session.replace(0, 0, "ab😀cd").unwrap();
+    let mut peer_doc = Session::load(&session.export(), ReplicaId::from_u128(2)).unwrap();
+    // The peer puts its caret after the emoji (UTF-16 position 4).
+    let presence = match ClientMsg::decode(&peer_doc.presence(4, 4)).unwrap() {
+        ClientMsg::Presence { selection } => selection,
+        other => panic!("expected presence, got {other:?}"),
+    };
+    let peer = Peer { connection: 7, replica: peer_doc.doc().replica(), user: user("Bob"), selection: presence };
+    let event = session.receive(&ServerMsg::Presence(peer).encode()).unwrap();
+    assert!(event.peers_changed);
+    assert_eq!(session.peers()[0].head, Some(4));
+    assert_eq!(session.peers()[0].name, "Bob");
+
+    // Text typed before the cursor pushes it right; deleting before it pulls it left.
+    session.replace(0, 0, "漢字").unwrap();
+    assert_eq!(session.peers()[0].head, Some(6));
+    session.replace(0, 3, "").unwrap();
+    assert_eq!(session.peers()[0].anchor, Some(3));
+    peer_doc.disconnected();
+
+    let gone = ServerMsg::PresenceGone { connection: 7 }.encode();
+    assert!(session.receive(&gone).unwrap().peers_changed);
+    assert!(session.peers().is_empty());
+}
+
+#[test]
+fn an_ack_with_another_hash_at_the_same_version_is_divergence() {
+    let mut server = FakeServer::new();
+    let mut session = Session::new(ReplicaId::from_u128(1));
+    connect(&mut session, &mut server);
+    session.replace(0, 0, "x").unwrap();
+    let frame = session.next_frame().unwrap();
+    let (ack, _) = server.handle(&frame);
+    let ServerMsg::Ack { seq, status, version, hash } = ServerMsg::decode(&ack).unwrap() else {
+        panic!("expected an ack");
+    };
+    let wrong = ServerMsg::Ack { seq, status, version, hash: hash ^ 1 };
+    assert!(session.receive(&wrong.encode()).unwrap().diverged);
+}
+
+#[test]
+fn a_rejected_batch_is_kept_and_offered_again_on_the_next_connection() {
+    let mut server = FakeServer::new();
+    let mut session = Session::new(ReplicaId::from_u128(1));
+    connect(&mut session, &mut server);
+    session.replace(0, 0, "x").unwrap();
+    session.next_frame().unwrap();
+    session.replace(1, 1, "y").unwrap();
+    let rejected = ServerMsg::Ack {
+        seq: 1,
+        status: AckStatus::Rejected { reason: "test".to_owned() },
+        version: server.doc.version().clone(),
+        hash: server.doc.state_hash(),
+    };
+    let event = session.receive(&rejected.encode()).unwrap();
+    assert_eq!(event.acked, 0);
+    assert!(event.message.unwrap().contains("test"));
+    assert_eq!(session.pending_len(), 2, "nothing is dropped");
+    assert!(session.next_frame().is_none(), "a stalled connection sends nothing more");
+
+    session.disconnected();
+    connect(&mut session, &mut server);
+    flush(&mut session, &mut server);
+    assert_eq!(session.pending_len(), 0);
+    assert_eq!(server.doc.text(BODY).as_deref(), Some("xy"));
+}
+
+#[test]
+fn a_change_from_a_tab_waits_until_it_is_applied_before_it_is_sent() {
+    let mut server = FakeServer::new();
+    let mut tab_a = Session::new(ReplicaId::from_u128(1));
+    let mut tab_b = Session::new(ReplicaId::from_u128(2));
+    let first = codec::encode_changes(&tab_a.replace(0, 0, "one ").unwrap());
+    let second = codec::encode_changes(&tab_a.replace(4, 4, "two").unwrap());
+    tab_b.receive_from_tab(&second).unwrap();
+    assert_eq!(tab_b.pending_len(), 0, "buffered here, so not offered to the server yet");
+    connect(&mut tab_b, &mut server);
+    assert!(tab_b.next_frame().is_none());
+    let event = tab_b.receive_from_tab(&first).unwrap();
+    assert_eq!(event.deltas.len(), 2);
+    assert_eq!(tab_b.pending_len(), 2);
+    flush(&mut tab_b, &mut server);
+    assert_eq!(server.doc.text(BODY).as_deref(), Some("one two"));
+}
+
+#[test]
+fn long_offline_sessions_go_out_in_several_batches() {
+    let mut server = FakeServer::new();
+    let mut session = Session::new(ReplicaId::from_u128(1));
+    for i in 0..(MAX_BATCH * 2 + 5) {
+        session.replace(i, i, "x").unwrap();
+    }
+    connect(&mut session, &mut server);
+    let frames = std::iter::from_fn(|| session.next_frame()).count();
+    assert_eq!(frames, 3);
+}
+
+#[test]
+fn changes_from_tabs_are_sent_in_causal_order_whatever_order_they_came_in() {
+    let mut server = FakeServer::new();
+    let mut tab_a = Session::new(ReplicaId::from_u128(1));
+    let mut tab_b = Session::new(ReplicaId::from_u128(2));
+    let mut tab_c = Session::new(ReplicaId::from_u128(3));
+    let first = codec::encode_changes(&tab_a.replace(0, 0, "first ").unwrap());
+    tab_b.receive_from_tab(&first).unwrap();
+    let second = codec::encode_changes(&tab_b.replace(6, 6, "second").unwrap());
+    // Tab c hears of the second change before the first: it is buffered, then applied.
+    tab_c.receive_from_tab(&second).unwrap();
+    tab_c.receive_from_tab(&first).unwrap();
+    assert_eq!(tab_c.body(), "first second");
+
+    connect(&mut tab_c, &mut server);
+    flush(&mut tab_c, &mut server);
+    assert_eq!(server.doc.text(BODY).as_deref(), Some("first second"));
+    assert_eq!(tab_c.pending_len(), 0);
+}
+
+#[test]
+fn a_resync_rebuilds_the_document_from_the_server_and_keeps_unsent_edits() {
+    let mut server = FakeServer::new();
+    let mut session = Session::new(ReplicaId::from_u128(1));
+    connect(&mut session, &mut server);
+    session.replace(0, 0, "acked ").unwrap();
+    flush(&mut session, &mut server);
+    let mut other = Session::new(ReplicaId::from_u128(2));
+    connect(&mut other, &mut server);
+    other.replace(0, 0, "[other] ").unwrap();
+    flush(&mut other, &mut server);
+    session.disconnected();
+    session.replace(6, 6, "unsent").unwrap();
+
+    session.start_resync();
+    let hello = session.hello(user("a"));
+    match ClientMsg::decode(&hello).unwrap() {
+        ClientMsg::Hello { version, .. } => assert!(version.is_empty(), "a resync asks for everything"),
+        other => panic!("expected hello, got {other:?}"),
+    }
+    let (welcome, _) = server.handle(&hello);
+    let event = session.receive(&welcome).unwrap();
+    assert!(event.reset && event.deltas.is_empty());
+    assert_eq!(session.body(), "[other] acked unsent");
+    assert_eq!(session.pending_len(), 1);
+    flush(&mut session, &mut server);
+    assert_eq!(server.doc.text(BODY).as_deref(), Some("[other] acked unsent"));
+}

@@ -1,0 +1,65 @@
+#!/usr/bin/env bash
+# Builds the browser editor into web/dist (index.html, editor.html, assets/): the wasm client
+# (crates/wasm-client), its wasm-bindgen glue, and the esbuild bundle. Installs what it needs
+# and skips what is already there, so it is safe to run again.
+#
+#   scripts/build-web.sh            # release build (what the server serves)
+#
+# Needs: rustup, cargo, node + npm.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+step() { printf '\n==> %s\n' "$*"; }
+started=$SECONDS
+
+step "rust target wasm32-unknown-unknown"
+if rustup target list --installed | grep -qx wasm32-unknown-unknown; then
+  echo "already installed"
+else
+  rustup target add wasm32-unknown-unknown
+fi
+
+step "wasm-bindgen-cli (the version Cargo.lock pins for the wasm-bindgen crate)"
+version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/version = |"/, ""); print; exit }' Cargo.lock)
+if [[ -z "$version" ]]; then
+  echo "Cargo.lock has no wasm-bindgen entry; run 'cargo generate-lockfile' first" >&2
+  exit 1
+fi
+if [[ "$(wasm-bindgen --version 2>/dev/null || true)" == "wasm-bindgen $version" ]]; then
+  echo "wasm-bindgen $version already installed"
+else
+  echo "installing wasm-bindgen-cli $version (takes a few minutes, once)"
+  cargo install wasm-bindgen-cli --version "$version" --locked \
+    || cargo install wasm-bindgen-cli --version "$version"
+fi
+
+step "npm ci (web/)"
+(cd web && npm ci --no-audit --no-fund --loglevel=error)
+
+step "cargo build wasm-client (wasm32, size-optimised profile)"
+# A profile of our own, defined here rather than in the root Cargo.toml: it optimises for size
+# with LTO, and its artifacts (target/*/wasm-release) never disturb the native release builds.
+cargo build -p wasm-client --target wasm32-unknown-unknown --profile wasm-release \
+  --config 'profile.wasm-release.inherits="release"' \
+  --config 'profile.wasm-release.opt-level="s"' \
+  --config 'profile.wasm-release.lto=true' \
+  --config 'profile.wasm-release.codegen-units=1' \
+  --config 'profile.wasm-release.debug=0' \
+  --config 'profile.wasm-release.panic="abort"'
+wasm=target/wasm32-unknown-unknown/wasm-release/wasm_client.wasm
+
+step "wasm-bindgen --target web -> web/pkg"
+# No wasm-opt pass: measured on this crate, `wasm-opt -Oz` (binaryen 132) shrinks the raw file
+# by 9% but the gzipped one grows by 6%, and Debian's binaryen 108 breaks the externref table.
+rm -rf web/pkg
+wasm-bindgen --target web --remove-name-section --remove-producers-section --out-dir web/pkg "$wasm"
+
+step "esbuild bundle -> web/dist"
+(cd web && node build.mjs)
+
+gz() { gzip -9 -c "$1" | wc -c; }
+wasm_gz=$(gz web/dist/assets/wasm_client_bg.wasm)
+js_gz=$(gz web/dist/assets/editor.js)
+printf '\nweb/dist built in %ss: wasm %s bytes (%s gzipped), editor.js %s bytes (%s gzipped), total gzipped %s bytes\n' \
+  $((SECONDS - started)) "$(wc -c < web/dist/assets/wasm_client_bg.wasm)" "$wasm_gz" \
+  "$(wc -c < web/dist/assets/editor.js)" "$js_gz" $((wasm_gz + js_gz))

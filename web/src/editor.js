@@ -1,0 +1,394 @@
+// The editor page (/d/{id}): CodeMirror over a wasm `Client`, synced through the server's
+// WebSocket, saved to IndexedDB on every change, and shared with other tabs of this browser
+// through a BroadcastChannel.
+//
+// Data flow (see crates/wasm-client for the client's side):
+//   typing        -> client.replace() -> other tabs (bytes), IndexedDB, nextFrame() -> socket
+//   socket frame  -> client.receive() -> event.deltas -> CodeMirror (annotated as remote)
+//   other tab     -> client.receiveFromTab() -> same as a socket frame
+
+import { Annotation, ChangeSet, EditorState, Transaction } from '@codemirror/state';
+import { EditorView, keymap, drawSelection, highlightActiveLine, placeholder } from '@codemirror/view';
+import { defaultKeymap, history, historyKeymap } from '@codemirror/commands';
+
+import init, { Client } from '../pkg/wasm_client.js';
+import { Connection } from './lib/connection.js';
+import { remoteCursors, setRemoteCursors } from './lib/cursors.js';
+import { describeStatus } from './lib/status.js';
+import { openStore } from './lib/store.js';
+import { loadUser, saveUser } from './lib/user.js';
+
+/** Marks editor transactions that come from the document, so they are not sent back. */
+const fromDocument = Annotation.define();
+/** Above this many deltas in one event, the editor is updated by one diff instead. */
+const MAX_COMPOSED_DELTAS = 64;
+
+const $ = (selector) => document.querySelector(selector);
+const docId = decodeURIComponent(location.pathname.replace(/^\/d\//, '').replace(/\/$/, ''));
+const likedKey = `crdt-editor:liked:${docId}`;
+
+async function main() {
+  await init({ module_or_path: new URL('./wasm_client_bg.wasm', import.meta.url) });
+  document.title = `${docId} · editor`;
+  $('#doc-id').textContent = docId;
+
+  let user = loadUser();
+  const store = await openStore();
+  const { client } = await store.open(docId, (records) => ({ client: restore(records) }));
+  const tabs = new BroadcastChannel(`crdt-editor:${docId}`);
+
+  // ---- Saving and sending. ----
+
+  // The status element also tells whether everything is saved in this browser
+  // (data-local="saved"), so that a person or a test knows a reload will keep it.
+  const persist = () => {
+    $('#status').dataset.local = 'saving';
+    store
+      .save(docId, client.replica, () => client.export())
+      .then(() => {
+        if (store.saving.size === 0) $('#status').dataset.local = 'saved';
+      })
+      .catch((e) => console.error('save', e));
+  };
+
+  let flushQueued = false;
+  const flush = () => {
+    if (flushQueued) return;
+    flushQueued = true;
+    // Edits made in one turn of the event loop go out as one batch.
+    queueMicrotask(() => {
+      flushQueued = false;
+      let frame;
+      while (connection.isOpen && (frame = client.nextFrame()) !== undefined) connection.send(frame);
+      renderStatus();
+    });
+  };
+
+  /** After every local change: tell the other tabs, save, send. */
+  const madeLocally = (bytes) => {
+    if (bytes) tabs.postMessage({ type: 'changes', bytes });
+    persist();
+    flush();
+    renderStatus();
+  };
+
+  // ---- The editor. ----
+
+  const view = new EditorView({
+    parent: $('#editor'),
+    state: EditorState.create({
+      doc: client.text(),
+      extensions: [
+        history(),
+        drawSelection(),
+        highlightActiveLine(),
+        EditorView.lineWrapping,
+        // Only "\n" breaks lines, so that a "\r" typed elsewhere stays one character here and
+        // editor offsets are always the document's UTF-16 offsets.
+        EditorState.lineSeparator.of('\n'),
+        placeholder('Start typing…'),
+        keymap.of([...defaultKeymap, ...historyKeymap]),
+        remoteCursors,
+        EditorView.contentAttributes.of({ 'aria-label': 'Document text' }),
+        EditorView.updateListener.of((update) => {
+          if (update.docChanged && !update.transactions.some((tr) => tr.annotation(fromDocument))) {
+            sendLocalChanges(update.changes);
+          }
+          if (update.selectionSet || update.docChanged) sendPresence();
+        }),
+      ],
+    }),
+  });
+
+  function sendLocalChanges(changes) {
+    // CodeMirror reports the changes against the old text, left to right; the client applies
+    // them one by one, so each later change is shifted by what the earlier ones did.
+    let shift = 0;
+    const made = [];
+    changes.iterChanges((fromA, toA, _fromB, _toB, inserted) => {
+      const text = inserted.toString();
+      const bytes = client.replace(fromA + shift, toA + shift, text);
+      if (bytes) made.push(bytes);
+      shift += text.length - (toA - fromA);
+    });
+    for (const bytes of made) tabs.postMessage({ type: 'changes', bytes });
+    persist();
+    flush();
+    // Remote carets follow their characters: recompute them from their anchors, after this
+    // update (CodeMirror does not want a dispatch from inside an update listener).
+    queueMicrotask(renderCursors);
+    renderStatus();
+  }
+
+  /** Brings the editor to the client's text, as a minimal edit so that the caret stays. */
+  function resetEditor() {
+    const current = view.state.doc.toString();
+    const next = client.text();
+    if (current === next) return;
+    let start = 0;
+    while (start < current.length && start < next.length && current[start] === next[start]) start++;
+    let endA = current.length;
+    let endB = next.length;
+    while (endA > start && endB > start && current[endA - 1] === next[endB - 1]) {
+      endA--;
+      endB--;
+    }
+    view.dispatch({
+      changes: { from: start, to: endA, insert: next.slice(start, endB) },
+      annotations: [fromDocument.of(true), Transaction.addToHistory.of(false)],
+    });
+  }
+
+  function applyEvent(event) {
+    if (event.deltas.length > MAX_COMPOSED_DELTAS) {
+      // A long catch-up: one minimal replace is cheaper than composing thousands of edits.
+      resetEditor();
+    } else if (event.deltas.length > 0) {
+      // Each delta's position is in the text left by the previous one: compose them into one
+      // editor transaction. It stays out of the undo history: Ctrl+Z undoes only your edits.
+      let changes = ChangeSet.empty(view.state.doc.length);
+      for (const delta of event.deltas) {
+        const spec =
+          delta.type === 'insert'
+            ? { from: delta.pos, insert: delta.text }
+            : { from: delta.pos, to: delta.pos + delta.len };
+        changes = changes.compose(ChangeSet.of(spec, changes.newLength, '\n'));
+      }
+      view.dispatch({ changes, annotations: [fromDocument.of(true), Transaction.addToHistory.of(false)] });
+    }
+    if (event.reset || view.state.doc.length !== client.textLength()) {
+      if (!event.reset) console.warn('editor and document disagree; resetting the editor');
+      resetEditor();
+    }
+    if (event.changed) renderFields();
+    if (event.deltas.length > 0 || event.reset || event.peersChanged) {
+      renderCursors();
+      renderPeople();
+    }
+    if (event.changed || event.acked > 0 || event.kind === 'welcome') persist();
+    if (event.diverged) recoverFromDivergence();
+    if (event.message) showNotice(event.message);
+    renderStatus();
+  }
+
+  // ---- Presence. ----
+
+  let presenceTimer = null;
+  function sendPresence() {
+    if (presenceTimer !== null) return;
+    presenceTimer = setTimeout(() => {
+      presenceTimer = null;
+      if (client.linkState() !== 'up') return;
+      const { anchor, head } = view.state.selection.main;
+      connection.send(client.presenceFrame(anchor, head));
+    }, 30);
+  }
+
+  function renderCursors() {
+    view.dispatch({ effects: setRemoteCursors.of(client.peers()) });
+  }
+
+  function renderPeople() {
+    const list = $('#people');
+    list.replaceChildren();
+    const me = person(`${user.name} (you)`, user.color);
+    me.classList.add('me');
+    list.append(me);
+    for (const peer of client.peers()) list.append(person(peer.name, peer.color));
+  }
+
+  function person(name, color) {
+    const item = document.createElement('li');
+    item.className = 'person';
+    const dot = document.createElement('span');
+    dot.className = 'dot';
+    dot.style.backgroundColor = color;
+    item.append(dot, document.createTextNode(name));
+    return item;
+  }
+
+  // ---- Title, tags, likes, views. ----
+
+  const titleInput = $('#title');
+  titleInput.addEventListener('input', () => madeLocally(client.setTitle(titleInput.value)));
+  titleInput.addEventListener('blur', () => renderFields());
+
+  $('#tag-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const input = $('#tag-input');
+    const tag = input.value.trim();
+    if (tag === '') return;
+    input.value = '';
+    madeLocally(client.addTag(tag));
+    renderFields();
+  });
+
+  $('#like').addEventListener('click', () => {
+    const liked = localStorage.getItem(likedKey) === '1';
+    localStorage.setItem(likedKey, liked ? '0' : '1');
+    madeLocally(client.like(!liked));
+    renderFields();
+  });
+
+  function renderFields() {
+    const title = client.title() ?? '';
+    if (document.activeElement !== titleInput && titleInput.value !== title) titleInput.value = title;
+    document.title = `${title || docId} · editor`;
+
+    const tags = $('#tags');
+    tags.replaceChildren();
+    for (const tag of client.tags()) {
+      const chip = document.createElement('li');
+      chip.className = 'tag';
+      chip.dataset.tag = tag;
+      const remove = document.createElement('button');
+      remove.type = 'button';
+      remove.className = 'remove-tag';
+      remove.textContent = '×';
+      remove.setAttribute('aria-label', `Remove tag ${tag}`);
+      remove.addEventListener('click', () => {
+        madeLocally(client.removeTag(tag));
+        renderFields();
+      });
+      chip.append(document.createTextNode(tag), remove);
+      tags.append(chip);
+    }
+
+    const liked = localStorage.getItem(likedKey) === '1';
+    $('#like').textContent = liked ? '♥ Unlike' : '♡ Like';
+    $('#like').setAttribute('aria-pressed', String(liked));
+    const likes = client.likes();
+    const views = client.views();
+    $('#likes').textContent = String(likes);
+    $('#likes-label').textContent = likes === 1 ? 'like' : 'likes';
+    $('#views').textContent = String(views);
+    $('#views-label').textContent = views === 1 ? 'view' : 'views';
+  }
+
+  // ---- Status. ----
+
+  function renderStatus() {
+    const { state, text } = describeStatus({ link: client.linkState(), pending: client.pendingCount() });
+    const status = $('#status');
+    status.dataset.state = state;
+    status.textContent = text;
+  }
+
+  // A divergence (same version as the server, other state hash) is a bug somewhere. Recover
+  // once per page by rebuilding from the server's copy plus our unsaved edits; if it happens
+  // again, say so rather than loop.
+  let resynced = false;
+  function recoverFromDivergence() {
+    if (resynced) {
+      showNotice('This copy still differs from the server’s. Your edits are kept; please report this.');
+      return;
+    }
+    resynced = true;
+    console.warn('state hash differs from the server at the same version: resyncing');
+    client.startResync();
+    connection.reconnectNow();
+  }
+
+  function showNotice(message) {
+    const notice = $('#notice');
+    notice.textContent = message;
+    notice.hidden = false;
+  }
+
+  // ---- Your name. ----
+
+  const nameInput = $('#name');
+  nameInput.value = user.name;
+  $('#name-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const name = nameInput.value.trim();
+    if (name === '' || name === user.name) return;
+    user = { ...user, name };
+    saveUser(user);
+    renderPeople();
+    // The name travels in the hello: a new connection announces it.
+    connection.reconnectNow();
+  });
+
+  // ---- Other tabs of this browser. ----
+
+  tabs.onmessage = ({ data }) => {
+    try {
+      if (data.type === 'changes') {
+        applyEvent(client.receiveFromTab(data.bytes));
+      } else if (data.type === 'hello') {
+        tabs.postMessage({ type: 'state', bytes: client.export() });
+      } else if (data.type === 'state') {
+        applyEvent(client.mergeSaved(data.bytes));
+        flush();
+      }
+    } catch (error) {
+      console.error('tab message', error);
+    }
+  };
+  tabs.postMessage({ type: 'hello' });
+
+  // ---- The server. ----
+
+  const wsUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws/${encodeURIComponent(docId)}`;
+  const connection = new Connection({
+    url: wsUrl,
+    onOpen: () => {
+      connection.send(client.helloFrame(user.name, user.color));
+      renderStatus();
+    },
+    onFrame: (bytes) => {
+      let event;
+      try {
+        event = client.receive(bytes);
+      } catch (error) {
+        console.error('bad frame from the server', error);
+        return;
+      }
+      if (event.kind === 'welcome') {
+        connection.joined();
+        sendPresence();
+      }
+      applyEvent(event);
+      flush();
+    },
+    onClose: () => {
+      client.disconnected();
+      renderCursors();
+      renderPeople();
+      renderStatus();
+    },
+  });
+
+  // One view per page open; it is saved and sent like any other change.
+  madeLocally(client.addView());
+  renderFields();
+  renderPeople();
+  renderStatus();
+  connection.start();
+  view.focus();
+  // Tests and curious people can look at the client from the console.
+  window.crdtEditor = { client, view };
+}
+
+/** The page's client from the saved records (the other tabs' and earlier sessions'). */
+function restore(records) {
+  let client = null;
+  for (const bytes of records) {
+    try {
+      if (client === null) client = Client.load(bytes);
+      else client.mergeSaved(bytes);
+    } catch (error) {
+      // A damaged record is skipped rather than blocking the document.
+      console.error('skipping a saved state that does not load', error);
+    }
+  }
+  return client ?? new Client();
+}
+
+main().catch((error) => {
+  console.error(error);
+  const notice = document.querySelector('#notice');
+  notice.textContent = `The editor failed to start: ${error.message ?? error}`;
+  notice.hidden = false;
+});

@@ -1,0 +1,95 @@
+// The WebSocket to the document server: reconnects forever with capped, jittered exponential
+// backoff (see backoff.js). It knows nothing of the protocol; the page says when a connection
+// is "joined" (Welcome received), which resets the backoff.
+
+import { backoffDelay } from './backoff.js';
+
+/** A connection that opened but was not welcomed within this time is dropped and retried. */
+const JOIN_TIMEOUT_MS = 10000;
+
+export class Connection {
+  /**
+   * @param {object} options
+   * @param {string} options.url
+   * @param {() => void} options.onOpen called when the socket opens (send the hello here)
+   * @param {(bytes: Uint8Array) => void} options.onFrame called for every binary frame
+   * @param {() => void} options.onClose called when an open or opening socket goes away
+   */
+  constructor({ url, onOpen, onFrame, onClose }) {
+    this.url = url;
+    this.onOpen = onOpen;
+    this.onFrame = onFrame;
+    this.onClose = onClose;
+    this.socket = null;
+    this.attempt = 0;
+    this.retryTimer = null;
+    this.joinTimer = null;
+    window.addEventListener('online', () => this.reconnectNow());
+  }
+
+  get isOpen() {
+    return this.socket !== null && this.socket.readyState === WebSocket.OPEN;
+  }
+
+  start() {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    let socket;
+    try {
+      socket = new WebSocket(this.url);
+    } catch (error) {
+      console.warn('websocket', error);
+      this.scheduleRetry();
+      return;
+    }
+    socket.binaryType = 'arraybuffer';
+    this.socket = socket;
+    socket.onopen = () => {
+      this.joinTimer = setTimeout(() => socket.close(), JOIN_TIMEOUT_MS);
+      this.onOpen();
+    };
+    socket.onmessage = (message) => {
+      if (message.data instanceof ArrayBuffer) this.onFrame(new Uint8Array(message.data));
+    };
+    socket.onclose = () => {
+      clearTimeout(this.joinTimer);
+      if (this.socket !== socket) return;
+      this.socket = null;
+      this.onClose();
+      this.scheduleRetry();
+    };
+  }
+
+  /** The server welcomed us: the next outage starts the backoff from the beginning. */
+  joined() {
+    clearTimeout(this.joinTimer);
+    this.attempt = 0;
+  }
+
+  send(bytes) {
+    if (!this.isOpen) return false;
+    this.socket.send(bytes);
+    return true;
+  }
+
+  /** Drops the current socket (if any) and connects again at once. */
+  reconnectNow() {
+    const socket = this.socket;
+    if (socket) {
+      this.socket = null;
+      socket.onclose = null;
+      socket.close();
+      clearTimeout(this.joinTimer);
+      this.onClose();
+    }
+    this.attempt = 0;
+    this.start();
+  }
+
+  scheduleRetry() {
+    if (this.retryTimer !== null) return;
+    const delay = backoffDelay(this.attempt);
+    this.attempt += 1;
+    this.retryTimer = setTimeout(() => this.start(), delay);
+  }
+}

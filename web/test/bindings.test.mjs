@@ -1,0 +1,134 @@
+// Binding tests: the built wasm package (web/pkg, from scripts/build-web.sh) under Node, no
+// browser. Positions are UTF-16 code units, as in the editor.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+
+import { initSync, Client } from '../pkg/wasm_client.js';
+
+initSync({ module: readFileSync(new URL('../pkg/wasm_client_bg.wasm', import.meta.url)) });
+
+/** Applies event deltas to a string the way the editor does (UTF-16 offsets). */
+function applyDeltas(text, deltas) {
+  for (const d of deltas) {
+    text = d.type === 'insert' ? text.slice(0, d.pos) + d.text + text.slice(d.pos) : text.slice(0, d.pos) + text.slice(d.pos + d.len);
+  }
+  return text;
+}
+
+test('edits take UTF-16 positions around emoji and CJK', () => {
+  const c = new Client();
+  c.insert(0, '漢字');
+  c.insert(2, '😀'); // after two one-unit CJK characters
+  c.insert(4, '👍🏽'); // after the emoji's two units; skin tone modifier is two more code points
+  c.insert(0, 'a');
+  assert.equal(c.text(), 'a漢字😀👍🏽');
+  c.replace(3, 5, 'b'); // the 😀 (units 3..5)
+  assert.equal(c.text(), 'a漢字b👍🏽');
+  c.delete(4, 4); // 👍🏽 is four units
+  assert.equal(c.text(), 'a漢字b');
+  assert.equal(c.textLength(), 'a漢字b'.length);
+  c.insert(4, '🎉\r\n');
+  assert.equal(c.textLength(), 'a漢字b🎉\r\n'.length); // UTF-16 units, as CodeMirror counts
+  assert.equal(c.pendingCount(), 8); // five inserts, a replace (delete + insert), a delete
+});
+
+test('a position inside a surrogate pair or past the end is an error, and nothing changes', () => {
+  const c = new Client();
+  c.insert(0, 'x😀y');
+  assert.throws(() => c.insert(2, '!'), /surrogate|split/i);
+  assert.throws(() => c.insert(99, '!'), /out of bounds|bounds/i);
+  assert.throws(() => c.delete(3, 99), /out of bounds|bounds/i);
+  assert.equal(c.text(), 'x😀y');
+});
+
+test('remote changes arrive as UTF-16 deltas that rebuild the same text', () => {
+  const alice = new Client();
+  const bob = new Client();
+  let bobEditor = '';
+  const deliver = (bytes, to, editor) => {
+    const event = to.receiveFromTab(bytes);
+    assert.equal(event.kind, 'changes');
+    return applyDeltas(editor, event.deltas);
+  };
+  bobEditor = deliver(alice.insert(0, 'Hello 世界 🌍'), bob, bobEditor);
+  assert.equal(bobEditor, 'Hello 世界 🌍');
+
+  // Concurrent edits: neither has seen the other's.
+  const fromAlice = alice.replace(6, 8, '地球'); // 世界 -> 地球
+  const fromBob = bob.insert(11, '!'); // after the 🌍 (units 9..11)
+  bobEditor += '!';
+  let aliceEditor = alice.text();
+  aliceEditor = deliver(fromBob, alice, aliceEditor);
+  bobEditor = deliver(fromAlice, bob, bobEditor);
+  assert.equal(alice.text(), 'Hello 地球 🌍!');
+  assert.equal(bob.text(), alice.text());
+  assert.equal(aliceEditor, alice.text());
+  assert.equal(bobEditor, bob.text());
+  assert.equal(alice.stateHash(), bob.stateHash());
+});
+
+test('delta shapes: insert {pos, text}, delete {pos, len}', () => {
+  const a = new Client();
+  const b = new Client();
+  b.receiveFromTab(a.insert(0, 'ab😀cd'));
+  const event = b.receiveFromTab(a.delete(2, 2));
+  assert.deepEqual(event.deltas, [{ type: 'delete', pos: 2, len: 2 }]);
+  const insert = b.receiveFromTab(a.insert(4, '漢'));
+  assert.deepEqual(insert.deltas, [{ type: 'insert', pos: 4, text: '漢' }]);
+  assert.equal(insert.changed, true);
+  assert.equal(b.text(), 'abcd漢');
+});
+
+test('export and load keep text, fields and the unsent changes, under a new replica', () => {
+  const c = new Client();
+  c.insert(0, 'draft ✍️ 草稿');
+  c.setTitle('Plans');
+  c.addTag('todo');
+  c.addTag('home');
+  c.removeTag('todo');
+  c.like(true);
+  c.addView();
+  const saved = c.export();
+  assert.ok(saved instanceof Uint8Array);
+
+  const restored = Client.load(saved);
+  assert.notEqual(restored.replica, c.replica);
+  assert.equal(restored.text(), 'draft ✍️ 草稿');
+  assert.equal(restored.title(), 'Plans');
+  assert.deepEqual(restored.tags(), ['home']);
+  assert.equal(restored.likes(), 1);
+  assert.equal(restored.views(), 1);
+  assert.equal(restored.pendingCount(), c.pendingCount());
+  assert.equal(restored.stateHash(), c.stateHash());
+  assert.deepEqual(restored.value(), { body: 'draft ✍️ 草稿', likes: 1, tags: ['home'], title: 'Plans', views: 1 });
+
+  // The restored copy keeps editing, and merges with another tab's saved state.
+  restored.insert(0, '> ');
+  const other = new Client();
+  other.insert(0, 'other tab\n');
+  const event = restored.mergeSaved(other.export());
+  assert.equal(event.reset, true);
+  assert.ok(restored.text().includes('other tab\n'));
+  assert.ok(restored.text().includes('> draft ✍️ 草稿'));
+});
+
+test('load refuses bytes that are not a saved state', () => {
+  assert.throws(() => Client.load(new Uint8Array([1, 2, 3])));
+  assert.throws(() => Client.load(new Uint8Array()));
+});
+
+test('frames: hello first, nothing to send before the welcome', () => {
+  const c = new Client();
+  c.insert(0, 'queued');
+  assert.equal(c.linkState(), 'down');
+  assert.equal(c.nextFrame(), undefined);
+  const hello = c.helloFrame('Ada', '#e91e63');
+  assert.deepEqual([...hello.slice(0, 2)], [1, 16]); // format version, client message kind
+  assert.equal(c.linkState(), 'joining');
+  assert.equal(c.nextFrame(), undefined);
+  c.disconnected();
+  assert.equal(c.linkState(), 'down');
+  assert.equal(c.pendingCount(), 1);
+  assert.ok(c.presenceFrame(3, 6) instanceof Uint8Array);
+});
