@@ -1,0 +1,115 @@
+//! [`Config`]: every limit and interval of the server, as command-line flags.
+//!
+//! The defaults are the production values; tests pass short intervals and small limits through
+//! the same flags, so the binary they run is the one that ships.
+//!
+//! Durations are written `250ms`, `15s`, `2m`, `1h` or a bare number of seconds.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The server's settings (parsed from flags by `main`, built directly by unit tests).
+#[derive(Clone, Debug, clap::Args)]
+pub struct Config {
+    /// Directory of the embedded database (created if missing).
+    #[arg(long, default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Directory of the built browser client (index.html, editor.html, assets/).
+    #[arg(long, default_value = "web/dist")]
+    pub web_dir: PathBuf,
+
+    /// Largest WebSocket message (and frame) a client may send, in bytes.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub max_message_bytes: usize,
+
+    /// Outgoing messages queued per connection before it is closed as a slow consumer.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub send_queue: u32,
+
+    /// WebSocket read and write buffer size per connection, in bytes.
+    #[arg(long, default_value_t = 8 << 10)]
+    pub ws_buffer_bytes: usize,
+
+    /// Interval between WebSocket pings; a connection that misses two pongs is closed.
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub heartbeat_interval: Duration,
+
+    /// How long a new connection may take to send its hello.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub hello_timeout: Duration,
+
+    /// How long an HTTP client may take to send its request headers.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub header_read_timeout: Duration,
+
+    /// A document with no connection for this long is snapshotted and unloaded.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub idle_unload: Duration,
+
+    /// Snapshot a document (and truncate its log) after this many logged changes.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub snapshot_every: u64,
+
+    /// Snapshot a document at the latest this long after its first unsnapshotted change.
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub snapshot_interval: Duration,
+
+    /// How long shutdown waits for connections and documents to finish before giving up.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+}
+
+impl Config {
+    /// The defaults, with the database in `data_dir`.
+    pub fn with_data_dir(data_dir: PathBuf) -> Config {
+        Config {
+            data_dir,
+            web_dir: PathBuf::from("web/dist"),
+            max_message_bytes: 1 << 20,
+            send_queue: 256,
+            ws_buffer_bytes: 8 << 10,
+            heartbeat_interval: Duration::from_secs(15),
+            hello_timeout: Duration::from_secs(10),
+            header_read_timeout: Duration::from_secs(10),
+            idle_unload: Duration::from_secs(60),
+            snapshot_every: 1000,
+            snapshot_interval: Duration::from_secs(30),
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Parses `250ms`, `15s`, `2m`, `1h` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, "s"),
+    };
+    let value: u64 = number.parse().map_err(|_| format!("{text:?} is not a duration such as 250ms, 15s or 2m"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(value)),
+        "s" => Ok(Duration::from_secs(value)),
+        "m" => Ok(Duration::from_secs(value.saturating_mul(60))),
+        "h" => Ok(Duration::from_secs(value.saturating_mul(3600))),
+        _ => Err(format!("unknown unit {unit:?} in {text:?}: use ms, s, m or h")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_durations() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("15s"), Ok(Duration::from_secs(15)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("ms").is_err());
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert!(parse_duration("5d").is_err());
+        assert!(parse_duration("").is_err());
+    }
+}

@@ -1,0 +1,415 @@
+//! The per-document actor: one tokio task owns a loaded [`Document`], its connections and its
+//! op log position; everything else talks to it through a [`DocHandle`] (Ryhl's actor recipe).
+//!
+//! The actor works in *rounds*. It waits for one [`DocCommand`], then takes every command
+//! already queued (up to [`MAX_ROUND_COMMANDS`]) without waiting, applies the changes they
+//! carry, and finishes the round:
+//!
+//! 1. the round's new changes are appended to the op log as one entry in one fsync'd
+//!    transaction (group commit: everything that queued up while the previous commit was in
+//!    flight shares the next one);
+//! 2. each applied batch is sent to the document's *other* connections;
+//! 3. each batch is acknowledged to its sender with its status and the document's version and
+//!    state hash after the round;
+//! 4. connections that asked to join get their `Welcome` (so a welcome never shows changes that
+//!    are not durable yet, and never precedes a broadcast it already contains).
+//!
+//! Batches are all-or-nothing. A batch is checked first: every change must be well formed and
+//! either already applied (a duplicate, acknowledged as applied) or ready (the next change of
+//! its replica, with every dependency already in the document or earlier in the batch). A batch
+//! that would need buffering is rejected, so the server's document never holds buffered changes
+//! and its log holds exactly the applied changes, in apply order. If a change's operations turn
+//! out not to fit the state after earlier changes of the same batch were applied, the document
+//! is rebuilt from the store plus the round's other batches, and the batch is rejected.
+//!
+//! Sends to connections never wait: each connection has a bounded queue, and one whose queue is
+//! full is kicked (closed as a slow consumer; it resyncs from its version when it reconnects).
+//!
+//! # Invariants
+//! - The store holds exactly the changes of `doc` at the end of every round (snapshot plus log).
+//! - `log_index >= snapshot_index`; the log after `snapshot_index` holds the changes made since
+//!   the snapshot, and `changes_since_snapshot` counts them.
+//! - `doc.pending_count() == 0`.
+//! - The actor never awaits a connection; it awaits only its own queue, timers and the store.
+
+mod load;
+mod peers;
+mod round;
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use axum::body::Bytes;
+use crdt_core::protocol::{Selection, UserInfo};
+use crdt_core::{Change, Document, ReplicaId, VersionVector};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::metrics::{GaugeGuard, Metrics};
+use crate::registry::DocRegistry;
+use crate::storage::Store;
+use crate::{DocId, ServerError};
+use peers::PeerEntry;
+use round::Round;
+
+/// The most commands one round takes, so that a flood cannot delay acknowledgements forever.
+pub const MAX_ROUND_COMMANDS: usize = 256;
+
+/// The server's id for one WebSocket connection (unique while the process runs). A connection is
+/// not a replica: a replica may reconnect many times, each time with a new `ConnId`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConnId(pub u64);
+
+/// Why the actor closed a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KickReason {
+    /// Its outgoing queue was full.
+    SlowConsumer,
+    /// Another connection joined with the same replica.
+    Replaced,
+    /// The store failed; the document is being unloaded.
+    StorageFailure,
+}
+
+/// A connection's request to join the document.
+#[derive(Debug)]
+pub struct JoinRequest {
+    /// The connection.
+    pub conn: ConnId,
+    /// Its replica, from `Hello`.
+    pub replica: ReplicaId,
+    /// Its user, from `Hello`.
+    pub user: UserInfo,
+    /// What it already has, from `Hello`.
+    pub since: VersionVector,
+    /// Its outgoing queue (bounded; the actor only ever `try_send`s).
+    pub out: mpsc::Sender<Bytes>,
+    /// Fired by the actor to close the connection.
+    pub kick: oneshot::Sender<KickReason>,
+    /// `Ok` once the welcome is queued.
+    pub reply: oneshot::Sender<Result<(), JoinRefused>>,
+}
+
+/// Why a join was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JoinRefused {
+    /// The actor is unloading: open the document again.
+    Unloading,
+    /// The document could not be loaded or stored.
+    Failed(String),
+}
+
+/// What a [`DocHandle`] can ask of the actor: a closed set.
+#[derive(Debug)]
+pub enum DocCommand {
+    /// A connection joins (after its `Hello`).
+    Join(JoinRequest),
+    /// A batch of changes from a joined connection.
+    Changes {
+        /// The sender.
+        conn: ConnId,
+        /// The connection's batch number, echoed in the ack.
+        seq: u64,
+        /// The changes, in causal order.
+        changes: Vec<Change>,
+    },
+    /// A joined connection's cursor moved.
+    Presence {
+        /// The sender.
+        conn: ConnId,
+        /// The new selection.
+        selection: Option<Selection>,
+    },
+    /// A connection left (for whatever reason).
+    Leave {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// The document's value as JSON (after the current round is durable).
+    Value {
+        /// Receives `serde_json` bytes of `Document::value()`.
+        reply: oneshot::Sender<Vec<u8>>,
+    },
+}
+
+/// The only way into a document actor. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct DocHandle {
+    tx: mpsc::Sender<DocCommand>,
+    generation: u64,
+}
+
+impl DocHandle {
+    /// Queues a command; waits if the actor's queue is full. Fails if the actor has stopped.
+    pub async fn send(&self, command: DocCommand) -> Result<(), ServerError> {
+        self.tx.send(command).await.map_err(|_| ServerError::ActorGone)
+    }
+
+    /// The document's value as JSON bytes.
+    pub async fn value(&self) -> Result<Vec<u8>, ServerError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(DocCommand::Value { reply }).await?;
+        answer.await.map_err(|_| ServerError::ActorGone)
+    }
+
+    /// Which spawn of the document this handle belongs to.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// Whether the actor has stopped taking commands.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+/// What every actor needs from the server.
+#[derive(Clone)]
+pub struct ActorContext {
+    /// Durable storage.
+    pub store: Arc<dyn Store>,
+    /// Metrics to update.
+    pub metrics: Arc<Metrics>,
+    /// Limits and intervals.
+    pub config: Arc<Config>,
+    /// Cancelled when the server shuts down.
+    pub shutdown: CancellationToken,
+    /// Tracks every task so shutdown can wait for them.
+    pub tracker: TaskTracker,
+}
+
+/// How many commands may wait in an actor's queue before senders wait.
+const COMMAND_QUEUE: usize = 1024;
+
+/// Creates the channel of a new actor; the registry spawns [`run`] with the receiver.
+pub(crate) fn channel(generation: u64) -> (DocHandle, mpsc::Receiver<DocCommand>) {
+    let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+    (DocHandle { tx, generation }, rx)
+}
+
+/// The state owned by one actor task; see the module docs.
+struct DocActor {
+    id: DocId,
+    generation: u64,
+    doc: Document,
+    rx: mpsc::Receiver<DocCommand>,
+    registry: Weak<DocRegistry>,
+    ctx: ActorContext,
+    peers: std::collections::BTreeMap<ConnId, PeerEntry>,
+    /// Connections to drop after the current send loop, with the reason to tell them.
+    dropped: Vec<(ConnId, Option<KickReason>)>,
+    log_index: u64,
+    snapshot_index: u64,
+    changes_since_snapshot: u64,
+    first_unsnapshotted: Option<Instant>,
+    last_activity: Instant,
+    /// A history-less snapshot made for a welcome, reused while the version is the same.
+    catchup_snapshot: Option<(VersionVector, Vec<u8>)>,
+}
+
+/// Runs one document's actor until it unloads, fails or the server shuts down.
+pub(crate) async fn run(
+    id: DocId,
+    generation: u64,
+    rx: mpsc::Receiver<DocCommand>,
+    registry: Weak<DocRegistry>,
+    ctx: ActorContext,
+) {
+    let metrics = Arc::clone(&ctx.metrics);
+    let _open = GaugeGuard::new(&metrics.open_documents);
+    let started = Instant::now();
+    match load::load(&ctx.store, &id).await {
+        Ok(loaded) => {
+            tracing::info!(
+                changes = loaded.doc.version().total(),
+                replayed = loaded.replayed,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "document loaded"
+            );
+            let actor = DocActor {
+                id,
+                generation,
+                doc: loaded.doc,
+                rx,
+                registry,
+                ctx,
+                peers: Default::default(),
+                dropped: Vec::new(),
+                log_index: loaded.log_index,
+                snapshot_index: loaded.snapshot_index,
+                changes_since_snapshot: loaded.replayed,
+                first_unsnapshotted: (loaded.replayed > 0).then(Instant::now),
+                last_activity: Instant::now(),
+                catchup_snapshot: None,
+            };
+            actor.run_loop().await;
+        }
+        Err(error) => {
+            tracing::error!(%error, "document could not be loaded");
+            Metrics::inc(&metrics.storage_errors);
+            let mut rx = rx;
+            retire(&registry, &id, generation, &mut rx, JoinRefused::Failed(error.to_string()), None).await;
+        }
+    }
+}
+
+/// Removes the actor from the registry, closes its queue and answers what is left in it: joins
+/// are refused (the connection opens the document again), value requests are answered from
+/// `doc` if the document is sound (otherwise dropped: their callers answer 503).
+async fn retire(
+    registry: &Weak<DocRegistry>,
+    id: &DocId,
+    generation: u64,
+    rx: &mut mpsc::Receiver<DocCommand>,
+    refusal: JoinRefused,
+    doc: Option<&Document>,
+) {
+    if let Some(registry) = registry.upgrade() {
+        registry.remove(id, generation);
+    }
+    rx.close();
+    while let Some(command) = rx.recv().await {
+        match command {
+            DocCommand::Join(join) => {
+                let _ = join.reply.send(Err(refusal.clone()));
+            }
+            DocCommand::Value { reply } => {
+                if let Some(doc) = doc {
+                    let _ = reply.send(round::value_json(doc));
+                }
+            }
+            // Only joined connections send these, and none is joined any more.
+            DocCommand::Changes { .. } | DocCommand::Presence { .. } | DocCommand::Leave { .. } => {}
+        }
+    }
+}
+
+/// What the timer branch decided.
+#[derive(PartialEq, Eq)]
+enum Next {
+    Continue,
+    Stop,
+}
+
+impl DocActor {
+    async fn run_loop(mut self) {
+        loop {
+            let deadline = self.next_deadline();
+            let command = tokio::select! {
+                biased;
+                _ = self.ctx.shutdown.cancelled() => {
+                    self.shut_down().await;
+                    return;
+                }
+                command = self.rx.recv() => command,
+                _ = tokio::time::sleep_until(deadline) => {
+                    if self.on_timer().await == Next::Stop {
+                        return;
+                    }
+                    continue;
+                }
+            };
+            let Some(command) = command else {
+                // Every handle is gone, including the registry's: nothing can reach us.
+                self.snapshot().await;
+                return;
+            };
+            if self.run_round(Some(command)).await == Next::Stop {
+                return;
+            }
+        }
+    }
+
+    /// Handles `first` and everything already queued, then finishes the round.
+    async fn run_round(&mut self, first: Option<DocCommand>) -> Next {
+        let mut round = Round::default();
+        if let Some(command) = first {
+            self.handle(command, &mut round).await;
+        }
+        while round.commands < MAX_ROUND_COMMANDS {
+            match self.rx.try_recv() {
+                Ok(command) => self.handle(command, &mut round).await,
+                Err(_) => break,
+            }
+        }
+        if let Err(error) = self.finish(round).await {
+            self.fail(error).await;
+            return Next::Stop;
+        }
+        // Checked here too, not only by the timer, which a steady stream of commands starves.
+        let config = &self.ctx.config;
+        let overdue = self.first_unsnapshotted.is_some_and(|at| at + config.snapshot_interval <= Instant::now());
+        if self.changes_since_snapshot >= config.snapshot_every || overdue {
+            self.snapshot().await;
+        }
+        Next::Continue
+    }
+
+    async fn handle(&mut self, command: DocCommand, round: &mut Round) {
+        round.commands += 1;
+        self.last_activity = Instant::now();
+        match command {
+            DocCommand::Join(join) => round.joins.push(join),
+            DocCommand::Changes { conn, seq, changes } => {
+                self.apply_batch(conn, seq, changes, round).await;
+            }
+            DocCommand::Presence { conn, selection } => self.presence(conn, selection),
+            DocCommand::Leave { conn } => self.leave(conn),
+            DocCommand::Value { reply } => round.values.push(reply),
+        }
+    }
+
+    /// The next moment a timer needs the actor: a due snapshot or an idle unload.
+    fn next_deadline(&self) -> Instant {
+        let config = &self.ctx.config;
+        let snapshot = self.first_unsnapshotted.map(|at| at + config.snapshot_interval);
+        let idle = self.peers.is_empty().then(|| self.last_activity + config.idle_unload);
+        [snapshot, idle].into_iter().flatten().min().unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))
+    }
+
+    async fn on_timer(&mut self) -> Next {
+        let now = Instant::now();
+        let config = Arc::clone(&self.ctx.config);
+        if self.first_unsnapshotted.is_some_and(|at| at + config.snapshot_interval <= now) {
+            self.snapshot().await;
+        }
+        if !self.peers.is_empty() || self.last_activity + config.idle_unload > now {
+            return Next::Continue;
+        }
+        self.snapshot().await;
+        // Commands that arrived during the snapshot keep the document loaded.
+        if !self.rx.is_empty() {
+            return Next::Continue;
+        }
+        tracing::info!("document idle: unloading");
+        retire(&self.registry, &self.id, self.generation, &mut self.rx, JoinRefused::Unloading, Some(&self.doc)).await;
+        Next::Stop
+    }
+
+    /// Shutdown: finish what is queued, write a final snapshot, let the connections go.
+    async fn shut_down(&mut self) {
+        if !self.rx.is_empty() && self.run_round(None).await == Next::Stop {
+            return; // The store failed: the document was unloaded without a snapshot.
+        }
+        self.snapshot().await;
+        self.peers.clear();
+        tracing::info!("document closed for shutdown");
+    }
+
+    /// The store failed: nothing more can be acknowledged. Close every connection (clients
+    /// resend what was not acknowledged) and unload; the next connection reloads from the store.
+    async fn fail(&mut self, error: ServerError) {
+        tracing::error!(%error, "storage failure: unloading the document");
+        Metrics::inc(&self.ctx.metrics.storage_errors);
+        let conns: Vec<ConnId> = self.peers.keys().copied().collect();
+        for conn in conns {
+            self.dropped.push((conn, Some(KickReason::StorageFailure)));
+        }
+        self.settle_dropped();
+        let refusal = JoinRefused::Failed(error.to_string());
+        retire(&self.registry, &self.id, self.generation, &mut self.rx, refusal, None).await;
+    }
+}

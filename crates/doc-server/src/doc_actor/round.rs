@@ -1,0 +1,218 @@
+//! One round of the actor: applying batches (all-or-nothing), then the group commit, the
+//! broadcasts, the acknowledgements and the welcomes; see the `doc_actor` module docs.
+
+use std::sync::Arc;
+
+use crdt_core::protocol::{AckStatus, ServerMsg};
+use crdt_core::{codec, ApplyOutcome, Change, VersionVector};
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use super::peers::frame;
+use super::{ConnId, DocActor, JoinRequest};
+use crate::metrics::Metrics;
+use crate::ServerError;
+
+/// The work gathered by one round.
+#[derive(Default)]
+pub(super) struct Round {
+    pub commands: usize,
+    /// Batches with at least one newly applied change, in apply order.
+    pub applied: Vec<AppliedBatch>,
+    pub acks: Vec<PendingAck>,
+    pub joins: Vec<JoinRequest>,
+    pub values: Vec<oneshot::Sender<Vec<u8>>>,
+    /// Set when a rejected batch could not be undone: the round must not be acknowledged.
+    pub failure: Option<ServerError>,
+}
+
+/// The newly applied changes of one batch (duplicates left out).
+pub(super) struct AppliedBatch {
+    pub conn: ConnId,
+    pub changes: Vec<Change>,
+}
+
+/// An acknowledgement to send once the round is durable.
+pub(super) struct PendingAck {
+    pub conn: ConnId,
+    pub seq: u64,
+    pub status: AckStatus,
+}
+
+impl Round {
+    /// Every change applied in this round so far, in order.
+    fn all_changes(&self) -> impl Iterator<Item = &Change> {
+        self.applied.iter().flat_map(|batch| &batch.changes)
+    }
+}
+
+/// Checks that every change of a batch is well formed and either a duplicate or ready, taking
+/// the earlier changes of the batch into account. Nothing is changed.
+pub(super) fn check_batch(version: &VersionVector, changes: &[Change]) -> Result<(), String> {
+    let mut version = version.clone();
+    for (index, change) in changes.iter().enumerate() {
+        change.validate().map_err(|error| format!("change {index} is invalid: {error}"))?;
+        let seen = version.get(change.replica);
+        if change.seq <= seen {
+            continue;
+        }
+        if change.seq != seen + 1 {
+            return Err(format!(
+                "change {index} is #{} of replica {} but the server has only {seen} of its \
+                 changes: send every change after the version in Welcome, in order",
+                change.seq, change.replica
+            ));
+        }
+        if !change.deps.le(&version) {
+            return Err(format!(
+                "change {index} depends on changes the server does not have: send every change \
+                 after the version in Welcome, in causal order"
+            ));
+        }
+        version.set(change.replica, change.seq);
+    }
+    Ok(())
+}
+
+impl DocActor {
+    /// Applies one batch from `conn` whole or not at all, and queues its acknowledgement.
+    pub(super) async fn apply_batch(&mut self, conn: ConnId, seq: u64, changes: Vec<Change>, round: &mut Round) {
+        if !self.peers.contains_key(&conn) {
+            // Kicked or never joined: its client resends after reconnecting.
+            return;
+        }
+        let started = Instant::now();
+        let status = match check_batch(self.doc.version(), &changes) {
+            Err(reason) => AckStatus::Rejected { reason },
+            Ok(()) => self.apply_checked(conn, changes, round).await,
+        };
+        self.ctx.metrics.apply_latency.observe(started.elapsed());
+        if let AckStatus::Rejected { reason } = &status {
+            tracing::info!(conn = conn.0, seq, %reason, "batch rejected");
+        }
+        round.acks.push(PendingAck { conn, seq, status });
+    }
+
+    async fn apply_checked(&mut self, conn: ConnId, changes: Vec<Change>, round: &mut Round) -> AckStatus {
+        let mut applied = Vec::new();
+        for (index, change) in changes.into_iter().enumerate() {
+            let failure = match self.doc.apply_change(change.clone()) {
+                Ok(ApplyOutcome::Applied { .. }) => {
+                    applied.push(change);
+                    continue;
+                }
+                Ok(ApplyOutcome::Duplicate) => continue,
+                // `check_batch` accepted only ready changes; buffering one would be a bug.
+                Ok(ApplyOutcome::Buffered) => "change would have to wait for its dependencies".to_owned(),
+                Err(error) => error.to_string(),
+            };
+            let reason = format!("change {index} does not fit the document: {failure}");
+            if !applied.is_empty() || self.doc.pending_count() > 0 {
+                let others: Vec<Change> = round.all_changes().cloned().collect();
+                if let Err(error) = self.rebuild(others).await {
+                    // The document cannot be trusted any more: the round fails as a whole.
+                    round.failure.get_or_insert(error);
+                }
+            }
+            return AckStatus::Rejected { reason };
+        }
+        if !applied.is_empty() {
+            round.applied.push(AppliedBatch { conn, changes: applied });
+        }
+        AckStatus::Applied
+    }
+
+    /// Makes the round durable, then broadcasts, acknowledges, welcomes and answers. An error
+    /// means nothing of the round was acknowledged and the actor must stop.
+    pub(super) async fn finish(&mut self, mut round: Round) -> Result<(), ServerError> {
+        if let Some(error) = round.failure.take() {
+            return Err(error);
+        }
+        let applied: usize = round.applied.iter().map(|batch| batch.changes.len()).sum();
+        if applied > 0 {
+            let changes: Vec<&Change> = round.all_changes().collect();
+            let bytes = codec::encode_message(codec::KIND_CHANGES, changes.as_slice());
+            let ops: usize = changes.iter().map(|change| change.ops.len()).sum();
+            let store = Arc::clone(&self.ctx.store);
+            let id = self.id.clone();
+            let started = Instant::now();
+            let index = tokio::task::spawn_blocking(move || store.append(&id, &bytes)).await??;
+            let metrics = &self.ctx.metrics;
+            metrics.commit_latency.observe(started.elapsed());
+            Metrics::add(&metrics.changes_applied, applied as u64);
+            Metrics::add(&metrics.ops_applied, ops as u64);
+            self.log_index = index;
+            self.changes_since_snapshot += applied as u64;
+            self.first_unsnapshotted.get_or_insert_with(Instant::now);
+            tracing::debug!(index, batches = round.applied.len(), changes = applied, "group commit");
+        }
+        if round.acks.is_empty() && round.joins.is_empty() && round.values.is_empty() {
+            return Ok(());
+        }
+        let version = self.doc.version().clone();
+        let hash = self.doc.state_hash();
+        // Broadcasts first: a client that reads its ack has already read the other batches of
+        // the round, so when its version equals the ack's, its hash must equal too.
+        for batch in std::mem::take(&mut round.applied) {
+            let message = frame(&ServerMsg::Changes { changes: batch.changes });
+            self.broadcast(&message, Some(batch.conn));
+        }
+        for ack in round.acks {
+            let counter = match ack.status {
+                AckStatus::Applied => &self.ctx.metrics.batches_applied,
+                AckStatus::Rejected { .. } => &self.ctx.metrics.batches_rejected,
+            };
+            Metrics::inc(counter);
+            let message = frame(&ServerMsg::Ack { seq: ack.seq, status: ack.status, version: version.clone(), hash });
+            self.send_to(ack.conn, message);
+        }
+        self.settle_dropped();
+        for join in round.joins {
+            self.welcome(join, &version, hash);
+        }
+        if !round.values.is_empty() {
+            let json = value_json(&self.doc);
+            for reply in round.values {
+                let _ = reply.send(json.clone());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `Document::value()` as JSON bytes (for `GET /docs/{id}`).
+pub(super) fn value_json(doc: &crdt_core::Document) -> Vec<u8> {
+    serde_json::to_vec(&doc.value()).unwrap_or_else(|error| {
+        tracing::error!(%error, "document value is not serializable");
+        b"null".to_vec()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crdt_core::{Document, ReplicaId};
+
+    #[test]
+    fn check_batch_accepts_duplicates_and_ready_chains() {
+        let mut alice = Document::new(ReplicaId::from_u128(1));
+        let first = alice.insert_text("t", 0, "a").unwrap();
+        let second = alice.insert_text("t", 1, "b").unwrap();
+        let server = Document::new(ReplicaId::from_u128(9));
+        let batch = [first.clone(), first.clone(), second.clone()];
+        assert_eq!(check_batch(server.version(), &batch), Ok(()));
+        assert!(check_batch(server.version(), &[second]).is_err(), "skips #1");
+    }
+
+    #[test]
+    fn check_batch_refuses_missing_dependencies() {
+        let mut alice = Document::new(ReplicaId::from_u128(1));
+        let mut bob = Document::new(ReplicaId::from_u128(2));
+        let from_alice = alice.insert_text("t", 0, "a").unwrap();
+        bob.apply_change(from_alice).unwrap();
+        let from_bob = bob.insert_text("t", 1, "b").unwrap();
+        let server = Document::new(ReplicaId::from_u128(9));
+        let error = check_batch(server.version(), &[from_bob]).unwrap_err();
+        assert!(error.contains("depends on changes"), "{error}");
+    }
+}

@@ -1,0 +1,148 @@
+//! The HTTP routes: the browser client's files, the document listing and values, health and
+//! metrics. The WebSocket route's handler lives in `ws.rs`.
+//!
+//! | route               | answer                                                        |
+//! |---------------------|---------------------------------------------------------------|
+//! | `GET /`             | `<web-dir>/index.html`                                        |
+//! | `GET /d/{id}`       | `<web-dir>/editor.html` (the editor page for document `id`)   |
+//! | `GET /assets/{*p}`  | a file under `<web-dir>/assets/`                              |
+//! | `GET /ws/{id}`      | the WebSocket of document `id` (PROTOCOL.md)                  |
+//! | `GET /docs`         | JSON `[{"id": ..., "updated_ms": ...}]` of stored documents   |
+//! | `GET /docs/{id}`    | JSON value of document `id` (`Document::value()`), or 404     |
+//! | `GET /healthz`      | `ok`                                                          |
+//! | `GET /metrics`      | Prometheus text format                                        |
+//!
+//! When the web bundle is not built, the HTML routes answer a short plain-text page saying so.
+//! Asset paths are confined to the assets directory: any `..`, absolute or backslashed
+//! component is refused.
+
+use std::path::{Component, Path as FsPath, PathBuf};
+
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+
+use crate::{AppState, DocId, ServerError};
+
+const NOT_BUILT: &str = "doc-server is running, but the web client is not built.\n\
+Build it (see the README) into the --web-dir directory (default web/dist), then reload.\n";
+
+/// All routes, with `state`.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/d/{id}", get(editor))
+        .route("/assets/{*path}", get(asset))
+        .route("/ws/{id}", get(crate::ws::ws_route))
+        .route("/docs", get(list_docs))
+        .route("/docs/{id}", get(doc_value))
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+async fn index(State(state): State<AppState>) -> Response {
+    html_page(&state.config.web_dir.join("index.html")).await
+}
+
+async fn editor(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ServerError> {
+    DocId::parse(&id)?;
+    Ok(html_page(&state.config.web_dir.join("editor.html")).await)
+}
+
+async fn html_page(path: &FsPath) -> Response {
+    match tokio::fs::read(path).await {
+        Ok(bytes) => ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], bytes).into_response(),
+        Err(_) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], NOT_BUILT).into_response(),
+    }
+}
+
+async fn asset(State(state): State<AppState>, Path(path): Path<String>) -> Response {
+    let Some(relative) = safe_relative_path(&path) else {
+        return (StatusCode::BAD_REQUEST, "invalid asset path").into_response();
+    };
+    let full = state.config.web_dir.join("assets").join(&relative);
+    match tokio::fs::read(&full).await {
+        Ok(bytes) => ([(header::CONTENT_TYPE, content_type(&relative))], bytes).into_response(),
+        Err(_) => (StatusCode::NOT_FOUND, "no such asset").into_response(),
+    }
+}
+
+/// `path` as a relative path of normal components only.
+fn safe_relative_path(path: &str) -> Option<PathBuf> {
+    if path.is_empty() || path.contains('\\') || path.contains('\0') {
+        return None;
+    }
+    let relative = PathBuf::from(path);
+    relative.components().all(|component| matches!(component, Component::Normal(_))).then_some(relative)
+}
+
+fn content_type(path: &FsPath) -> &'static str {
+    match path.extension().and_then(|ext| ext.to_str()) {
+        Some("js" | "mjs") => "text/javascript; charset=utf-8",
+        Some("css") => "text/css; charset=utf-8",
+        Some("wasm") => "application/wasm",
+        Some("map" | "json") => "application/json",
+        Some("html") => "text/html; charset=utf-8",
+        Some("svg") => "image/svg+xml",
+        Some("png") => "image/png",
+        Some("ico") => "image/x-icon",
+        Some("txt") => "text/plain; charset=utf-8",
+        _ => "application/octet-stream",
+    }
+}
+
+async fn list_docs(State(state): State<AppState>) -> Result<Response, ServerError> {
+    let store = state.store.clone();
+    let docs = tokio::task::spawn_blocking(move || store.list()).await??;
+    Ok(axum::Json(docs).into_response())
+}
+
+async fn doc_value(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ServerError> {
+    let id = DocId::parse(&id)?;
+    let handle = match state.registry.get(&id) {
+        Some(handle) => handle,
+        None => {
+            let store = state.store.clone();
+            let lookup = id.clone();
+            if !tokio::task::spawn_blocking(move || store.exists(&lookup)).await?? {
+                return Err(ServerError::NotFound(id.to_string()));
+            }
+            state.registry.open(&id)?
+        }
+    };
+    let json = handle.value().await?;
+    Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render()).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn asset_paths_stay_inside_the_assets_directory() {
+        assert_eq!(safe_relative_path("app.js"), Some(PathBuf::from("app.js")));
+        assert_eq!(safe_relative_path("js/app.js"), Some(PathBuf::from("js/app.js")));
+        for bad in ["", "../secret", "a/../../b", "/etc/passwd", "a\\b", "./a"] {
+            assert_eq!(safe_relative_path(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn content_types_of_the_bundle() {
+        assert_eq!(content_type(FsPath::new("a.js")), "text/javascript; charset=utf-8");
+        assert_eq!(content_type(FsPath::new("a.css")), "text/css; charset=utf-8");
+        assert_eq!(content_type(FsPath::new("a.wasm")), "application/wasm");
+        assert_eq!(content_type(FsPath::new("a.js.map")), "application/json");
+    }
+}

@@ -1,0 +1,94 @@
+//! doc-server: the collaborative document server.
+//!
+//! Browsers (and any other client) connect one WebSocket per document and speak the protocol of
+//! `crdt_core::protocol`, described for client writers in `PROTOCOL.md` at the repository root.
+//! Each loaded document is owned by one actor task (`doc_actor`) that applies changes, appends
+//! them to a durable op log, acknowledges them once the log is fsync'd, and rebroadcasts them to
+//! the document's other connections.
+//!
+//! Layers, outside in:
+//! - `serve`: the accept loop (hyper HTTP/1 with a header read timeout, `TCP_NODELAY`,
+//!   graceful shutdown);
+//! - `http`: the routes (static files of the browser client, `/docs`, `/healthz`, `/metrics`);
+//! - `ws`: the WebSocket upgrade and one loop per connection (framing, heartbeats, limits);
+//! - `registry` and `doc_actor`: the documents and their actors;
+//! - `storage`: the `Store` trait and its SQLite implementation.
+//!
+//! **Architecture Invariant:** doc-server is the only crate that knows about WebSockets; the
+//! message types themselves live in crdt-core so that the browser client shares them.
+
+pub mod config;
+pub mod doc_actor;
+pub mod doc_id;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod registry;
+pub mod serve;
+pub mod storage;
+pub mod ws;
+
+use std::future::Future;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+pub use config::Config;
+pub use doc_id::DocId;
+pub use error::ServerError;
+
+use doc_actor::ActorContext;
+use metrics::Metrics;
+use registry::DocRegistry;
+use storage::Store;
+
+/// Everything a request handler or a connection needs. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    /// The loaded documents.
+    pub registry: Arc<DocRegistry>,
+    /// Durable storage (for listings; documents go through their actors).
+    pub store: Arc<dyn Store>,
+    /// The server's metrics.
+    pub metrics: Arc<Metrics>,
+    /// Limits and intervals.
+    pub config: Arc<Config>,
+    /// Cancelled when the server shuts down.
+    pub shutdown: CancellationToken,
+    /// Tracks connection and actor tasks so shutdown can wait for them.
+    pub tracker: TaskTracker,
+    /// The next connection id.
+    pub next_conn: Arc<AtomicU64>,
+}
+
+impl AppState {
+    /// A state with no document loaded.
+    pub fn new(config: Config, store: Arc<dyn Store>) -> AppState {
+        let metrics = Arc::new(Metrics::default());
+        let config = Arc::new(config);
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let registry = DocRegistry::new(ActorContext {
+            store: Arc::clone(&store),
+            metrics: Arc::clone(&metrics),
+            config: Arc::clone(&config),
+            shutdown: shutdown.clone(),
+            tracker: tracker.clone(),
+        });
+        AppState { registry, store, metrics, config, shutdown, tracker, next_conn: Arc::new(AtomicU64::new(1)) }
+    }
+}
+
+/// Serves on `listener` until `shutdown` completes, then stops accepting, closes every
+/// connection, writes a final snapshot of every loaded document and returns.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServerError> {
+    let router = http::router(state.clone());
+    serve::serve(listener, router, state, shutdown).await
+}

@@ -1,0 +1,208 @@
+//! [`Metrics`]: the server's counters, gauges and histograms, rendered in the Prometheus text
+//! exposition format (version 0.0.4) for `GET /metrics`.
+//!
+//! Hand-written on atomics rather than a metrics crate: a dozen series do not need a registry,
+//! and every update is one relaxed atomic add on the hot path (no lock, no allocation).
+//!
+//! # Invariants
+//! - A histogram's bucket counts are cumulative only when rendered; each bucket stores the
+//!   observations that fell into it alone, so one observation is one atomic add.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Upper bounds (seconds) of the latency histogram buckets; `+Inf` is implicit.
+const LATENCY_BUCKETS: [f64; 12] = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0];
+
+/// A latency histogram with the fixed [`LATENCY_BUCKETS`].
+#[derive(Debug, Default)]
+pub struct Histogram {
+    /// One count per bucket, plus the `+Inf` bucket last.
+    buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    sum_nanos: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Histogram {
+    /// Records one observation.
+    pub fn observe(&self, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        let index = LATENCY_BUCKETS.iter().position(|bound| seconds <= *bound).unwrap_or(LATENCY_BUCKETS.len());
+        self.buckets[index].fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+        self.count.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many observations were recorded.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    fn render(&self, out: &mut String, name: &str, help: &str) {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        let mut cumulative = 0;
+        for (bound, bucket) in LATENCY_BUCKETS.iter().zip(&self.buckets) {
+            cumulative += bucket.load(Ordering::Relaxed);
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+        }
+        cumulative += self.buckets[LATENCY_BUCKETS.len()].load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {cumulative}");
+        let sum = self.sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        let _ = writeln!(out, "{name}_sum {sum}");
+        let _ = writeln!(out, "{name}_count {cumulative}");
+    }
+}
+
+/// Every metric the server exports. Shared as `Arc<Metrics>`.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    /// Open WebSocket connections.
+    pub connections: AtomicI64,
+    /// Documents loaded in memory (one actor each).
+    pub open_documents: AtomicI64,
+    /// Changes applied to documents (duplicates excluded).
+    pub changes_applied: AtomicU64,
+    /// Operations inside those changes.
+    pub ops_applied: AtomicU64,
+    /// Batches acknowledged as applied.
+    pub batches_applied: AtomicU64,
+    /// Batches acknowledged as rejected.
+    pub batches_rejected: AtomicU64,
+    /// Time to apply one batch to the in-memory document.
+    pub apply_latency: Histogram,
+    /// Time of one durable (fsync'd) commit of the op log.
+    pub commit_latency: Histogram,
+    /// WebSocket payload bytes received.
+    pub bytes_in: AtomicU64,
+    /// WebSocket payload bytes sent.
+    pub bytes_out: AtomicU64,
+    /// Connections closed because their outgoing queue overflowed or a send stalled.
+    pub slow_consumer_disconnects: AtomicU64,
+    /// Connections closed because they missed two pongs.
+    pub heartbeat_timeouts: AtomicU64,
+    /// Frames refused (malformed, oversized, wrong version, text, out of order).
+    pub rejected_frames: AtomicU64,
+    /// Snapshots written.
+    pub snapshots_written: AtomicU64,
+    /// Storage operations that failed.
+    pub storage_errors: AtomicU64,
+}
+
+impl Metrics {
+    /// Adds `n` to a counter.
+    pub fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Adds 1 to a counter.
+    pub fn inc(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Renders every metric in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        let gauges = [
+            ("doc_server_connections", "Open WebSocket connections.", &self.connections),
+            ("doc_server_open_documents", "Documents loaded in memory.", &self.open_documents),
+        ];
+        for (name, help, value) in gauges {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} gauge");
+            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+        }
+        let counters = [
+            ("doc_server_changes_applied_total", "Changes applied (duplicates excluded).", &self.changes_applied),
+            ("doc_server_ops_applied_total", "Operations applied (inside applied changes).", &self.ops_applied),
+            ("doc_server_batches_applied_total", "Batches acknowledged as applied.", &self.batches_applied),
+            ("doc_server_batches_rejected_total", "Batches acknowledged as rejected.", &self.batches_rejected),
+            ("doc_server_bytes_in_total", "WebSocket payload bytes received.", &self.bytes_in),
+            ("doc_server_bytes_out_total", "WebSocket payload bytes sent.", &self.bytes_out),
+            (
+                "doc_server_slow_consumer_disconnects_total",
+                "Connections closed because their outgoing queue overflowed or a send stalled.",
+                &self.slow_consumer_disconnects,
+            ),
+            (
+                "doc_server_heartbeat_timeouts_total",
+                "Connections closed after missing two pongs.",
+                &self.heartbeat_timeouts,
+            ),
+            (
+                "doc_server_rejected_frames_total",
+                "Frames refused as malformed, oversized or out of protocol.",
+                &self.rejected_frames,
+            ),
+            ("doc_server_snapshots_written_total", "Document snapshots written.", &self.snapshots_written),
+            ("doc_server_storage_errors_total", "Storage operations that failed.", &self.storage_errors),
+        ];
+        for (name, help, value) in counters {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} counter");
+            let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+        }
+        self.apply_latency.render(
+            &mut out,
+            "doc_server_apply_latency_seconds",
+            "Time to apply one batch of changes to the in-memory document.",
+        );
+        self.commit_latency.render(
+            &mut out,
+            "doc_server_commit_latency_seconds",
+            "Time of one durable (fsync'd) op log commit.",
+        );
+        out
+    }
+}
+
+/// Increments a gauge on creation and decrements it on drop, so early returns cannot leak it.
+#[derive(Debug)]
+pub struct GaugeGuard<'a>(&'a AtomicI64);
+
+impl<'a> GaugeGuard<'a> {
+    /// Increments `gauge` until the guard is dropped.
+    pub fn new(gauge: &'a AtomicI64) -> Self {
+        gauge.fetch_add(1, Ordering::Relaxed);
+        GaugeGuard(gauge)
+    }
+}
+
+impl Drop for GaugeGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative_when_rendered() {
+        let metrics = Metrics::default();
+        metrics.commit_latency.observe(Duration::from_micros(50));
+        metrics.commit_latency.observe(Duration::from_millis(3));
+        metrics.commit_latency.observe(Duration::from_secs(5));
+        let text = metrics.render();
+        assert!(text.contains("doc_server_commit_latency_seconds_bucket{le=\"0.0001\"} 1\n"));
+        assert!(text.contains("doc_server_commit_latency_seconds_bucket{le=\"0.005\"} 2\n"));
+        assert!(text.contains("doc_server_commit_latency_seconds_bucket{le=\"1\"} 2\n"));
+        assert!(text.contains("doc_server_commit_latency_seconds_bucket{le=\"+Inf\"} 3\n"));
+        assert!(text.contains("doc_server_commit_latency_seconds_count 3\n"));
+    }
+
+    #[test]
+    fn gauge_guard_restores_the_gauge() {
+        let metrics = Metrics::default();
+        {
+            let _a = GaugeGuard::new(&metrics.connections);
+            let _b = GaugeGuard::new(&metrics.connections);
+            assert_eq!(metrics.connections.load(Ordering::Relaxed), 2);
+        }
+        assert_eq!(metrics.connections.load(Ordering::Relaxed), 0);
+        assert!(metrics.render().contains("doc_server_connections 0\n"));
+    }
+}

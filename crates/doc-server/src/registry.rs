@@ -1,0 +1,80 @@
+//! [`DocRegistry`]: which documents are loaded, each with the handle of its actor.
+//!
+//! Documents load lazily: the first [`DocRegistry::open`] of an id spawns its actor (which
+//! loads the snapshot and the log before it answers anything). An actor that unloads (idle) or
+//! fails removes its own entry, identified by its *generation*, so it can never remove a newer
+//! actor of the same id. A caller holding the handle of an actor that just unloaded sees its
+//! send fail (or its join refused) and opens the id again, which spawns a fresh actor.
+//!
+//! The map is behind a `std::sync::Mutex`: it is held only to look up or insert, never across
+//! an `.await`, so the blocking mutex is the right tool (as in mini-redis).
+//!
+//! # Invariants
+//! - At most one live actor per document id, and it is the one in the map.
+//! - No actor is spawned once shutdown has begun.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tracing::Instrument;
+
+use crate::doc_actor::{self, ActorContext, DocHandle};
+use crate::{DocId, ServerError};
+
+/// The loaded documents; see the module docs.
+pub struct DocRegistry {
+    docs: Mutex<HashMap<DocId, DocHandle>>,
+    next_generation: AtomicU64,
+    ctx: ActorContext,
+}
+
+impl DocRegistry {
+    /// An empty registry whose actors use `ctx`.
+    pub fn new(ctx: ActorContext) -> Arc<DocRegistry> {
+        Arc::new(DocRegistry { docs: Mutex::new(HashMap::new()), next_generation: AtomicU64::new(1), ctx })
+    }
+
+    /// The handle of `id`'s actor, spawning it if the document is not loaded.
+    pub fn open(self: &Arc<Self>, id: &DocId) -> Result<DocHandle, ServerError> {
+        if self.ctx.shutdown.is_cancelled() {
+            return Err(ServerError::ShuttingDown);
+        }
+        let mut docs = self.docs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(handle) = docs.get(id).filter(|handle| !handle.is_closed()) {
+            return Ok(handle.clone());
+        }
+        let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
+        let (handle, rx) = doc_actor::channel(generation);
+        docs.insert(id.clone(), handle.clone());
+        // A root span: the actor outlives the connection that happened to spawn it.
+        let span = tracing::info_span!(parent: None, "doc", doc_id = %id, generation);
+        let actor = doc_actor::run(id.clone(), generation, rx, Arc::downgrade(self), self.ctx.clone());
+        self.ctx.tracker.spawn(actor.instrument(span));
+        Ok(handle)
+    }
+
+    /// The handle of `id`'s actor if the document is loaded.
+    pub fn get(&self, id: &DocId) -> Option<DocHandle> {
+        let docs = self.docs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        docs.get(id).filter(|handle| !handle.is_closed()).cloned()
+    }
+
+    /// How many documents are loaded.
+    pub fn len(&self) -> usize {
+        self.docs.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).len()
+    }
+
+    /// Whether no document is loaded.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Removes `id`'s entry if it still belongs to the actor of `generation`.
+    pub(crate) fn remove(&self, id: &DocId, generation: u64) {
+        let mut docs = self.docs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if docs.get(id).is_some_and(|handle| handle.generation() == generation) {
+            docs.remove(id);
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! Durable storage of documents: the [`Store`] trait, an in-memory [`MemoryStore`] for tests,
+//! and the embedded SQLite default ([`SqliteStore`], in `storage/sqlite.rs`).
+//!
+//! A stored document is a *snapshot* (an encoded document, with its history) plus an *op log*
+//! suffix: entries appended after the snapshot, each one group commit's changes encoded with
+//! [`crdt_core::codec::encode_changes`]. Loading decodes the snapshot and re-applies the log in
+//! order. The store only moves bytes; encoding and decoding belong to the document actor.
+//!
+//! Log entries are numbered by an index that only grows (per store, not per document), and a
+//! snapshot records the last index it includes, so a crash between any two statements leaves a
+//! loadable document: the snapshot and the deletion of the log prefix it covers are one
+//! transaction.
+//!
+//! # Invariants
+//! - [`Store::append`] returns only once the entry is durable (an fsync'd commit for SQLite).
+//! - A snapshot never replaces a newer one: [`Store::write_snapshot`] with an index at or below
+//!   the stored snapshot's does nothing, so an older writer cannot resurrect a truncated prefix.
+//! - `load` returns the log entries after the snapshot's index, in index order.
+//!
+//! The methods block (SQLite is synchronous): async callers run them on
+//! `tokio::task::spawn_blocking`.
+
+mod sqlite;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub use sqlite::SqliteStore;
+
+use crate::DocId;
+
+/// What a store failed at.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The SQLite database refused an operation.
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The data directory could not be created or opened.
+    #[error("data directory: {0}")]
+    Io(#[from] std::io::Error),
+    /// A lock was poisoned by a panic in another thread.
+    #[error("storage lock poisoned by an earlier panic")]
+    Poisoned,
+}
+
+/// One op log entry: the changes of one group commit, encoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogEntry {
+    /// Position in the log (grows with every append, never reused).
+    pub index: u64,
+    /// `codec::encode_changes` of the changes.
+    pub bytes: Vec<u8>,
+}
+
+/// A document as stored: the latest snapshot and the log after it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoredDoc {
+    /// `codec::encode_snapshot` bytes and the last log index they include.
+    pub snapshot: Option<(Vec<u8>, u64)>,
+    /// The entries after the snapshot, in order.
+    pub log: Vec<LogEntry>,
+}
+
+/// One row of `GET /docs`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct DocSummary {
+    /// The document id.
+    pub id: String,
+    /// When it last changed (milliseconds since the Unix epoch).
+    pub updated_ms: u64,
+}
+
+/// Durable storage of documents; see the module docs.
+pub trait Store: Send + Sync + 'static {
+    /// The stored document; an empty [`StoredDoc`] for an id never written.
+    fn load(&self, doc: &DocId) -> Result<StoredDoc, StoreError>;
+
+    /// Appends one log entry and makes it durable before returning; returns its index.
+    fn append(&self, doc: &DocId, bytes: &[u8]) -> Result<u64, StoreError>;
+
+    /// Stores `snapshot` as including every log entry up to `through`, and deletes those
+    /// entries, in one transaction. Does nothing if the stored snapshot is as recent.
+    fn write_snapshot(&self, doc: &DocId, snapshot: &[u8], through: u64) -> Result<(), StoreError>;
+
+    /// Every stored document, by id.
+    fn list(&self) -> Result<Vec<DocSummary>, StoreError>;
+
+    /// Whether anything was ever stored for `doc`.
+    fn exists(&self, doc: &DocId) -> Result<bool, StoreError>;
+}
+
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// A [`Store`] in memory, for unit tests and experiments. Durable only as long as the process.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: Mutex<MemoryInner>,
+}
+
+#[derive(Debug, Default)]
+struct MemoryInner {
+    next_index: u64,
+    docs: HashMap<DocId, (StoredDoc, u64)>,
+}
+
+impl Store for MemoryStore {
+    fn load(&self, doc: &DocId) -> Result<StoredDoc, StoreError> {
+        let inner = self.inner.lock().map_err(|_| StoreError::Poisoned)?;
+        Ok(inner.docs.get(doc).map(|(d, _)| d.clone()).unwrap_or_default())
+    }
+
+    fn append(&self, doc: &DocId, bytes: &[u8]) -> Result<u64, StoreError> {
+        let mut inner = self.inner.lock().map_err(|_| StoreError::Poisoned)?;
+        inner.next_index += 1;
+        let index = inner.next_index;
+        let (stored, updated) = inner.docs.entry(doc.clone()).or_default();
+        stored.log.push(LogEntry { index, bytes: bytes.to_vec() });
+        *updated = now_ms();
+        Ok(index)
+    }
+
+    fn write_snapshot(&self, doc: &DocId, snapshot: &[u8], through: u64) -> Result<(), StoreError> {
+        let mut inner = self.inner.lock().map_err(|_| StoreError::Poisoned)?;
+        let (stored, updated) = inner.docs.entry(doc.clone()).or_default();
+        if stored.snapshot.as_ref().is_some_and(|(_, at)| *at >= through) {
+            return Ok(());
+        }
+        stored.snapshot = Some((snapshot.to_vec(), through));
+        stored.log.retain(|entry| entry.index > through);
+        *updated = now_ms();
+        Ok(())
+    }
+
+    fn list(&self) -> Result<Vec<DocSummary>, StoreError> {
+        let inner = self.inner.lock().map_err(|_| StoreError::Poisoned)?;
+        let mut docs: Vec<DocSummary> = inner
+            .docs
+            .iter()
+            .map(|(id, (_, updated_ms))| DocSummary { id: id.to_string(), updated_ms: *updated_ms })
+            .collect();
+        docs.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(docs)
+    }
+
+    fn exists(&self, doc: &DocId) -> Result<bool, StoreError> {
+        let inner = self.inner.lock().map_err(|_| StoreError::Poisoned)?;
+        Ok(inner.docs.contains_key(doc))
+    }
+}
+
+/// The contract every [`Store`] must keep, run against each implementation by its tests.
+#[cfg(test)]
+pub(crate) fn check_store_contract(store: &dyn Store) {
+    let a = DocId::parse("a").unwrap();
+    let b = DocId::parse("b").unwrap();
+    assert_eq!(store.load(&a).unwrap(), StoredDoc::default());
+    assert!(!store.exists(&a).unwrap());
+
+    let first = store.append(&a, b"one").unwrap();
+    let second = store.append(&a, b"two").unwrap();
+    let other = store.append(&b, b"bee").unwrap();
+    assert!(first < second && second < other, "indexes only grow");
+    assert!(store.exists(&a).unwrap());
+
+    store.write_snapshot(&a, b"snap-1", first).unwrap();
+    let loaded = store.load(&a).unwrap();
+    assert_eq!(loaded.snapshot, Some((b"snap-1".to_vec(), first)));
+    assert_eq!(loaded.log, vec![LogEntry { index: second, bytes: b"two".to_vec() }]);
+
+    // An older snapshot never replaces a newer one.
+    store.write_snapshot(&a, b"snap-2", second).unwrap();
+    store.write_snapshot(&a, b"stale", first).unwrap();
+    let loaded = store.load(&a).unwrap();
+    assert_eq!(loaded.snapshot, Some((b"snap-2".to_vec(), second)));
+    assert!(loaded.log.is_empty());
+
+    // Appends after a snapshot that truncated the whole log keep growing.
+    let third = store.append(&a, b"three").unwrap();
+    assert!(third > other);
+    assert_eq!(store.load(&a).unwrap().log.len(), 1);
+
+    let ids: Vec<String> = store.list().unwrap().into_iter().map(|d| d.id).collect();
+    assert_eq!(ids, ["a", "b"]);
+    assert_eq!(store.load(&b).unwrap().log[0].bytes, b"bee");
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn memory_store_keeps_the_contract() {
+        super::check_store_contract(&super::MemoryStore::default());
+    }
+}

@@ -1,0 +1,447 @@
+//! The WebSocket endpoint: the upgrade (with our size limits and small buffers) and one loop per
+//! connection, generic over `Sink`/`Stream` so unit tests can drive it through channels.
+//!
+//! A connection goes through three phases:
+//! 1. *hello*: the first message must be a `Hello` of our protocol version, within
+//!    `--hello-timeout`;
+//! 2. *join*: the document's actor is asked to add the connection; it answers once it has
+//!    queued the `Welcome` (so after the document has loaded);
+//! 3. *session*: a reader forwards `Changes` and `Presence` to the actor, and a writer drains
+//!    the connection's bounded queue into the socket and sends a ping every heartbeat interval.
+//!
+//! The session ends at the first of: the client closes; bad input (an `Error` message and a
+//! close frame with a code from PROTOCOL.md); the actor kicks the connection (slow consumer);
+//! a send stalls for two heartbeat intervals; two pings go unanswered; shutdown.
+//!
+//! # Invariants
+//! - Every path out of the session tells the actor `Leave`, so presence never outlives a socket.
+//! - Bad input affects only its own connection; nothing a client sends can panic the server.
+
+use std::error::Error as StdError;
+use std::fmt::Display;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
+use axum::extract::{Path, State};
+use axum::response::Response;
+use crdt_core::codec;
+use crdt_core::protocol::{ClientMsg, ServerMsg, KIND_CLIENT, PROTOCOL_VERSION};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{interval_at, timeout, Instant, MissedTickBehavior};
+use tokio_tungstenite::tungstenite;
+use tracing::Instrument;
+
+use crate::doc_actor::{ConnId, DocCommand, DocHandle, JoinRefused, JoinRequest, KickReason};
+use crate::metrics::{GaugeGuard, Metrics};
+use crate::{AppState, DocId, ServerError};
+
+/// Longest user name, color or field name accepted in `Hello` and `Presence`, in bytes.
+pub const MAX_LABEL_BYTES: usize = 256;
+/// How long the final error and close frames may take to go out.
+const GOODBYE_TIMEOUT: Duration = Duration::from_secs(1);
+/// Frames written between two flushes at most.
+const MAX_FRAMES_PER_FLUSH: usize = 64;
+
+/// Close codes (see PROTOCOL.md).
+pub mod close_code {
+    /// The server is shutting down.
+    pub const GOING_AWAY: u16 = 1001;
+    /// A message arrived out of order, or `Hello` named another protocol version.
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    /// A text frame.
+    pub const UNSUPPORTED_DATA: u16 = 1003;
+    /// A binary frame that does not decode (format version, kind, body).
+    pub const INVALID_PAYLOAD: u16 = 1007;
+    /// No hello in time, or a label above [`super::MAX_LABEL_BYTES`].
+    pub const POLICY_VIOLATION: u16 = 1008;
+    /// A message or frame above `--max-message-bytes`.
+    pub const MESSAGE_TOO_BIG: u16 = 1009;
+    /// The document could not be loaded or stored.
+    pub const INTERNAL_ERROR: u16 = 1011;
+    /// Slow consumer, or the document is unavailable: reconnect later.
+    pub const TRY_AGAIN_LATER: u16 = 1013;
+    /// Another connection of the same replica joined the document.
+    pub const REPLACED: u16 = 4000;
+    /// Two pings went unanswered.
+    pub const HEARTBEAT_TIMEOUT: u16 = 4001;
+}
+
+/// `GET /ws/{id}`: upgrades to a WebSocket for document `id`.
+pub async fn ws_route(
+    Path(id): Path<String>,
+    State(state): State<AppState>,
+    upgrade: WebSocketUpgrade,
+) -> Result<Response, ServerError> {
+    let doc_id = DocId::parse(&id)?;
+    let config = &state.config;
+    let tracker = state.tracker.clone();
+    Ok(upgrade
+        .max_message_size(config.max_message_bytes)
+        .max_frame_size(config.max_message_bytes)
+        .read_buffer_size(config.ws_buffer_bytes)
+        .write_buffer_size(config.ws_buffer_bytes)
+        .on_failed_upgrade(|error| tracing::debug!(%error, "websocket upgrade failed"))
+        .on_upgrade(move |socket| {
+            let (sink, stream) = socket.split();
+            tracker.track_future(serve_socket(sink, stream, doc_id, state))
+        }))
+}
+
+/// How a session ended.
+#[derive(Debug)]
+enum Exit {
+    /// The client sent a close frame or the stream ended.
+    ClientClosed,
+    /// The socket failed.
+    Gone,
+    /// The client sent something it must not.
+    BadInput { code: u16, message: String },
+    /// The actor closed the connection.
+    Kicked(KickReason),
+    /// A send did not complete within two heartbeat intervals.
+    Stalled,
+    /// Two pings went unanswered.
+    HeartbeatTimeout,
+    /// The server is shutting down.
+    Shutdown,
+    /// The document's actor stopped or kept unloading: try again.
+    Unavailable(String),
+    /// The document could not be loaded.
+    Failed(String),
+}
+
+fn bad(code: u16, message: impl Into<String>) -> Exit {
+    Exit::BadInput { code, message: message.into() }
+}
+
+/// Serves one WebSocket connection to `doc_id` until it ends; see the module docs.
+pub async fn serve_socket<Si, St, E>(mut sink: Si, mut stream: St, doc_id: DocId, state: AppState)
+where
+    Si: Sink<Message> + Unpin,
+    Si::Error: Display,
+    St: Stream<Item = Result<Message, E>> + Unpin,
+    E: StdError + 'static,
+{
+    let conn = ConnId(state.next_conn.fetch_add(1, Ordering::Relaxed));
+    let span = tracing::info_span!("conn", conn = conn.0, doc_id = %doc_id);
+    async move {
+        let _gauge = GaugeGuard::new(&state.metrics.connections);
+        tracing::debug!("connected");
+        let exit = session(&mut sink, &mut stream, conn, &doc_id, &state).await;
+        match &exit {
+            Exit::BadInput { message, .. } => {
+                Metrics::inc(&state.metrics.rejected_frames);
+                tracing::info!(%message, "closing connection on bad input");
+            }
+            Exit::Stalled => {
+                Metrics::inc(&state.metrics.slow_consumer_disconnects);
+                tracing::info!("closing connection: sends stalled");
+            }
+            Exit::HeartbeatTimeout => {
+                Metrics::inc(&state.metrics.heartbeat_timeouts);
+                tracing::info!("closing connection: heartbeat timeout");
+            }
+            Exit::Failed(reason) => tracing::error!(%reason, "closing connection: document unavailable"),
+            other => tracing::debug!(exit = ?other, "connection ends"),
+        }
+        goodbye(&mut sink, &mut stream, &exit).await;
+    }
+    .instrument(span)
+    .await;
+}
+
+/// The three phases; returns why the connection ends. Tells the actor `Leave` if it joined.
+async fn session<Si, St, E>(sink: &mut Si, stream: &mut St, conn: ConnId, doc_id: &DocId, state: &AppState) -> Exit
+where
+    Si: Sink<Message> + Unpin,
+    Si::Error: Display,
+    St: Stream<Item = Result<Message, E>> + Unpin,
+    E: StdError + 'static,
+{
+    let missed_pongs = AtomicU32::new(0);
+    let hello = tokio::select! {
+        next = timeout(state.config.hello_timeout, next_message(stream, state, &missed_pongs)) => next,
+        _ = state.shutdown.cancelled() => return Exit::Shutdown,
+    };
+    let (replica, version, user) = match hello {
+        Err(_) => return bad(close_code::POLICY_VIOLATION, "no Hello within the hello timeout"),
+        Ok(Err(exit)) => return exit,
+        Ok(Ok(ClientMsg::Hello { protocol, replica, version, user })) => {
+            if protocol != PROTOCOL_VERSION {
+                return bad(
+                    close_code::PROTOCOL_ERROR,
+                    format!("protocol version {protocol} is not supported (this server speaks {PROTOCOL_VERSION})"),
+                );
+            }
+            if user.name.len() > MAX_LABEL_BYTES || user.color.len() > MAX_LABEL_BYTES {
+                return bad(close_code::POLICY_VIOLATION, "user name or color is too long");
+            }
+            (replica, version, user)
+        }
+        Ok(Ok(_)) => return bad(close_code::PROTOCOL_ERROR, "the first message must be Hello"),
+    };
+
+    let mut joined = None;
+    for _attempt in 0..3 {
+        let handle = match state.registry.open(doc_id) {
+            Ok(handle) => handle,
+            Err(ServerError::ShuttingDown) => return Exit::Shutdown,
+            Err(error) => return Exit::Failed(error.to_string()),
+        };
+        let (out, out_rx) = mpsc::channel(state.config.send_queue as usize);
+        let (kick, kick_rx) = oneshot::channel();
+        let (reply, answer) = oneshot::channel();
+        let join = JoinRequest { conn, replica, user: user.clone(), since: version.clone(), out, kick, reply };
+        if handle.send(DocCommand::Join(join)).await.is_err() {
+            continue; // The actor unloaded after we got its handle: open again.
+        }
+        let answer = tokio::select! {
+            answer = answer => answer,
+            _ = state.shutdown.cancelled() => return Exit::Shutdown,
+        };
+        match answer {
+            Ok(Ok(())) => {
+                joined = Some((handle, out_rx, kick_rx));
+                break;
+            }
+            Ok(Err(JoinRefused::Unloading)) | Err(_) => continue,
+            Ok(Err(JoinRefused::Failed(reason))) => return Exit::Failed(reason),
+        }
+    }
+    let Some((handle, mut out_rx, mut kick_rx)) = joined else {
+        return Exit::Unavailable("the document kept unloading".into());
+    };
+    tracing::debug!(%replica, "joined");
+
+    let exit = {
+        let reader = read_loop(stream, &handle, conn, state, &missed_pongs);
+        let writer = write_loop(sink, &mut out_rx, state, &missed_pongs);
+        // Biased: the actor sends a kick before it drops the connection's queue, and the kick
+        // carries the reason the client must hear, so it wins over the closed queue; shutdown
+        // comes first because actors drop every queue when they shut down.
+        tokio::select! {
+            biased;
+            _ = state.shutdown.cancelled() => Exit::Shutdown,
+            reason = &mut kick_rx => match reason {
+                Ok(reason) => Exit::Kicked(reason),
+                Err(_) => Exit::Unavailable("the document was unloaded".into()),
+            },
+            exit = reader => exit,
+            exit = writer => exit,
+        }
+    };
+    // Best effort: if the actor is gone, it has forgotten the connection anyway.
+    let _ = handle.send(DocCommand::Leave { conn }).await;
+    exit
+}
+
+/// Reads until the next protocol message, handling control frames on the way.
+async fn next_message<St, E>(stream: &mut St, state: &AppState, missed_pongs: &AtomicU32) -> Result<ClientMsg, Exit>
+where
+    St: Stream<Item = Result<Message, E>> + Unpin,
+    E: StdError + 'static,
+{
+    loop {
+        let message = match stream.next().await {
+            None => return Err(Exit::ClientClosed),
+            Some(Err(error)) => return Err(read_error(&error)),
+            Some(Ok(message)) => message,
+        };
+        match message {
+            Message::Binary(bytes) => {
+                Metrics::add(&state.metrics.bytes_in, bytes.len() as u64);
+                let limit = state.config.max_message_bytes;
+                return codec::decode_message_with_limit::<ClientMsg>(KIND_CLIENT, &bytes, limit)
+                    .map_err(|error| bad(close_code::INVALID_PAYLOAD, format!("undecodable message: {error}")));
+            }
+            Message::Text(_) => {
+                return Err(bad(
+                    close_code::UNSUPPORTED_DATA,
+                    "text frames are not part of the protocol: send binary frames",
+                ))
+            }
+            Message::Pong(_) => missed_pongs.store(0, Ordering::Relaxed),
+            // The WebSocket layer answers pings by itself.
+            Message::Ping(_) => {}
+            Message::Close(_) => return Err(Exit::ClientClosed),
+        }
+    }
+}
+
+/// Classifies a read error: too large and protocol violations are the client's fault (and get
+/// an error message); anything else means the socket is gone.
+fn read_error(error: &(dyn StdError + 'static)) -> Exit {
+    let mut current = Some(error);
+    while let Some(error) = current {
+        if let Some(ws) = error.downcast_ref::<tungstenite::Error>() {
+            return match ws {
+                tungstenite::Error::Capacity(detail) => {
+                    bad(close_code::MESSAGE_TOO_BIG, format!("message too large: {detail}"))
+                }
+                tungstenite::Error::Protocol(tungstenite::error::ProtocolError::ResetWithoutClosingHandshake) => {
+                    Exit::Gone
+                }
+                tungstenite::Error::Protocol(detail) => {
+                    bad(close_code::PROTOCOL_ERROR, format!("websocket protocol error: {detail}"))
+                }
+                tungstenite::Error::Utf8(_) => bad(close_code::INVALID_PAYLOAD, "invalid UTF-8 in a text frame"),
+                _ => Exit::Gone,
+            };
+        }
+        current = error.source();
+    }
+    Exit::Gone
+}
+
+/// Forwards the client's messages to the actor until the session ends.
+async fn read_loop<St, E>(
+    stream: &mut St,
+    handle: &DocHandle,
+    conn: ConnId,
+    state: &AppState,
+    missed_pongs: &AtomicU32,
+) -> Exit
+where
+    St: Stream<Item = Result<Message, E>> + Unpin,
+    E: StdError + 'static,
+{
+    loop {
+        let command = match next_message(stream, state, missed_pongs).await {
+            Err(exit) => return exit,
+            Ok(ClientMsg::Hello { .. }) => {
+                return bad(close_code::PROTOCOL_ERROR, "Hello may be sent only once per connection")
+            }
+            Ok(ClientMsg::Changes { seq, changes }) => DocCommand::Changes { conn, seq, changes },
+            Ok(ClientMsg::Presence { selection }) => {
+                if selection.as_ref().is_some_and(|s| s.field.len() > MAX_LABEL_BYTES) {
+                    return bad(close_code::POLICY_VIOLATION, "selection field name is too long");
+                }
+                DocCommand::Presence { conn, selection }
+            }
+        };
+        if handle.send(command).await.is_err() {
+            return Exit::Unavailable("the document was unloaded".into());
+        }
+    }
+}
+
+/// Drains the connection's queue into the socket and sends heartbeats until the session ends.
+async fn write_loop<Si>(
+    sink: &mut Si,
+    out_rx: &mut mpsc::Receiver<axum::body::Bytes>,
+    state: &AppState,
+    missed_pongs: &AtomicU32,
+) -> Exit
+where
+    Si: Sink<Message> + Unpin,
+    Si::Error: Display,
+{
+    let interval = state.config.heartbeat_interval;
+    let stall_limit = interval * 2;
+    let mut ticker = interval_at(Instant::now() + interval, interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            frame = out_rx.recv() => {
+                let Some(frame) = frame else {
+                    return Exit::Unavailable("the document was unloaded".into());
+                };
+                let written = timeout(stall_limit, async {
+                    let mut bytes = frame.len();
+                    sink.feed(Message::Binary(frame)).await?;
+                    for _ in 1..MAX_FRAMES_PER_FLUSH {
+                        let Ok(more) = out_rx.try_recv() else { break };
+                        bytes += more.len();
+                        sink.feed(Message::Binary(more)).await?;
+                    }
+                    sink.flush().await?;
+                    Ok::<usize, Si::Error>(bytes)
+                })
+                .await;
+                match written {
+                    Err(_) => return Exit::Stalled,
+                    Ok(Err(error)) => {
+                        tracing::debug!(%error, "send failed");
+                        return Exit::Gone;
+                    }
+                    Ok(Ok(bytes)) => Metrics::add(&state.metrics.bytes_out, bytes as u64),
+                }
+            }
+            _ = ticker.tick() => {
+                if missed_pongs.fetch_add(1, Ordering::Relaxed) >= 2 {
+                    return Exit::HeartbeatTimeout;
+                }
+                match timeout(stall_limit, sink.send(Message::Ping(Default::default()))).await {
+                    Err(_) => return Exit::Stalled,
+                    Ok(Err(_)) => return Exit::Gone,
+                    Ok(Ok(())) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Sends the error message and close frame that `exit` calls for, then waits briefly for the
+/// client's close so that the socket is not reset under its unread error message.
+async fn goodbye<Si, St, E>(sink: &mut Si, stream: &mut St, exit: &Exit)
+where
+    Si: Sink<Message> + Unpin,
+    St: Stream<Item = Result<Message, E>> + Unpin,
+{
+    let (code, message): (u16, Option<String>) = match exit {
+        Exit::ClientClosed | Exit::Gone => return,
+        Exit::BadInput { code, message } => (*code, Some(message.clone())),
+        Exit::Kicked(KickReason::SlowConsumer) | Exit::Stalled => {
+            (close_code::TRY_AGAIN_LATER, Some("too slow: the outgoing queue overflowed; reconnect and resync".into()))
+        }
+        Exit::Kicked(KickReason::Replaced) => {
+            (close_code::REPLACED, Some("another connection of this replica joined the document".into()))
+        }
+        Exit::Kicked(KickReason::StorageFailure) => {
+            (close_code::INTERNAL_ERROR, Some("the server could not store the document; reconnect later".into()))
+        }
+        Exit::HeartbeatTimeout => (close_code::HEARTBEAT_TIMEOUT, None),
+        Exit::Shutdown => (close_code::GOING_AWAY, None),
+        Exit::Unavailable(reason) => (close_code::TRY_AGAIN_LATER, Some(reason.clone())),
+        // The detail was logged; the client gets no internals.
+        Exit::Failed(_) => {
+            (close_code::INTERNAL_ERROR, Some("the server could not load this document; try again later".into()))
+        }
+    };
+    let reason = match &message {
+        Some(text) => truncate(text, 120),
+        None => "closing".to_owned(),
+    };
+    let _ = timeout(GOODBYE_TIMEOUT, async {
+        if let Some(message) = message {
+            let frame = ServerMsg::Error { message }.encode();
+            if sink.send(Message::Binary(frame.into())).await.is_err() {
+                return;
+            }
+        }
+        let close = CloseFrame { code, reason: reason.into() };
+        if sink.send(Message::Close(Some(close))).await.is_err() {
+            return;
+        }
+        // Read until the client's close (or the end) so the close handshake completes.
+        if !matches!(exit, Exit::BadInput { code: close_code::MESSAGE_TOO_BIG, .. }) {
+            while let Some(Ok(_)) = stream.next().await {}
+        }
+    })
+    .await;
+}
+
+/// At most `max` bytes of `text`, cut at a character boundary (close reasons are limited to
+/// 123 bytes).
+fn truncate(text: &str, max: usize) -> String {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,196 @@
+//! Tests of `ws.rs`: the byte examples of PROTOCOL.md, and a session driven through channels
+//! (the connection loop is generic over `Sink`/`Stream`) against an in-memory store.
+
+use std::sync::Arc;
+
+use axum::extract::ws::Message;
+use crdt_core::protocol::{AckStatus, Catchup, ClientMsg, ServerMsg, UserInfo, PROTOCOL_VERSION};
+use crdt_core::{Document, ReplicaId, VersionVector};
+use futures_util::stream;
+use tokio::sync::mpsc;
+use tokio_util::sync::PollSender;
+
+use super::{close_code, serve_socket};
+use crate::storage::MemoryStore;
+use crate::{AppState, Config, DocId};
+
+fn replica_bytes() -> Vec<u8> {
+    let mut bytes = vec![0x10];
+    bytes.extend([0u8; 15]);
+    bytes.push(1);
+    bytes
+}
+
+fn hello() -> ClientMsg {
+    ClientMsg::Hello {
+        protocol: PROTOCOL_VERSION,
+        replica: ReplicaId::from_u128(1),
+        version: VersionVector::new(),
+        user: UserInfo { name: "ann".into(), color: "#f00".into() },
+    }
+}
+
+#[test]
+fn protocol_md_byte_examples_are_right() {
+    let r = replica_bytes();
+    let mut expected = vec![0x01, 0x10, 0x00, 0x01];
+    expected.extend(&r);
+    expected.extend([0x00, 0x03, b'a', b'n', b'n', 0x04, b'#', b'f', b'0', b'0']);
+    assert_eq!(hello().encode(), expected, "Hello");
+
+    let mut doc = Document::new(ReplicaId::from_u128(1));
+    let change = doc.insert_text("t", 0, "hi").unwrap();
+    let batch = ClientMsg::Changes { seq: 1, changes: vec![change] };
+    let mut expected = vec![0x01, 0x10, 0x01, 0x01, 0x01];
+    expected.extend(&r);
+    expected.extend([0x01, 0x00, 0x01, 0x01, b't', 0x00, 0x00]);
+    expected.extend(&r);
+    expected.extend([0x00, 0x00, 0x00, 0x02, b'h', b'i']);
+    assert_eq!(batch.encode(), expected, "Changes");
+
+    assert_eq!(doc.state_hash(), 0xab9b_5912_239f_b420, "the hash quoted in PROTOCOL.md");
+    let ack =
+        ServerMsg::Ack { seq: 1, status: AckStatus::Applied, version: doc.version().clone(), hash: doc.state_hash() };
+    let mut expected = vec![0x01, 0x11, 0x01, 0x01, 0x00, 0x01];
+    expected.extend(&r);
+    expected.extend([0x01, 0xfd, 0x20, 0xb4, 0x9f, 0x23, 0x12, 0x59, 0x9b, 0xab]);
+    assert_eq!(ack.encode(), expected, "Ack");
+}
+
+type Incoming = Result<Message, std::io::Error>;
+
+/// Starts a session on channels; returns the client's ends.
+fn start(state: &AppState) -> (mpsc::Sender<Incoming>, mpsc::Receiver<Message>, tokio::task::JoinHandle<()>) {
+    let (in_tx, in_rx) = mpsc::channel::<Incoming>(16);
+    let (out_tx, out_rx) = mpsc::channel::<Message>(64);
+    let incoming =
+        Box::pin(stream::unfold(in_rx, |mut rx| async move { rx.recv().await.map(|message| (message, rx)) }));
+    let session = serve_socket(PollSender::new(out_tx), incoming, DocId::parse("t").unwrap(), state.clone());
+    (in_tx, out_rx, tokio::spawn(session))
+}
+
+async fn next_server_msg(out: &mut mpsc::Receiver<Message>) -> ServerMsg {
+    loop {
+        match out.recv().await.expect("a message") {
+            Message::Binary(bytes) => return ServerMsg::decode(&bytes).unwrap(),
+            Message::Ping(_) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+fn binary(message: &ClientMsg) -> Incoming {
+    Ok(Message::Binary(message.encode().into()))
+}
+
+#[tokio::test]
+async fn a_session_through_channels_syncs_and_closes_on_bad_input() {
+    let dir = std::env::temp_dir().join("doc-server-ws-unit");
+    let state = AppState::new(Config::with_data_dir(dir), Arc::new(MemoryStore::default()));
+    let (input, mut output, session) = start(&state);
+
+    input.send(binary(&hello())).await.unwrap();
+    let ServerMsg::Welcome { catchup, version, .. } = next_server_msg(&mut output).await else {
+        panic!("welcome first");
+    };
+    assert_eq!(catchup, Catchup::Changes(Vec::new()));
+    assert!(version.is_empty());
+
+    let mut doc = Document::new(ReplicaId::from_u128(1));
+    let change = doc.insert_text("t", 0, "hi").unwrap();
+    input.send(binary(&ClientMsg::Changes { seq: 1, changes: vec![change.clone()] })).await.unwrap();
+    let ack = next_server_msg(&mut output).await;
+    assert_eq!(
+        ack,
+        ServerMsg::Ack { seq: 1, status: AckStatus::Applied, version: doc.version().clone(), hash: doc.state_hash() }
+    );
+    // The same batch again is a no-op, acknowledged as applied.
+    input.send(binary(&ClientMsg::Changes { seq: 2, changes: vec![change] })).await.unwrap();
+    let ServerMsg::Ack { seq: 2, status: AckStatus::Applied, version, .. } = next_server_msg(&mut output).await else {
+        panic!("ack of the duplicate");
+    };
+    assert_eq!(&version, doc.version());
+    let stored = state.store.load(&DocId::parse("t").unwrap()).unwrap();
+    assert_eq!(stored.log.len(), 1, "the duplicate was not logged again");
+
+    input.send(Ok(Message::Text("nope".into()))).await.unwrap();
+    let ServerMsg::Error { message } = next_server_msg(&mut output).await else {
+        panic!("an error before the close");
+    };
+    assert!(message.contains("text frames"), "{message}");
+    match output.recv().await {
+        Some(Message::Close(Some(frame))) => assert_eq!(frame.code, close_code::UNSUPPORTED_DATA),
+        other => panic!("expected a close, got {other:?}"),
+    }
+    drop(input); // The client's side of the close handshake: the stream ends.
+    session.await.unwrap();
+    assert_eq!(state.metrics.rejected_frames.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(state.metrics.connections.load(std::sync::atomic::Ordering::Relaxed), 0);
+}
+
+/// A store whose appends fail while `failing` is set.
+#[derive(Default)]
+struct FlakyStore {
+    inner: MemoryStore,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl crate::storage::Store for FlakyStore {
+    fn load(&self, doc: &DocId) -> Result<crate::storage::StoredDoc, crate::storage::StoreError> {
+        self.inner.load(doc)
+    }
+    fn append(&self, doc: &DocId, bytes: &[u8]) -> Result<u64, crate::storage::StoreError> {
+        if self.failing.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(crate::storage::StoreError::Io(std::io::Error::other("disk full")));
+        }
+        self.inner.append(doc, bytes)
+    }
+    fn write_snapshot(&self, doc: &DocId, snapshot: &[u8], through: u64) -> Result<(), crate::storage::StoreError> {
+        self.inner.write_snapshot(doc, snapshot, through)
+    }
+    fn list(&self) -> Result<Vec<crate::storage::DocSummary>, crate::storage::StoreError> {
+        self.inner.list()
+    }
+    fn exists(&self, doc: &DocId) -> Result<bool, crate::storage::StoreError> {
+        self.inner.exists(doc)
+    }
+}
+
+#[tokio::test]
+async fn a_failed_commit_is_never_acknowledged() {
+    let store = Arc::new(FlakyStore::default());
+    let dir = std::env::temp_dir().join("doc-server-ws-unit-flaky");
+    let state = AppState::new(Config::with_data_dir(dir), store.clone());
+    let (input, mut output, session) = start(&state);
+    input.send(binary(&hello())).await.unwrap();
+    assert!(matches!(next_server_msg(&mut output).await, ServerMsg::Welcome { .. }));
+
+    store.failing.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut doc = Document::new(ReplicaId::from_u128(1));
+    let change = doc.insert_text("t", 0, "lost?").unwrap();
+    input.send(binary(&ClientMsg::Changes { seq: 1, changes: vec![change.clone()] })).await.unwrap();
+    let ServerMsg::Error { message } = next_server_msg(&mut output).await else {
+        panic!("an error, not an ack");
+    };
+    assert!(message.contains("could not store"), "{message}");
+    match output.recv().await {
+        Some(Message::Close(Some(frame))) => assert_eq!(frame.code, close_code::INTERNAL_ERROR),
+        other => panic!("expected a close, got {other:?}"),
+    }
+    drop(input);
+    session.await.unwrap();
+
+    // The document reloads from the store, which never got the change: the client resends it.
+    store.failing.store(false, std::sync::atomic::Ordering::Relaxed);
+    let (input, mut output, _session) = start(&state);
+    input.send(binary(&hello())).await.unwrap();
+    let ServerMsg::Welcome { version, .. } = next_server_msg(&mut output).await else {
+        panic!("welcome");
+    };
+    assert!(version.is_empty(), "nothing unacknowledged was kept");
+    input.send(binary(&ClientMsg::Changes { seq: 1, changes: vec![change] })).await.unwrap();
+    let ServerMsg::Ack { status: AckStatus::Applied, version, .. } = next_server_msg(&mut output).await else {
+        panic!("ack");
+    };
+    assert_eq!(&version, doc.version());
+}

@@ -1,0 +1,189 @@
+//! Spawning the real binary, killing it (SIGKILL) or stopping it (SIGTERM), reading its memory,
+//! and plain HTTP/1.1 requests without an HTTP client crate.
+
+use std::fs::OpenOptions;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A fresh, empty directory for one test (kept after the test for its `server.log`; those of
+/// earlier runs older than an hour are removed).
+pub fn tmp_dir(name: &str) -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("doc-server-tests");
+    if let Ok(entries) = std::fs::read_dir(&root) {
+        let stale = |entry: &std::fs::DirEntry| {
+            let old = entry.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
+            entry.file_name().to_string_lossy().starts_with(&format!("{name}-"))
+                && old.is_some_and(|age| age > Duration::from_secs(3600))
+        };
+        for entry in entries.flatten().filter(stale) {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+    let dir = root.join(format!("{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create the test directory");
+    dir
+}
+
+/// A running `doc-server` process.
+pub struct Server {
+    child: Child,
+    _stdout: BufReader<ChildStdout>,
+    pub addr: SocketAddr,
+    pub log: PathBuf,
+}
+
+impl Server {
+    /// Starts the binary on `127.0.0.1:0` with its database in `dir/data` and its log appended
+    /// to `dir/server.log`; returns once it printed the address it listens on.
+    pub fn start(dir: &Path, extra: &[&str]) -> Server {
+        let log = dir.join("server.log");
+        let log_file = OpenOptions::new().create(true).append(true).open(&log).expect("open the server log");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_doc-server"))
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.join("data"))
+            .args(["--web-dir"])
+            .arg(dir.join("web"))
+            .args(extra)
+            .env("RUST_LOG", "info,doc_server=debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log_file))
+            .spawn()
+            .expect("spawn doc-server");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            let mut stdout = BufReader::new(stdout);
+            let mut line = String::new();
+            let _ = stdout.read_line(&mut line);
+            let _ = tx.send(line);
+            stdout
+        });
+        let line = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_default();
+        let Some(addr) = line.trim().strip_prefix("listening on ") else {
+            let _ = child.kill();
+            let log_text = std::fs::read_to_string(&log).unwrap_or_default();
+            panic!("doc-server did not start (stdout {line:?}); log:\n{log_text}");
+        };
+        let addr = addr.parse().expect("a socket address");
+        let stdout = reader.join().expect("stdout reader");
+        Server { child, _stdout: stdout, addr, log }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL, then reap.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits (at most `within`) for the exit status.
+    pub fn terminate(&mut self, within: Duration) -> ExitStatus {
+        let status = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "doc-server did not exit within {within:?} of SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Resident memory of the server process, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// GET `path`; returns the status code, the content type and the body.
+    pub async fn get(&self, path: &str) -> (u16, String, Vec<u8>) {
+        http_get(self.addr, path).await
+    }
+
+    /// The value of one metric line (`name` with its labels, if any).
+    pub async fn metric(&self, name: &str) -> f64 {
+        let (_, _, body) = self.get("/metrics").await;
+        metric(&String::from_utf8_lossy(&body), name)
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The value of `name` in a Prometheus text page (panics if absent).
+pub fn metric(page: &str, name: &str) -> f64 {
+    page.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            let (key, value) = line.rsplit_once(' ')?;
+            (key == name).then(|| value.parse().ok()).flatten()
+        })
+        .unwrap_or_else(|| panic!("metric {name} not found in:\n{page}"))
+}
+
+/// A minimal HTTP/1.1 GET (one request per connection).
+pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String, Vec<u8>) {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("send request");
+    let mut response = Vec::new();
+    tokio::time::timeout(super::WAIT, stream.read_to_end(&mut response))
+        .await
+        .expect("response in time")
+        .expect("read response");
+    let split = response.windows(4).position(|w| w == b"\r\n\r\n").expect("end of headers");
+    let head = String::from_utf8_lossy(&response[..split]).to_string();
+    let mut body = response[split + 4..].to_vec();
+    let status = head.split_whitespace().nth(1).and_then(|code| code.parse().ok()).expect("status code");
+    let header = |name: &str| {
+        head.lines().find_map(|line| {
+            let (key, value) = line.split_once(':')?;
+            key.eq_ignore_ascii_case(name).then(|| value.trim().to_owned())
+        })
+    };
+    if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        body = dechunk(&body);
+    }
+    (status, header("content-type").unwrap_or_default(), body)
+}
+
+fn dechunk(mut input: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(end) = input.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size_text = String::from_utf8_lossy(&input[..end]);
+        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("0").trim(), 16).unwrap_or(0);
+        if size == 0 || input.len() < end + 2 + size {
+            return out;
+        }
+        out.extend_from_slice(&input[end + 2..end + 2 + size]);
+        input = &input[(end + 4 + size).min(input.len())..];
+    }
+}
