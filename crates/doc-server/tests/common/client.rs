@@ -133,6 +133,9 @@ impl Client {
             }
         }
         self.check_hash(&version, hash)?;
+        // Own changes the server already has were stored before an ack could reach us (the ack
+        // was lost with the old connection): the welcome's version acknowledges them.
+        self.acked_own = self.acked_own.max(version.get(self.replica()).min(self.doc.version().get(self.replica())));
         let missing = self.doc.ops_since(&version).ok_or("the server lacks history this client cannot supply")?;
         self.welcome_version = version;
         for chunk in missing.chunks(MAX_BATCH) {
