@@ -17,6 +17,16 @@ use crate::{OpId, ReplicaId};
 impl Rga {
     /// Places a remote run whose origins are known and returns where it starts.
     pub(super) fn integrate(&mut self, run: Run, replica: ReplicaId) -> Cursor {
+        // Fast path, by far the most common: nothing was inserted concurrently between the two
+        // origins, so the run goes right after its left origin.
+        let left = if run.origin_left.is_none() { None } else { self.cursor_of(run.origin_left) };
+        let next = match left {
+            None => self.seek_all(0),
+            Some(c) => self.tree.next_char(c),
+        };
+        if next.map_or(Id::NONE, |c| self.id_at(c)) == run.origin_right {
+            return self.place_after(left, run);
+        }
         let total = self.tree.total().all;
         let pos_of = |rga: &Rga, id: Id| rga.pos_all(rga.cursor_of(id).expect("origin is known"));
         let left_end = if run.origin_left.is_none() { 0 } else { pos_of(self, run.origin_left) + 1 };
