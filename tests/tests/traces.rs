@@ -14,15 +14,15 @@ fn replay(trace: &Trace) -> (Rga, Vec<RgaOp>) {
     let mut rga = Rga::new(ReplicaId::from_u128(0xA));
     let mut ops = Vec::with_capacity(trace.patches.len());
     if !trace.start.is_empty() {
-        ops.push(rga.insert(0, &trace.start).unwrap());
+        ops.push(rga.insert(0, &trace.start).unwrap().to_op());
     }
     for (i, p) in trace.patches.iter().enumerate() {
         if p.1 > 0 {
             let op = rga.delete(p.0, p.1).unwrap_or_else(|e| panic!("{} patch {i}: {e}", trace.name));
-            ops.extend(op);
+            ops.extend(op.into_op());
         }
         if !p.2.is_empty() {
-            ops.push(rga.insert(p.0, &p.2).unwrap_or_else(|e| panic!("{} patch {i}: {e}", trace.name)));
+            ops.push(rga.insert(p.0, &p.2).unwrap_or_else(|e| panic!("{} patch {i}: {e}", trace.name)).to_op());
         }
     }
     (rga, ops)

@@ -28,7 +28,7 @@ fn random_inserts(rga: &mut Rga, n: usize, seed: u64) -> Vec<RgaOp> {
     (0..n)
         .map(|_| {
             let pos = rng.gen_range(0..=rga.len());
-            rga.insert(pos, "r").expect("insert")
+            rga.insert(pos, "r").expect("insert").to_op()
         })
         .collect()
 }
@@ -94,7 +94,7 @@ fn remote(c: &mut Criterion) {
     let mut b_ops = Vec::new();
     for k in 0..RUN {
         a.insert(50 + k, "a").expect("insert");
-        b_ops.push(b.insert(50 + k, "b").expect("insert"));
+        b_ops.push(b.insert(50 + k, "b").expect("insert").to_op());
     }
     g.throughput(Throughput::Elements(RUN as u64));
     g.bench_function("remote_integrate_concurrent_inserts_same_spot_1k", |bench| {
@@ -133,7 +133,7 @@ fn remote(c: &mut Criterion) {
 
     // A fresh replica applying 10k typed characters, one op each.
     let mut src = Rga::new(replica(1));
-    let typing: Vec<RgaOp> = (0..N).map(|i| src.insert(i, "t").expect("insert")).collect();
+    let typing: Vec<RgaOp> = (0..N).map(|i| src.insert(i, "t").expect("insert").to_op()).collect();
     g.throughput(Throughput::Elements(N as u64));
     g.bench_function("remote_apply_typing_10k", |bench| {
         bench.iter(|| {

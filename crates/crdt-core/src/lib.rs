@@ -19,4 +19,4 @@ pub use document::{
 pub use error::{Applied, ApplyError, DecodeError, EditError};
 pub use lww_register::{LwwOp, LwwRegister};
 pub use or_set::{Dot, OrSet, OrSetOp};
-pub use rga::{Anchor, IdRange, Rga, RgaOp, TextDelta};
+pub use rga::{Anchor, IdRange, LocalDelete, LocalInsert, Rga, RgaOp, TextDelta};

@@ -55,7 +55,7 @@ use std::fmt;
 use content::CharBuf;
 use id::{Id, IdIndex, Replicas};
 use node::{Cursor, Metric, Run, Tree};
-pub use op::{Anchor, IdRange, RgaOp, TextDelta};
+pub use op::{Anchor, IdRange, LocalDelete, LocalInsert, RgaOp, TextDelta};
 
 use crate::{Applied, ApplyError, EditError, OpId, ReplicaId, VersionVector};
 
@@ -144,8 +144,9 @@ impl Rga {
             .collect()
     }
 
-    /// Inserts `text` at character position `pos`; returns the operation to send to others.
-    pub fn insert(&mut self, pos: usize, text: &str) -> Result<RgaOp, EditError> {
+    /// Inserts `text` at character position `pos`; returns what it did, from which
+    /// [`LocalInsert::to_op`] makes the operation to send to others.
+    pub fn insert<'t>(&mut self, pos: usize, text: &'t str) -> Result<LocalInsert<'t>, EditError> {
         if text.is_empty() {
             return Err(EditError::EmptyText);
         }
@@ -169,25 +170,25 @@ impl Rga {
         let run = Run { id: Id::new(self.local, counter), len: n as u32, origin_left, origin_right, deleted: false };
         self.place_after(after, run);
         self.after_edit();
-        Ok(RgaOp::Insert {
+        Ok(LocalInsert {
             id: OpId::new(self.replica, counter as u64),
             origin_left: self.replicas.to_op_id(origin_left),
             origin_right: self.replicas.to_op_id(origin_right),
-            text: text.to_owned(),
+            text,
         })
     }
 
-    /// Deletes `len` characters from position `pos`; returns the operation to send (`None` when
-    /// `len` is 0).
-    pub fn delete(&mut self, pos: usize, len: usize) -> Result<Option<RgaOp>, EditError> {
+    /// Deletes `len` characters from position `pos`; returns the ids it deleted, from which
+    /// [`LocalDelete::into_op`] makes the operation to send (none when `len` is 0).
+    pub fn delete(&mut self, pos: usize, len: usize) -> Result<LocalDelete, EditError> {
         let total = self.len();
         if pos.checked_add(len).is_none_or(|end| end > total) {
             return Err(EditError::OutOfBounds { pos: pos.saturating_add(len), len: total });
         }
+        let mut deleted = LocalDelete::default();
         if len == 0 {
-            return Ok(None);
+            return Ok(deleted);
         }
-        let mut ranges: Vec<IdRange> = Vec::new();
         let mut remaining = len as u32;
         while remaining > 0 {
             let Some(cur) = self.tree.seek_cached(pos as u32, Metric::Chars, &self.content) else { break };
@@ -195,26 +196,21 @@ impl Rga {
             let take = remaining.min(run.len - cur.offset);
             let start = self.replicas.to_op_id(run.id.plus(cur.offset)).expect("a run has an id");
             self.mark_deleted(cur, take);
-            match ranges.last_mut() {
-                Some(last) if last.start.replica == start.replica && last.start.counter + last.len == start.counter => {
-                    last.len += take as u64;
-                }
-                _ => ranges.push(IdRange { start, len: take as u64 }),
-            }
+            deleted.push(start, take as u64);
             remaining -= take;
         }
         self.after_edit();
-        Ok(Some(RgaOp::Delete { ranges }))
+        Ok(deleted)
     }
 
     /// [`insert`](Self::insert) at a UTF-16 position.
-    pub fn insert_utf16(&mut self, pos16: usize, text: &str) -> Result<RgaOp, EditError> {
+    pub fn insert_utf16<'t>(&mut self, pos16: usize, text: &'t str) -> Result<LocalInsert<'t>, EditError> {
         let pos = self.utf16_to_char(pos16)?;
         self.insert(pos, text)
     }
 
     /// [`delete`](Self::delete) of `len16` UTF-16 code units from UTF-16 position `pos16`.
-    pub fn delete_utf16(&mut self, pos16: usize, len16: usize) -> Result<Option<RgaOp>, EditError> {
+    pub fn delete_utf16(&mut self, pos16: usize, len16: usize) -> Result<LocalDelete, EditError> {
         let start = self.utf16_to_char(pos16)?;
         let end = self.utf16_to_char(
             pos16.checked_add(len16).ok_or(EditError::OutOfBounds { pos: usize::MAX, len: self.len_utf16() })?,

@@ -27,7 +27,7 @@ impl Peer {
     fn type_at(&mut self, pos: usize, text: &str, backwards: bool) {
         for (i, ch) in text.chars().enumerate() {
             let at = if backwards { pos } else { pos + i };
-            let op = self.rga.insert(at, &ch.to_string()).unwrap();
+            let op = self.rga.insert(at, &ch.to_string()).unwrap().to_op();
             self.ops.push(op);
         }
     }
@@ -191,8 +191,8 @@ fn deletes_in_any_order() {
     let (mut a, mut b) = (Peer::new('a'), Peer::new('b'));
     a.type_at(0, "hello world", false);
     b.receive(&a);
-    a.ops.push(a.rga.delete(0, 6).unwrap().unwrap());
-    b.ops.push(b.rga.delete(4, 3).unwrap().unwrap());
+    a.ops.push(a.rga.delete(0, 6).unwrap().into_op().unwrap());
+    b.ops.push(b.rga.delete(4, 3).unwrap().into_op().unwrap());
     b.type_at(4, "!", false);
     assert!(check_orders(&[a.ops, b.ops], "!orld", ORDERS) >= 100);
 }

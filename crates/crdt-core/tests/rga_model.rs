@@ -61,20 +61,20 @@ fn apply(rga: &mut Rga, model: &mut Vec<char>, edit: &Edit) -> Option<RgaOp> {
         Edit::Insert(p, s) => {
             let p = p % (len + 1);
             model.splice(p..p, s.chars());
-            Some(rga.insert(p, s).unwrap())
+            Some(rga.insert(p, s).unwrap().to_op())
         }
         Edit::Delete(p, n) => {
             let p = p % (len + 1);
             let n = (*n).min(len - p);
             model.drain(p..p + n);
-            rga.delete(p, n).unwrap()
+            rga.delete(p, n).unwrap().into_op()
         }
         Edit::InsertUtf16(p, s) => {
             let p16 = p % (len16 + 1);
             match utf16_to_char(model, p16) {
                 Some(p) => {
                     model.splice(p..p, s.chars());
-                    Some(rga.insert_utf16(p16, s).unwrap())
+                    Some(rga.insert_utf16(p16, s).unwrap().to_op())
                 }
                 None => {
                     assert_eq!(rga.insert_utf16(p16, s), Err(EditError::SplitsSurrogate(p16)));
@@ -88,7 +88,7 @@ fn apply(rga: &mut Rga, model: &mut Vec<char>, edit: &Edit) -> Option<RgaOp> {
             match (utf16_to_char(model, p16), utf16_to_char(model, p16 + n16)) {
                 (Some(a), Some(b)) => {
                     model.drain(a..b);
-                    rga.delete_utf16(p16, n16).unwrap()
+                    rga.delete_utf16(p16, n16).unwrap().into_op()
                 }
                 _ => {
                     assert!(matches!(rga.delete_utf16(p16, n16), Err(EditError::SplitsSurrogate(_))));

@@ -28,15 +28,15 @@ impl Peer for Ours {
     fn apply_txn(&mut self, patches: &[Patch], offset: usize) {
         for p in patches {
             if p.del > 0 {
-                let op = self.rga.delete(p.pos + offset, p.del).expect("delete in bounds");
-                if let (Some(log), Some(op)) = (&mut self.log, op) {
+                let deleted = self.rga.delete(p.pos + offset, p.del).expect("delete in bounds");
+                if let (Some(log), Some(op)) = (&mut self.log, deleted.into_op()) {
                     log.push(op);
                 }
             }
             if !p.ins.is_empty() {
-                let op = self.rga.insert(p.pos + offset, &p.ins).expect("insert in bounds");
+                let inserted = self.rga.insert(p.pos + offset, &p.ins).expect("insert in bounds");
                 if let Some(log) = &mut self.log {
-                    log.push(op);
+                    log.push(inserted.to_op());
                 }
             }
         }

@@ -105,8 +105,8 @@ pub(crate) fn validate_ops(fields: &BTreeMap<(String, FieldKind), Field>, change
         match op {
             Op::Text(op) => {
                 let rga = match state {
-                    Some(Field::Text(rga)) => rga,
-                    _ => empty_text.get_or_insert_with(|| Rga::new(change.replica)),
+                    Some(Field::Text(rga)) => &**rga,
+                    _ => &*empty_text.get_or_insert_with(|| Rga::new(change.replica)),
                 };
                 // `Rga::apply` refuses an empty delete range, which `Rga::validate_op` lets
                 // through; check it here so that validation never accepts what apply refuses.

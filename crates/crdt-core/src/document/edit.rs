@@ -27,7 +27,7 @@ impl Document {
     ) -> Result<FieldOp, EditError> {
         let op = self.stage_text(name, |rga| {
             let op = if utf16 { rga.insert_utf16(pos, text)? } else { rga.insert(pos, text)? };
-            Ok(Some(op))
+            Ok(Some(op.to_op()))
         })?;
         // An insert always yields an operation; `stage_text` only passes it through.
         op.ok_or(EditError::EmptyText)
@@ -40,7 +40,10 @@ impl Document {
         len: usize,
         utf16: bool,
     ) -> Result<Option<FieldOp>, EditError> {
-        self.stage_text(name, |rga| if utf16 { rga.delete_utf16(pos, len) } else { rga.delete(pos, len) })
+        self.stage_text(name, |rga| {
+            let deleted = if utf16 { rga.delete_utf16(pos, len)? } else { rga.delete(pos, len)? };
+            Ok(deleted.into_op())
+        })
     }
 
     /// Runs `edit` on the text field `name`, or on a new empty text that is kept only if the
@@ -58,7 +61,7 @@ impl Document {
                 let mut rga = Rga::new(self.replica);
                 let op = edit(&mut rga)?;
                 if op.is_some() {
-                    self.fields.insert(key.clone(), Field::Text(rga));
+                    self.fields.insert(key.clone(), Field::Text(Box::new(rga)));
                 }
                 op
             }

@@ -106,7 +106,8 @@ impl FieldOp {
 /// The state of one field.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) enum Field {
-    Text(Rga),
+    /// Boxed: an `Rga` is several times the size of the other states.
+    Text(Box<Rga>),
     Register(LwwRegister<String>),
     Set(OrSet<String>),
     Counter(PnCounter),
@@ -117,7 +118,7 @@ impl Field {
     /// An empty field of `kind`; a text field makes its local inserts as `replica`.
     pub fn new(kind: FieldKind, replica: ReplicaId) -> Field {
         match kind {
-            FieldKind::Text => Field::Text(Rga::new(replica)),
+            FieldKind::Text => Field::Text(Box::new(Rga::new(replica))),
             FieldKind::Register => Field::Register(LwwRegister::default()),
             FieldKind::Set => Field::Set(OrSet::default()),
             FieldKind::Counter => Field::Counter(PnCounter::default()),

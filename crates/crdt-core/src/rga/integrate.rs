@@ -8,11 +8,9 @@
 //! Inside a run only the first character the scan meets needs a comparison: every later one has
 //! the character before it as left origin, which is right of ours, so the scan skips it.
 
-use std::collections::HashMap;
-
-use super::node::{Cursor, Run};
+use super::node::{Cursor, Run, NIL};
 use super::{Id, Rga};
-use crate::{OpId, ReplicaId};
+use crate::ReplicaId;
 
 impl Rga {
     /// Places a remote run whose origins are known and returns where it starts.
@@ -83,80 +81,71 @@ impl Rga {
     /// Merges another replica's state into this one: afterwards this text holds every character
     /// either held, in the order both agree on, deleted if either deleted it.
     pub fn merge(&mut self, other: &Rga) {
-        // The other's runs per replica, in counter order.
-        let mut queues: Vec<(ReplicaId, Vec<Run>, usize)> = Vec::new();
-        let mut queue_of: HashMap<u32, usize> = HashMap::new();
-        let mut deleted: Vec<(OpId, u32)> = Vec::new();
+        // The other's replica indices in this text's table.
+        let remap: Vec<u32> =
+            (0..other.replicas.len() as u32).map(|i| self.ensure_replica(other.replica_of(i))).collect();
+        let to_ours = |id: Id| if id.is_none() { Id::NONE } else { Id::new(remap[id.replica as usize], id.counter) };
+        // The other's runs in document order, and per replica of the other their indices in
+        // counter order (sorted as `counter << 32 | index` keys).
+        let mut runs: Vec<Run> = Vec::new();
+        let mut queues: Vec<Vec<u64>> = vec![Vec::new(); other.replicas.len()];
         let mut leaf = other.tree.first_leaf;
-        while leaf != super::node::NIL {
+        while leaf != NIL {
             for run in &other.tree.leaves[leaf as usize].runs {
-                let q = *queue_of.entry(run.id.replica).or_insert_with(|| {
-                    queues.push((other.replica_of(run.id.replica), Vec::new(), 0));
-                    queues.len() - 1
-                });
-                queues[q].1.push(*run);
-                if run.deleted {
-                    deleted.push((other.replicas.to_op_id(run.id).expect("run id"), run.len));
-                }
+                queues[run.id.replica as usize].push((run.id.counter as u64) << 32 | runs.len() as u64);
+                runs.push(*run);
             }
             leaf = other.tree.leaves[leaf as usize].next;
         }
         for q in &mut queues {
-            q.1.sort_unstable_by_key(|r| r.id.counter);
+            q.sort_unstable();
         }
         // Kahn's algorithm: a run goes in once its origins are known here; a queue whose head
-        // waits for an id sleeps until that id's replica has grown past it.
-        let mut waiting: HashMap<ReplicaId, Vec<(u64, usize)>> = HashMap::new();
+        // waits for an id sleeps until that id's replica (our index) has grown past it.
+        let mut heads = vec![0usize; queues.len()];
+        let mut waiting: Vec<Vec<(u32, usize)>> = vec![Vec::new(); self.replicas.len()];
         let mut ready: Vec<usize> = (0..queues.len()).collect();
+        let known = |rga: &Rga, id: Id| id.is_none() || id.counter < rga.content[id.replica as usize].chars();
         while let Some(q) = ready.pop() {
-            let replica = queues[q].0;
-            while let Some(run) = queues[q].1.get(queues[q].2).copied() {
-                let to_op = |id: Id| other.replicas.to_op_id(id);
-                let start = run.id.counter as u64;
-                let next = self.next_counter(replica);
-                if start + run.len as u64 <= next {
-                    queues[q].2 += 1;
+            let r = remap[q];
+            while let Some(&key) = queues[q].get(heads[q]) {
+                let run = runs[(key & u32::MAX as u64) as usize];
+                let next = self.content[r as usize].chars();
+                let (start, end) = (run.id.counter, run.id.counter + run.len);
+                if end <= next {
+                    heads[q] += 1;
                     continue;
                 }
-                let origin_left =
-                    if start < next { Some(OpId::new(replica, next - 1)) } else { to_op(run.origin_left) };
-                let origin_right = to_op(run.origin_right);
-                let blocker = [origin_left, origin_right, (start > next).then(|| OpId::new(replica, start - 1))]
-                    .into_iter()
-                    .flatten()
-                    .find(|o| o.counter >= self.next_counter(o.replica));
+                // Part of it may be known already: keep the new tail only.
+                let from = start.max(next);
+                let origin_left = if start < next { Id::new(r, next - 1) } else { to_ours(run.origin_left) };
+                let origin_right = to_ours(run.origin_right);
+                let gap = (start > next).then(|| Id::new(r, start - 1));
+                let blocker =
+                    [Some(origin_left), Some(origin_right), gap].into_iter().flatten().find(|o| !known(self, *o));
                 if let Some(b) = blocker {
-                    waiting.entry(b.replica).or_default().push((b.counter, q));
+                    waiting[b.replica as usize].push((b.counter, q));
                     break;
                 }
-                let buf = &other.content[run.id.replica as usize];
-                let text = buf.slice(start as u32, run.len);
-                let op = super::RgaOp::Insert {
-                    id: OpId::new(replica, start),
-                    origin_left,
-                    origin_right,
-                    text: text.to_owned(),
-                };
-                self.apply_inner(&op, None).expect("origins checked above");
-                queues[q].2 += 1;
-                let grown = self.next_counter(replica);
-                if let Some(ws) = waiting.get_mut(&replica) {
-                    ws.retain(|(needed, w)| {
-                        if *needed < grown {
-                            ready.push(*w);
-                            false
-                        } else {
-                            true
-                        }
-                    });
-                }
+                self.content[r as usize].push_str(other.content[q].slice(from, end - from));
+                let placed = Run { id: Id::new(r, from), len: end - from, origin_left, origin_right, deleted: false };
+                self.integrate(placed, other.replica_of(q as u32));
+                heads[q] += 1;
+                let grown = self.content[r as usize].chars();
+                waiting[r as usize].retain(|&(needed, w)| {
+                    if needed < grown {
+                        ready.push(w);
+                        false
+                    } else {
+                        true
+                    }
+                });
             }
         }
-        for (start, len) in deleted {
-            if let Some(id) = self.known_id(start) {
-                if id.counter as u64 + len as u64 <= self.content[id.replica as usize].chars() as u64 {
-                    self.delete_ids(id, len, None);
-                }
+        for run in runs.iter().filter(|r| r.deleted) {
+            let id = to_ours(run.id);
+            if id.counter + run.len <= self.content[id.replica as usize].chars() {
+                self.delete_ids(id, run.len, None);
             }
         }
         self.after_edit();

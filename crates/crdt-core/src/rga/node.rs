@@ -158,9 +158,31 @@ pub(crate) struct Tree {
     pub nodes: Vec<Node>,
     pub root: u32,
     pub first_leaf: u32,
-    /// The leaf the last seek ended in and the width before it: typing goes on where it was,
-    /// so most seeks only scan that leaf. Cleared by any change that could move leaf starts.
-    cache: Option<(u32, Width)>,
+    /// Where the last seek ended: typing goes on where it was, so most seeks start there.
+    cache: Option<SeekCache>,
+}
+
+/// Deepest tree the seek cache keeps a path for (a tree this deep holds over 16^8 leaves).
+const MAX_DEPTH: usize = 8;
+
+/// The leaf and run the last [`Tree::seek_cached`] ended in.
+///
+/// Valid while nothing before `leaf` changes width (any other leaf changing clears the cache)
+/// and the tree keeps its shape (a split clears it). `run`/`run_before` are a hint: they stay
+/// right while no run before `run` in the leaf changes ([`Tree::runs_changed`] resets them).
+#[derive(Clone, Copy, Debug)]
+struct SeekCache {
+    leaf: u32,
+    /// The width of all leaves before `leaf`.
+    before: Width,
+    /// A run of `leaf`, and the width of the runs before it in `hint_metric`.
+    run: usize,
+    run_before: u32,
+    hint_metric: Metric,
+    /// `(node, child index)` from the root down to `leaf`'s parent; `depth` entries are used
+    /// (0: no path known).
+    path: [(u32, u8); MAX_DEPTH],
+    depth: u8,
 }
 
 impl Default for Tree {
@@ -184,26 +206,43 @@ impl Tree {
 
     /// The leaf holding unit `pos` (which must be `< total`), `pos`'s offset inside it, and the
     /// width of everything before that leaf.
-    pub fn seek_leaf(&self, mut pos: u32, metric: Metric) -> Option<(u32, u32, Width)> {
+    pub fn seek_leaf(&self, pos: u32, metric: Metric) -> Option<(u32, u32, Width)> {
+        self.seek_leaf_path(pos, metric, &mut [(0, 0); MAX_DEPTH]).map(|(leaf, rem, before, _)| (leaf, rem, before))
+    }
+
+    /// [`seek_leaf`](Self::seek_leaf) that also records the path taken, and returns its depth
+    /// (0 if the tree is deeper than `path`).
+    fn seek_leaf_path(
+        &self,
+        mut pos: u32,
+        metric: Metric,
+        path: &mut [(u32, u8); MAX_DEPTH],
+    ) -> Option<(u32, u32, Width, u8)> {
         let mut node = self.root;
         let mut before = Width::default();
+        let mut depth = 0usize;
         loop {
             let n = &self.nodes[node as usize];
             let mut child = None;
             for (i, w) in n.widths.iter().enumerate() {
                 let m = w.get(metric);
                 if pos < m {
-                    child = Some(n.children[i]);
+                    child = Some(i);
                     break;
                 }
                 pos -= m;
                 before = before.add(*w);
             }
-            let child = child?;
-            if n.height == 1 {
-                return Some((child, pos, before));
+            let i = child?;
+            if depth < MAX_DEPTH {
+                path[depth] = (node, i as u8);
             }
-            node = child;
+            depth += 1;
+            if n.height == 1 {
+                let depth = if depth <= MAX_DEPTH { depth as u8 } else { 0 };
+                return Some((n.children[i], pos, before, depth));
+            }
+            node = n.children[i];
         }
     }
 
@@ -211,44 +250,95 @@ impl Tree {
     /// returned is in characters and `pos` must not split a surrogate pair (the caller checks).
     pub fn seek(&self, pos: u32, metric: Metric, bufs: &[CharBuf]) -> Option<Cursor> {
         let (leaf, rem, _) = self.seek_leaf(pos, metric)?;
-        self.seek_in_leaf(leaf, rem, metric, bufs)
+        self.seek_in_leaf(leaf, rem, metric, bufs, 0, 0).map(|(cur, _)| cur)
     }
 
-    /// [`seek`](Self::seek) for edits: looks in the leaf of the previous edit first, and
-    /// remembers the leaf it ends in.
+    /// [`seek`](Self::seek) for edits: starts from where the previous edit was (the same run or
+    /// one near it, most of the time) and remembers where it ends.
     pub fn seek_cached(&mut self, pos: u32, metric: Metric, bufs: &[CharBuf]) -> Option<Cursor> {
-        if let Some((leaf, before)) = self.cache {
-            let start = before.get(metric);
+        if let Some(c) = self.cache {
+            let start = c.before.get(metric);
             if pos >= start {
-                if let Some(cur) = self.seek_in_leaf(leaf, pos - start, metric, bufs) {
+                let rem = pos - start;
+                let hinted = c.hint_metric == metric && c.run < self.leaves[c.leaf as usize].runs.len();
+                let (from, from_before) =
+                    if hinted { self.hint_start(c.leaf, c.run, c.run_before, rem, metric, bufs) } else { (0, 0) };
+                if let Some((cur, run_before)) = self.seek_in_leaf(c.leaf, rem, metric, bufs, from, from_before) {
+                    let cache = self.cache.as_mut().expect("checked above");
+                    cache.run = cur.run;
+                    cache.run_before = run_before;
+                    cache.hint_metric = metric;
                     return Some(cur);
                 }
             }
         }
-        let (leaf, rem, before) = self.seek_leaf(pos, metric)?;
-        self.cache = Some((leaf, before));
-        self.seek_in_leaf(leaf, rem, metric, bufs)
+        let mut path = [(0, 0); MAX_DEPTH];
+        let (leaf, rem, before, depth) = self.seek_leaf_path(pos, metric, &mut path)?;
+        let (cur, run_before) = self.seek_in_leaf(leaf, rem, metric, bufs, 0, 0)?;
+        self.cache = Some(SeekCache { leaf, before, run: cur.run, run_before, hint_metric: metric, path, depth });
+        Some(cur)
     }
 
-    fn seek_in_leaf(&self, leaf: u32, mut rem: u32, metric: Metric, bufs: &[CharBuf]) -> Option<Cursor> {
-        for (i, run) in self.leaves[leaf as usize].runs.iter().enumerate() {
-            let w = match metric {
-                Metric::All => run.len,
-                Metric::Chars if run.deleted => 0,
-                Metric::Chars => run.len,
-                Metric::Utf16 => run.width(bufs).utf16,
-            };
+    /// Where to start scanning `leaf` for offset `rem`, knowing that run `run` starts at
+    /// `run_before`: that run, or an earlier one found by stepping back.
+    fn hint_start(
+        &self,
+        leaf: u32,
+        mut run: usize,
+        mut run_before: u32,
+        rem: u32,
+        metric: Metric,
+        bufs: &[CharBuf],
+    ) -> (usize, u32) {
+        let runs = &self.leaves[leaf as usize].runs;
+        while rem < run_before && run > 0 {
+            run -= 1;
+            run_before -= metric_width(&runs[run], metric, bufs);
+        }
+        if rem < run_before {
+            (0, 0)
+        } else {
+            (run, run_before)
+        }
+    }
+
+    /// Finds offset `rem` of `leaf`, scanning from run `from` (which starts at offset
+    /// `from_before <= rem`). Returns the cursor and the width before its run.
+    fn seek_in_leaf(
+        &self,
+        leaf: u32,
+        rem: u32,
+        metric: Metric,
+        bufs: &[CharBuf],
+        from: usize,
+        from_before: u32,
+    ) -> Option<(Cursor, u32)> {
+        let mut rem = rem - from_before;
+        let mut before = from_before;
+        for (i, run) in self.leaves[leaf as usize].runs.iter().enumerate().skip(from) {
+            let w = metric_width(run, metric, bufs);
             if rem < w {
                 let offset = if metric == Metric::Utf16 && w != run.len {
                     utf16_to_char_offset(bufs[run.id.replica as usize].slice(run.id.counter, run.len), rem)
                 } else {
                     rem
                 };
-                return Some(Cursor { leaf, run: i, offset });
+                return Some((Cursor { leaf, run: i, offset }, before));
             }
             rem -= w;
+            before += w;
         }
         None
+    }
+
+    /// Tells the seek cache that runs `from..` of `leaf` were inserted, removed or resized.
+    pub fn runs_changed(&mut self, leaf: u32, from: usize) {
+        if let Some(c) = self.cache.as_mut() {
+            if c.leaf == leaf && from < c.run {
+                c.run = 0;
+                c.run_before = 0;
+            }
+        }
     }
 
     /// The width of everything before `leaf`.
@@ -300,8 +390,16 @@ impl Tree {
         if old == new {
             return;
         }
-        if self.cache.is_some_and(|(cached, _)| cached != leaf) {
-            self.cache = None;
+        match self.cache {
+            Some(c) if c.leaf == leaf && c.depth > 0 => {
+                for &(node, i) in &c.path[..c.depth as usize] {
+                    let w = &mut self.nodes[node as usize].widths[i as usize];
+                    *w = w.sub(old).add(new);
+                }
+                return;
+            }
+            Some(c) if c.leaf != leaf => self.cache = None,
+            _ => {}
         }
         let mut child = leaf;
         let mut node = self.leaves[leaf as usize].parent;
@@ -518,6 +616,16 @@ impl Tree {
             total = total.add(actual);
         }
         (total, n.height)
+    }
+}
+
+/// `run`'s width in `metric`.
+fn metric_width(run: &Run, metric: Metric, bufs: &[CharBuf]) -> u32 {
+    match metric {
+        Metric::All => run.len,
+        Metric::Chars if run.deleted => 0,
+        Metric::Chars => run.len,
+        Metric::Utf16 => run.width(bufs).utf16,
     }
 }
 

@@ -36,6 +36,76 @@ pub struct IdRange {
     pub len: u64,
 }
 
+/// What a local insert did, without copying its text: [`to_op`](Self::to_op) makes the
+/// operation to send to other replicas when the caller needs one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LocalInsert<'t> {
+    /// Id of the first inserted character.
+    pub id: OpId,
+    /// The character just left of the insertion (`None` = start).
+    pub origin_left: Option<OpId>,
+    /// The item just right of it, deleted or not (`None` = end).
+    pub origin_right: Option<OpId>,
+    /// The inserted text.
+    pub text: &'t str,
+}
+
+impl LocalInsert<'_> {
+    /// The operation other replicas apply to make the same insert.
+    pub fn to_op(&self) -> RgaOp {
+        RgaOp::Insert {
+            id: self.id,
+            origin_left: self.origin_left,
+            origin_right: self.origin_right,
+            text: self.text.to_owned(),
+        }
+    }
+}
+
+/// What a local delete did: the id ranges it deleted, in document order (none for an empty
+/// delete). The first range is kept inline: most deletes touch one run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LocalDelete {
+    first: Option<IdRange>,
+    rest: Vec<IdRange>,
+}
+
+impl LocalDelete {
+    /// True if nothing was deleted.
+    pub fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    /// The deleted id ranges.
+    pub fn ranges(&self) -> impl Iterator<Item = &IdRange> {
+        self.first.iter().chain(&self.rest)
+    }
+
+    /// The operation other replicas apply to make the same delete (`None` if nothing was
+    /// deleted).
+    pub fn into_op(self) -> Option<RgaOp> {
+        let first = self.first?;
+        let mut ranges = Vec::with_capacity(1 + self.rest.len());
+        ranges.push(first);
+        ranges.extend(self.rest);
+        Some(RgaOp::Delete { ranges })
+    }
+
+    /// Adds `len` ids from `start`, joining the last range when they continue it.
+    pub(super) fn push(&mut self, start: OpId, len: u64) {
+        let Some(first) = self.first.as_mut() else {
+            self.first = Some(IdRange { start, len });
+            return;
+        };
+        let last = self.rest.last_mut().unwrap_or(first);
+        if last.start.replica == start.replica && last.start.counter + last.len == start.counter {
+            last.len += len;
+        } else {
+            self.rest.push(IdRange { start, len });
+        }
+    }
+}
+
 /// A change to the visible text, in the order it happened, for updating an editor in place.
 ///
 /// Positions are those of the text just before this delta is applied, in characters and in

@@ -13,10 +13,14 @@ impl Rga {
     /// extending that character's run when `run` continues it. Returns where `run` now starts.
     pub(super) fn place_after(&mut self, after: Option<Cursor>, run: Run) -> Cursor {
         let (leaf, index) = match after {
-            None => (self.tree.first_leaf, 0),
+            None => {
+                self.tree.runs_changed(self.tree.first_leaf, 0);
+                (self.tree.first_leaf, 0)
+            }
             Some(c) => {
+                let prev = self.tree.leaves[c.leaf as usize].runs[c.run];
+                self.tree.runs_changed(c.leaf, c.run);
                 let runs = &mut self.tree.leaves[c.leaf as usize].runs;
-                let prev = runs[c.run];
                 if c.offset + 1 == prev.len {
                     if prev.can_append(&run) {
                         runs[c.run].len += run.len;
@@ -42,8 +46,20 @@ impl Rga {
     /// run at `cur` (in `leaf`) ended up.
     fn split_if_full(&mut self, leaf: u32, cur: Cursor) -> Cursor {
         let Some(new_leaf) = self.tree.split_leaf_if_full(leaf, &self.content) else { return cur };
-        for run in &self.tree.leaves[new_leaf as usize].runs {
-            self.ids.set(run.id.replica, run.id.counter, run.id.counter + run.len, new_leaf);
+        // Re-point the moved ids, joined into as few ranges as possible first: the pieces of a
+        // run split by deletes sit next to each other with consecutive counters.
+        let mut moved: Vec<(u32, u32, u32)> =
+            self.tree.leaves[new_leaf as usize].runs.iter().map(|r| (r.id.replica, r.id.counter, r.len)).collect();
+        moved.sort_unstable();
+        let mut i = 0;
+        while i < moved.len() {
+            let (replica, start, mut end) = (moved[i].0, moved[i].1, moved[i].1 + moved[i].2);
+            i += 1;
+            while i < moved.len() && moved[i].0 == replica && moved[i].1 == end {
+                end += moved[i].2;
+                i += 1;
+            }
+            self.ids.set(replica, start, end, new_leaf);
         }
         let kept = self.tree.leaves[leaf as usize].runs.len();
         if cur.run >= kept {
@@ -79,10 +95,13 @@ impl Rga {
             runs[index].len += runs[index + 1].len;
             runs.remove(index + 1);
         }
+        let mut first_changed = index;
         if index > 0 && runs[index - 1].can_append(&runs[index]) {
             runs[index - 1].len += runs[index].len;
             runs.remove(index);
+            first_changed = index - 1;
         }
+        self.tree.runs_changed(leaf, first_changed.min(cur.run));
         self.tree.update_width(leaf, before, after);
         self.split_if_full(leaf, cur);
         true
