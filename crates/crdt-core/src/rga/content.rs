@@ -4,7 +4,8 @@
 //! no strings. Deleted text stays here: it is part of the history that a snapshot carries.
 //!
 //! # Invariants
-//! - `marks[i]` is the byte offset of character `i * MARK_EVERY`.
+//! - `marks[i]` is the byte offset of character `i * MARK_EVERY`; while the text is ASCII there are
+//!   no marks (character `c` is byte `c`).
 //! - `ascii` is true iff `text` is ASCII; `astral` is true iff `text` has a character outside the
 //!   Basic Multilingual Plane (two UTF-16 units).
 
@@ -33,7 +34,11 @@ impl CharBuf {
     }
 
     pub fn push_str(&mut self, s: &str) {
-        if s.is_ascii() {
+        if s.is_ascii() && self.ascii {
+            // Character `c` is byte `c`: no marks needed until the first non-ASCII character.
+            self.text.push_str(s);
+            self.chars += s.len() as u32;
+        } else if s.is_ascii() {
             // Inside an ASCII append, character `c` sits at byte `len_before + (c - start)`.
             let start = self.chars;
             let len_before = self.text.len() as u32;
@@ -46,17 +51,26 @@ impl CharBuf {
             self.text.push_str(s);
             self.chars = end;
         } else {
-            self.ascii = false;
-            for ch in s.chars() {
-                if self.chars.is_multiple_of(MARK_EVERY) {
-                    self.marks.push(self.text.len() as u32);
-                }
-                if ch as u32 > 0xFFFF {
-                    self.astral = true;
-                }
-                self.text.push(ch);
-                self.chars += 1;
+            if self.ascii {
+                // Leaving ASCII: the marks of everything so far, where byte = character.
+                self.marks.extend((0..self.chars.div_ceil(MARK_EVERY)).map(|m| m * MARK_EVERY));
             }
+            self.ascii = false;
+            // A character starts at every byte that is not a continuation byte (0b10xx_xxxx);
+            // one starting with 0b1111_0xxx is outside the BMP.
+            let base = self.text.len() as u32;
+            let mut chars = self.chars;
+            for (i, &b) in s.as_bytes().iter().enumerate() {
+                if b & 0xC0 != 0x80 {
+                    if chars.is_multiple_of(MARK_EVERY) {
+                        self.marks.push(base + i as u32);
+                    }
+                    chars += 1;
+                    self.astral |= b >= 0xF0;
+                }
+            }
+            self.text.push_str(s);
+            self.chars = chars;
         }
     }
 
@@ -109,7 +123,8 @@ impl CharBuf {
             let expect = self.text.char_indices().nth(i * MARK_EVERY as usize).map(|(b, _)| b);
             assert_eq!(Some(*m as usize), expect, "mark {i}");
         }
-        assert_eq!(self.marks.len() as u32, self.chars.div_ceil(MARK_EVERY), "mark count");
+        let marks = if self.ascii { 0 } else { self.chars.div_ceil(MARK_EVERY) };
+        assert_eq!(self.marks.len() as u32, marks, "mark count (none while ASCII)");
     }
 }
 

@@ -175,6 +175,16 @@ impl Ranges {
                 *t = (start, end, leaf);
                 return;
             }
+            // Entirely before the tail (ids moving to a new leaf): the map alone changes.
+            Some(t) if end <= t.0 => {
+                set_in_map(&mut self.map, start, end, leaf);
+                if end == t.0 && leaf == t.2 {
+                    if let Some(last) = self.map.last_entry().filter(|l| l.get().0 == t.0 && l.get().1 == t.2) {
+                        t.0 = last.remove_entry().0;
+                    }
+                }
+                return;
+            }
             Some(t) => {
                 self.map.insert(t.0, (t.1, t.2));
             }
@@ -194,6 +204,43 @@ impl Ranges {
 
 /// Records in `map` that ids `start .. end` live in `leaf`, splitting and joining entries.
 fn set_in_map(map: &mut BTreeMap<u32, (u32, u32)>, start: u32, end: u32, leaf: u32) {
+    // Fast path: the range lies inside one entry (the usual case when a leaf splits).
+    if let Some((&s, &mut (e, l))) = map.range_mut(..=start).next_back() {
+        if end <= e {
+            if l == leaf {
+                return;
+            }
+            if s < start {
+                map.insert(s, (start, l));
+            }
+            if end < e {
+                map.insert(end, (e, l));
+            }
+            let mut new_start = start;
+            let mut new_end = end;
+            if s == start {
+                if let Some((&ps, &(pe, pl))) = map.range(..start).next_back() {
+                    if pe == start && pl == leaf {
+                        map.remove(&ps);
+                        new_start = ps;
+                    }
+                }
+            }
+            if end == e {
+                if let Some(&(ne, nl)) = map.get(&end) {
+                    if nl == leaf {
+                        map.remove(&end);
+                        new_end = ne;
+                    }
+                }
+            }
+            if new_start != start {
+                map.remove(&start);
+            }
+            map.insert(new_start, (new_end, leaf));
+            return;
+        }
+    }
     // Trim an entry that begins before `start` and reaches into the range.
     if let Some((&s, &(e, l))) = map.range(..start).next_back() {
         if e > start {

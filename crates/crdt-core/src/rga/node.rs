@@ -331,6 +331,14 @@ impl Tree {
         None
     }
 
+    /// Tells the seek cache that run `from` of `leaf` grew by deleted characters taken from
+    /// the run after it: only positions counting deleted characters moved.
+    pub fn hidden_moved(&mut self, leaf: u32, from: usize) {
+        if self.cache.is_some_and(|c| c.hint_metric == Metric::All) {
+            self.runs_changed(leaf, from);
+        }
+    }
+
     /// Tells the seek cache that runs `from..` of `leaf` were inserted, removed or resized.
     pub fn runs_changed(&mut self, leaf: u32, from: usize) {
         if let Some(c) = self.cache.as_mut() {
@@ -428,7 +436,10 @@ impl Tree {
         self.cache = None;
         let old_recorded = self.recorded_width(leaf);
         let half = self.leaves[leaf as usize].runs.len() / 2;
-        let moved = self.leaves[leaf as usize].runs.split_off(half);
+        // Sized for a full leaf at once: growing it later would reallocate, and glibc
+        // consolidates its free lists on every allocation that size.
+        let mut moved = Vec::with_capacity(LEAF_CAP + 1);
+        moved.extend(self.leaves[leaf as usize].runs.drain(half..));
         let new_leaf = self.leaves.len() as u32;
         let parent = self.leaves[leaf as usize].parent;
         let next = self.leaves[leaf as usize].next;

@@ -75,8 +75,44 @@ impl Rga {
         let leaf = cur.leaf;
         let mut index = cur.run;
         let runs = &mut self.tree.leaves[leaf as usize].runs;
-        if runs[index].deleted {
+        let run = runs[index];
+        if run.deleted {
             return false;
+        }
+        // Backspace and forward delete at the edge of a run next to its own tombstones: move
+        // the boundary instead of splitting off a run and joining it to the tombstone.
+        let continues = |a: &Run, b: &Run| {
+            b.id.replica == a.id.replica
+                && b.id.counter == a.id.counter + a.len
+                && b.origin_left == a.last()
+                && b.origin_right == a.origin_right
+        };
+        let mut gone = run;
+        gone.id = run.id.plus(cur.offset);
+        gone.len = len;
+        let suffix = cur.offset > 0 && cur.offset + len == run.len;
+        if suffix && index + 1 < runs.len() && runs[index + 1].deleted && continues(&run, &runs[index + 1]) {
+            runs[index].len = cur.offset;
+            let next = &mut runs[index + 1];
+            next.id = gone.id;
+            next.len += len;
+            next.origin_left = run.id.plus(cur.offset - 1);
+            let before = gone.width(&self.content);
+            self.tree.runs_changed(leaf, index);
+            self.tree.update_width(leaf, before, Width { all: len, chars: 0, utf16: 0 });
+            return true;
+        }
+        let prefix = cur.offset == 0 && len < run.len;
+        if prefix && index > 0 && runs[index - 1].deleted && continues(&runs[index - 1], &run) {
+            runs[index - 1].len += len;
+            let rest = &mut runs[index];
+            rest.id = run.id.plus(len);
+            rest.len -= len;
+            rest.origin_left = run.id.plus(len - 1);
+            let before = gone.width(&self.content);
+            self.tree.hidden_moved(leaf, index - 1);
+            self.tree.update_width(leaf, before, Width { all: len, chars: 0, utf16: 0 });
+            return true;
         }
         if cur.offset > 0 {
             let right = runs[index].split(cur.offset);
