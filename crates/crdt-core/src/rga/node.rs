@@ -599,6 +599,21 @@ impl Tree {
             l = self.leaves[l as usize].next;
         }
         assert_eq!(chained, leaves_in_order, "leaf chain follows tree order");
+        if let Some(c) = self.cache {
+            assert_eq!(c.before, self.leaf_start(c.leaf), "seek cache: width before its leaf");
+            let runs = &self.leaves[c.leaf as usize].runs;
+            if c.run < runs.len() {
+                let before: u32 = runs[..c.run].iter().map(|r| metric_width(r, c.hint_metric, bufs)).sum();
+                assert_eq!(c.run_before, before, "seek cache: width before its run");
+            }
+            let mut child = c.leaf;
+            let mut node = self.leaves[c.leaf as usize].parent;
+            for &(n, i) in c.path[..c.depth as usize].iter().rev() {
+                assert_eq!((n, self.nodes[n as usize].children[i as usize]), (node, child), "seek cache: path");
+                child = node;
+                node = self.nodes[node as usize].parent;
+            }
+        }
         for &l in &leaves_in_order {
             let runs = &self.leaves[l as usize].runs;
             assert!(runs.len() <= LEAF_CAP, "leaf over capacity");

@@ -111,6 +111,7 @@ impl Rga {
             rest.origin_left = run.id.plus(len - 1);
             let before = gone.width(&self.content);
             self.tree.hidden_moved(leaf, index - 1);
+            self.tree.runs_changed(leaf, index);
             self.tree.update_width(leaf, before, Width { all: len, chars: 0, utf16: 0 });
             return true;
         }
