@@ -197,36 +197,13 @@ fn long_repeats(data: &[u8]) -> (Vec<u8>, Vec<Match>) {
     (literals, matches)
 }
 
-/// Per-replica stacks of "all nearest smaller values" scans; see the module docs.
-struct Scan {
-    stacks: Vec<Vec<(u32, u32)>>,
-}
+/// Per replica, the stack of an "all nearest smaller values" scan (see the module docs):
+/// `(counter, end, run index)` of runs seen so far, counters increasing from bottom to top.
+type Stacks = Vec<Vec<(u32, u32, u32)>>;
 
-impl Scan {
-    fn new(replicas: usize) -> Self {
-        Scan { stacks: vec![Vec::new(); replicas] }
-    }
-}
-
-/// What the scan predicts for a run's left origin, given its base (`None`: no base).
-fn predicted_left(replica: u32, base: Option<(u32, u32)>) -> Option<(u32, u32)> {
-    base.map(|(_, end)| (replica, end - 1))
-}
-
-/// Per run, the predicted right origin: the nearest run of the same replica to the right with a
-/// smaller counter (its first character).
-fn predicted_right(runs: &[StateRun], replicas: usize) -> Vec<Option<(u32, u32)>> {
-    let mut scan = Scan::new(replicas);
-    let mut out = vec![None; runs.len()];
-    for (i, r) in runs.iter().enumerate().rev() {
-        let stack = &mut scan.stacks[r.replica as usize];
-        while stack.last().is_some_and(|&(c, _)| c > r.counter) {
-            stack.pop();
-        }
-        out[i] = stack.last().map(|&(c, _)| (r.replica, c));
-        stack.push((r.counter, 0));
-    }
-    out
+/// The predicted left origin of a run whose base is `base`: the base's last character.
+fn predicted_left(replica: u32, base: Option<&(u32, u32, u32)>) -> Option<(u32, u32)> {
+    base.map(|&(_, end, _)| (replica, end - 1))
 }
 
 fn runs_to_columns(runs: &[StateRun], replicas: usize, out: &mut Vec<u8>) {
@@ -242,30 +219,36 @@ fn runs_to_columns(runs: &[StateRun], replicas: usize, out: &mut Vec<u8>) {
     for r in runs {
         put(out, (r.len as u64) << 1 | r.deleted as u64);
     }
-    let mut scan = Scan::new(replicas);
-    let mut left_codes = Vec::with_capacity(runs.len());
+    let mut stacks: Stacks = vec![Vec::new(); replicas];
+    let mut predicted = vec![(None, None); runs.len()];
     for (i, r) in runs.iter().enumerate() {
-        let stack = &mut scan.stacks[r.replica as usize];
+        let stack = &mut stacks[r.replica as usize];
         let mut pops = 0u64;
-        while stack.last().is_some_and(|&(c, _)| c > r.counter) {
+        while let Some(&(counter, _, j)) = stack.last() {
+            if counter < r.counter {
+                break;
+            }
+            // This run is the nearest one to the right of run j with a smaller counter.
+            predicted[j as usize].1 = Some((r.replica, r.counter));
             stack.pop();
             pops += 1;
         }
-        let base = stack.last().copied();
-        let offset = r.counter - base.map_or(0, |(_, end)| end);
+        let base = stack.last();
+        let offset = r.counter - base.map_or(0, |&(_, end, _)| end);
         put(out, (offset as u64) << 2 | pops.min(3));
         if pops >= 3 {
             put(out, pops - 3);
         }
-        stack.push((r.counter, r.counter + r.len));
-        let neighbour = i.checked_sub(1).map(|p| (runs[p].replica, runs[p].counter + runs[p].len - 1));
-        left_codes.push(code(r.origin_left, predicted_left(r.replica, base), neighbour));
+        predicted[i].0 = predicted_left(r.replica, base);
+        stack.push((r.counter, r.counter + r.len, i as u32));
     }
-    let right = predicted_right(runs, replicas);
-    let codes: Vec<u8> = (0..runs.len())
-        .map(|i| {
-            let neighbour = runs.get(i + 1).map(|n| (n.replica, n.counter));
-            left_codes[i] + 3 * code(runs[i].origin_right, right[i], neighbour)
+    let codes: Vec<u8> = runs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let left = i.checked_sub(1).map(|p| (runs[p].replica, runs[p].counter + runs[p].len - 1));
+            let right = runs.get(i + 1).map(|n| (n.replica, n.counter));
+            code(r.origin_left, predicted[i].0, left) + 3 * code(r.origin_right, predicted[i].1, right)
         })
         .collect();
     let mut i = 0;
@@ -328,9 +311,35 @@ fn unpack_v2(packed: &[u8], replicas: usize, mut budget: usize) -> Result<(Vec<S
         total = total.checked_add(len).filter(|t| *t <= budget).ok_or("texts longer than the data allows")?;
         lens.push(len);
     }
+    let bytes = rebuild(&mut rd, literals, total)?;
+    let text = if replicas == 1 {
+        vec![String::from_utf8(bytes).map_err(|_| "text is not UTF-8")?]
+    } else {
+        let mut text = Vec::with_capacity(replicas);
+        let mut at = 0;
+        for len in lens {
+            let slice = &bytes[at..at + len];
+            at += len;
+            text.push(std::str::from_utf8(slice).map_err(|_| "text is not UTF-8")?.to_owned());
+        }
+        text
+    };
+    let runs = columns_to_runs(&mut rd, replicas)?;
+    if rd.at != structure.len() {
+        return Err("trailing bytes in text state");
+    }
+    Ok((text, runs))
+}
+
+/// The concatenated texts, `total` bytes: the literals with the repeats listed in `rd` put back.
+fn rebuild(rd: &mut Reader, literals: Vec<u8>, total: usize) -> Result<Vec<u8>, &'static str> {
+    let matches = rd.count()?;
+    if matches == 0 {
+        return if literals.len() == total { Ok(literals) } else { Err("texts do not add up to their lengths") };
+    }
     let mut bytes = Vec::with_capacity(total);
     let mut lit = Reader { buf: &literals, at: 0 };
-    for _ in 0..rd.count()? {
+    for _ in 0..matches {
         let (n, distance, len) = (rd.usize()?, rd.usize()?, rd.usize()?);
         if n > total - bytes.len() {
             return Err("a repeat outside the text");
@@ -343,6 +352,7 @@ fn unpack_v2(packed: &[u8], replicas: usize, mut budget: usize) -> Result<(Vec<S
         if distance >= len {
             bytes.extend_from_within(from..from + len);
         } else {
+            // Overlapping: the copy repeats the last `distance` bytes.
             for k in 0..len {
                 bytes.push(bytes[from + k]);
             }
@@ -352,21 +362,7 @@ fn unpack_v2(packed: &[u8], replicas: usize, mut budget: usize) -> Result<(Vec<S
         return Err("texts do not add up to their lengths");
     }
     bytes.extend_from_slice(&literals[lit.at..]);
-    if bytes.len() != total {
-        return Err("texts do not add up to their lengths");
-    }
-    let mut text = Vec::with_capacity(replicas);
-    let mut at = 0;
-    for len in lens {
-        let slice = &bytes[at..at + len];
-        at += len;
-        text.push(std::str::from_utf8(slice).map_err(|_| "text is not UTF-8")?.to_owned());
-    }
-    let runs = columns_to_runs(&mut rd, replicas)?;
-    if rd.at != structure.len() {
-        return Err("trailing bytes in text state");
-    }
-    Ok((text, runs))
+    Ok(bytes)
 }
 
 fn columns_to_runs(rd: &mut Reader, replicas: usize) -> Result<Vec<StateRun>, &'static str> {
@@ -391,47 +387,59 @@ fn columns_to_runs(rd: &mut Reader, replicas: usize) -> Result<Vec<StateRun>, &'
             return Err("empty run");
         }
     }
-    let mut scan = Scan::new(replicas);
-    for r in runs.iter_mut() {
+    let mut stacks: Stacks = vec![Vec::new(); replicas];
+    for i in 0..n {
         let v = rd.varint()?;
         let mut pops = v & 3;
         if pops == 3 {
             pops = pops.checked_add(rd.varint()?).ok_or("counter out of range")?;
         }
-        let stack = &mut scan.stacks[r.replica as usize];
-        let keep = (stack.len() as u64).checked_sub(pops).ok_or("counter out of range")?;
-        stack.truncate(keep as usize);
-        let base = stack.last().copied();
+        let replica = runs[i].replica;
+        let stack = &mut stacks[replica as usize];
+        let keep = (stack.len() as u64).checked_sub(pops).ok_or("counter out of range")? as usize;
+        let base = keep.checked_sub(1).map(|b| &stack[b]);
         let offset = u32::try_from(v >> 2).map_err(|_| "counter out of range")?;
-        r.counter = base.map_or(0, |(_, end)| end).checked_add(offset).ok_or("counter out of range")?;
-        let end = r.counter.checked_add(r.len).ok_or("counter out of range")?;
-        stack.push((r.counter, end));
-        // Provisionally the prediction; replaced below unless the code says 0.
-        r.origin_left = predicted_left(r.replica, base);
+        let counter = base.map_or(0, |&(_, end, _)| end).checked_add(offset).ok_or("counter out of range")?;
+        let end = counter.checked_add(runs[i].len).ok_or("counter out of range")?;
+        // The origins start as the predictions; the codes below replace the others.
+        runs[i].origin_left = predicted_left(replica, base);
+        for &(_, _, j) in &stack[keep..] {
+            runs[j as usize].origin_right = Some((replica, counter));
+        }
+        stack.truncate(keep);
+        stack.push((counter, end, i as u32));
+        runs[i].counter = counter;
     }
-    let right = predicted_right(&runs, replicas);
-    let mut codes = Vec::with_capacity(n);
-    while codes.len() < n {
+    // Runs of equal codes, then the explicit origins of the runs whose code says so.
+    let mut groups = Vec::new();
+    let mut covered = 0;
+    while covered < n {
         let code = rd.bytes(1)?[0];
         let count = rd.usize()?;
-        if code >= 9 || count == 0 || count > n - codes.len() {
+        if code >= 9 || count == 0 || count > n - covered {
             return Err("bad origin column");
         }
-        codes.extend(std::iter::repeat_n(code, count));
+        groups.push((covered, code, count));
+        covered += count;
     }
-    for (i, code) in codes.into_iter().enumerate() {
-        let left = match code % 3 {
-            0 => runs[i].origin_left,
-            1 => i.checked_sub(1).map(|p| (runs[p].replica, runs[p].counter + runs[p].len - 1)),
-            _ => rd.origin(replicas)?,
-        };
-        let right_origin = match code / 3 {
-            0 => right[i],
-            1 => runs.get(i + 1).map(|r| (r.replica, r.counter)),
-            _ => rd.origin(replicas)?,
-        };
-        runs[i].origin_left = left;
-        runs[i].origin_right = right_origin;
+    for (first, code, count) in groups {
+        if code == 0 {
+            continue;
+        }
+        for i in first..first + count {
+            match code % 3 {
+                0 => {}
+                1 => {
+                    runs[i].origin_left = i.checked_sub(1).map(|p| (runs[p].replica, runs[p].counter + runs[p].len - 1))
+                }
+                _ => runs[i].origin_left = rd.origin(replicas)?,
+            }
+            match code / 3 {
+                0 => {}
+                1 => runs[i].origin_right = runs.get(i + 1).map(|r| (r.replica, r.counter)),
+                _ => runs[i].origin_right = rd.origin(replicas)?,
+            }
+        }
     }
     Ok(runs)
 }
@@ -507,6 +515,12 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn varint(&mut self) -> Result<u64, &'static str> {
+        if let Some(&b) = self.buf.get(self.at) {
+            if b < 0x80 {
+                self.at += 1;
+                return Ok(b as u64);
+            }
+        }
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
             let b = *self.buf.get(self.at).ok_or("text state ends early")?;

@@ -197,6 +197,10 @@ impl Rga {
 
 /// Appends `text` to `buf` in stretches, so that the ASCII ones take the buffer's fast path.
 fn push_text(buf: &mut CharBuf, text: &str) {
+    if text.is_ascii() {
+        buf.push_str(text);
+        return;
+    }
     let bytes = text.as_bytes();
     let mut at = 0;
     while at < bytes.len() {
