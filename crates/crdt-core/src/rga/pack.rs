@@ -90,7 +90,8 @@ pub(super) fn pack(state: &RgaState) -> Vec<u8> {
     }
     runs_to_columns(&state.runs, state.text.len(), &mut structure);
     let packed = frame(&literals, &structure, flate2::Compression::best());
-    if texts.len() + structure.len() <= cap(packed.len()) {
+    // What `unpack` counts against its cap: both inflated streams and the rebuilt texts.
+    if literals.len() + structure.len() + texts.len() <= cap(packed.len()) {
         return packed;
     }
     // Compresses beyond what `unpack` accepts: store instead (at least as long as the input).

@@ -205,7 +205,7 @@ fn push_text(buf: &mut CharBuf, text: &str) {
     let mut at = 0;
     while at < bytes.len() {
         // Both ends of each stretch are ASCII bytes or the ends of `text`: character boundaries.
-        let ascii_end = bytes[at..].iter().position(|b| !b.is_ascii()).map_or(bytes.len(), |p| at + p);
+        let ascii_end = at + ascii_prefix(&bytes[at..]);
         if ascii_end > at {
             buf.push_str(&text[at..ascii_end]);
         }
@@ -218,6 +218,15 @@ fn push_text(buf: &mut CharBuf, text: &str) {
 
 /// `(replica, start, end, leaf)` per run, as the id index takes them.
 type IdRanges = Vec<(u32, u32, u32, u32)>;
+
+/// Length of the ASCII prefix of `bytes`, skipping 64 bytes at a time where it can.
+fn ascii_prefix(bytes: &[u8]) -> usize {
+    let mut i = 0;
+    while i + 64 <= bytes.len() && bytes[i..i + 64].is_ascii() {
+        i += 64;
+    }
+    i + bytes[i..].iter().position(|b| !b.is_ascii()).unwrap_or(bytes.len() - i)
+}
 
 /// Checks that `runs` cover each replica's counters `0 .. chars[replica]` exactly once, without
 /// sorting: a bitmap of run starts gives each run its rank among its replica's runs, which is
