@@ -99,10 +99,10 @@ pub fn decode_bincode(bytes: &[u8]) -> Rga {
 }
 
 impl Encode for Ours {
-    /// The serde form through bincode 2, as `codec.rs` stores it (since crdt-core 845bc67 that
-    /// form is itself packed into columns and deflated, see `rga/pack.rs`).
+    /// The serde form through bincode 2, as `codec.rs` stores it (since crdt-core format 2 of
+    /// `rga/pack.rs`: predicted run columns and texts with long repeats taken out, deflated).
     fn encodings(&mut self) -> Vec<(&'static str, Vec<u8>)> {
-        vec![("bincode (packed, deflate)", encode_bincode(&self.rga))]
+        vec![("bincode (packed v2, deflate)", encode_bincode(&self.rga))]
     }
 
     fn load(_: &str, bytes: &[u8], n: u64) -> Self {
@@ -120,49 +120,80 @@ struct Wire {
     packed: Vec<u8>,
 }
 
-/// Size-only experiments on the shipped encoding, for choosing a compressor: the packed columns
-/// are inflated and compressed again other ways. None of this is loadable; it is evidence for a
-/// change in `rga/pack.rs`, labelled as such in the report.
+fn varint(buf: &[u8], at: &mut usize) -> u64 {
+    let mut v = 0u64;
+    let mut shift = 0;
+    loop {
+        let b = buf[*at];
+        *at += 1;
+        v |= ((b & 0x7f) as u64) << shift;
+        if b < 0x80 {
+            return v;
+        }
+        shift += 7;
+    }
+}
+
+/// Size-only experiments on the shipped encoding (format 2 of `rga/pack.rs`), for choosing a
+/// compressor: its two deflated streams (text literals; structure = text lengths, repeats and
+/// run columns) are inflated and compressed again other ways, and the texts are rebuilt to see
+/// what the long-range repeat pass saves. None of this is loadable; it is evidence for a change
+/// in `rga/pack.rs`, labelled as such in the report.
 pub fn size_experiments(rga: &Rga) -> Vec<(&'static str, usize)> {
     use std::io::{Read, Write};
     let shipped = encode_bincode(rga);
     let (wire, _): (Wire, _) =
         bincode::serde::decode_from_slice(&shipped, config::standard().with_limit::<DECODE_LIMIT>())
             .expect("the wire form matches its mirror");
-    let mut raw = Vec::new();
-    flate2::read::DeflateDecoder::new(&wire.packed[..]).read_to_end(&mut raw).expect("inflates");
-    let deflate_best = {
+    let packed = &wire.packed[..];
+    assert_eq!(packed[0], 0xE6, "format 2 of rga/pack.rs");
+    let mut at = 1;
+    let first = varint(packed, &mut at) as usize;
+    let (literals_z, structure_z) = (&packed[at..at + first], &packed[at + first..]);
+    let inflate = |data: &[u8]| {
+        let mut raw = Vec::new();
+        flate2::read::DeflateDecoder::new(data).read_to_end(&mut raw).expect("inflates");
+        raw
+    };
+    let deflate_best = |data: &[u8]| {
         let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::best());
-        enc.write_all(&raw).expect("in memory");
+        enc.write_all(data).expect("in memory");
         enc.finish().expect("in memory").len()
     };
-    let zstd = |data: &[u8], level: i32| zstd::bulk::compress(data, level).expect("zstd compresses").len();
-    // The per-replica texts come first: varint count, then (varint length, bytes) each.
+    let zstd = |data: &[u8]| zstd::bulk::compress(data, 19).expect("zstd compresses").len();
+    let (literals, structure) = (inflate(literals_z), inflate(structure_z));
+    // The structure starts with the text lengths and the repeats: rebuild the texts.
     let mut at = 0;
-    let varint = |at: &mut usize| {
-        let mut v = 0u64;
-        let mut shift = 0;
-        loop {
-            let b = raw[*at];
-            *at += 1;
-            v |= ((b & 0x7f) as u64) << shift;
-            if b < 0x80 {
-                return v;
-            }
-            shift += 7;
-        }
-    };
-    for _ in 0..varint(&mut at) {
-        at += varint(&mut at) as usize;
+    let mut total = 0;
+    for _ in 0..varint(&structure, &mut at) {
+        total += varint(&structure, &mut at) as usize;
     }
-    let overhead = shipped.len() - wire.packed.len();
+    let mut texts = Vec::with_capacity(total);
+    let mut lit = 0;
+    for _ in 0..varint(&structure, &mut at) {
+        let n = varint(&structure, &mut at) as usize;
+        let distance = varint(&structure, &mut at) as usize;
+        let len = varint(&structure, &mut at) as usize;
+        texts.extend_from_slice(&literals[lit..lit + n]);
+        lit += n;
+        for _ in 0..len {
+            texts.push(texts[texts.len() - distance]);
+        }
+    }
+    texts.extend_from_slice(&literals[lit..]);
+    assert_eq!(texts.len(), total);
+    let overhead = shipped.len() - literals_z.len() - structure_z.len();
     vec![
-        ("columns before compression", raw.len() + overhead),
-        ("shipped: deflate, default level", shipped.len()),
-        ("deflate, best level", deflate_best + overhead),
-        ("zstd level 19", zstd(&raw, 19) + overhead),
-        ("zstd level 22", zstd(&raw, 22) + overhead),
-        ("of which the texts alone, zstd 19", zstd(&raw[..at], 19)),
-        ("of which the run columns alone, zstd 19", zstd(&raw[at..], 19)),
+        ("shipped: literals + structure, deflate best", shipped.len()),
+        ("both streams zstd 19 instead", zstd(&literals) + zstd(&structure) + overhead),
+        ("texts before the repeat pass", texts.len()),
+        ("texts, deflate best, no repeat pass", deflate_best(&texts)),
+        ("texts, zstd 19, no repeat pass", zstd(&texts)),
+        ("text literals after the repeat pass", literals.len()),
+        ("text literals, deflate best (shipped)", literals_z.len()),
+        ("text literals, zstd 19", zstd(&literals)),
+        ("structure before compression", structure.len()),
+        ("structure, deflate best (shipped)", structure_z.len()),
+        ("structure, zstd 19", zstd(&structure)),
     ]
 }

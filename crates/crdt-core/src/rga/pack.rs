@@ -1,85 +1,453 @@
-//! The compact byte form of an [`RgaState`](super::snapshot): columns of varints, deflated.
+//! The compact byte form of an [`RgaState`](super::snapshot): the texts with long repeats
+//! replaced by references, and the runs as predicted columns, each part deflated.
+//!
+//! # Layout (format 2)
 //!
 //! ```text
-//! deflate(
-//!   varint replica count R, then R × (varint byte length, UTF-8 text)  // per-replica text
-//!   varint run count N, then five columns of N entries each:
-//!     replica      varint index
-//!     counter      zigzag varint, the difference to the previous run's counter
-//!     len          varint
-//!     deleted      one byte, 0 or 1
-//!     origins      left:  0 none | 1 the run's own previous id (counter - 1, same replica)
-//!                         | 2 + replica index, then zigzag (origin counter - run counter)
-//!                  right: 0 none | 1 + replica index, then zigzag (origin counter - run counter)
+//! byte 0     TAG_V2 (0xE6): bits 1-2 set, a reserved block type no deflate stream starts with,
+//!            so format 1 (a bare deflate stream) is told apart by this byte
+//! varint     length of the first stream
+//! deflate(   text literals: the bytes of the texts that long repeats did not cover )
+//! deflate(   the structure:
+//!   varint R, then R × varint byte length of replica i's text
+//!   varint M, then M × (varint literal count, varint distance, varint length): the texts,
+//!            concatenated in replica order, are rebuilt by taking that many literal bytes, then
+//!            copying `length` bytes from `distance` bytes back; the literals left come last
+//!   varint N runs (document order)
+//!   replica  runs of equal values: (varint replica index, varint count) until N are covered
+//!   length   N × varint: len << 1 | deleted
+//!   counter  N × varint: (offset << 2) | min(pops, 3), then varint pops - 3 if pops >= 3
+//!   origins  runs of equal codes: (byte left + 3 × right, varint count) until N are covered;
+//!            code 0 predicted, 1 the neighbour, 2 explicit (listed next)
+//!   explicit per run in order, left then right where the code is 2:
+//!            varint 0 for none, or replica index + 1, then varint counter
 //! )
 //! ```
 //!
-//! Typing produces runs whose left origin is the run's own previous character and whose ids
-//! are close to their neighbours', so most entries are one small byte and deflate does the rest
-//! (the text itself is most of what remains).
+//! # The counter and origin model
 //!
-//! Unpacking is bounded: the inflated size is capped (a zip bomb is an error, not an
-//! allocation), and every count is checked against the bytes left before anything is reserved.
+//! Runs are written in document order, which is not the order they were typed in. For each
+//! replica, the encoder and decoder keep the same stack: that replica's runs seen so far whose
+//! counters increase from bottom to top, popping the ones with a larger counter than the run at
+//! hand (an "all nearest smaller values" scan). After the pops, the top is the nearest run to
+//! the left with a smaller counter, the *base*; a run's counter is written as its distance from
+//! the base's end, and the number of pops. A run cut in two by a later insert or a delete
+//! continues its base: offset 0.
+//!
+//! When one replica typed everything, the left origin of a run is exactly the base's last
+//! character (the character just before it when it was typed is the nearest older one to its
+//! left), and its right origin is the nearest run to the right with a smaller counter (found by
+//! the same scan from the right). So origins cost nothing then; concurrent edits of several
+//! replicas fall back to the neighbouring run's boundary, or to an explicit id.
+//!
+//! # Texts
+//!
+//! Every character ever inserted is kept, so a text pasted twice or typed, deleted and pasted
+//! back is stored twice. Deflate only looks 32 KiB back; a first pass finds repeats of at least
+//! [`MIN_MATCH`] bytes anywhere earlier (a rolling hash of 32 bytes) and replaces them by a
+//! reference, which more than halves some traces.
+//!
+//! # Untrusted input
+//!
+//! Unpacking is bounded: everything the packed bytes expand to (both inflated streams and the
+//! rebuilt texts) is capped relative to their length (a zip bomb is an error, not an
+//! allocation), every count is checked against the bytes left before anything is reserved, and
+//! all arithmetic on counters is checked. The packer keeps its own output within that cap (it
+//! falls back to stored, uncompressed streams for text that compresses beyond it), so whatever
+//! it writes unpacks. Format 1 (a single deflated stream of plain columns) is still read.
 
 use std::io::{Read, Write};
 
 use super::snapshot::{RgaState, StateRun};
 
-/// The most an unpacked state may inflate to, relative to the packed bytes, plus a floor.
+/// First byte of format 2.
+const TAG_V2: u8 = 0xE6;
+/// The most an unpacked state may expand to, relative to the packed bytes, plus a floor.
 const MAX_RATIO: usize = 64;
 const MAX_FLOOR: usize = 1 << 20;
+/// The shortest repeat the long-range pass replaces by a reference.
+const MIN_MATCH: usize = 40;
+/// Bytes hashed per position by the long-range pass.
+const WINDOW: usize = 32;
+
+fn cap(packed_len: usize) -> usize {
+    packed_len.saturating_mul(MAX_RATIO).saturating_add(MAX_FLOOR)
+}
 
 pub(super) fn pack(state: &RgaState) -> Vec<u8> {
-    let mut out = Vec::new();
-    put(&mut out, state.text.len() as u64);
+    let texts: Vec<u8> = state.text.concat().into_bytes();
+    let (literals, matches) = long_repeats(&texts);
+    let mut structure = Vec::new();
+    put(&mut structure, state.text.len() as u64);
     for text in &state.text {
-        put(&mut out, text.len() as u64);
-        out.extend_from_slice(text.as_bytes());
+        put(&mut structure, text.len() as u64);
     }
-    let runs = &state.runs;
-    put(&mut out, runs.len() as u64);
-    for r in runs {
-        put(&mut out, r.replica as u64);
+    put(&mut structure, matches.len() as u64);
+    for m in &matches {
+        put(&mut structure, m.literals as u64);
+        put(&mut structure, m.distance as u64);
+        put(&mut structure, m.len as u64);
     }
-    let mut prev = 0i64;
-    for r in runs {
-        put(&mut out, zigzag(r.counter as i64 - prev));
-        prev = r.counter as i64;
+    runs_to_columns(&state.runs, state.text.len(), &mut structure);
+    let packed = frame(&literals, &structure, flate2::Compression::best());
+    // What `unpack` counts against its cap: both inflated streams and the rebuilt texts.
+    if literals.len() + structure.len() + texts.len() <= cap(packed.len()) {
+        return packed;
     }
-    for r in runs {
-        put(&mut out, r.len as u64);
+    // Compresses beyond what `unpack` accepts: store instead (at least as long as the input).
+    let mut structure = Vec::new();
+    put(&mut structure, state.text.len() as u64);
+    for text in &state.text {
+        put(&mut structure, text.len() as u64);
     }
-    out.extend(runs.iter().map(|r| r.deleted as u8));
-    for r in runs {
-        match r.origin_left {
-            None => put(&mut out, 0),
-            Some((rep, c)) if rep == r.replica && r.counter > 0 && c == r.counter - 1 => put(&mut out, 1),
-            Some((rep, c)) => {
-                put(&mut out, 2 + rep as u64);
-                put(&mut out, zigzag(c as i64 - r.counter as i64));
-            }
-        }
-        match r.origin_right {
-            None => put(&mut out, 0),
-            Some((rep, c)) => {
-                put(&mut out, 1 + rep as u64);
-                put(&mut out, zigzag(c as i64 - r.counter as i64));
-            }
-        }
-    }
-    let mut enc = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
-    enc.write_all(&out).expect("writing to a Vec cannot fail");
+    put(&mut structure, 0);
+    runs_to_columns(&state.runs, state.text.len(), &mut structure);
+    frame(&texts, &structure, flate2::Compression::none())
+}
+
+fn frame(literals: &[u8], structure: &[u8], level: flate2::Compression) -> Vec<u8> {
+    let first = deflate(literals, level);
+    let mut out = vec![TAG_V2];
+    put(&mut out, first.len() as u64);
+    out.extend_from_slice(&first);
+    out.extend_from_slice(&deflate(structure, level));
+    out
+}
+
+fn deflate(data: &[u8], level: flate2::Compression) -> Vec<u8> {
+    let mut enc = flate2::write::DeflateEncoder::new(Vec::with_capacity(data.len() / 3), level);
+    enc.write_all(data).expect("writing to a Vec cannot fail");
     enc.finish().expect("writing to a Vec cannot fail")
 }
 
-pub(super) fn unpack(packed: &[u8], replicas: usize) -> Result<(Vec<String>, Vec<StateRun>), &'static str> {
-    let cap = packed.len().saturating_mul(MAX_RATIO).saturating_add(MAX_FLOOR);
+/// Inflates `data`, refusing to produce more than `limit` bytes.
+fn inflate(data: &[u8], limit: usize) -> Result<Vec<u8>, &'static str> {
     let mut raw = Vec::new();
-    let mut dec = flate2::read::DeflateDecoder::new(packed).take(cap as u64 + 1);
+    let mut dec = flate2::read::DeflateDecoder::new(data).take(limit as u64 + 1);
     dec.read_to_end(&mut raw).map_err(|_| "text state is not valid deflate data")?;
-    if raw.len() > cap {
+    if raw.len() > limit {
         return Err("text state inflates too much");
     }
+    Ok(raw)
+}
+
+/// A repeat found by [`long_repeats`]: after `literals` literal bytes, `len` bytes equal to
+/// those `distance` bytes back.
+struct Match {
+    literals: usize,
+    distance: usize,
+    len: usize,
+}
+
+/// Splits `data` into literal bytes and references to earlier repeats of at least
+/// [`MIN_MATCH`] bytes, at any distance.
+fn long_repeats(data: &[u8]) -> (Vec<u8>, Vec<Match>) {
+    const MUL: u64 = 0x100_0000_01b3;
+    let mut matches = Vec::new();
+    if data.len() < MIN_MATCH {
+        return (data.to_vec(), matches);
+    }
+    let bits = (usize::BITS - data.len().leading_zeros()).clamp(12, 22);
+    let mut table = vec![u32::MAX; 1 << bits];
+    let slot = |h: u64| (h.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - bits)) as usize;
+    // MUL^WINDOW, to take the byte leaving the window out of the rolling hash.
+    let out_factor = (0..WINDOW).fold(1u64, |a, _| a.wrapping_mul(MUL));
+    let hash_at =
+        |at: usize| data[at..at + WINDOW].iter().fold(0u64, |h, &b| h.wrapping_mul(MUL).wrapping_add(b as u64));
+    let mut literals = Vec::with_capacity(data.len());
+    let mut lit_start = 0;
+    let mut i = 0;
+    let mut h = hash_at(0);
+    while i + WINDOW <= data.len() {
+        let s = slot(h);
+        let candidate = table[s];
+        table[s] = i as u32;
+        if candidate != u32::MAX {
+            let src = candidate as usize;
+            if data[src..src + WINDOW] == data[i..i + WINDOW] {
+                let (mut a, mut b) = (src, i);
+                while a > 0 && b > lit_start && data[a - 1] == data[b - 1] {
+                    a -= 1;
+                    b -= 1;
+                }
+                let mut len = i + WINDOW - b;
+                while b + len < data.len() && data[a + len] == data[b + len] {
+                    len += 1;
+                }
+                if len >= MIN_MATCH {
+                    literals.extend_from_slice(&data[lit_start..b]);
+                    matches.push(Match { literals: b - lit_start, distance: b - a, len });
+                    i = b + len;
+                    lit_start = i;
+                    if i + WINDOW <= data.len() {
+                        h = hash_at(i);
+                    }
+                    continue;
+                }
+            }
+        }
+        if i + WINDOW < data.len() {
+            h = h
+                .wrapping_mul(MUL)
+                .wrapping_sub((data[i] as u64).wrapping_mul(out_factor))
+                .wrapping_add(data[i + WINDOW] as u64);
+        }
+        i += 1;
+    }
+    literals.extend_from_slice(&data[lit_start..]);
+    (literals, matches)
+}
+
+/// Per replica, the stack of an "all nearest smaller values" scan (see the module docs):
+/// `(counter, end, run index)` of runs seen so far, counters increasing from bottom to top.
+type Stacks = Vec<Vec<(u32, u32, u32)>>;
+
+/// The predicted left origin of a run whose base is `base`: the base's last character.
+fn predicted_left(replica: u32, base: Option<&(u32, u32, u32)>) -> Option<(u32, u32)> {
+    base.map(|&(_, end, _)| (replica, end - 1))
+}
+
+fn runs_to_columns(runs: &[StateRun], replicas: usize, out: &mut Vec<u8>) {
+    put(out, runs.len() as u64);
+    let mut i = 0;
+    while i < runs.len() {
+        let replica = runs[i].replica;
+        let count = runs[i..].iter().take_while(|r| r.replica == replica).count();
+        put(out, replica as u64);
+        put(out, count as u64);
+        i += count;
+    }
+    for r in runs {
+        put(out, (r.len as u64) << 1 | r.deleted as u64);
+    }
+    let mut stacks: Stacks = vec![Vec::new(); replicas];
+    let mut predicted = vec![(None, None); runs.len()];
+    for (i, r) in runs.iter().enumerate() {
+        let stack = &mut stacks[r.replica as usize];
+        let mut pops = 0u64;
+        while let Some(&(counter, _, j)) = stack.last() {
+            if counter < r.counter {
+                break;
+            }
+            // This run is the nearest one to the right of run j with a smaller counter.
+            predicted[j as usize].1 = Some((r.replica, r.counter));
+            stack.pop();
+            pops += 1;
+        }
+        let base = stack.last();
+        let offset = r.counter - base.map_or(0, |&(_, end, _)| end);
+        put(out, (offset as u64) << 2 | pops.min(3));
+        if pops >= 3 {
+            put(out, pops - 3);
+        }
+        predicted[i].0 = predicted_left(r.replica, base);
+        stack.push((r.counter, r.counter + r.len, i as u32));
+    }
+    let codes: Vec<u8> = runs
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let left = i.checked_sub(1).map(|p| (runs[p].replica, runs[p].counter + runs[p].len - 1));
+            let right = runs.get(i + 1).map(|n| (n.replica, n.counter));
+            code(r.origin_left, predicted[i].0, left) + 3 * code(r.origin_right, predicted[i].1, right)
+        })
+        .collect();
+    let mut i = 0;
+    while i < codes.len() {
+        let count = codes[i..].iter().take_while(|c| **c == codes[i]).count();
+        out.push(codes[i]);
+        put(out, count as u64);
+        i += count;
+    }
+    let explicit = |out: &mut Vec<u8>, origin: Option<(u32, u32)>| match origin {
+        None => put(out, 0),
+        Some((replica, counter)) => {
+            put(out, replica as u64 + 1);
+            put(out, counter as u64);
+        }
+    };
+    for (r, c) in runs.iter().zip(&codes) {
+        if c % 3 == 2 {
+            explicit(out, r.origin_left);
+        }
+        if c / 3 == 2 {
+            explicit(out, r.origin_right);
+        }
+    }
+}
+
+/// 0 if `origin` is the prediction, 1 if it is the neighbour's, else 2 (written explicitly).
+fn code(origin: Option<(u32, u32)>, predicted: Option<(u32, u32)>, neighbour: Option<(u32, u32)>) -> u8 {
+    if origin == predicted {
+        0
+    } else if origin == neighbour {
+        1
+    } else {
+        2
+    }
+}
+
+pub(super) fn unpack(packed: &[u8], replicas: usize) -> Result<(Vec<String>, Vec<StateRun>), &'static str> {
+    match packed.first() {
+        Some(&TAG_V2) => unpack_v2(&packed[1..], replicas, cap(packed.len())),
+        _ => unpack_v1(packed, replicas),
+    }
+}
+
+fn unpack_v2(packed: &[u8], replicas: usize, mut budget: usize) -> Result<(Vec<String>, Vec<StateRun>), &'static str> {
+    let mut rd = Reader { buf: packed, at: 0 };
+    let first = rd.count()?;
+    let literals = inflate(rd.bytes(first)?, budget)?;
+    budget -= literals.len();
+    let structure = inflate(&packed[rd.at..], budget)?;
+    budget -= structure.len();
+    let mut rd = Reader { buf: &structure, at: 0 };
+    if rd.count()? != replicas {
+        return Err("one text per replica");
+    }
+    let mut lens = Vec::with_capacity(replicas);
+    let mut total = 0usize;
+    for _ in 0..replicas {
+        let len = usize::try_from(rd.varint()?).map_err(|_| "text too long")?;
+        total = total.checked_add(len).filter(|t| *t <= budget).ok_or("texts longer than the data allows")?;
+        lens.push(len);
+    }
+    let bytes = rebuild(&mut rd, literals, total)?;
+    let text = if replicas == 1 {
+        vec![String::from_utf8(bytes).map_err(|_| "text is not UTF-8")?]
+    } else {
+        let mut text = Vec::with_capacity(replicas);
+        let mut at = 0;
+        for len in lens {
+            let slice = &bytes[at..at + len];
+            at += len;
+            text.push(std::str::from_utf8(slice).map_err(|_| "text is not UTF-8")?.to_owned());
+        }
+        text
+    };
+    let runs = columns_to_runs(&mut rd, replicas)?;
+    if rd.at != structure.len() {
+        return Err("trailing bytes in text state");
+    }
+    Ok((text, runs))
+}
+
+/// The concatenated texts, `total` bytes: the literals with the repeats listed in `rd` put back.
+fn rebuild(rd: &mut Reader, literals: Vec<u8>, total: usize) -> Result<Vec<u8>, &'static str> {
+    let matches = rd.count()?;
+    if matches == 0 {
+        return if literals.len() == total { Ok(literals) } else { Err("texts do not add up to their lengths") };
+    }
+    let mut bytes = Vec::with_capacity(total);
+    let mut lit = Reader { buf: &literals, at: 0 };
+    for _ in 0..matches {
+        let (n, distance, len) = (rd.usize()?, rd.usize()?, rd.usize()?);
+        if n > total - bytes.len() {
+            return Err("a repeat outside the text");
+        }
+        bytes.extend_from_slice(lit.bytes(n)?);
+        if distance == 0 || distance > bytes.len() || len > total - bytes.len() {
+            return Err("a repeat outside the text");
+        }
+        let from = bytes.len() - distance;
+        if distance >= len {
+            bytes.extend_from_within(from..from + len);
+        } else {
+            // Overlapping: the copy repeats the last `distance` bytes.
+            for k in 0..len {
+                bytes.push(bytes[from + k]);
+            }
+        }
+    }
+    if literals.len() - lit.at != total - bytes.len() {
+        return Err("texts do not add up to their lengths");
+    }
+    bytes.extend_from_slice(&literals[lit.at..]);
+    Ok(bytes)
+}
+
+fn columns_to_runs(rd: &mut Reader, replicas: usize) -> Result<Vec<StateRun>, &'static str> {
+    // Every run takes at least two bytes (its counter and its length).
+    let n = rd.count()?;
+    let mut runs: Vec<StateRun> = Vec::with_capacity(n);
+    while runs.len() < n {
+        let replica = rd.u32()?;
+        let count = rd.usize()?;
+        if replica as usize >= replicas || count == 0 || count > n - runs.len() {
+            return Err("bad replica column");
+        }
+        for _ in 0..count {
+            runs.push(StateRun { replica, counter: 0, len: 0, origin_left: None, origin_right: None, deleted: false });
+        }
+    }
+    for r in runs.iter_mut() {
+        let v = rd.varint()?;
+        r.len = u32::try_from(v >> 1).map_err(|_| "number out of range")?;
+        r.deleted = v & 1 == 1;
+        if r.len == 0 {
+            return Err("empty run");
+        }
+    }
+    let mut stacks: Stacks = vec![Vec::new(); replicas];
+    for i in 0..n {
+        let v = rd.varint()?;
+        let mut pops = v & 3;
+        if pops == 3 {
+            pops = pops.checked_add(rd.varint()?).ok_or("counter out of range")?;
+        }
+        let replica = runs[i].replica;
+        let stack = &mut stacks[replica as usize];
+        let keep = (stack.len() as u64).checked_sub(pops).ok_or("counter out of range")? as usize;
+        let base = keep.checked_sub(1).map(|b| &stack[b]);
+        let offset = u32::try_from(v >> 2).map_err(|_| "counter out of range")?;
+        let counter = base.map_or(0, |&(_, end, _)| end).checked_add(offset).ok_or("counter out of range")?;
+        let end = counter.checked_add(runs[i].len).ok_or("counter out of range")?;
+        // The origins start as the predictions; the codes below replace the others.
+        runs[i].origin_left = predicted_left(replica, base);
+        for &(_, _, j) in &stack[keep..] {
+            runs[j as usize].origin_right = Some((replica, counter));
+        }
+        stack.truncate(keep);
+        stack.push((counter, end, i as u32));
+        runs[i].counter = counter;
+    }
+    // Runs of equal codes, then the explicit origins of the runs whose code says so.
+    let mut groups = Vec::new();
+    let mut covered = 0;
+    while covered < n {
+        let code = rd.bytes(1)?[0];
+        let count = rd.usize()?;
+        if code >= 9 || count == 0 || count > n - covered {
+            return Err("bad origin column");
+        }
+        groups.push((covered, code, count));
+        covered += count;
+    }
+    for (first, code, count) in groups {
+        if code == 0 {
+            continue;
+        }
+        for i in first..first + count {
+            match code % 3 {
+                0 => {}
+                1 => {
+                    runs[i].origin_left = i.checked_sub(1).map(|p| (runs[p].replica, runs[p].counter + runs[p].len - 1))
+                }
+                _ => runs[i].origin_left = rd.origin(replicas)?,
+            }
+            match code / 3 {
+                0 => {}
+                1 => runs[i].origin_right = runs.get(i + 1).map(|r| (r.replica, r.counter)),
+                _ => runs[i].origin_right = rd.origin(replicas)?,
+            }
+        }
+    }
+    Ok(runs)
+}
+
+/// Format 1: one deflate stream of plain columns (written before format 2).
+fn unpack_v1(packed: &[u8], replicas: usize) -> Result<(Vec<String>, Vec<StateRun>), &'static str> {
+    let raw = inflate(packed, cap(packed.len()))?;
     let mut rd = Reader { buf: &raw, at: 0 };
     let n = rd.count()?;
     if n != replicas {
@@ -137,10 +505,6 @@ fn put(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-fn zigzag(v: i64) -> u64 {
-    ((v << 1) ^ (v >> 63)) as u64
-}
-
 fn unzigzag(v: u64) -> i64 {
     (v >> 1) as i64 ^ -((v & 1) as i64)
 }
@@ -152,6 +516,12 @@ struct Reader<'a> {
 
 impl Reader<'_> {
     fn varint(&mut self) -> Result<u64, &'static str> {
+        if let Some(&b) = self.buf.get(self.at) {
+            if b < 0x80 {
+                self.at += 1;
+                return Ok(b as u64);
+            }
+        }
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
             let b = *self.buf.get(self.at).ok_or("text state ends early")?;
@@ -166,6 +536,10 @@ impl Reader<'_> {
 
     fn u32(&mut self) -> Result<u32, &'static str> {
         u32::try_from(self.varint()?).map_err(|_| "number out of range")
+    }
+
+    fn usize(&mut self) -> Result<usize, &'static str> {
+        usize::try_from(self.varint()?).map_err(|_| "number out of range")
     }
 
     /// A count of things still to read: never more than the bytes left, so a lying count
@@ -183,6 +557,15 @@ impl Reader<'_> {
         let b = &self.buf[self.at..end];
         self.at = end;
         Ok(b)
+    }
+
+    /// An explicitly written origin: 0 for none, or replica index + 1 and the counter.
+    fn origin(&mut self, replicas: usize) -> Result<Option<(u32, u32)>, &'static str> {
+        match self.varint()? {
+            0 => Ok(None),
+            r if r <= replicas as u64 => Ok(Some((r as u32 - 1, self.u32()?))),
+            _ => Err("an origin of an unknown replica"),
+        }
     }
 
     fn relative(&mut self, base: u32) -> Result<u32, &'static str> {

@@ -19,6 +19,7 @@
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::content::CharBuf;
 use super::node::Run;
 use super::{Id, Rga};
 use crate::ReplicaId;
@@ -147,10 +148,11 @@ impl Rga {
                 return Err("a replica is listed twice");
             }
             let i = rga.ensure_replica(*r);
-            if text.chars().count() >= u32::MAX as usize {
+            // A character takes at least a byte, so only a text this long can overflow a counter.
+            if text.len() >= u32::MAX as usize && text.chars().count() >= u32::MAX as usize {
                 return Err("text too long");
             }
-            rga.content[i as usize].push_str(text);
+            push_text(&mut rga.content[i as usize], text);
         }
         let chars: Vec<u32> = rga.content.iter().map(|b| b.chars()).collect();
         let known = |p: Option<(u32, u32)>| match p {
@@ -158,8 +160,8 @@ impl Rga {
             Some((r, c)) if (r as usize) < n && c < chars[r as usize] => Ok(Id::new(r, c)),
             Some(_) => Err("an origin names a character that was never inserted"),
         };
-        let mut ranges: Vec<Vec<(u32, u32)>> = vec![Vec::new(); n];
-        for s in &state.runs {
+        let mut runs: Vec<Run> = Vec::with_capacity(state.runs.len());
+        for s in state.runs {
             if s.replica as usize >= n || s.len == 0 {
                 return Err("run of an unknown replica or empty");
             }
@@ -167,23 +169,6 @@ impl Rga {
             if end > chars[s.replica as usize] {
                 return Err("run past the replica's text");
             }
-            ranges[s.replica as usize].push((s.counter, end));
-        }
-        for (r, mut list) in ranges.into_iter().enumerate() {
-            list.sort_unstable();
-            let mut at = 0;
-            for (start, end) in list {
-                if start != at {
-                    return Err("runs do not cover each inserted character exactly once");
-                }
-                at = end;
-            }
-            if at != chars[r] {
-                return Err("runs do not cover each inserted character exactly once");
-            }
-        }
-        let mut runs: Vec<Run> = Vec::with_capacity(state.runs.len());
-        for s in state.runs {
             let run = Run {
                 id: Id::new(s.replica, s.counter),
                 len: s.len,
@@ -196,21 +181,110 @@ impl Rga {
                 _ => runs.push(run),
             }
         }
+        let (mut by_id, slot) = sorted_by_id(&runs, &chars)?;
         let (tree, leaf_of) = super::node::Tree::from_runs(runs, &rga.content);
-        let ranges = leaf_of
-            .iter()
-            .enumerate()
-            .map(|(i, leaf)| {
-                let run = tree.leaves[*leaf as usize].runs[i - *leaf as usize * (super::node::LEAF_CAP / 2)];
-                (run.id.replica, run.id.counter, run.id.counter + run.len, *leaf)
-            })
-            .collect();
-        rga.ids = super::id::IdIndex::from_ranges(n, ranges);
+        for (i, leaf) in leaf_of.into_iter().enumerate() {
+            by_id[slot[i] as usize].3 = leaf;
+        }
+        // Already in order, which the index's sort sees in one pass.
+        rga.ids = super::id::IdIndex::from_ranges(n, by_id);
         rga.tree = tree;
         let random = ReplicaId::random();
         rga.set_replica(random);
         Ok(rga)
     }
+}
+
+/// Appends `text` to `buf` in stretches, so that the ASCII ones take the buffer's fast path.
+fn push_text(buf: &mut CharBuf, text: &str) {
+    if text.is_ascii() {
+        buf.push_str(text);
+        return;
+    }
+    let bytes = text.as_bytes();
+    let mut at = 0;
+    while at < bytes.len() {
+        // Both ends of each stretch are ASCII bytes or the ends of `text`: character boundaries.
+        let ascii_end = at + ascii_prefix(&bytes[at..]);
+        if ascii_end > at {
+            buf.push_str(&text[at..ascii_end]);
+        }
+        at = bytes[ascii_end..].iter().position(u8::is_ascii).map_or(bytes.len(), |p| ascii_end + p);
+        if at > ascii_end {
+            buf.push_str(&text[ascii_end..at]);
+        }
+    }
+}
+
+/// `(replica, start, end, leaf)` per run, as the id index takes them.
+type IdRanges = Vec<(u32, u32, u32, u32)>;
+
+/// Length of the ASCII prefix of `bytes`, skipping 64 bytes at a time where it can.
+fn ascii_prefix(bytes: &[u8]) -> usize {
+    let mut i = 0;
+    while i + 64 <= bytes.len() && bytes[i..i + 64].is_ascii() {
+        i += 64;
+    }
+    i + bytes[i..].iter().position(|b| !b.is_ascii()).unwrap_or(bytes.len() - i)
+}
+
+/// Checks that `runs` cover each replica's counters `0 .. chars[replica]` exactly once, without
+/// sorting: a bitmap of run starts gives each run its rank among its replica's runs, which is
+/// its place in id order. Returns `(replica, start, end, 0)` per run in id order, and each
+/// run's place in it.
+fn sorted_by_id(runs: &[Run], chars: &[u32]) -> Result<(IdRanges, Vec<u32>), &'static str> {
+    const NOT_COVERED: &str = "runs do not cover each inserted character exactly once";
+    // Per replica: where its words start in `starts`, and its first place in id order.
+    let mut word_base = Vec::with_capacity(chars.len() + 1);
+    let mut words = 0usize;
+    for c in chars {
+        word_base.push(words);
+        words += (*c as usize).div_ceil(64);
+    }
+    let mut starts = vec![0u64; words];
+    let mut per_replica = vec![0u32; chars.len()];
+    for run in runs {
+        let r = run.id.replica as usize;
+        let bit = run.id.counter as usize;
+        let word = &mut starts[word_base[r] + bit / 64];
+        if *word & (1 << (bit % 64)) != 0 {
+            return Err(NOT_COVERED);
+        }
+        *word |= 1 << (bit % 64);
+        per_replica[r] += 1;
+    }
+    // Runs before each word, counted over all replicas in order: a run's place in id order.
+    let mut before = Vec::with_capacity(words);
+    let mut count = 0u32;
+    for w in &starts {
+        before.push(count);
+        count += w.count_ones();
+    }
+    let mut by_id = vec![(0, 0, 0, 0); runs.len()];
+    let mut slot = Vec::with_capacity(runs.len());
+    for run in runs {
+        let bit = run.id.counter as usize;
+        let word = word_base[run.id.replica as usize] + bit / 64;
+        let place = before[word] + (starts[word] & ((1u64 << (bit % 64)) - 1)).count_ones();
+        by_id[place as usize] = (run.id.replica, run.id.counter, run.id.counter + run.len, 0);
+        slot.push(place);
+    }
+    // In id order, each run of a replica must start where the previous one ended.
+    let mut i = 0;
+    for (r, (&count, &total)) in per_replica.iter().zip(chars).enumerate() {
+        let mut at = 0;
+        for &(replica, start, end, _) in &by_id[i..i + count as usize] {
+            if replica as usize != r || start != at {
+                return Err(NOT_COVERED);
+            }
+            at = end;
+        }
+        if at != total {
+            return Err(NOT_COVERED);
+        }
+        i += count as usize;
+    }
+    Ok((by_id, slot))
 }
 
 impl Serialize for Rga {
