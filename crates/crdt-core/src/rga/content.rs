@@ -85,6 +85,12 @@ impl CharBuf {
         let mark = (c / MARK_EVERY) as usize;
         let start = self.marks[mark] as usize;
         let skip = (c % MARK_EVERY) as usize;
+        // A block whose characters are all one byte (most of them, in most texts): no scan.
+        let block_end = self.marks.get(mark + 1).map_or(self.text.len(), |m| *m as usize);
+        let block_chars = MARK_EVERY.min(self.chars - mark as u32 * MARK_EVERY) as usize;
+        if block_end - start == block_chars {
+            return start + skip;
+        }
         match self.text[start..].char_indices().nth(skip) {
             Some((i, _)) => start + i,
             None => self.text.len(),
