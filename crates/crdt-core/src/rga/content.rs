@@ -97,6 +97,16 @@ impl CharBuf {
         }
     }
 
+    /// Bytes from character `from` to the end.
+    pub fn byte_len(&self, from: u32) -> usize {
+        self.text.len() - self.byte_of(from)
+    }
+
+    /// Makes room for `bytes` more bytes of text.
+    pub fn reserve(&mut self, bytes: usize) {
+        self.text.reserve(bytes);
+    }
+
     /// The text of characters `start .. start + len`.
     pub fn slice(&self, start: u32, len: u32) -> &str {
         let a = self.byte_of(start);

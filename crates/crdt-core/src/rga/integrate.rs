@@ -13,11 +13,17 @@ use super::{Id, Rga};
 use crate::ReplicaId;
 
 impl Rga {
-    /// Places a remote run whose origins are known and returns where it starts.
-    pub(super) fn integrate(&mut self, run: Run, replica: ReplicaId) -> Cursor {
+    /// Places a remote run whose origins are known and returns where it starts. `known` may
+    /// give where one character is (a caller integrating runs one after another passes where
+    /// the previous one ended: the next often continues it).
+    pub(super) fn integrate(&mut self, run: Run, replica: ReplicaId, known: Option<(Id, Cursor)>) -> Cursor {
         // Fast path, by far the most common: nothing was inserted concurrently between the two
         // origins, so the run goes right after its left origin.
-        let left = if run.origin_left.is_none() { None } else { self.cursor_of(run.origin_left) };
+        let left = match known {
+            _ if run.origin_left.is_none() => None,
+            Some((id, cur)) if id == run.origin_left => Some(cur),
+            _ => self.cursor_of(run.origin_left),
+        };
         let next = match left {
             None => self.seek_all(0),
             Some(c) => self.tree.next_char(c),
@@ -85,20 +91,26 @@ impl Rga {
         let remap: Vec<u32> =
             (0..other.replicas.len() as u32).map(|i| self.ensure_replica(other.replica_of(i))).collect();
         let to_ours = |id: Id| if id.is_none() { Id::NONE } else { Id::new(remap[id.replica as usize], id.counter) };
+        // What this text knew before, per replica (our index): older ids may need deleting.
+        let known_before: Vec<u32> = self.content.iter().map(|b| b.chars()).collect();
         // The other's runs in document order, and per replica of the other their indices in
-        // counter order (sorted as `counter << 32 | index` keys).
+        // counter order: runs tile each replica's counters, so a slot per counter sorts them.
         let mut runs: Vec<Run> = Vec::new();
-        let mut queues: Vec<Vec<u64>> = vec![Vec::new(); other.replicas.len()];
         let mut leaf = other.tree.first_leaf;
         while leaf != NIL {
-            for run in &other.tree.leaves[leaf as usize].runs {
-                queues[run.id.replica as usize].push((run.id.counter as u64) << 32 | runs.len() as u64);
-                runs.push(*run);
-            }
+            runs.extend_from_slice(&other.tree.leaves[leaf as usize].runs);
             leaf = other.tree.leaves[leaf as usize].next;
         }
-        for q in &mut queues {
-            q.sort_unstable();
+        let mut slots: Vec<Vec<u32>> = other.content.iter().map(|b| vec![u32::MAX; b.chars() as usize]).collect();
+        for (i, run) in runs.iter().enumerate() {
+            slots[run.id.replica as usize][run.id.counter as usize] = i as u32;
+        }
+        let queues: Vec<Vec<u32>> =
+            slots.into_iter().map(|s| s.into_iter().filter(|i| *i != u32::MAX).collect()).collect();
+        for (q, buf) in other.content.iter().enumerate() {
+            let r = remap[q] as usize;
+            let new = buf.chars().saturating_sub(self.content[r].chars());
+            self.content[r].reserve(buf.byte_len(buf.chars() - new));
         }
         // Kahn's algorithm: a run goes in once its origins are known here; a queue whose head
         // waits for an id sleeps until that id's replica (our index) has grown past it.
@@ -106,10 +118,12 @@ impl Rga {
         let mut waiting: Vec<Vec<(u32, usize)>> = vec![Vec::new(); self.replicas.len()];
         let mut ready: Vec<usize> = (0..queues.len()).collect();
         let known = |rga: &Rga, id: Id| id.is_none() || id.counter < rga.content[id.replica as usize].chars();
+        // Where the last placed run ended: the next run of the queue often continues it.
+        let mut last: Option<(Id, Cursor)> = None;
         while let Some(q) = ready.pop() {
             let r = remap[q];
-            while let Some(&key) = queues[q].get(heads[q]) {
-                let run = runs[(key & u32::MAX as u64) as usize];
+            while let Some(&index) = queues[q].get(heads[q]) {
+                let run = runs[index as usize];
                 let next = self.content[r as usize].chars();
                 let (start, end) = (run.id.counter, run.id.counter + run.len);
                 if end <= next {
@@ -128,8 +142,11 @@ impl Rga {
                     break;
                 }
                 self.content[r as usize].push_str(other.content[q].slice(from, end - from));
-                let placed = Run { id: Id::new(r, from), len: end - from, origin_left, origin_right, deleted: false };
-                self.integrate(placed, other.replica_of(q as u32));
+                // New characters the other deleted go in deleted: same place, nothing to redo.
+                let placed =
+                    Run { id: Id::new(r, from), len: end - from, origin_left, origin_right, deleted: run.deleted };
+                let at = self.integrate(placed, other.replica_of(q as u32), last);
+                last = Some((placed.last(), Cursor { offset: at.offset + placed.len - 1, ..at }));
                 heads[q] += 1;
                 let grown = self.content[r as usize].chars();
                 waiting[r as usize].retain(|&(needed, w)| {
@@ -142,10 +159,13 @@ impl Rga {
                 });
             }
         }
+        // Deletes of characters this text already had.
         for run in runs.iter().filter(|r| r.deleted) {
             let id = to_ours(run.id);
-            if id.counter + run.len <= self.content[id.replica as usize].chars() {
-                self.delete_ids(id, run.len, None);
+            let old_end = known_before.get(id.replica as usize).copied().unwrap_or(0);
+            let end = (id.counter + run.len).min(old_end);
+            if id.counter < end {
+                self.delete_ids(id, end - id.counter, None);
             }
         }
         self.after_edit();

@@ -257,7 +257,7 @@ impl Rga {
             origin_right: right,
             deleted: false,
         };
-        let cur = self.integrate(run, id.replica);
+        let cur = self.integrate(run, id.replica, None);
         if let Some(d) = deltas {
             let at = self.tree.position(cur, &self.content);
             d.push(TextDelta::Insert { pos: at.chars as usize, pos_utf16: at.utf16 as usize, text: text.to_owned() });
