@@ -71,6 +71,9 @@ pub struct Rga {
     content: Vec<CharBuf>,
     ids: IdIndex,
     tree: Tree,
+    /// Position (in characters) and place of the last character the last local insert typed,
+    /// while nothing else has changed since: the next keystroke usually goes right after it.
+    typing: Option<(u32, Cursor)>,
 }
 
 impl Rga {
@@ -83,6 +86,7 @@ impl Rga {
             content: Vec::new(),
             ids: IdIndex::default(),
             tree: Tree::default(),
+            typing: None,
         };
         rga.local = rga.ensure_replica(replica);
         rga
@@ -159,7 +163,11 @@ impl Rga {
         if n as u64 + counter as u64 >= u32::MAX as u64 {
             return Err(EditError::Overflow);
         }
-        let after = if pos == 0 { None } else { self.tree.seek_cached(pos as u32 - 1, Metric::Chars, &self.content) };
+        let after = match self.typing.take() {
+            _ if pos == 0 => None,
+            Some((last, cur)) if last + 1 == pos as u32 => Some(cur),
+            _ => self.tree.seek_cached(pos as u32 - 1, Metric::Chars, &self.content),
+        };
         let origin_left = after.map_or(Id::NONE, |c| self.id_at(c));
         let next = match after {
             None => self.tree.seek(0, Metric::All, &self.content),
@@ -168,7 +176,8 @@ impl Rga {
         let origin_right = next.map_or(Id::NONE, |c| self.id_at(c));
         self.content[self.local as usize].push_str(text);
         let run = Run { id: Id::new(self.local, counter), len: n as u32, origin_left, origin_right, deleted: false };
-        self.place_after(after, run);
+        let at = self.place_after(after, run);
+        self.typing = Some(((pos + n) as u32 - 1, Cursor { offset: at.offset + n as u32 - 1, ..at }));
         self.after_edit();
         Ok(LocalInsert {
             id: OpId::new(self.replica, counter as u64),
@@ -185,6 +194,7 @@ impl Rga {
         if pos.checked_add(len).is_none_or(|end| end > total) {
             return Err(EditError::OutOfBounds { pos: pos.saturating_add(len), len: total });
         }
+        self.typing = None;
         let mut deleted = LocalDelete::default();
         if len == 0 {
             return Ok(deleted);
@@ -339,6 +349,11 @@ impl Rga {
             buf.check_invariants();
         }
         self.tree.check_invariants(&self.content);
+        if let Some((pos, cur)) = self.typing {
+            let run = self.tree.leaves[cur.leaf as usize].runs[cur.run];
+            assert!(cur.offset < run.len && !run.deleted, "typing cursor on a visible character");
+            assert_eq!(self.tree.position(cur, &self.content).chars, pos, "typing cursor position");
+        }
         let mut seen = vec![0u64; self.content.len()];
         let mut leaf = self.tree.first_leaf;
         while leaf != node::NIL {

@@ -34,6 +34,14 @@ impl CharBuf {
     }
 
     pub fn push_str(&mut self, s: &str) {
+        if let [b] = s.as_bytes() {
+            if *b < 0x80 && self.ascii {
+                // One typed ASCII character, the most common push by far.
+                self.text.push(*b as char);
+                self.chars += 1;
+                return;
+            }
+        }
         if s.is_ascii() && self.ascii {
             // Character `c` is byte `c`: no marks needed until the first non-ASCII character.
             self.text.push_str(s);

@@ -87,6 +87,7 @@ impl Rga {
     /// Merges another replica's state into this one: afterwards this text holds every character
     /// either held, in the order both agree on, deleted if either deleted it.
     pub fn merge(&mut self, other: &Rga) {
+        self.typing = None;
         // The other's replica indices in this text's table.
         let remap: Vec<u32> =
             (0..other.replicas.len() as u32).map(|i| self.ensure_replica(other.replica_of(i))).collect();

@@ -160,6 +160,8 @@ pub(crate) struct Tree {
     pub first_leaf: u32,
     /// Where the last seek ended: typing goes on where it was, so most seeks start there.
     cache: Option<SeekCache>,
+    /// The width of the whole sequence (the sum of the root's widths).
+    total: Width,
 }
 
 /// Deepest tree the seek cache keeps a path for (a tree this deep holds over 16^8 leaves).
@@ -193,6 +195,7 @@ impl Default for Tree {
             root: 0,
             first_leaf: 0,
             cache: None,
+            total: Width::default(),
         }
     }
 }
@@ -200,8 +203,7 @@ impl Default for Tree {
 impl Tree {
     /// Total width of the sequence.
     pub fn total(&self) -> Width {
-        let root = &self.nodes[self.root as usize];
-        root.widths.iter().fold(Width::default(), |a, w| a.add(*w))
+        self.total
     }
 
     /// The leaf holding unit `pos` (which must be `< total`), `pos`'s offset inside it, and the
@@ -398,6 +400,7 @@ impl Tree {
         if old == new {
             return;
         }
+        self.total = self.total.sub(old).add(new);
         match self.cache {
             Some(c) if c.leaf == leaf && c.depth > 0 => {
                 for &(node, i) in &c.path[..c.depth as usize] {
@@ -551,7 +554,7 @@ impl Tree {
             leaves.push(Leaf { runs: chunk.to_vec(), parent: NIL, next: i as u32 + 1 });
         }
         leaves.last_mut().expect("at least one leaf").next = NIL;
-        let mut tree = Tree { leaves, nodes: Vec::new(), root: 0, first_leaf: 0, cache: None };
+        let mut tree = Tree { leaves, nodes: Vec::new(), root: 0, first_leaf: 0, cache: None, total: Width::default() };
         // (child, width) of the level being grouped; leaves first.
         let mut level: Vec<(u32, Width)> =
             (0..tree.leaves.len() as u32).map(|l| (l, tree.leaf_width(l, bufs))).collect();
@@ -579,6 +582,7 @@ impl Tree {
             }
             if next_level.len() == 1 {
                 tree.root = next_level[0].0;
+                tree.total = next_level[0].1;
                 return (tree, leaf_of);
             }
             level = next_level;
@@ -599,6 +603,8 @@ impl Tree {
             l = self.leaves[l as usize].next;
         }
         assert_eq!(chained, leaves_in_order, "leaf chain follows tree order");
+        let root = &self.nodes[self.root as usize];
+        assert_eq!(self.total, root.widths.iter().fold(Width::default(), |a, w| a.add(*w)), "total width");
         if let Some(c) = self.cache {
             assert_eq!(c.before, self.leaf_start(c.leaf), "seek cache: width before its leaf");
             let runs = &self.leaves[c.leaf as usize].runs;

@@ -149,6 +149,7 @@ impl Rga {
         op: &RgaOp,
         deltas: Option<&mut Vec<TextDelta>>,
     ) -> Result<Applied, ApplyError> {
+        self.typing = None;
         let applied = match op {
             RgaOp::Insert { id, origin_left, origin_right, text } => {
                 self.apply_insert(*id, *origin_left, *origin_right, text, deltas)?
