@@ -74,6 +74,9 @@ pub struct Rga {
     /// Position (in characters) and place of the last character the last local insert typed,
     /// while nothing else has changed since: the next keystroke usually goes right after it.
     typing: Option<(u32, Cursor)>,
+    /// The last character the last remote insert placed, and where, while nothing else has
+    /// changed since: the next remote operation usually continues it or deletes it.
+    placed: Option<(Id, Cursor)>,
 }
 
 impl Rga {
@@ -87,6 +90,7 @@ impl Rga {
             ids: IdIndex::default(),
             tree: Tree::default(),
             typing: None,
+            placed: None,
         };
         rga.local = rga.ensure_replica(replica);
         rga
@@ -163,6 +167,7 @@ impl Rga {
         if n as u64 + counter as u64 >= u32::MAX as u64 {
             return Err(EditError::Overflow);
         }
+        self.placed = None;
         let after = match self.typing.take() {
             _ if pos == 0 => None,
             Some((last, cur)) if last + 1 == pos as u32 => Some(cur),
@@ -195,6 +200,7 @@ impl Rga {
             return Err(EditError::OutOfBounds { pos: pos.saturating_add(len), len: total });
         }
         self.typing = None;
+        self.placed = None;
         let mut deleted = LocalDelete::default();
         if len == 0 {
             return Ok(deleted);
@@ -354,6 +360,9 @@ impl Rga {
             assert!(cur.offset < run.len && !run.deleted, "typing cursor on a visible character");
             assert_eq!(self.tree.position(cur, &self.content).chars, pos, "typing cursor position");
         }
+        if let Some((id, cur)) = self.placed {
+            assert_eq!(self.id_at(cur), id, "last placed character's cursor");
+        }
         let mut seen = vec![0u64; self.content.len()];
         let mut leaf = self.tree.first_leaf;
         while leaf != node::NIL {
@@ -391,6 +400,17 @@ impl Rga {
     fn known_id(&self, id: OpId) -> Option<Id> {
         let r = self.replicas.lookup(id.replica)?;
         (id.counter < self.content[r as usize].chars() as u64).then(|| Id::new(r, id.counter as u32))
+    }
+
+    /// [`cursor_of`](Self::cursor_of), looking first in the run of a known character.
+    fn cursor_near(&self, id: Id, hint: Option<(Id, Cursor)>) -> Option<Cursor> {
+        if let Some((_, c)) = hint {
+            let run = self.tree.leaves[c.leaf as usize].runs[c.run];
+            if run.contains(id) {
+                return Some(Cursor { offset: id.counter - run.id.counter, ..c });
+            }
+        }
+        self.cursor_of(id)
     }
 
     fn cursor_of(&self, id: Id) -> Option<Cursor> {

@@ -21,8 +21,7 @@ impl Rga {
         // origins, so the run goes right after its left origin.
         let left = match known {
             _ if run.origin_left.is_none() => None,
-            Some((id, cur)) if id == run.origin_left => Some(cur),
-            _ => self.cursor_of(run.origin_left),
+            _ => self.cursor_near(run.origin_left, known),
         };
         let next = match left {
             None => self.seek_all(0),
@@ -88,6 +87,7 @@ impl Rga {
     /// either held, in the order both agree on, deleted if either deleted it.
     pub fn merge(&mut self, other: &Rga) {
         self.typing = None;
+        self.placed = None;
         // The other's replica indices in this text's table.
         let remap: Vec<u32> =
             (0..other.replicas.len() as u32).map(|i| self.ensure_replica(other.replica_of(i))).collect();

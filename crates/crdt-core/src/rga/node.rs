@@ -409,18 +409,31 @@ impl Tree {
                 }
                 return;
             }
-            Some(c) if c.leaf != leaf => self.cache = None,
             _ => {}
         }
+        // Walk up, and make `leaf` the cached one (with its path and start): the next change is
+        // most likely in the same leaf again.
+        let mut path = [(0u32, 0u8); MAX_DEPTH];
+        let mut depth = 0;
+        let mut before = Width::default();
         let mut child = leaf;
         let mut node = self.leaves[leaf as usize].parent;
         while node != NIL {
             let i = self.child_index(node, child);
             let n = &mut self.nodes[node as usize];
+            before = n.widths[..i].iter().fold(before, |a, w| a.add(*w));
             n.widths[i] = n.widths[i].sub(old).add(new);
+            if depth < MAX_DEPTH {
+                path[depth] = (node, i as u8);
+            }
+            depth += 1;
             child = node;
             node = n.parent;
         }
+        self.cache = (depth <= MAX_DEPTH).then(|| {
+            path[..depth].reverse();
+            SeekCache { leaf, before, run: 0, run_before: 0, hint_metric: Metric::Chars, path, depth: depth as u8 }
+        });
     }
 
     /// The width `leaf` has as recorded in its parent.

@@ -150,12 +150,16 @@ impl Rga {
         deltas: Option<&mut Vec<TextDelta>>,
     ) -> Result<Applied, ApplyError> {
         self.typing = None;
+        let hint = self.placed.take();
         let applied = match op {
             RgaOp::Insert { id, origin_left, origin_right, text } => {
-                self.apply_insert(*id, *origin_left, *origin_right, text, deltas)?
+                self.apply_insert(*id, *origin_left, *origin_right, text, deltas, hint)?
             }
             RgaOp::Delete { ranges } => {
-                let mut checked = Vec::with_capacity(ranges.len());
+                // Checked in full before anything changes; one range (the usual case) needs no
+                // list.
+                let mut first = None;
+                let mut checked = Vec::new();
                 for r in ranges {
                     let unknown = ApplyError::UnknownId { replica: r.start.replica, counter: r.start.counter };
                     let start = self.known_id(r.start).ok_or(unknown)?;
@@ -164,12 +168,17 @@ impl Rga {
                     if end > self.content[start.replica as usize].chars() as u64 {
                         return Err(ApplyError::UnknownId { replica: r.start.replica, counter: end - 1 });
                     }
-                    checked.push((start, r.len as u32));
+                    if first.is_none() {
+                        first = Some((start, r.len as u32));
+                    } else {
+                        checked.push((start, r.len as u32));
+                    }
                 }
                 let mut changed = false;
                 let mut deltas = deltas;
-                for (start, len) in checked {
-                    changed |= self.delete_ids(start, len, deltas.as_deref_mut());
+                let mut hint = hint;
+                for (start, len) in first.into_iter().chain(checked) {
+                    changed |= self.delete_ids_near(start, len, deltas.as_deref_mut(), hint.take());
                 }
                 if changed {
                     Applied::Changed
@@ -183,12 +192,24 @@ impl Rga {
     }
 
     /// Deletes the characters with ids `start .. start + len` (all known).
-    pub(super) fn delete_ids(&mut self, start: Id, len: u32, mut deltas: Option<&mut Vec<TextDelta>>) -> bool {
+    pub(super) fn delete_ids(&mut self, start: Id, len: u32, deltas: Option<&mut Vec<TextDelta>>) -> bool {
+        self.delete_ids_near(start, len, deltas, None)
+    }
+
+    /// [`delete_ids`](Self::delete_ids) where `hint` may name a character and where it is, valid
+    /// until the first change.
+    fn delete_ids_near(
+        &mut self,
+        start: Id,
+        len: u32,
+        mut deltas: Option<&mut Vec<TextDelta>>,
+        mut hint: Option<(Id, Cursor)>,
+    ) -> bool {
         let mut changed = false;
         let mut done = 0;
         while done < len {
             let id = start.plus(done);
-            let cur = self.cursor_of(id).expect("known id has a run");
+            let cur = self.cursor_near(id, hint.take()).expect("known id has a run");
             let run = self.tree.leaves[cur.leaf as usize].runs[cur.run];
             let take = (len - done).min(run.len - cur.offset);
             if !run.deleted {
@@ -219,6 +240,7 @@ impl Rga {
         origin_right: Option<OpId>,
         text: &str,
         deltas: Option<&mut Vec<TextDelta>>,
+        hint: Option<(Id, Cursor)>,
     ) -> Result<Applied, ApplyError> {
         let len = text.chars().count() as u64;
         if len == 0 {
@@ -226,7 +248,9 @@ impl Rga {
         }
         let end = id.counter.checked_add(len).filter(|e| *e < u32::MAX as u64);
         let end = end.ok_or(ApplyError::Invalid("counter overflow"))?;
-        let next = self.next_counter(id.replica);
+        // One replica-table lookup for the common case where the origins are the same replica's.
+        let known_replica = self.replicas.lookup(id.replica);
+        let next = known_replica.map_or(0, |r| self.content[r as usize].chars() as u64);
         if end <= next {
             return Ok(Applied::Duplicate);
         }
@@ -242,14 +266,21 @@ impl Rga {
             (text, origin_left)
         };
         let resolve = |o: Option<OpId>| -> Result<Id, ApplyError> {
-            match o {
-                None => Ok(Id::NONE),
-                Some(o) => self.known_id(o).ok_or(ApplyError::UnknownId { replica: o.replica, counter: o.counter }),
-            }
+            let Some(o) = o else { return Ok(Id::NONE) };
+            let known = if o.replica == id.replica {
+                // `next` is 0 for a replica not in the table: nothing of it is known.
+                known_replica.filter(|_| o.counter < next).map(|r| Id::new(r, o.counter as u32))
+            } else {
+                self.known_id(o)
+            };
+            known.ok_or(ApplyError::UnknownId { replica: o.replica, counter: o.counter })
         };
         let left = resolve(origin_left)?;
         let right = resolve(origin_right)?;
-        let r = self.ensure_replica(id.replica);
+        let r = match known_replica {
+            Some(r) => r,
+            None => self.ensure_replica(id.replica),
+        };
         self.content[r as usize].push_str(text);
         let run = Run {
             id: Id::new(r, next as u32),
@@ -258,7 +289,8 @@ impl Rga {
             origin_right: right,
             deleted: false,
         };
-        let cur = self.integrate(run, id.replica, None);
+        let cur = self.integrate(run, id.replica, hint);
+        self.placed = Some((run.last(), Cursor { offset: cur.offset + run.len - 1, ..cur }));
         if let Some(d) = deltas {
             let at = self.tree.position(cur, &self.content);
             d.push(TextDelta::Insert { pos: at.chars as usize, pos_utf16: at.utf16 as usize, text: text.to_owned() });
