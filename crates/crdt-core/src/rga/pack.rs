@@ -56,7 +56,7 @@
 //! falls back to stored, uncompressed streams for text that compresses beyond it), so whatever
 //! it writes unpacks. Format 1 (a single deflated stream of plain columns) is still read.
 
-use std::io::{Read, Write};
+use std::io::Write;
 
 use super::snapshot::{RgaState, StateRun};
 
@@ -121,14 +121,40 @@ fn deflate(data: &[u8], level: flate2::Compression) -> Vec<u8> {
 }
 
 /// Inflates `data`, refusing to produce more than `limit` bytes.
+///
+/// Decompresses straight into one buffer: a first guess at the size, then (only for data that
+/// expands more than that) again into buffers twice as large, up to `limit`.
 fn inflate(data: &[u8], limit: usize) -> Result<Vec<u8>, &'static str> {
-    let mut raw = Vec::new();
-    let mut dec = flate2::read::DeflateDecoder::new(data).take(limit as u64 + 1);
-    dec.read_to_end(&mut raw).map_err(|_| "text state is not valid deflate data")?;
-    if raw.len() > limit {
-        return Err("text state inflates too much");
+    let mut size = data.len().saturating_mul(2).saturating_add(4096).min(limit);
+    loop {
+        let mut out = vec![0; size];
+        match inflate_into(data, &mut out) {
+            Ok(n) => {
+                out.truncate(n);
+                return Ok(out);
+            }
+            Err(FULL) if size < limit => size = size.saturating_mul(2).min(limit),
+            Err(FULL) => return Err("text state inflates too much"),
+            Err(e) => return Err(e),
+        }
     }
-    Ok(raw)
+}
+
+/// What [`inflate_into`] returns when the data does not fit.
+const FULL: &str = "deflate data longer than expected";
+
+/// Inflates `data` into `out` and returns the length, or [`FULL`] if `out` is too short.
+fn inflate_into(data: &[u8], out: &mut [u8]) -> Result<usize, &'static str> {
+    const BAD: &str = "text state is not valid deflate data";
+    let mut dec = flate2::Decompress::new(false);
+    let status = dec.decompress(data, out, flate2::FlushDecompress::Finish).map_err(|_| BAD)?;
+    let written = dec.total_out() as usize;
+    match status {
+        flate2::Status::StreamEnd => Ok(written),
+        // Stopped with room left: the stream ends early.
+        _ if written < out.len() => Err(BAD),
+        _ => Err(FULL),
+    }
 }
 
 /// A repeat found by [`long_repeats`]: after `literals` literal bytes, `len` bytes equal to
@@ -297,9 +323,10 @@ pub(super) fn unpack(packed: &[u8], replicas: usize) -> Result<(Vec<String>, Vec
 fn unpack_v2(packed: &[u8], replicas: usize, mut budget: usize) -> Result<(Vec<String>, Vec<StateRun>), &'static str> {
     let mut rd = Reader { buf: packed, at: 0 };
     let first = rd.count()?;
-    let literals = inflate(rd.bytes(first)?, budget)?;
-    budget -= literals.len();
-    let structure = inflate(&packed[rd.at..], budget)?;
+    let (literal_stream, structure_stream) = packed[rd.at..].split_at(first);
+    // The structure first: it says how many literal bytes to expect, so that they inflate
+    // straight into the buffer of the texts.
+    let structure = inflate(structure_stream, budget)?;
     budget -= structure.len();
     let mut rd = Reader { buf: &structure, at: 0 };
     if rd.count()? != replicas {
@@ -312,7 +339,7 @@ fn unpack_v2(packed: &[u8], replicas: usize, mut budget: usize) -> Result<(Vec<S
         total = total.checked_add(len).filter(|t| *t <= budget).ok_or("texts longer than the data allows")?;
         lens.push(len);
     }
-    let bytes = rebuild(&mut rd, literals, total)?;
+    let bytes = rebuild(&mut rd, literal_stream, total)?;
     let text = if replicas == 1 {
         vec![String::from_utf8(bytes).map_err(|_| "text is not UTF-8")?]
     } else {
@@ -332,37 +359,58 @@ fn unpack_v2(packed: &[u8], replicas: usize, mut budget: usize) -> Result<(Vec<S
     Ok((text, runs))
 }
 
-/// The concatenated texts, `total` bytes: the literals with the repeats listed in `rd` put back.
-fn rebuild(rd: &mut Reader, literals: Vec<u8>, total: usize) -> Result<Vec<u8>, &'static str> {
+/// The concatenated texts, `total` bytes: the literals (inflated from `literal_stream`) with
+/// the repeats listed in `rd` put back.
+///
+/// The literals inflate into the end of the texts' buffer, and the texts are rebuilt from its
+/// start: the bytes written never pass the literals still to be read (they trail them by the
+/// length of the repeats still to come), so one buffer does.
+fn rebuild(rd: &mut Reader, literal_stream: &[u8], total: usize) -> Result<Vec<u8>, &'static str> {
+    const SHORT: &str = "texts do not add up to their lengths";
     let matches = rd.count()?;
-    if matches == 0 {
-        return if literals.len() == total { Ok(literals) } else { Err("texts do not add up to their lengths") };
+    // A first pass over the repeats: how many bytes they cover, so how many are literals.
+    let list = rd.at;
+    let mut repeated = 0usize;
+    for _ in 0..matches {
+        let (_, _, len) = (rd.usize()?, rd.usize()?, rd.usize()?);
+        repeated = repeated.checked_add(len).filter(|r| *r <= total).ok_or("a repeat outside the text")?;
     }
-    let mut bytes = Vec::with_capacity(total);
-    let mut lit = Reader { buf: &literals, at: 0 };
+    let mut bytes = vec![0u8; total];
+    match inflate_into(literal_stream, &mut bytes[repeated..]) {
+        Ok(n) if n == total - repeated => {}
+        Ok(_) | Err(FULL) => return Err(SHORT),
+        Err(e) => return Err(e),
+    }
+    if matches == 0 {
+        return Ok(bytes);
+    }
+    let mut rd = Reader { buf: rd.buf, at: list };
+    // `write`: end of the rebuilt texts; `read`: the next literal byte.
+    let (mut write, mut read) = (0usize, repeated);
     for _ in 0..matches {
         let (n, distance, len) = (rd.usize()?, rd.usize()?, rd.usize()?);
-        if n > total - bytes.len() {
+        if n > total - read {
             return Err("a repeat outside the text");
         }
-        bytes.extend_from_slice(lit.bytes(n)?);
-        if distance == 0 || distance > bytes.len() || len > total - bytes.len() {
+        bytes.copy_within(read..read + n, write);
+        read += n;
+        write += n;
+        if distance == 0 || distance > write || len > read - write {
             return Err("a repeat outside the text");
         }
-        let from = bytes.len() - distance;
+        let from = write - distance;
         if distance >= len {
-            bytes.extend_from_within(from..from + len);
+            bytes.copy_within(from..from + len, write);
         } else {
             // Overlapping: the copy repeats the last `distance` bytes.
             for k in 0..len {
-                bytes.push(bytes[from + k]);
+                bytes[write + k] = bytes[from + k];
             }
         }
+        write += len;
     }
-    if literals.len() - lit.at != total - bytes.len() {
-        return Err("texts do not add up to their lengths");
-    }
-    bytes.extend_from_slice(&literals[lit.at..]);
+    // The repeats covered `repeated` bytes, so the literals left are already in place.
+    debug_assert_eq!(write, read);
     Ok(bytes)
 }
 
