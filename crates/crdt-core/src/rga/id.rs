@@ -295,7 +295,9 @@ impl IdIndex {
 
     /// An index of `(replica, start, end, leaf)` ranges that do not overlap, in any order.
     pub fn from_ranges(replicas: usize, mut ranges: Vec<(u32, u32, u32, u32)>) -> IdIndex {
-        ranges.sort_unstable();
+        if !ranges.is_sorted() {
+            ranges.sort_unstable();
+        }
         let mut per_replica: Vec<Ranges> = vec![Ranges::default(); replicas];
         let mut i = 0;
         while i < ranges.len() {

@@ -554,16 +554,14 @@ impl Tree {
 
 impl Tree {
     /// A tree holding `runs` in order, built bottom-up in O(n): leaves and nodes half full,
-    /// leaving room for edits. Returns the tree and, per run, the leaf it went into.
-    pub fn from_runs(runs: Vec<Run>, bufs: &[CharBuf]) -> (Tree, Vec<u32>) {
+    /// leaving room for edits. Run `i` goes into leaf `i / (LEAF_CAP / 2)`.
+    pub fn from_runs(runs: Vec<Run>, bufs: &[CharBuf]) -> Tree {
         if runs.is_empty() {
-            return (Tree::default(), Vec::new());
+            return Tree::default();
         }
         let per_leaf = LEAF_CAP / 2;
-        let mut leaf_of = Vec::with_capacity(runs.len());
         let mut leaves: Vec<Leaf> = Vec::with_capacity(runs.len().div_ceil(per_leaf));
         for (i, chunk) in runs.chunks(per_leaf).enumerate() {
-            leaf_of.extend(std::iter::repeat_n(i as u32, chunk.len()));
             leaves.push(Leaf { runs: chunk.to_vec(), parent: NIL, next: i as u32 + 1 });
         }
         leaves.last_mut().expect("at least one leaf").next = NIL;
@@ -596,7 +594,7 @@ impl Tree {
             if next_level.len() == 1 {
                 tree.root = next_level[0].0;
                 tree.total = next_level[0].1;
-                return (tree, leaf_of);
+                return tree;
             }
             level = next_level;
             height += 1;

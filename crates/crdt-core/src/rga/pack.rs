@@ -56,8 +56,10 @@
 //! falls back to stored, uncompressed streams for text that compresses beyond it), so whatever
 //! it writes unpacks. Format 1 (a single deflated stream of plain columns) is still read.
 
-use std::io::{Read, Write};
+use std::io::Write;
 
+use super::id::Id;
+use super::node::Run;
 use super::snapshot::{RgaState, StateRun};
 
 /// First byte of format 2.
@@ -121,14 +123,40 @@ fn deflate(data: &[u8], level: flate2::Compression) -> Vec<u8> {
 }
 
 /// Inflates `data`, refusing to produce more than `limit` bytes.
+///
+/// Decompresses straight into one buffer: a first guess at the size, then (only for data that
+/// expands more than that) again into buffers twice as large, up to `limit`.
 fn inflate(data: &[u8], limit: usize) -> Result<Vec<u8>, &'static str> {
-    let mut raw = Vec::new();
-    let mut dec = flate2::read::DeflateDecoder::new(data).take(limit as u64 + 1);
-    dec.read_to_end(&mut raw).map_err(|_| "text state is not valid deflate data")?;
-    if raw.len() > limit {
-        return Err("text state inflates too much");
+    let mut size = data.len().saturating_mul(2).saturating_add(4096).min(limit);
+    loop {
+        let mut out = vec![0; size];
+        match inflate_into(data, &mut out) {
+            Ok(n) => {
+                out.truncate(n);
+                return Ok(out);
+            }
+            Err(FULL) if size < limit => size = size.saturating_mul(2).min(limit),
+            Err(FULL) => return Err("text state inflates too much"),
+            Err(e) => return Err(e),
+        }
     }
-    Ok(raw)
+}
+
+/// What [`inflate_into`] returns when the data does not fit.
+const FULL: &str = "deflate data longer than expected";
+
+/// Inflates `data` into `out` and returns the length, or [`FULL`] if `out` is too short.
+fn inflate_into(data: &[u8], out: &mut [u8]) -> Result<usize, &'static str> {
+    const BAD: &str = "text state is not valid deflate data";
+    let mut dec = flate2::Decompress::new(false);
+    let status = dec.decompress(data, out, flate2::FlushDecompress::Finish).map_err(|_| BAD)?;
+    let written = dec.total_out() as usize;
+    match status {
+        flate2::Status::StreamEnd => Ok(written),
+        // Stopped with room left: the stream ends early.
+        _ if written < out.len() => Err(BAD),
+        _ => Err(FULL),
+    }
 }
 
 /// A repeat found by [`long_repeats`]: after `literals` literal bytes, `len` bytes equal to
@@ -287,19 +315,20 @@ fn code(origin: Option<(u32, u32)>, predicted: Option<(u32, u32)>, neighbour: Op
     }
 }
 
-pub(super) fn unpack(packed: &[u8], replicas: usize) -> Result<(Vec<String>, Vec<StateRun>), &'static str> {
+pub(super) fn unpack(packed: &[u8], replicas: usize) -> Result<(Vec<String>, Vec<Run>), &'static str> {
     match packed.first() {
         Some(&TAG_V2) => unpack_v2(&packed[1..], replicas, cap(packed.len())),
         _ => unpack_v1(packed, replicas),
     }
 }
 
-fn unpack_v2(packed: &[u8], replicas: usize, mut budget: usize) -> Result<(Vec<String>, Vec<StateRun>), &'static str> {
+fn unpack_v2(packed: &[u8], replicas: usize, mut budget: usize) -> Result<(Vec<String>, Vec<Run>), &'static str> {
     let mut rd = Reader { buf: packed, at: 0 };
     let first = rd.count()?;
-    let literals = inflate(rd.bytes(first)?, budget)?;
-    budget -= literals.len();
-    let structure = inflate(&packed[rd.at..], budget)?;
+    let (literal_stream, structure_stream) = packed[rd.at..].split_at(first);
+    // The structure first: it says how many literal bytes to expect, so that they inflate
+    // straight into the buffer of the texts.
+    let structure = inflate(structure_stream, budget)?;
     budget -= structure.len();
     let mut rd = Reader { buf: &structure, at: 0 };
     if rd.count()? != replicas {
@@ -312,7 +341,7 @@ fn unpack_v2(packed: &[u8], replicas: usize, mut budget: usize) -> Result<(Vec<S
         total = total.checked_add(len).filter(|t| *t <= budget).ok_or("texts longer than the data allows")?;
         lens.push(len);
     }
-    let bytes = rebuild(&mut rd, literals, total)?;
+    let bytes = rebuild(&mut rd, literal_stream, total)?;
     let text = if replicas == 1 {
         vec![String::from_utf8(bytes).map_err(|_| "text is not UTF-8")?]
     } else {
@@ -332,53 +361,81 @@ fn unpack_v2(packed: &[u8], replicas: usize, mut budget: usize) -> Result<(Vec<S
     Ok((text, runs))
 }
 
-/// The concatenated texts, `total` bytes: the literals with the repeats listed in `rd` put back.
-fn rebuild(rd: &mut Reader, literals: Vec<u8>, total: usize) -> Result<Vec<u8>, &'static str> {
+/// The concatenated texts, `total` bytes: the literals (inflated from `literal_stream`) with
+/// the repeats listed in `rd` put back.
+///
+/// The literals inflate into the end of the texts' buffer, and the texts are rebuilt from its
+/// start: the bytes written never pass the literals still to be read (they trail them by the
+/// length of the repeats still to come), so one buffer does.
+fn rebuild(rd: &mut Reader, literal_stream: &[u8], total: usize) -> Result<Vec<u8>, &'static str> {
+    const SHORT: &str = "texts do not add up to their lengths";
     let matches = rd.count()?;
-    if matches == 0 {
-        return if literals.len() == total { Ok(literals) } else { Err("texts do not add up to their lengths") };
+    // A first pass over the repeats: how many bytes they cover, so how many are literals.
+    let list = rd.at;
+    let mut repeated = 0usize;
+    for _ in 0..matches {
+        let (_, _, len) = (rd.usize()?, rd.usize()?, rd.usize()?);
+        repeated = repeated.checked_add(len).filter(|r| *r <= total).ok_or("a repeat outside the text")?;
     }
-    let mut bytes = Vec::with_capacity(total);
-    let mut lit = Reader { buf: &literals, at: 0 };
+    let mut bytes = vec![0u8; total];
+    match inflate_into(literal_stream, &mut bytes[repeated..]) {
+        Ok(n) if n == total - repeated => {}
+        Ok(_) | Err(FULL) => return Err(SHORT),
+        Err(e) => return Err(e),
+    }
+    if matches == 0 {
+        return Ok(bytes);
+    }
+    let mut rd = Reader { buf: rd.buf, at: list };
+    // `write`: end of the rebuilt texts; `read`: the next literal byte.
+    let (mut write, mut read) = (0usize, repeated);
     for _ in 0..matches {
         let (n, distance, len) = (rd.usize()?, rd.usize()?, rd.usize()?);
-        if n > total - bytes.len() {
+        if n > total - read {
             return Err("a repeat outside the text");
         }
-        bytes.extend_from_slice(lit.bytes(n)?);
-        if distance == 0 || distance > bytes.len() || len > total - bytes.len() {
+        bytes.copy_within(read..read + n, write);
+        read += n;
+        write += n;
+        if distance == 0 || distance > write || len > read - write {
             return Err("a repeat outside the text");
         }
-        let from = bytes.len() - distance;
+        let from = write - distance;
         if distance >= len {
-            bytes.extend_from_within(from..from + len);
+            bytes.copy_within(from..from + len, write);
         } else {
             // Overlapping: the copy repeats the last `distance` bytes.
             for k in 0..len {
-                bytes.push(bytes[from + k]);
+                bytes[write + k] = bytes[from + k];
             }
         }
+        write += len;
     }
-    if literals.len() - lit.at != total - bytes.len() {
-        return Err("texts do not add up to their lengths");
-    }
-    bytes.extend_from_slice(&literals[lit.at..]);
+    // The repeats covered `repeated` bytes, so the literals left are already in place.
+    debug_assert_eq!(write, read);
     Ok(bytes)
 }
 
-fn columns_to_runs(rd: &mut Reader, replicas: usize) -> Result<Vec<StateRun>, &'static str> {
+/// The runs, origins included, as [`Run`]s ([`Id::NONE`] for no origin). Not yet checked
+/// against the texts: `from_state` does that.
+fn columns_to_runs(rd: &mut Reader, replicas: usize) -> Result<Vec<Run>, &'static str> {
     // Every run takes at least two bytes (its counter and its length).
     let n = rd.count()?;
-    let mut runs: Vec<StateRun> = Vec::with_capacity(n);
+    let blank = |replica| Run {
+        id: Id::new(replica, 0),
+        len: 0,
+        origin_left: Id::NONE,
+        origin_right: Id::NONE,
+        deleted: false,
+    };
+    let mut runs: Vec<Run> = Vec::with_capacity(n);
     while runs.len() < n {
         let replica = rd.u32()?;
         let count = rd.usize()?;
         if replica as usize >= replicas || count == 0 || count > n - runs.len() {
             return Err("bad replica column");
         }
-        for _ in 0..count {
-            runs.push(StateRun { replica, counter: 0, len: 0, origin_left: None, origin_right: None, deleted: false });
-        }
+        runs.extend(std::iter::repeat_n(blank(replica), count));
     }
     for r in runs.iter_mut() {
         let v = rd.varint()?;
@@ -395,7 +452,7 @@ fn columns_to_runs(rd: &mut Reader, replicas: usize) -> Result<Vec<StateRun>, &'
         if pops == 3 {
             pops = pops.checked_add(rd.varint()?).ok_or("counter out of range")?;
         }
-        let replica = runs[i].replica;
+        let replica = runs[i].id.replica;
         let stack = &mut stacks[replica as usize];
         let keep = (stack.len() as u64).checked_sub(pops).ok_or("counter out of range")? as usize;
         let base = keep.checked_sub(1).map(|b| &stack[b]);
@@ -403,13 +460,13 @@ fn columns_to_runs(rd: &mut Reader, replicas: usize) -> Result<Vec<StateRun>, &'
         let counter = base.map_or(0, |&(_, end, _)| end).checked_add(offset).ok_or("counter out of range")?;
         let end = counter.checked_add(runs[i].len).ok_or("counter out of range")?;
         // The origins start as the predictions; the codes below replace the others.
-        runs[i].origin_left = predicted_left(replica, base);
+        runs[i].origin_left = predicted_left(replica, base).map_or(Id::NONE, |(r, c)| Id::new(r, c));
         for &(_, _, j) in &stack[keep..] {
-            runs[j as usize].origin_right = Some((replica, counter));
+            runs[j as usize].origin_right = Id::new(replica, counter);
         }
         stack.truncate(keep);
         stack.push((counter, end, i as u32));
-        runs[i].counter = counter;
+        runs[i].id.counter = counter;
     }
     // Runs of equal codes, then the explicit origins of the runs whose code says so.
     let mut groups = Vec::new();
@@ -430,14 +487,13 @@ fn columns_to_runs(rd: &mut Reader, replicas: usize) -> Result<Vec<StateRun>, &'
         for i in first..first + count {
             match code % 3 {
                 0 => {}
-                1 => {
-                    runs[i].origin_left = i.checked_sub(1).map(|p| (runs[p].replica, runs[p].counter + runs[p].len - 1))
-                }
+                // Counters and lengths were checked above: `last` does not overflow.
+                1 => runs[i].origin_left = i.checked_sub(1).map_or(Id::NONE, |p| runs[p].last()),
                 _ => runs[i].origin_left = rd.origin(replicas)?,
             }
             match code / 3 {
                 0 => {}
-                1 => runs[i].origin_right = runs.get(i + 1).map(|r| (r.replica, r.counter)),
+                1 => runs[i].origin_right = runs.get(i + 1).map_or(Id::NONE, |r| r.id),
                 _ => runs[i].origin_right = rd.origin(replicas)?,
             }
         }
@@ -446,7 +502,7 @@ fn columns_to_runs(rd: &mut Reader, replicas: usize) -> Result<Vec<StateRun>, &'
 }
 
 /// Format 1: one deflate stream of plain columns (written before format 2).
-fn unpack_v1(packed: &[u8], replicas: usize) -> Result<(Vec<String>, Vec<StateRun>), &'static str> {
+fn unpack_v1(packed: &[u8], replicas: usize) -> Result<(Vec<String>, Vec<Run>), &'static str> {
     let raw = inflate(packed, cap(packed.len()))?;
     let mut rd = Reader { buf: &raw, at: 0 };
     let n = rd.count()?;
@@ -460,15 +516,21 @@ fn unpack_v1(packed: &[u8], replicas: usize) -> Result<(Vec<String>, Vec<StateRu
         text.push(std::str::from_utf8(bytes).map_err(|_| "text is not UTF-8")?.to_owned());
     }
     let count = rd.count()?;
-    let mut runs: Vec<StateRun> = Vec::with_capacity(count);
+    let mut runs: Vec<Run> = Vec::with_capacity(count);
     for _ in 0..count {
         let replica = rd.u32()?;
-        runs.push(StateRun { replica, counter: 0, len: 0, origin_left: None, origin_right: None, deleted: false });
+        runs.push(Run {
+            id: Id::new(replica, 0),
+            len: 0,
+            origin_left: Id::NONE,
+            origin_right: Id::NONE,
+            deleted: false,
+        });
     }
     let mut prev = 0i64;
     for r in runs.iter_mut() {
         prev = prev.checked_add(unzigzag(rd.varint()?)).ok_or("counter out of range")?;
-        r.counter = u32::try_from(prev).map_err(|_| "counter out of range")?;
+        r.id.counter = u32::try_from(prev).map_err(|_| "counter out of range")?;
     }
     for r in runs.iter_mut() {
         r.len = rd.u32()?;
@@ -480,15 +542,21 @@ fn unpack_v1(packed: &[u8], replicas: usize) -> Result<(Vec<String>, Vec<StateRu
             _ => return Err("deleted flag is not 0 or 1"),
         };
     }
+    // An origin's replica must be a listed one (so no origin reads as `Id::NONE` by accident).
+    let listed = |replica: u64| match u32::try_from(replica) {
+        Ok(r) if (r as usize) < replicas => Ok(r),
+        _ => Err("bad replica"),
+    };
     for r in runs.iter_mut() {
+        let counter = r.id.counter;
         r.origin_left = match rd.varint()? {
-            0 => None,
-            1 => Some((r.replica, r.counter.checked_sub(1).ok_or("origin before the first id")?)),
-            code => Some((u32::try_from(code - 2).map_err(|_| "bad replica")?, rd.relative(r.counter)?)),
+            0 => Id::NONE,
+            1 => Id::new(r.id.replica, counter.checked_sub(1).ok_or("origin before the first id")?),
+            code => Id::new(listed(code - 2)?, rd.relative(counter)?),
         };
         r.origin_right = match rd.varint()? {
-            0 => None,
-            code => Some((u32::try_from(code - 1).map_err(|_| "bad replica")?, rd.relative(r.counter)?)),
+            0 => Id::NONE,
+            code => Id::new(listed(code - 1)?, rd.relative(counter)?),
         };
     }
     if rd.at != raw.len() {
@@ -560,10 +628,10 @@ impl Reader<'_> {
     }
 
     /// An explicitly written origin: 0 for none, or replica index + 1 and the counter.
-    fn origin(&mut self, replicas: usize) -> Result<Option<(u32, u32)>, &'static str> {
+    fn origin(&mut self, replicas: usize) -> Result<Id, &'static str> {
         match self.varint()? {
-            0 => Ok(None),
-            r if r <= replicas as u64 => Ok(Some((r as u32 - 1, self.u32()?))),
+            0 => Ok(Id::NONE),
+            r if r <= replicas as u64 => Ok(Id::new(r as u32 - 1, self.u32()?)),
             _ => Err("an origin of an unknown replica"),
         }
     }

@@ -134,16 +134,18 @@ impl Rga {
         }
     }
 
-    fn from_state(state: RgaState) -> Result<Rga, &'static str> {
-        let n = state.replicas.len();
-        if state.text.len() != n {
+    /// The text of `replicas` with per replica `text` and the sequence `runs` (as `pack.rs`
+    /// decodes them, unchecked).
+    fn from_state(replicas: Vec<ReplicaId>, text: Vec<String>, mut runs: Vec<Run>) -> Result<Rga, &'static str> {
+        let n = replicas.len();
+        if text.len() != n {
             return Err("one text per replica");
         }
         let mut rga = Rga::new(ReplicaId::random());
         // `new` registered the random replica as index 0; rebuild the table in the stored order.
         rga.replicas = Default::default();
         rga.content.clear();
-        for (r, text) in state.replicas.iter().zip(&state.text) {
+        for (r, text) in replicas.iter().zip(&text) {
             if rga.replicas.lookup(*r).is_some() {
                 return Err("a replica is listed twice");
             }
@@ -154,41 +156,36 @@ impl Rga {
             }
             push_text(&mut rga.content[i as usize], text);
         }
+        drop(text);
         let chars: Vec<u32> = rga.content.iter().map(|b| b.chars()).collect();
-        let known = |p: Option<(u32, u32)>| match p {
-            None => Ok(Id::NONE),
-            Some((r, c)) if (r as usize) < n && c < chars[r as usize] => Ok(Id::new(r, c)),
-            Some(_) => Err("an origin names a character that was never inserted"),
-        };
-        let mut runs: Vec<Run> = Vec::with_capacity(state.runs.len());
-        for s in state.runs {
-            if s.replica as usize >= n || s.len == 0 {
+        let known = |id: Id| id.is_none() || ((id.replica as usize) < n && id.counter < chars[id.replica as usize]);
+        // Check every run, and join the ones that continue the run before (in place).
+        let mut kept = 0usize;
+        for i in 0..runs.len() {
+            let run = runs[i];
+            if run.id.replica as usize >= n || run.len == 0 {
                 return Err("run of an unknown replica or empty");
             }
-            let end = s.counter.checked_add(s.len).ok_or("run past the replica's text")?;
-            if end > chars[s.replica as usize] {
+            let end = run.id.counter.checked_add(run.len).ok_or("run past the replica's text")?;
+            if end > chars[run.id.replica as usize] {
                 return Err("run past the replica's text");
             }
-            let run = Run {
-                id: Id::new(s.replica, s.counter),
-                len: s.len,
-                origin_left: known(s.origin_left)?,
-                origin_right: known(s.origin_right)?,
-                deleted: s.deleted,
-            };
-            match runs.last_mut() {
+            if !known(run.origin_left) || !known(run.origin_right) {
+                return Err("an origin names a character that was never inserted");
+            }
+            match kept.checked_sub(1).map(|k| &mut runs[k]) {
                 Some(last) if last.can_append(&run) => last.len += run.len,
-                _ => runs.push(run),
+                _ => {
+                    runs[kept] = run;
+                    kept += 1;
+                }
             }
         }
-        let (mut by_id, slot) = sorted_by_id(&runs, &chars)?;
-        let (tree, leaf_of) = super::node::Tree::from_runs(runs, &rga.content);
-        for (i, leaf) in leaf_of.into_iter().enumerate() {
-            by_id[slot[i] as usize].3 = leaf;
-        }
+        runs.truncate(kept);
+        let by_id = sorted_by_id(&runs, &chars, super::node::LEAF_CAP / 2)?;
+        rga.tree = super::node::Tree::from_runs(runs, &rga.content);
         // Already in order, which the index's sort sees in one pass.
         rga.ids = super::id::IdIndex::from_ranges(n, by_id);
-        rga.tree = tree;
         let random = ReplicaId::random();
         rga.set_replica(random);
         Ok(rga)
@@ -230,11 +227,12 @@ fn ascii_prefix(bytes: &[u8]) -> usize {
 
 /// Checks that `runs` cover each replica's counters `0 .. chars[replica]` exactly once, without
 /// sorting: a bitmap of run starts gives each run its rank among its replica's runs, which is
-/// its place in id order. Returns `(replica, start, end, 0)` per run in id order, and each
-/// run's place in it.
-fn sorted_by_id(runs: &[Run], chars: &[u32]) -> Result<(IdRanges, Vec<u32>), &'static str> {
+/// its place in id order. Returns `(replica, start, end, leaf)` per run in id order, where run
+/// `i` is in leaf `i / per_leaf` (as [`Tree::from_runs`](super::node::Tree::from_runs) lays
+/// them out).
+fn sorted_by_id(runs: &[Run], chars: &[u32], per_leaf: usize) -> Result<IdRanges, &'static str> {
     const NOT_COVERED: &str = "runs do not cover each inserted character exactly once";
-    // Per replica: where its words start in `starts`, and its first place in id order.
+    // Per replica: where its words start in `starts`.
     let mut word_base = Vec::with_capacity(chars.len() + 1);
     let mut words = 0usize;
     for c in chars {
@@ -242,16 +240,13 @@ fn sorted_by_id(runs: &[Run], chars: &[u32]) -> Result<(IdRanges, Vec<u32>), &'s
         words += (*c as usize).div_ceil(64);
     }
     let mut starts = vec![0u64; words];
-    let mut per_replica = vec![0u32; chars.len()];
     for run in runs {
-        let r = run.id.replica as usize;
         let bit = run.id.counter as usize;
-        let word = &mut starts[word_base[r] + bit / 64];
+        let word = &mut starts[word_base[run.id.replica as usize] + bit / 64];
         if *word & (1 << (bit % 64)) != 0 {
             return Err(NOT_COVERED);
         }
         *word |= 1 << (bit % 64);
-        per_replica[r] += 1;
     }
     // Runs before each word, counted over all replicas in order: a run's place in id order.
     let mut before = Vec::with_capacity(words);
@@ -260,31 +255,40 @@ fn sorted_by_id(runs: &[Run], chars: &[u32]) -> Result<(IdRanges, Vec<u32>), &'s
         before.push(count);
         count += w.count_ones();
     }
+    // Distinct starts, so the places are a permutation of `0 .. runs.len()`.
     let mut by_id = vec![(0, 0, 0, 0); runs.len()];
-    let mut slot = Vec::with_capacity(runs.len());
-    for run in runs {
+    for (i, run) in runs.iter().enumerate() {
         let bit = run.id.counter as usize;
         let word = word_base[run.id.replica as usize] + bit / 64;
         let place = before[word] + (starts[word] & ((1u64 << (bit % 64)) - 1)).count_ones();
-        by_id[place as usize] = (run.id.replica, run.id.counter, run.id.counter + run.len, 0);
-        slot.push(place);
+        by_id[place as usize] = (run.id.replica, run.id.counter, run.id.counter + run.len, (i / per_leaf) as u32);
     }
-    // In id order, each run of a replica must start where the previous one ended.
-    let mut i = 0;
-    for (r, (&count, &total)) in per_replica.iter().zip(chars).enumerate() {
-        let mut at = 0;
-        for &(replica, start, end, _) in &by_id[i..i + count as usize] {
-            if replica as usize != r || start != at {
+    // In id order, each run of a replica must start where the previous one ended (its
+    // replica's first at 0), and the last end at the replica's character count.
+    let mut at = 0;
+    let mut replica = 0;
+    for &(r, start, end, _) in &by_id {
+        while r != replica {
+            // Runs of `replica` are over (they are in replica order): the next one starts at 0.
+            if at != chars[replica as usize] {
                 return Err(NOT_COVERED);
             }
-            at = end;
+            replica += 1;
+            at = 0;
         }
-        if at != total {
+        if start != at {
             return Err(NOT_COVERED);
         }
-        i += count as usize;
+        at = end;
     }
-    Ok((by_id, slot))
+    // The replicas after the last run's, and the last run's own.
+    for c in &chars[replica as usize..] {
+        if at != *c {
+            return Err(NOT_COVERED);
+        }
+        at = 0;
+    }
+    Ok(by_id)
 }
 
 impl Serialize for Rga {
@@ -299,6 +303,6 @@ impl<'de> Deserialize<'de> for Rga {
         let wire = Wire::deserialize(deserializer)?;
         let (text, runs) =
             super::pack::unpack(&wire.packed.0, wire.replicas.len()).map_err(serde::de::Error::custom)?;
-        Rga::from_state(RgaState { replicas: wire.replicas, text, runs }).map_err(serde::de::Error::custom)
+        Rga::from_state(wire.replicas, text, runs).map_err(serde::de::Error::custom)
     }
 }
