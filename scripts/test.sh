@@ -20,6 +20,9 @@ cargo clippy --all-targets -- -D warnings
 step "Rust tests (unit, property, traces, server)"
 cargo test --no-fail-fast
 
+step "crdt-core again with every internal invariant checked after each edit"
+cargo test -p crdt-core --features check-invariants --no-fail-fast
+
 step "bench crate compiles (cargo check -p bench)"
 if [ -d crates/bench ]; then
     cargo check -p bench --all-targets
