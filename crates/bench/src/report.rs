@@ -135,8 +135,9 @@ fn experiments(out: &mut String, r: &TraceResult) {
     let Some(ours) = r.get(Library::Ours).filter(|o| !o.experiments.is_empty()) else { return };
     let _ = writeln!(
         out,
-        "Encoding experiments on {} (ours, size only, not loadable: the shipped packed columns inflated \
-         and compressed again, to choose a compressor for `rga/pack.rs`):\n",
+        "Encoding experiments on {} (ours, size only, not loadable: the two shipped streams of format 2 \
+         (text literals, structure) inflated and compressed again, to check the choice of deflate in \
+         `rga/pack.rs`):\n",
         r.name
     );
     let _ = writeln!(out, "| variant | size |");
