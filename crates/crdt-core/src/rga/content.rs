@@ -28,6 +28,39 @@ impl Default for CharBuf {
 }
 
 impl CharBuf {
+    /// A buffer holding `text`, taken over without a copy: one pass sets the flags and marks.
+    pub fn from_string(text: String) -> CharBuf {
+        let bytes = text.as_bytes();
+        if bytes.is_ascii() {
+            return CharBuf { chars: bytes.len() as u32, text, marks: Vec::new(), ascii: true, astral: false };
+        }
+        let block = MARK_EVERY as usize;
+        let mut marks = Vec::with_capacity(bytes.len() / block + 1);
+        let (mut chars, mut astral, mut at) = (0u32, false, 0usize);
+        while at < bytes.len() {
+            let end = (at + block).min(bytes.len());
+            if end - at == block && bytes[at..end].is_ascii() {
+                // `block` one-byte characters: exactly one of them starts a mark.
+                let next_mark = chars.next_multiple_of(MARK_EVERY);
+                marks.push((at + (next_mark - chars) as usize) as u32);
+                chars += MARK_EVERY;
+            } else {
+                // A character starts at every byte that is not a continuation byte.
+                for (i, &b) in bytes[at..end].iter().enumerate() {
+                    if b & 0xC0 != 0x80 {
+                        if chars.is_multiple_of(MARK_EVERY) {
+                            marks.push((at + i) as u32);
+                        }
+                        chars += 1;
+                        astral |= b >= 0xF0;
+                    }
+                }
+            }
+            at = end;
+        }
+        CharBuf { text, chars, marks, ascii: false, astral }
+    }
+
     /// Number of characters held (the next counter of this replica).
     pub fn chars(&self) -> u32 {
         self.chars
@@ -171,6 +204,9 @@ mod tests {
             model.push_str(&s);
         }
         b.check_invariants();
+        let whole = CharBuf::from_string(model.clone());
+        whole.check_invariants();
+        assert_eq!(whole.marks, b.marks);
         let chars: Vec<char> = model.chars().collect();
         for (start, len) in [(0, 5), (63, 3), (64, 100), (1000, 17)] {
             let want: String = chars[start..start + len].iter().collect();

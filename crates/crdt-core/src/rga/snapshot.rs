@@ -40,7 +40,7 @@ pub(super) struct StateRun {
 }
 
 /// What serde sees: the replica table, then the packed state (see `pack.rs`) as one byte string.
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 struct Wire {
     replicas: Vec<ReplicaId>,
     packed: Bytes,
@@ -145,7 +145,7 @@ impl Rga {
         // `new` registered the random replica as index 0; rebuild the table in the stored order.
         rga.replicas = Default::default();
         rga.content.clear();
-        for (r, text) in replicas.iter().zip(&text) {
+        for (r, text) in replicas.iter().zip(text) {
             if rga.replicas.lookup(*r).is_some() {
                 return Err("a replica is listed twice");
             }
@@ -154,9 +154,8 @@ impl Rga {
             if text.len() >= u32::MAX as usize && text.chars().count() >= u32::MAX as usize {
                 return Err("text too long");
             }
-            push_text(&mut rga.content[i as usize], text);
+            rga.content[i as usize] = CharBuf::from_string(text);
         }
-        drop(text);
         let chars: Vec<u32> = rga.content.iter().map(|b| b.chars()).collect();
         let known = |id: Id| id.is_none() || ((id.replica as usize) < n && id.counter < chars[id.replica as usize]);
         // Check every run, and join the ones that continue the run before (in place).
@@ -192,38 +191,8 @@ impl Rga {
     }
 }
 
-/// Appends `text` to `buf` in stretches, so that the ASCII ones take the buffer's fast path.
-fn push_text(buf: &mut CharBuf, text: &str) {
-    if text.is_ascii() {
-        buf.push_str(text);
-        return;
-    }
-    let bytes = text.as_bytes();
-    let mut at = 0;
-    while at < bytes.len() {
-        // Both ends of each stretch are ASCII bytes or the ends of `text`: character boundaries.
-        let ascii_end = at + ascii_prefix(&bytes[at..]);
-        if ascii_end > at {
-            buf.push_str(&text[at..ascii_end]);
-        }
-        at = bytes[ascii_end..].iter().position(u8::is_ascii).map_or(bytes.len(), |p| ascii_end + p);
-        if at > ascii_end {
-            buf.push_str(&text[ascii_end..at]);
-        }
-    }
-}
-
 /// `(replica, start, end, leaf)` per run, as the id index takes them.
 type IdRanges = Vec<(u32, u32, u32, u32)>;
-
-/// Length of the ASCII prefix of `bytes`, skipping 64 bytes at a time where it can.
-fn ascii_prefix(bytes: &[u8]) -> usize {
-    let mut i = 0;
-    while i + 64 <= bytes.len() && bytes[i..i + 64].is_ascii() {
-        i += 64;
-    }
-    i + bytes[i..].iter().position(|b| !b.is_ascii()).unwrap_or(bytes.len() - i)
-}
 
 /// Checks that `runs` cover each replica's counters `0 .. chars[replica]` exactly once, without
 /// sorting: a bitmap of run starts gives each run its rank among its replica's runs, which is
@@ -291,6 +260,43 @@ fn sorted_by_id(runs: &[Run], chars: &[u32], per_leaf: usize) -> Result<IdRanges
     Ok(by_id)
 }
 
+/// [`Wire`] as read back: the packed bytes borrowed from the input where the format allows.
+#[derive(Deserialize)]
+struct WireIn<'a> {
+    replicas: Vec<ReplicaId>,
+    #[serde(borrow)]
+    packed: BytesIn<'a>,
+}
+
+/// The packed byte string, borrowed when the deserializer has it in memory (bincode reading a
+/// slice), copied otherwise.
+struct BytesIn<'a>(std::borrow::Cow<'a, [u8]>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for BytesIn<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = BytesIn<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a byte string")
+            }
+            fn visit_borrowed_bytes<E: serde::de::Error>(self, v: &'de [u8]) -> Result<BytesIn<'de>, E> {
+                Ok(BytesIn(v.into()))
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<BytesIn<'de>, E> {
+                Ok(BytesIn(v.to_vec().into()))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<BytesIn<'de>, E> {
+                Ok(BytesIn(v.into()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<BytesIn<'de>, A::Error> {
+                Ok(BytesIn(Bytes::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))?.0.into()))
+            }
+        }
+        deserializer.deserialize_bytes(Visitor)
+    }
+}
+
 impl Serialize for Rga {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let state = self.to_state();
@@ -300,9 +306,29 @@ impl Serialize for Rga {
 
 impl<'de> Deserialize<'de> for Rga {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let wire = Wire::deserialize(deserializer)?;
+        let wire = WireIn::deserialize(deserializer)?;
         let (text, runs) =
             super::pack::unpack(&wire.packed.0, wire.replicas.len()).map_err(serde::de::Error::custom)?;
+        drop(wire.packed);
         Rga::from_state(wire.replicas, text, runs).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loads_from_a_slice_and_from_a_reader() {
+        let mut rga = Rga::new(ReplicaId::from_u128(7));
+        rga.insert(0, &"héllo wörld 😀 ".repeat(40)).unwrap();
+        rga.delete(3, 50).unwrap();
+        let bytes = bincode::serde::encode_to_vec(&rga, bincode::config::standard()).unwrap();
+        // A slice lends the packed bytes; a reader hands over an owned buffer.
+        let (borrowed, _): (Rga, usize) =
+            bincode::serde::decode_from_slice(&bytes, bincode::config::standard()).unwrap();
+        let owned: Rga = bincode::serde::decode_from_std_read(&mut &bytes[..], bincode::config::standard()).unwrap();
+        assert_eq!(borrowed.value(), rga.value());
+        assert_eq!(owned.value(), rga.value());
     }
 }
