@@ -136,8 +136,8 @@ fn experiments(out: &mut String, r: &TraceResult) {
     let _ = writeln!(
         out,
         "Encoding experiments on {} (ours, size only, not loadable: the two shipped streams of format 2 \
-         (text literals, structure) inflated and compressed again, to check the choice of deflate in \
-         `rga/pack.rs`):\n",
+         (text literals, deflated; structure, stored) inflated and compressed again, to check the \
+         choices in `rga/pack.rs`):\n",
         r.name
     );
     let _ = writeln!(out, "| variant | size |");

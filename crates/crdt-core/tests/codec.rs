@@ -490,6 +490,27 @@ fn truncated_packed_bytes_are_errors() {
     assert!(rga_from(&join_wire(&replicas, &bomb)).is_err());
 }
 
+/// The packer stores the structure stream; format 2 as first written deflated it. Both load.
+#[test]
+fn compressed_structure_still_loads() {
+    let edits: Vec<Edit> = (0..30)
+        .map(|i| match i % 4 {
+            0 | 1 => Edit::Insert { replica: i % 3, at: i * 5, piece: i % PIECES.len() },
+            2 => Edit::Delete { replica: i % 3, at: i * 2, len: 3 },
+            _ => Edit::Sync { from: i % 3, to: (i + 1) % 3 },
+        })
+        .collect();
+    let rga = concurrent(&edits);
+    let (replicas, packed) = split_wire(&rga_bytes(&rga));
+    let (literals, structure) = open_streams(&packed);
+    // One stored block: its five-byte header, then the bytes as they are.
+    assert!(packed.ends_with(&structure), "stored, not compressed");
+    // `close_streams` deflates both streams, as the first writer of format 2 did.
+    let compressed = close_streams(&literals, &structure);
+    assert!(compressed.len() < packed.len());
+    assert_eq!(&rga_from(&join_wire(&replicas, &compressed)).unwrap(), &rga);
+}
+
 /// Text that compresses beyond what unpacking accepts is stored instead, so it still loads.
 #[test]
 #[cfg_attr(feature = "check-invariants", ignore = "the invariant checks are quadratic on a 2 MB text")]

@@ -294,26 +294,17 @@ impl IdIndex {
     }
 
     /// An index of `(replica, start, end, leaf)` ranges that do not overlap, in any order.
-    pub fn from_ranges(replicas: usize, mut ranges: Vec<(u32, u32, u32, u32)>) -> IdIndex {
-        if !ranges.is_sorted() {
-            ranges.sort_unstable();
-        }
-        let mut per_replica: Vec<Ranges> = vec![Ranges::default(); replicas];
-        let mut i = 0;
-        while i < ranges.len() {
-            let replica = ranges[i].0;
-            let mut joined: Vec<(u32, (u32, u32))> = Vec::new();
-            while i < ranges.len() && ranges[i].0 == replica {
-                let (_, start, end, leaf) = ranges[i];
-                match joined.last_mut() {
-                    Some((_, (e, l))) if *e == start && *l == leaf => *e = end,
-                    _ => joined.push((start, (end, leaf))),
-                }
-                i += 1;
-            }
-            let tail = joined.pop().map(|(s, (e, l))| (s, e, l));
-            per_replica[replica as usize] = Ranges { map: joined.into_iter().collect(), tail };
-        }
+    /// The index of `per_replica[r]`: replica `r`'s ranges `(start, (end, leaf))` in order,
+    /// each starting where the one before ends and neighbours in one leaf already joined.
+    pub fn from_sorted(per_replica: Vec<Vec<(u32, (u32, u32))>>) -> IdIndex {
+        let per_replica = per_replica
+            .into_iter()
+            .map(|mut joined| {
+                let tail = joined.pop().map(|(s, (e, l))| (s, e, l));
+                // `collect` sees the order in one pass and builds the tree in bulk.
+                Ranges { map: joined.into_iter().collect(), tail }
+            })
+            .collect();
         IdIndex { per_replica }
     }
 

@@ -22,6 +22,9 @@ use super::id::Id;
 
 /// Most runs in one leaf.
 pub(crate) const LEAF_CAP: usize = 64;
+/// Runs per leaf when a tree is built from a list (a loaded document): most of a leaf, which
+/// keeps the tree and the id index small, with room left for the next edits.
+pub(crate) const LOAD_FILL: usize = LEAF_CAP * 3 / 4;
 /// Most children of one internal node.
 pub(crate) const NODE_CAP: usize = 32;
 /// No node / no leaf.
@@ -554,12 +557,12 @@ impl Tree {
 
 impl Tree {
     /// A tree holding `runs` in order, built bottom-up in O(n): leaves and nodes half full,
-    /// leaving room for edits. Run `i` goes into leaf `i / (LEAF_CAP / 2)`.
+    /// leaving room for edits. Run `i` goes into leaf `i / LOAD_FILL`.
     pub fn from_runs(runs: Vec<Run>, bufs: &[CharBuf]) -> Tree {
         if runs.is_empty() {
             return Tree::default();
         }
-        let per_leaf = LEAF_CAP / 2;
+        let per_leaf = LOAD_FILL;
         let mut leaves: Vec<Leaf> = Vec::with_capacity(runs.len().div_ceil(per_leaf));
         for (i, chunk) in runs.chunks(per_leaf).enumerate() {
             leaves.push(Leaf { runs: chunk.to_vec(), parent: NIL, next: i as u32 + 1 });

@@ -175,39 +175,42 @@ impl Rga {
             match kept.checked_sub(1).map(|k| &mut runs[k]) {
                 Some(last) if last.can_append(&run) => last.len += run.len,
                 _ => {
-                    runs[kept] = run;
+                    if kept != i {
+                        runs[kept] = run;
+                    }
                     kept += 1;
                 }
             }
         }
         runs.truncate(kept);
-        let by_id = sorted_by_id(&runs, &chars, super::node::LEAF_CAP / 2)?;
+        let by_id = id_ranges(&runs, &chars, super::node::LOAD_FILL)?;
         rga.tree = super::node::Tree::from_runs(runs, &rga.content);
         // Already in order, which the index's sort sees in one pass.
-        rga.ids = super::id::IdIndex::from_ranges(n, by_id);
+        rga.ids = super::id::IdIndex::from_sorted(by_id);
         let random = ReplicaId::random();
         rga.set_replica(random);
         Ok(rga)
     }
 }
 
-/// `(replica, start, end, leaf)` per run, as the id index takes them.
-type IdRanges = Vec<(u32, u32, u32, u32)>;
+/// Per replica, `(start, (end, leaf))` of its runs in id order, neighbours in one leaf joined:
+/// what [`IdIndex::from_sorted`](super::id::IdIndex::from_sorted) takes.
+type IdRanges = Vec<Vec<(u32, (u32, u32))>>;
 
 /// Checks that `runs` cover each replica's counters `0 .. chars[replica]` exactly once, without
 /// sorting: a bitmap of run starts gives each run its rank among its replica's runs, which is
-/// its place in id order. Returns `(replica, start, end, leaf)` per run in id order, where run
-/// `i` is in leaf `i / per_leaf` (as [`Tree::from_runs`](super::node::Tree::from_runs) lays
-/// them out).
-fn sorted_by_id(runs: &[Run], chars: &[u32], per_leaf: usize) -> Result<IdRanges, &'static str> {
+/// its place in id order. Returns each replica's runs in id order, where run `i` is in leaf
+/// `i / per_leaf` (as [`Tree::from_runs`](super::node::Tree::from_runs) lays them out).
+fn id_ranges(runs: &[Run], chars: &[u32], per_leaf: usize) -> Result<IdRanges, &'static str> {
     const NOT_COVERED: &str = "runs do not cover each inserted character exactly once";
-    // Per replica: where its words start in `starts`.
+    // Per replica: where its words start in `starts` (and, last, the end of the words).
     let mut word_base = Vec::with_capacity(chars.len() + 1);
     let mut words = 0usize;
     for c in chars {
         word_base.push(words);
         words += (*c as usize).div_ceil(64);
     }
+    word_base.push(words);
     let mut starts = vec![0u64; words];
     for run in runs {
         let bit = run.id.counter as usize;
@@ -218,46 +221,44 @@ fn sorted_by_id(runs: &[Run], chars: &[u32], per_leaf: usize) -> Result<IdRanges
         *word |= 1 << (bit % 64);
     }
     // Runs before each word, counted over all replicas in order: a run's place in id order.
-    let mut before = Vec::with_capacity(words);
+    let mut before = Vec::with_capacity(words + 1);
     let mut count = 0u32;
     for w in &starts {
         before.push(count);
         count += w.count_ones();
     }
+    before.push(count);
     // Distinct starts, so the places are a permutation of `0 .. runs.len()`.
-    let mut by_id = vec![(0, 0, 0, 0); runs.len()];
+    let mut by_id = vec![(0, 0, 0); runs.len()];
     for (i, run) in runs.iter().enumerate() {
         let bit = run.id.counter as usize;
         let word = word_base[run.id.replica as usize] + bit / 64;
         let place = before[word] + (starts[word] & ((1u64 << (bit % 64)) - 1)).count_ones();
-        by_id[place as usize] = (run.id.replica, run.id.counter, run.id.counter + run.len, (i / per_leaf) as u32);
+        by_id[place as usize] = (run.id.counter, run.id.counter + run.len, (i / per_leaf) as u32);
     }
-    // In id order, each run of a replica must start where the previous one ended (its
-    // replica's first at 0), and the last end at the replica's character count.
-    let mut at = 0;
-    let mut replica = 0;
-    for &(r, start, end, _) in &by_id {
-        while r != replica {
-            // Runs of `replica` are over (they are in replica order): the next one starts at 0.
-            if at != chars[replica as usize] {
+    // In id order, each run of a replica must start where the one before ended (the first at
+    // 0), and the last end at the replica's character count.
+    let mut per_replica = Vec::with_capacity(chars.len());
+    for (r, &c) in chars.iter().enumerate() {
+        let places = before[word_base[r]] as usize..before[word_base[r + 1]] as usize;
+        let mut joined: Vec<(u32, (u32, u32))> = Vec::with_capacity(places.len());
+        let mut at = 0;
+        for &(start, end, leaf) in &by_id[places] {
+            if start != at {
                 return Err(NOT_COVERED);
             }
-            replica += 1;
-            at = 0;
+            at = end;
+            match joined.last_mut() {
+                Some((_, (e, l))) if *l == leaf => *e = end,
+                _ => joined.push((start, (end, leaf))),
+            }
         }
-        if start != at {
+        if at != c {
             return Err(NOT_COVERED);
         }
-        at = end;
+        per_replica.push(joined);
     }
-    // The replicas after the last run's, and the last run's own.
-    for c in &chars[replica as usize..] {
-        if at != *c {
-            return Err(NOT_COVERED);
-        }
-        at = 0;
-    }
-    Ok(by_id)
+    Ok(per_replica)
 }
 
 /// [`Wire`] as read back: the packed bytes borrowed from the input where the format allows.
