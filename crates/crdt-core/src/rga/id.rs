@@ -204,40 +204,24 @@ impl Ranges {
 
 /// Records in `map` that ids `start .. end` live in `leaf`, splitting and joining entries.
 fn set_in_map(map: &mut BTreeMap<u32, (u32, u32)>, start: u32, end: u32, leaf: u32) {
-    // Fast path: the range lies inside one entry (the usual case when a leaf splits).
-    if let Some((&s, &mut (e, l))) = map.range_mut(..=start).next_back() {
+    // Fast path: the range lies inside one entry (the usual case when a leaf splits). The entry
+    // is cut in place; its neighbours are not joined: a leaf split re-points maximal ranges of
+    // consecutive ids to a new leaf, so no neighbour can point at that leaf already.
+    if let Some((&s, value)) = map.range_mut(..=start).next_back() {
+        let (e, l) = *value;
         if end <= e {
             if l == leaf {
                 return;
             }
-            if s < start {
-                map.insert(s, (start, l));
+            if s == start {
+                *value = (end, leaf);
+            } else {
+                *value = (start, l);
+                map.insert(start, (end, leaf));
             }
             if end < e {
                 map.insert(end, (e, l));
             }
-            let mut new_start = start;
-            let mut new_end = end;
-            if s == start {
-                if let Some((&ps, &(pe, pl))) = map.range(..start).next_back() {
-                    if pe == start && pl == leaf {
-                        map.remove(&ps);
-                        new_start = ps;
-                    }
-                }
-            }
-            if end == e {
-                if let Some(&(ne, nl)) = map.get(&end) {
-                    if nl == leaf {
-                        map.remove(&end);
-                        new_end = ne;
-                    }
-                }
-            }
-            if new_start != start {
-                map.remove(&start);
-            }
-            map.insert(new_start, (new_end, leaf));
             return;
         }
     }
@@ -335,13 +319,14 @@ mod tests {
         let leaves: Vec<_> = (0..10).map(|c| ix.leaf_of(Id::new(0, c))).collect();
         let s = Some;
         assert_eq!(leaves, [s(1), s(1), s(3), s(3), s(3), s(3), s(2), s(2), s(2), None]);
-        ix.set(0, 6, 9, 3);
-        assert_eq!(ix.entry_count(), 2);
-        assert_eq!(ix.entries().collect::<Vec<_>>(), [(0, 0, 2, 1), (0, 2, 9, 3)]);
+        ix.set(0, 6, 9, 4);
+        let leaves: Vec<_> = (0..10).map(|c| ix.leaf_of(Id::new(0, c))).collect();
+        assert_eq!(leaves, [s(1), s(1), s(3), s(3), s(3), s(3), s(4), s(4), s(4), None]);
+        assert_eq!(ix.entries().collect::<Vec<_>>(), [(0, 0, 2, 1), (0, 2, 6, 3), (0, 6, 9, 4)]);
     }
 
     #[test]
-    fn set_splits_and_joins_ranges() {
+    fn set_cuts_ranges_in_place() {
         let mut ix = IdIndex::default();
         ix.set(0, 0, 10, 1);
         ix.set(0, 3, 6, 2);
@@ -349,9 +334,16 @@ mod tests {
         assert_eq!(ix.leaf_of(Id::new(0, 3)), Some(2));
         assert_eq!(ix.leaf_of(Id::new(0, 6)), Some(1));
         assert_eq!(ix.leaf_of(Id::new(0, 10)), None);
-        ix.set(0, 3, 6, 1);
-        assert_eq!(ix.entry_count(), 1);
+        // Re-pointed again (ids only ever move to a new leaf): the entry is cut in place.
+        ix.set(0, 3, 6, 3);
+        ix.set(0, 4, 5, 4);
+        let leaves: Vec<_> = (0..11).map(|c| ix.leaf_of(Id::new(0, c))).collect();
+        let s = Some;
+        assert_eq!(leaves, [s(1), s(1), s(1), s(3), s(4), s(3), s(1), s(1), s(1), s(1), None]);
+        assert_eq!(ix.entry_count(), 5);
+        // New ids next to the tail's in the same leaf extend it.
         ix.set(0, 10, 12, 1);
-        assert_eq!(ix.entry_count(), 1);
+        assert_eq!(ix.entry_count(), 5);
+        assert_eq!(ix.leaf_of(Id::new(0, 11)), Some(1));
     }
 }
