@@ -40,6 +40,7 @@
 //! Positions in the API count Unicode scalar values (`char`s); the `_utf16` methods take UTF-16
 //! code units, as JavaScript and editors do.
 
+mod chunked;
 mod content;
 mod id;
 mod integrate;
@@ -342,13 +343,14 @@ impl Rga {
     pub fn heap_size(&self) -> usize {
         self.tree.heap_size()
             + self.content.iter().map(CharBuf::heap_size).sum::<usize>()
-            + self.ids.entry_count() * 24
+            + self.ids.heap_size()
             + self.replicas.len() * 40
     }
 
     /// Panics if an internal invariant does not hold (see the `rga/*.rs` module docs).
     pub fn check_invariants(&self) {
         self.replicas.check_invariants();
+        self.ids.check_invariants();
         assert_eq!(self.content.len(), self.replicas.len(), "one buffer per replica");
         assert_eq!(self.replicas.lookup(self.replica), Some(self.local), "local replica index");
         for buf in &self.content {

@@ -8,9 +8,10 @@
 //! - `Replicas::ids[i]` and `Replicas::index` are inverse maps.
 //! - `IdIndex` maps every inserted id to the leaf that holds its run, and only those ids.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 
+use super::chunked::ChunkedMap;
 use crate::{OpId, ReplicaId};
 
 /// A character's id inside one `Rga`: `(replica index, counter)`.
@@ -145,7 +146,7 @@ pub(crate) struct IdIndex {
 /// before `tail`'s start.
 #[derive(Clone, Debug, Default)]
 struct Ranges {
-    map: BTreeMap<u32, (u32, u32)>,
+    map: ChunkedMap<(u32, u32)>,
     /// `(start, end, leaf)`.
     tail: Option<(u32, u32, u32)>,
 }
@@ -156,7 +157,7 @@ impl Ranges {
         if counter >= start {
             return (counter < end).then_some(leaf);
         }
-        let (_, &(end, leaf)) = self.map.range(..=counter).next_back()?;
+        let (_, (end, leaf)) = self.map.last_le(counter)?;
         (counter < end).then_some(leaf)
     }
 
@@ -179,8 +180,9 @@ impl Ranges {
             Some(t) if end <= t.0 => {
                 set_in_map(&mut self.map, start, end, leaf);
                 if end == t.0 && leaf == t.2 {
-                    if let Some(last) = self.map.last_entry().filter(|l| l.get().0 == t.0 && l.get().1 == t.2) {
-                        t.0 = last.remove_entry().0;
+                    if let Some((s, _)) = self.map.last().filter(|l| l.1 .0 == t.0 && l.1 .1 == t.2) {
+                        self.map.pop_last();
+                        t.0 = s;
                     }
                 }
                 return;
@@ -193,21 +195,26 @@ impl Ranges {
         self.tail = self.map.pop_last().map(|(s, (e, l))| (s, e, l));
     }
 
+    fn heap_size(&self) -> usize {
+        self.map.heap_size()
+    }
+
+    #[cfg(test)]
     fn len(&self) -> usize {
         self.map.len() + self.tail.is_some() as usize
     }
 
     fn iter(&self) -> impl Iterator<Item = (u32, u32, u32)> + '_ {
-        self.map.iter().map(|(s, (e, l))| (*s, *e, *l)).chain(self.tail)
+        self.map.iter().map(|(s, (e, l))| (s, e, l)).chain(self.tail)
     }
 }
 
 /// Records in `map` that ids `start .. end` live in `leaf`, splitting and joining entries.
-fn set_in_map(map: &mut BTreeMap<u32, (u32, u32)>, start: u32, end: u32, leaf: u32) {
+fn set_in_map(map: &mut ChunkedMap<(u32, u32)>, start: u32, end: u32, leaf: u32) {
     // Fast path: the range lies inside one entry (the usual case when a leaf splits). The entry
     // is cut in place; its neighbours are not joined: a leaf split re-points maximal ranges of
     // consecutive ids to a new leaf, so no neighbour can point at that leaf already.
-    if let Some((&s, value)) = map.range_mut(..=start).next_back() {
+    if let Some((s, value)) = map.last_le_mut(start) {
         let (e, l) = *value;
         if end <= e {
             if l == leaf {
@@ -226,7 +233,7 @@ fn set_in_map(map: &mut BTreeMap<u32, (u32, u32)>, start: u32, end: u32, leaf: u
         }
     }
     // Trim an entry that begins before `start` and reaches into the range.
-    if let Some((&s, &(e, l))) = map.range(..start).next_back() {
+    if let Some((s, (e, l))) = map.last_lt(start) {
         if e > start {
             map.insert(s, (start, l));
             if e > end {
@@ -235,8 +242,8 @@ fn set_in_map(map: &mut BTreeMap<u32, (u32, u32)>, start: u32, end: u32, leaf: u
         }
     }
     // Remove entries that begin inside the range, keeping any tail past `end`.
-    while let Some((&k, &(e, l))) = map.range(start..end).next() {
-        map.remove(&k);
+    while let Some((k, (e, l))) = map.first_ge(start).filter(|(k, _)| *k < end) {
+        map.remove(k);
         if e > end {
             map.insert(end, (e, l));
         }
@@ -244,15 +251,15 @@ fn set_in_map(map: &mut BTreeMap<u32, (u32, u32)>, start: u32, end: u32, leaf: u
     // Join with the neighbours when they point at the same leaf.
     let mut new_start = start;
     let mut new_end = end;
-    if let Some((&s, &(e, l))) = map.range(..start).next_back() {
+    if let Some((s, (e, l))) = map.last_lt(start) {
         if e == start && l == leaf {
-            map.remove(&s);
+            map.remove(s);
             new_start = s;
         }
     }
-    if let Some(&(e, l)) = map.get(&end) {
+    if let Some((e, l)) = map.get(end) {
         if l == leaf {
-            map.remove(&end);
+            map.remove(end);
             new_end = e;
         }
     }
@@ -285,8 +292,7 @@ impl IdIndex {
             .into_iter()
             .map(|mut joined| {
                 let tail = joined.pop().map(|(s, (e, l))| (s, e, l));
-                // `collect` sees the order in one pass and builds the tree in bulk.
-                Ranges { map: joined.into_iter().collect(), tail }
+                Ranges { map: ChunkedMap::from_sorted(joined), tail }
             })
             .collect();
         IdIndex { per_replica }
@@ -300,6 +306,26 @@ impl IdIndex {
             .flat_map(|(r, ranges)| ranges.iter().map(move |(s, e, l)| (r as u32, s, e, l)))
     }
 
+    pub fn heap_size(&self) -> usize {
+        self.per_replica.iter().map(Ranges::heap_size).sum::<usize>()
+            + self.per_replica.capacity() * std::mem::size_of::<Ranges>()
+    }
+
+    /// Panics unless each replica's map keeps its own invariants and ends before its tail.
+    pub fn check_invariants(&self) {
+        for ranges in &self.per_replica {
+            ranges.map.check_invariants();
+            match (ranges.tail, ranges.map.last()) {
+                (None, last) => assert!(last.is_none(), "a map without a tail"),
+                (Some((start, end, _)), last) => {
+                    assert!(start < end, "empty tail");
+                    assert!(last.is_none_or(|(_, (e, _))| e <= start), "map ends before the tail");
+                }
+            }
+        }
+    }
+
+    #[cfg(test)]
     pub fn entry_count(&self) -> usize {
         self.per_replica.iter().map(Ranges::len).sum()
     }
