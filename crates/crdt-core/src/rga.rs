@@ -163,7 +163,7 @@ impl Rga {
         if pos > len {
             return Err(EditError::OutOfBounds { pos, len });
         }
-        let n = text.chars().count();
+        let n = content::char_count(text);
         let counter = self.content[self.local as usize].chars();
         if n as u64 + counter as u64 >= u32::MAX as u64 {
             return Err(EditError::Overflow);
@@ -210,6 +210,10 @@ impl Rga {
         while remaining > 0 {
             let Some(cur) = self.tree.seek_cached(pos as u32, Metric::Chars, &self.content) else { break };
             let run = self.tree.leaves[cur.leaf as usize].runs[cur.run];
+            // A delete past the end of this run: whole runs in one sweep.
+            if cur.offset == 0 && run.len < remaining && self.delete_whole_runs(cur, &mut remaining, &mut deleted) > 0 {
+                continue;
+            }
             let take = remaining.min(run.len - cur.offset);
             let start = self.replicas.to_op_id(run.id.plus(cur.offset)).expect("a run has an id");
             self.mark_deleted(cur, take);
@@ -286,7 +290,7 @@ impl Rga {
         let unknown = |id: OpId| ApplyError::UnknownId { replica: id.replica, counter: id.counter };
         match op {
             RgaOp::Insert { id, origin_left, origin_right, text } => {
-                let len = text.chars().count() as u64;
+                let len = content::char_count(text) as u64;
                 if len == 0 {
                     return Err(ApplyError::Invalid("empty insert"));
                 }

@@ -235,3 +235,45 @@ fn utf16_positions_with_emoji_and_combining_marks() {
     assert_eq!(a.insert(0, ""), Err(EditError::EmptyText));
     assert!(matches!(a.delete(3, 9), Err(EditError::OutOfBounds { .. })));
 }
+
+/// A selection delete over many runs and the tombstones between them (one sweep per leaf),
+/// checked against a string, against a replica applying the op, and for a tidy run list.
+#[test]
+fn selection_delete_over_runs_and_tombstones() {
+    let mut a = Rga::new(ReplicaId::from_u128(1));
+    let mut b = Rga::new(ReplicaId::from_u128(2));
+    let mut model = String::new();
+    // Words typed at alternating ends make many runs; deleting every third character of the
+    // middle leaves tombstones between them.
+    for i in 0..300 {
+        let word = format!("w{i} ");
+        let at = if i % 2 == 0 { 0 } else { model.chars().count() };
+        b.apply(&a.insert(at, &word).unwrap().to_op()).unwrap();
+        let byte = model.char_indices().nth(at).map_or(model.len(), |(p, _)| p);
+        model.insert_str(byte, &word);
+    }
+    for k in (100..900).step_by(3).rev() {
+        if let Some(op) = a.delete(k, 1).unwrap().into_op() {
+            b.apply(&op).unwrap();
+        }
+        let byte = model.char_indices().nth(k).unwrap().0;
+        model.remove(byte);
+    }
+    // Partly into a run, across hundreds of runs and tombstones, partly into another.
+    let (pos, len) = (37, 500);
+    let op = a.delete(pos, len).unwrap().into_op().unwrap();
+    b.apply(&op).unwrap();
+    let start = model.char_indices().nth(pos).unwrap().0;
+    let end = model.char_indices().nth(pos + len).unwrap().0;
+    model.replace_range(start..end, "");
+    assert_eq!(a.value(), model);
+    assert_eq!(b.value(), model);
+    a.check_invariants();
+    b.check_invariants();
+    assert_eq!(a, b);
+    // And everything that is left, in one call.
+    let n = a.len();
+    a.delete(0, n).unwrap();
+    assert_eq!(a.value(), "");
+    a.check_invariants();
+}

@@ -12,6 +12,17 @@
 /// One checkpoint per this many characters keeps char → byte lookups to a short scan.
 const MARK_EVERY: u32 = 64;
 
+/// Characters in `s`, without a call for the usual keystroke (a one-byte string is one ASCII
+/// character).
+#[inline]
+pub(crate) fn char_count(s: &str) -> usize {
+    if s.len() == 1 {
+        1
+    } else {
+        s.chars().count()
+    }
+}
+
 #[derive(Clone, Debug)]
 pub(crate) struct CharBuf {
     text: String,

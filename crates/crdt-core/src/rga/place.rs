@@ -1,8 +1,8 @@
 //! Putting runs into the tree and taking characters out of the visible text: the mutations that
 //! local edits, remote operations and merges share.
 
-use super::node::{Cursor, Metric, Run, Width};
-use super::{Id, Rga, RgaOp, TextDelta};
+use super::node::{Cursor, Metric, Run, Width, LEAF_CAP};
+use super::{Id, LocalDelete, Rga, RgaOp, TextDelta};
 use crate::{Applied, ApplyError, OpId, ReplicaId};
 
 /// A run in public ids: first id, length, origins, deleted.
@@ -48,8 +48,20 @@ impl Rga {
         let Some(new_leaf) = self.tree.split_leaf_if_full(leaf, &self.content) else { return cur };
         // Re-point the moved ids, joined into as few ranges as possible first: the pieces of a
         // run split by deletes sit next to each other with consecutive counters.
-        let mut moved: Vec<(u32, u32, u32)> =
-            self.tree.leaves[new_leaf as usize].runs.iter().map(|r| (r.id.replica, r.id.counter, r.len)).collect();
+        let runs = &self.tree.leaves[new_leaf as usize].runs;
+        // Half of a leaf just over capacity, on the stack: a split happens every few dozen edits.
+        let mut buf = [(0u32, 0u32, 0u32); LEAF_CAP + 1];
+        let mut large = Vec::new();
+        let moved = match buf.get_mut(..runs.len()) {
+            Some(m) => m,
+            None => {
+                large.resize(runs.len(), (0, 0, 0));
+                &mut large[..]
+            }
+        };
+        for (m, r) in moved.iter_mut().zip(runs) {
+            *m = (r.id.replica, r.id.counter, r.len);
+        }
         moved.sort_unstable();
         let mut i = 0;
         while i < moved.len() {
@@ -67,6 +79,59 @@ impl Rga {
         } else {
             cur
         }
+    }
+
+    /// Deletes the live runs of `cur.leaf` from `cur` (the start of a live run) on, whole, while
+    /// they fit in `remaining`, passing over the tombstones between them; records their ids in
+    /// `deleted`. One sweep for what a selection delete covers: the widths are updated once and
+    /// the tombstones that now continue one another are joined. Returns how many characters it
+    /// deleted (0 when the first run does not fit).
+    #[inline(never)]
+    pub(super) fn delete_whole_runs(&mut self, cur: Cursor, remaining: &mut u32, deleted: &mut LocalDelete) -> u32 {
+        let leaf = cur.leaf;
+        let runs = &mut self.tree.leaves[leaf as usize].runs;
+        let mut gone = Width::default();
+        let mut end = cur.run;
+        while let Some(run) = runs.get_mut(end) {
+            if !run.deleted {
+                if run.len > *remaining {
+                    break;
+                }
+                gone = gone.add(run.width(&self.content));
+                run.deleted = true;
+                *remaining -= run.len;
+                deleted.push(self.replicas.to_op_id(run.id).expect("a run has an id"), run.len as u64);
+                if *remaining == 0 {
+                    end += 1;
+                    break;
+                }
+            }
+            end += 1;
+        }
+        if gone.all == 0 {
+            return 0;
+        }
+        // Join tombstones that continue one another, from the run before the first deleted one
+        // to the run after the last.
+        let from = cur.run.saturating_sub(1);
+        let to = (end + 1).min(runs.len());
+        let joins = |a: &Run, b: &Run| a.deleted && b.deleted && a.can_append(b);
+        if let Some(first) = (from + 1..to).find(|&i| joins(&runs[i - 1], &runs[i])) {
+            let mut kept = first - 1;
+            for i in first..to {
+                let run = runs[i];
+                if joins(&runs[kept], &run) {
+                    runs[kept].len += run.len;
+                } else {
+                    kept += 1;
+                    runs[kept] = run;
+                }
+            }
+            runs.drain(kept + 1..to);
+        }
+        self.tree.runs_changed(leaf, from);
+        self.tree.update_width(leaf, gone, Width { all: gone.all, chars: 0, utf16: 0 });
+        gone.chars
     }
 
     /// Deletes `len` characters starting at `cur`, all inside one run. Already deleted characters
@@ -242,7 +307,7 @@ impl Rga {
         deltas: Option<&mut Vec<TextDelta>>,
         hint: Option<(Id, Cursor)>,
     ) -> Result<Applied, ApplyError> {
-        let len = text.chars().count() as u64;
+        let len = super::content::char_count(text) as u64;
         if len == 0 {
             return Err(ApplyError::Invalid("empty insert"));
         }
