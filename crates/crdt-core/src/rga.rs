@@ -169,6 +169,8 @@ impl Rga {
             return Err(EditError::Overflow);
         }
         self.placed = None;
+        // The text first (nothing below fails): reading it can overlap with finding the place.
+        self.content[self.local as usize].push_str(text);
         let after = match self.typing.take() {
             _ if pos == 0 => None,
             Some((last, cur)) if last + 1 == pos as u32 => Some(cur),
@@ -180,7 +182,6 @@ impl Rga {
             Some(c) => self.tree.next_char(c),
         };
         let origin_right = next.map_or(Id::NONE, |c| self.id_at(c));
-        self.content[self.local as usize].push_str(text);
         let run = Run { id: Id::new(self.local, counter), len: n as u32, origin_left, origin_right, deleted: false };
         let at = self.place_after(after, run);
         self.typing = Some(((pos + n) as u32 - 1, Cursor { offset: at.offset + n as u32 - 1, ..at }));
