@@ -9,7 +9,9 @@
 //! # What each measurement is
 //! - **local**: an empty replica applies every patch of the trace as local edits, one library
 //!   transaction (commit) per trace transaction. Also reports the live heap bytes the finished
-//!   replica holds (counted by the global allocator, see `alloc.rs`).
+//!   replica holds (counted by the global allocator, see `alloc.rs`). The libraries take turns,
+//!   one run each per round ([`local_interleaved`]), so that the ratios between them do not
+//!   depend on which one the shared machine's load happened to fall on.
 //! - **remote**: replica A's operations are recorded in an untimed replay; a fresh replica B then
 //!   integrates all of them (timed). Anything that only turns bytes into the library's in-memory
 //!   operations happens before the timer starts.
@@ -121,23 +123,54 @@ pub fn replay<P: Peer>(doc: &mut P, trace: &Trace, offset: usize) {
     }
 }
 
-/// Local apply: returns the timing and the live heap bytes of the finished replica (first run).
-pub fn local<P: Peer>(library: &str, trace: &Trace, runs: Runs) -> (Timing, usize) {
-    let mut heap = 0;
-    let timing = repeat(runs, || {
-        let before = live_bytes();
-        let start = Instant::now();
-        let mut doc = P::empty(REPLICA_A);
-        replay(&mut doc, trace, 0);
-        let elapsed = start.elapsed();
-        let held = (live_bytes() - before).max(0) as usize;
-        if heap == 0 {
-            heap = held;
+/// One local apply: the time, and the live heap bytes the finished replica holds.
+pub fn local_once<P: Peer>(library: &str, trace: &Trace) -> (Duration, usize) {
+    let before = live_bytes();
+    let start = Instant::now();
+    let mut doc = P::empty(REPLICA_A);
+    replay(&mut doc, trace, 0);
+    let elapsed = start.elapsed();
+    let held = (live_bytes() - before).max(0) as usize;
+    check(library, "local apply", trace, &doc.text(), &trace.end);
+    (elapsed, held)
+}
+
+/// Local apply of every library in `once` (one closure per library), run in rounds: round `r`
+/// runs each library once, in turn, so a stretch of load on this shared machine falls on all of
+/// them alike rather than on whichever was being measured. A library leaves the rounds once it
+/// has `runs.wanted` runs or has spent `runs.budget`. Returns each library's timing and heap
+/// (of its first run).
+pub fn local_interleaved(runs: Runs, once: &mut [Box<dyn FnMut() -> (Duration, usize) + '_>]) -> Vec<(Timing, usize)> {
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); once.len()];
+    let mut heaps = vec![0; once.len()];
+    let mut spent = vec![Duration::ZERO; once.len()];
+    loop {
+        let mut ran = false;
+        for (i, f) in once.iter_mut().enumerate() {
+            let done = times[i].len() >= runs.wanted.max(1) || (!times[i].is_empty() && spent[i] >= runs.budget);
+            if done {
+                continue;
+            }
+            let (t, heap) = f();
+            if times[i].is_empty() {
+                heaps[i] = heap;
+            }
+            spent[i] += t;
+            times[i].push(t);
+            ran = true;
         }
-        check(library, "local apply", trace, &doc.text(), &trace.end);
-        elapsed
-    });
-    (timing, heap)
+        if !ran {
+            break;
+        }
+    }
+    times
+        .into_iter()
+        .zip(heaps)
+        .map(|(mut t, heap)| {
+            t.sort();
+            (Timing { median: t[t.len() / 2], runs: t.len() }, heap)
+        })
+        .collect()
 }
 
 /// Remote apply: a fresh replica integrates every operation of the trace.

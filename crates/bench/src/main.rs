@@ -110,7 +110,13 @@ fn main() -> ExitCode {
             continue;
         }
         eprintln!("== {} ({} txns, {} patches)", trace.name, trace.txns.len(), trace.patches.len());
-        let libs = args.libs.iter().map(|lib| lib.measure(&trace, runs)).collect();
+        eprintln!("   local apply, interleaved: {}", args.libs.iter().map(|l| l.key()).collect::<Vec<_>>().join(", "));
+        let t = &trace;
+        let mut once: Vec<Box<dyn FnMut() -> (Duration, usize)>> =
+            args.libs.iter().map(|&lib| Box::new(move || lib.local_once(t)) as Box<dyn FnMut() -> _>).collect();
+        let locals = driver::local_interleaved(runs, &mut once);
+        drop(once);
+        let libs = args.libs.iter().zip(locals).map(|(lib, local)| lib.measure(&trace, runs, local)).collect();
         results.push(report::TraceResult::new(&trace, libs));
     }
     if results.is_empty() {

@@ -9,6 +9,8 @@ pub mod ours;
 pub mod rope;
 pub mod yrs;
 
+use std::time::Duration;
+
 use crate::driver::{self, Encoded, Runs, Timing};
 use crate::trace::Trace;
 
@@ -80,41 +82,58 @@ impl Library {
         }
     }
 
-    pub fn measure(self, trace: &Trace, runs: Runs) -> LibResult {
+    /// One local apply of this library (see [`driver::local_interleaved`]).
+    pub fn local_once(self, trace: &Trace) -> (Duration, usize) {
+        let name = self.key();
+        match self {
+            Library::Ours => driver::local_once::<ours::Ours>(name, trace),
+            Library::Rope => driver::local_once::<rope::Rope>(name, trace),
+            Library::Diamond => driver::local_once::<diamond::Diamond>(name, trace),
+            Library::Cola => driver::local_once::<cola::Cola>(name, trace),
+            Library::Loro => driver::local_once::<loro::Loro>(name, trace),
+            Library::Automerge => driver::local_once::<automerge::Automerge>(name, trace),
+            Library::Yrs => driver::local_once::<yrs::Yrs>(name, trace),
+        }
+    }
+
+    /// Everything but local apply (measured beforehand, interleaved with the other libraries).
+    pub fn measure(self, trace: &Trace, runs: Runs, (local, heap): (Timing, usize)) -> LibResult {
         let name = self.key();
         eprintln!("   {name}");
         match self {
             Library::Ours => {
-                let mut result = full::<ours::Ours>(self, trace, runs);
+                let mut result = full::<ours::Ours>(self, trace, runs, local, heap);
                 let mut doc = <ours::Ours as driver::Peer>::empty(driver::REPLICA_A);
                 driver::replay(&mut doc, trace, 0);
                 result.experiments = ours::size_experiments(&doc.rga);
                 result
             }
-            Library::Rope => {
-                let (local, heap) = driver::local::<rope::Rope>(name, trace, runs);
-                LibResult {
-                    library: self,
-                    local,
-                    heap,
-                    remote: None,
-                    merge: None,
-                    encodings: Vec::new(),
-                    experiments: Vec::new(),
-                }
-            }
-            Library::Diamond => full::<diamond::Diamond>(self, trace, runs),
-            Library::Cola => full::<cola::Cola>(self, trace, runs),
-            Library::Loro => full::<loro::Loro>(self, trace, runs),
-            Library::Automerge => full::<automerge::Automerge>(self, trace, runs),
-            Library::Yrs => full::<yrs::Yrs>(self, trace, runs),
+            Library::Rope => LibResult {
+                library: self,
+                local,
+                heap,
+                remote: None,
+                merge: None,
+                encodings: Vec::new(),
+                experiments: Vec::new(),
+            },
+            Library::Diamond => full::<diamond::Diamond>(self, trace, runs, local, heap),
+            Library::Cola => full::<cola::Cola>(self, trace, runs, local, heap),
+            Library::Loro => full::<loro::Loro>(self, trace, runs, local, heap),
+            Library::Automerge => full::<automerge::Automerge>(self, trace, runs, local, heap),
+            Library::Yrs => full::<yrs::Yrs>(self, trace, runs, local, heap),
         }
     }
 }
 
-fn full<P: driver::Remote + driver::Merge + driver::Encode>(library: Library, trace: &Trace, runs: Runs) -> LibResult {
+fn full<P: driver::Remote + driver::Merge + driver::Encode>(
+    library: Library,
+    trace: &Trace,
+    runs: Runs,
+    local: Timing,
+    heap: usize,
+) -> LibResult {
     let name = library.key();
-    let (local, heap) = driver::local::<P>(name, trace, runs);
     let remote = Some(driver::remote::<P>(name, trace, runs));
     let merge = Some(driver::merge::<P>(name, trace, runs));
     let encodings = driver::encode::<P>(name, trace, runs);

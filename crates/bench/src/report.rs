@@ -287,7 +287,8 @@ pub fn render(results: &[TraceResult], scaling: Option<&[scaling::Row]>, runs: u
     let _ = writeln!(
         out,
         "Median of {runs} runs per measurement; a measurement stops repeating once its runs add up to {:.0} s \
-         (then `n=` gives the runs). Every result was checked against `endContent`.\n",
+         (then `n=` gives the runs). Local apply is measured in rounds, every library once per round, so \
+         that load on the machine falls on all of them alike. Every result was checked against `endContent`.\n",
         budget.as_secs_f64()
     );
     for r in results {
