@@ -409,12 +409,16 @@ impl Rga {
         (id.counter < self.content[r as usize].chars() as u64).then(|| Id::new(r, id.counter as u32))
     }
 
-    /// [`cursor_of`](Self::cursor_of), looking first in the run of a known character.
+    /// [`cursor_of`](Self::cursor_of), looking first in the run of a known character and its
+    /// neighbours.
     fn cursor_near(&self, id: Id, hint: Option<(Id, Cursor)>) -> Option<Cursor> {
         if let Some((_, c)) = hint {
-            let run = self.tree.leaves[c.leaf as usize].runs[c.run];
-            if run.contains(id) {
-                return Some(Cursor { offset: id.counter - run.id.counter, ..c });
+            // That run or a neighbour: backspacing moves one run back, typing on one forward.
+            let runs = &self.tree.leaves[c.leaf as usize].runs;
+            for run in [c.run, c.run.wrapping_sub(1), c.run + 1] {
+                if let Some(r) = runs.get(run).filter(|r| r.contains(id)) {
+                    return Some(Cursor { leaf: c.leaf, run, offset: id.counter - r.id.counter });
+                }
             }
         }
         self.cursor_of(id)

@@ -135,14 +135,15 @@ impl Rga {
     }
 
     /// Deletes `len` characters starting at `cur`, all inside one run. Already deleted characters
-    /// stay deleted. Returns true if anything became deleted.
-    pub(super) fn mark_deleted(&mut self, cur: Cursor, len: u32) -> bool {
+    /// stay deleted. Returns where the first of them is now if anything became deleted (valid
+    /// until the next change), `None` otherwise.
+    pub(super) fn mark_deleted(&mut self, cur: Cursor, len: u32) -> Option<Cursor> {
         let leaf = cur.leaf;
         let mut index = cur.run;
         let runs = &mut self.tree.leaves[leaf as usize].runs;
         let run = runs[index];
         if run.deleted {
-            return false;
+            return None;
         }
         // Backspace and forward delete at the edge of a run next to its own tombstones: move
         // the boundary instead of splitting off a run and joining it to the tombstone.
@@ -165,10 +166,11 @@ impl Rga {
             let before = gone.width(&self.content);
             self.tree.runs_changed(leaf, index);
             self.tree.update_width(leaf, before, Width { all: len, chars: 0, utf16: 0 });
-            return true;
+            return Some(Cursor { leaf, run: index + 1, offset: 0 });
         }
         let prefix = cur.offset == 0 && len < run.len;
         if prefix && index > 0 && runs[index - 1].deleted && continues(&runs[index - 1], &run) {
+            let at = Cursor { leaf, run: index - 1, offset: runs[index - 1].len };
             runs[index - 1].len += len;
             let rest = &mut runs[index];
             rest.id = run.id.plus(len);
@@ -178,7 +180,7 @@ impl Rga {
             self.tree.hidden_moved(leaf, index - 1);
             self.tree.runs_changed(leaf, index);
             self.tree.update_width(leaf, before, Width { all: len, chars: 0, utf16: 0 });
-            return true;
+            return Some(at);
         }
         if cur.offset > 0 {
             let right = runs[index].split(cur.offset);
@@ -198,15 +200,16 @@ impl Rga {
             runs.remove(index + 1);
         }
         let mut first_changed = index;
+        let mut at = Cursor { leaf, run: index, offset: 0 };
         if index > 0 && runs[index - 1].can_append(&runs[index]) {
+            at = Cursor { leaf, run: index - 1, offset: runs[index - 1].len };
             runs[index - 1].len += runs[index].len;
             runs.remove(index);
             first_changed = index - 1;
         }
         self.tree.runs_changed(leaf, first_changed.min(cur.run));
         self.tree.update_width(leaf, before, after);
-        self.split_if_full(leaf, cur);
-        true
+        Some(self.split_if_full(leaf, at))
     }
 
     pub(super) fn apply_inner(
@@ -243,8 +246,12 @@ impl Rga {
                 let mut deltas = deltas;
                 let mut hint = hint;
                 for (start, len) in first.into_iter().chain(checked) {
-                    changed |= self.delete_ids_near(start, len, deltas.as_deref_mut(), hint.take());
+                    let (c, h) = self.delete_ids_near(start, len, deltas.as_deref_mut(), hint.take());
+                    changed |= c;
+                    hint = h;
                 }
+                // Nothing changed since: the next op (a backspace, say) starts looking there.
+                self.placed = hint;
                 if changed {
                     Applied::Changed
                 } else {
@@ -258,7 +265,7 @@ impl Rga {
 
     /// Deletes the characters with ids `start .. start + len` (all known).
     pub(super) fn delete_ids(&mut self, start: Id, len: u32, deltas: Option<&mut Vec<TextDelta>>) -> bool {
-        self.delete_ids_near(start, len, deltas, None)
+        self.delete_ids_near(start, len, deltas, None).0
     }
 
     /// [`delete_ids`](Self::delete_ids) where `hint` may name a character and where it is, valid
@@ -269,7 +276,7 @@ impl Rga {
         len: u32,
         mut deltas: Option<&mut Vec<TextDelta>>,
         mut hint: Option<(Id, Cursor)>,
-    ) -> bool {
+    ) -> (bool, Option<(Id, Cursor)>) {
         let mut changed = false;
         let mut done = 0;
         while done < len {
@@ -277,6 +284,7 @@ impl Rga {
             let cur = self.cursor_near(id, hint.take()).expect("known id has a run");
             let run = self.tree.leaves[cur.leaf as usize].runs[cur.run];
             let take = (len - done).min(run.len - cur.offset);
+            hint = Some((id, cur));
             if !run.deleted {
                 if let Some(d) = deltas.as_deref_mut() {
                     let at = self.tree.position(cur, &self.content);
@@ -291,11 +299,16 @@ impl Rga {
                         len_utf16: w.utf16 as usize,
                     });
                 }
-                changed |= self.mark_deleted(cur, take);
+                if let Some(at) = self.mark_deleted(cur, take) {
+                    changed = true;
+                    hint = Some((id, at));
+                }
             }
             done += take;
         }
-        changed
+        // Where the last piece is now: the next piece, or the next delete, is most likely next
+        // to it.
+        (changed, hint)
     }
 
     fn apply_insert(
