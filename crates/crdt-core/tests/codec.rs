@@ -457,17 +457,21 @@ proptest! {
     }
 }
 
-#[test]
-fn truncated_packed_bytes_are_errors() {
-    let edits: Vec<Edit> = (0..40)
+/// Three replicas inserting, deleting and syncing: a state with runs of every kind.
+fn mixed_edits() -> Vec<Edit> {
+    (0..40)
         .map(|i| match i % 5 {
             0 | 1 => Edit::Insert { replica: i % 3, at: i * 7, piece: i % PIECES.len() },
             2 => Edit::Delete { replica: i % 3, at: i * 3, len: 4 },
             3 => Edit::Sync { from: i % 3, to: (i + 1) % 3 },
             _ => Edit::Insert { replica: (i + 1) % 3, at: i, piece: 0 },
         })
-        .collect();
-    let rga = concurrent(&edits);
+        .collect()
+}
+
+#[test]
+fn truncated_packed_bytes_are_errors() {
+    let rga = concurrent(&mixed_edits());
     let (replicas, packed) = split_wire(&rga_bytes(&rga));
     assert_eq!(&rga_from(&join_wire(&replicas, &packed)).unwrap(), &rga);
     for len in 0..packed.len() {
@@ -493,14 +497,7 @@ fn truncated_packed_bytes_are_errors() {
 /// The packer stores the structure stream; format 2 as first written deflated it. Both load.
 #[test]
 fn compressed_structure_still_loads() {
-    let edits: Vec<Edit> = (0..30)
-        .map(|i| match i % 4 {
-            0 | 1 => Edit::Insert { replica: i % 3, at: i * 5, piece: i % PIECES.len() },
-            2 => Edit::Delete { replica: i % 3, at: i * 2, len: 3 },
-            _ => Edit::Sync { from: i % 3, to: (i + 1) % 3 },
-        })
-        .collect();
-    let rga = concurrent(&edits);
+    let rga = concurrent(&mixed_edits());
     let (replicas, packed) = split_wire(&rga_bytes(&rga));
     let (literals, structure) = open_streams(&packed);
     // One stored block: its five-byte header, then the bytes as they are.
