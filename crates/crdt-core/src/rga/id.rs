@@ -132,21 +132,24 @@ impl Replicas {
 
 /// For each replica index, the counter ranges of its characters and the leaf holding them.
 ///
-/// Ranges are disjoint and half-open. Neighbouring ranges in the same leaf are joined, so a
-/// replica that types a paragraph in one place costs one entry.
+/// A replica's counters are dense (its characters are `0 .. n`, see
+/// [`Rga::apply`](super::Rga::apply)), so a range is stored as its start and leaf alone: it ends
+/// where the next begins. Neighbouring ranges in one leaf are mostly joined, so a replica that
+/// types a paragraph in one place costs one entry.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct IdIndex {
     per_replica: Vec<Ranges>,
 }
 
 /// One replica's ranges: the one with the highest ids apart (new characters extend it, and
-/// looking it up needs no search), the others in a map `start -> (end, leaf)`.
+/// looking it up needs no search), the others in a map `start -> leaf`, each ending where the
+/// next starts and the last where the tail starts.
 ///
-/// Invariant: `tail` is `None` only if `map` is empty, and every range in `map` ends at or
-/// before `tail`'s start.
+/// Invariant: `tail` is `None` only if `map` is empty; the map's first key is 0 (or, with an
+/// empty map, the tail's start is), and every key is below the tail's start.
 #[derive(Clone, Debug, Default)]
 struct Ranges {
-    map: ChunkedMap<(u32, u32)>,
+    map: ChunkedMap<u32>,
     /// `(start, end, leaf)`.
     tail: Option<(u32, u32, u32)>,
 }
@@ -157,42 +160,40 @@ impl Ranges {
         if counter >= start {
             return (counter < end).then_some(leaf);
         }
-        let (_, (end, leaf)) = self.map.last_le(counter)?;
-        (counter < end).then_some(leaf)
+        self.map.last_le(counter).map(|(_, leaf)| leaf)
     }
 
     fn set(&mut self, start: u32, end: u32, leaf: u32) {
-        match &mut self.tail {
-            None => {
-                self.tail = Some((start, end, leaf));
-                return;
-            }
-            Some(t) if start == t.1 && leaf == t.2 => {
+        let Some(t) = &mut self.tail else {
+            debug_assert_eq!(start, 0, "a replica's first characters");
+            self.tail = Some((start, end, leaf));
+            return;
+        };
+        if start >= t.1 {
+            // New characters.
+            debug_assert_eq!(start, t.1, "counters are dense");
+            if leaf == t.2 {
                 t.1 = end;
-                return;
-            }
-            Some(t) if start >= t.1 => {
-                self.map.insert(t.0, (t.1, t.2));
+            } else {
+                self.map.insert(t.0, t.2);
                 *t = (start, end, leaf);
-                return;
             }
-            // Entirely before the tail (ids moving to a new leaf): the map alone changes.
-            Some(t) if end <= t.0 => {
-                set_in_map(&mut self.map, start, end, leaf);
-                if end == t.0 && leaf == t.2 {
-                    if let Some((s, _)) = self.map.last().filter(|l| l.1 .0 == t.0 && l.1 .1 == t.2) {
-                        self.map.pop_last();
-                        t.0 = s;
-                    }
-                }
-                return;
-            }
-            Some(t) => {
-                self.map.insert(t.0, (t.1, t.2));
-            }
+            return;
         }
-        set_in_map(&mut self.map, start, end, leaf);
-        self.tail = self.map.pop_last().map(|(s, (e, l))| (s, e, l));
+        if end <= t.0 {
+            // Entirely before the tail (ids moving to a new leaf): the map alone changes.
+            set_in_map(&mut self.map, start, end, leaf, t.0);
+            if let Some((s, _)) = self.map.last().filter(|l| l.1 == t.2) {
+                self.map.pop_last();
+                t.0 = s;
+            }
+            return;
+        }
+        let limit = t.1.max(end);
+        self.map.insert(t.0, t.2);
+        set_in_map(&mut self.map, start, end, leaf, limit);
+        let (s, l) = self.map.pop_last().expect("the old tail's entry or a later one");
+        *t = (s, limit, l);
     }
 
     fn heap_size(&self) -> usize {
@@ -204,66 +205,63 @@ impl Ranges {
         self.map.len() + self.tail.is_some() as usize
     }
 
+    /// `(start, end, leaf)` of every range, in order.
     fn iter(&self) -> impl Iterator<Item = (u32, u32, u32)> + '_ {
-        self.map.iter().map(|(s, (e, l))| (s, e, l)).chain(self.tail)
+        let mut entries = self.map.iter().peekable();
+        let tail_start = self.tail.map_or(0, |t| t.0);
+        std::iter::from_fn(move || {
+            let (s, l) = entries.next()?;
+            let e = entries.peek().map_or(tail_start, |n| n.0);
+            Some((s, e, l))
+        })
+        .chain(self.tail)
     }
 }
 
-/// Records in `map` that ids `start .. end` live in `leaf`, splitting and joining entries.
-fn set_in_map(map: &mut ChunkedMap<(u32, u32)>, start: u32, end: u32, leaf: u32) {
+/// Records in `map` that ids `start .. end` live in `leaf`, where the map's ranges cover
+/// `0 .. limit` and `end <= limit`: splits the ranges it cuts, drops the ones it covers, and joins
+/// the result with neighbours in the same leaf.
+fn set_in_map(map: &mut ChunkedMap<u32>, start: u32, end: u32, leaf: u32, limit: u32) {
     // Fast path: the range lies inside one entry (the usual case when a leaf splits). The entry
     // is cut in place; its neighbours are not joined: a leaf split re-points maximal ranges of
     // consecutive ids to a new leaf, so no neighbour can point at that leaf already.
-    if let Some((s, value)) = map.last_le_mut(start) {
-        let (e, l) = *value;
-        if end <= e {
-            if l == leaf {
+    if let Some((s, value, next)) = map.entry_le_mut(start) {
+        let stop = next.unwrap_or(limit);
+        if end <= stop {
+            let old = *value;
+            if old == leaf {
                 return;
             }
             if s == start {
-                *value = (end, leaf);
+                *value = leaf;
             } else {
-                *value = (start, l);
-                map.insert(start, (end, leaf));
+                map.insert(start, leaf);
             }
-            if end < e {
-                map.insert(end, (e, l));
+            if end < stop {
+                map.insert(end, old);
             }
             return;
         }
     }
-    // Trim an entry that begins before `start` and reaches into the range.
-    if let Some((s, (e, l))) = map.last_lt(start) {
-        if e > start {
-            map.insert(s, (start, l));
-            if e > end {
-                map.insert(end, (e, l));
+    // The leaf of the ids from `end` on, if no range starts there: they keep it.
+    let after = map.last_le(end).filter(|(k, _)| *k != end && end < limit).map(|(_, l)| l);
+    // Drop the ranges that begin inside the range.
+    while let Some((k, _)) = map.first_ge(start).filter(|(k, _)| *k < end) {
+        map.remove(k);
+    }
+    // Join with the neighbours when they point at the same leaf.
+    if map.last_lt(start).is_none_or(|(_, l)| l != leaf) {
+        map.insert(start, leaf);
+    }
+    match after {
+        Some(l) if l != leaf => map.insert(end, l),
+        Some(_) => {}
+        None => {
+            if map.get(end) == Some(leaf) {
+                map.remove(end);
             }
         }
     }
-    // Remove entries that begin inside the range, keeping any tail past `end`.
-    while let Some((k, (e, l))) = map.first_ge(start).filter(|(k, _)| *k < end) {
-        map.remove(k);
-        if e > end {
-            map.insert(end, (e, l));
-        }
-    }
-    // Join with the neighbours when they point at the same leaf.
-    let mut new_start = start;
-    let mut new_end = end;
-    if let Some((s, (e, l))) = map.last_lt(start) {
-        if e == start && l == leaf {
-            map.remove(s);
-            new_start = s;
-        }
-    }
-    if let Some((e, l)) = map.get(end) {
-        if l == leaf {
-            map.remove(end);
-            new_end = e;
-        }
-    }
-    map.insert(new_start, (new_end, leaf));
 }
 
 impl IdIndex {
@@ -284,15 +282,15 @@ impl IdIndex {
         self.per_replica[replica as usize].set(start, end, leaf);
     }
 
-    /// An index of `(replica, start, end, leaf)` ranges that do not overlap, in any order.
-    /// The index of `per_replica[r]`: replica `r`'s ranges `(start, (end, leaf))` in order,
-    /// each starting where the one before ends and neighbours in one leaf already joined.
-    pub fn from_sorted(per_replica: Vec<Vec<(u32, (u32, u32))>>) -> IdIndex {
+    /// The index of `per_replica[r]`: replica `r`'s ranges `(start, leaf)` in order, each
+    /// ending where the next starts and the last at `ends[r]`, the first starting at 0.
+    pub fn from_sorted(per_replica: Vec<Vec<(u32, u32)>>, ends: &[u32]) -> IdIndex {
         let per_replica = per_replica
             .into_iter()
-            .map(|mut joined| {
-                let tail = joined.pop().map(|(s, (e, l))| (s, e, l));
-                Ranges { map: ChunkedMap::from_sorted(joined), tail }
+            .zip(ends)
+            .map(|(mut ranges, end)| {
+                let tail = ranges.pop().map(|(s, l)| (s, *end, l));
+                Ranges { map: ChunkedMap::from_sorted(ranges), tail }
             })
             .collect();
         IdIndex { per_replica }
@@ -311,15 +309,18 @@ impl IdIndex {
             + self.per_replica.capacity() * std::mem::size_of::<Ranges>()
     }
 
-    /// Panics unless each replica's map keeps its own invariants and ends before its tail.
+    /// Panics unless each replica's map keeps its own invariants and its ranges cover the
+    /// replica's counters from 0, the map ending where the tail starts.
     pub fn check_invariants(&self) {
         for ranges in &self.per_replica {
             ranges.map.check_invariants();
-            match (ranges.tail, ranges.map.last()) {
-                (None, last) => assert!(last.is_none(), "a map without a tail"),
-                (Some((start, end, _)), last) => {
+            match ranges.tail {
+                None => assert!(ranges.map.last().is_none(), "a map without a tail"),
+                Some((start, end, _)) => {
                     assert!(start < end, "empty tail");
-                    assert!(last.is_none_or(|(_, (e, _))| e <= start), "map ends before the tail");
+                    let first = ranges.map.iter().next().map_or(start, |(k, _)| k);
+                    assert_eq!(first, 0, "ranges start at counter 0");
+                    assert!(ranges.map.last().is_none_or(|(k, _)| k < start), "map ends before the tail");
                 }
             }
         }
@@ -349,6 +350,43 @@ mod tests {
         let leaves: Vec<_> = (0..10).map(|c| ix.leaf_of(Id::new(0, c))).collect();
         assert_eq!(leaves, [s(1), s(1), s(3), s(3), s(3), s(3), s(4), s(4), s(4), None]);
         assert_eq!(ix.entries().collect::<Vec<_>>(), [(0, 0, 2, 1), (0, 2, 6, 3), (0, 6, 9, 4)]);
+    }
+
+    /// Random re-pointing and new ids against a plain leaf-per-counter array.
+    #[test]
+    fn behaves_like_an_array() {
+        let mut x = 0x2545_F491_4F6C_DD1Du64;
+        let mut rand = move |n: u32| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % n as u64) as u32
+        };
+        for _ in 0..20 {
+            let mut ix = IdIndex::default();
+            let mut model: Vec<u32> = Vec::new();
+            for step in 0..2_000 {
+                let leaf = rand(6);
+                if model.is_empty() || rand(4) == 0 {
+                    let len = 1 + rand(5);
+                    ix.set(0, model.len() as u32, model.len() as u32 + len, leaf);
+                    model.extend(std::iter::repeat_n(leaf, len as usize));
+                } else {
+                    let start = rand(model.len() as u32);
+                    let end = start + 1 + rand((model.len() as u32 - start).min(12));
+                    ix.set(0, start, end, leaf);
+                    model[start as usize..end as usize].fill(leaf);
+                }
+                if step % 50 == 0 || step < 50 {
+                    ix.check_invariants();
+                    let got: Vec<_> = (0..=model.len() as u32).map(|c| ix.leaf_of(Id::new(0, c))).collect();
+                    let want: Vec<_> = model.iter().map(|l| Some(*l)).chain([None]).collect();
+                    assert_eq!(got, want, "step {step}");
+                    let covered: u32 = ix.entries().map(|(_, s, e, _)| e - s).sum();
+                    assert_eq!(covered as usize, model.len());
+                }
+            }
+        }
     }
 
     #[test]

@@ -186,16 +186,17 @@ impl Rga {
         let by_id = id_ranges(&runs, &chars, super::node::LOAD_FILL)?;
         rga.tree = super::node::Tree::from_runs(runs, &rga.content);
         // Already in order, which the index's sort sees in one pass.
-        rga.ids = super::id::IdIndex::from_sorted(by_id);
+        rga.ids = super::id::IdIndex::from_sorted(by_id, &chars);
         let random = ReplicaId::random();
         rga.set_replica(random);
         Ok(rga)
     }
 }
 
-/// Per replica, `(start, (end, leaf))` of its runs in id order, neighbours in one leaf joined:
-/// what [`IdIndex::from_sorted`](super::id::IdIndex::from_sorted) takes.
-type IdRanges = Vec<Vec<(u32, (u32, u32))>>;
+/// Per replica, `(start, leaf)` of its runs in id order (each ending where the next starts),
+/// neighbours in one leaf joined: what [`IdIndex::from_sorted`](super::id::IdIndex::from_sorted)
+/// takes.
+type IdRanges = Vec<Vec<(u32, u32)>>;
 
 /// Checks that `runs` cover each replica's counters `0 .. chars[replica]` exactly once, without
 /// sorting: a bitmap of run starts gives each run its rank among its replica's runs, which is
@@ -241,16 +242,15 @@ fn id_ranges(runs: &[Run], chars: &[u32], per_leaf: usize) -> Result<IdRanges, &
     let mut per_replica = Vec::with_capacity(chars.len());
     for (r, &c) in chars.iter().enumerate() {
         let places = before[word_base[r]] as usize..before[word_base[r + 1]] as usize;
-        let mut joined: Vec<(u32, (u32, u32))> = Vec::with_capacity(places.len());
+        let mut joined: Vec<(u32, u32)> = Vec::with_capacity(places.len());
         let mut at = 0;
         for &(start, end, leaf) in &by_id[places] {
             if start != at {
                 return Err(NOT_COVERED);
             }
             at = end;
-            match joined.last_mut() {
-                Some((_, (e, l))) if *l == leaf => *e = end,
-                _ => joined.push((start, (end, leaf))),
+            if joined.last().is_none_or(|(_, l)| *l != leaf) {
+                joined.push((start, leaf));
             }
         }
         if at != c {
