@@ -242,20 +242,30 @@ fn goals(out: &mut String, r: &TraceResult) {
 }
 
 fn scaling_table(out: &mut String, rows: &[scaling::Row]) {
-    let _ = writeln!(out, "### Scaling: synthetic random-position typing (ours)\n");
-    let _ = writeln!(out, "Each edit: with a fixed seed, a 1-char insert (90 %) or 1-char delete (10 %) at a uniformly random position.\n");
-    let _ = writeln!(out, "| edits | ours local | per edit | ours remote | per edit | plain rope | per edit |");
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|");
+    let _ = writeln!(out, "### Scaling: synthetic random-position typing\n");
+    let _ = writeln!(
+        out,
+        "Each edit: with a fixed seed, a 1-char insert (90 %) or 1-char delete (10 %) at a uniformly random \
+         position. Local replays of the rope, ours and diamond-types interleaved; medians of at least 3 \
+         rounds (more at small sizes, at least 0.3 s of ours).\n"
+    );
+    let _ = writeln!(
+        out,
+        "| edits | ours local | per edit | ours remote | per edit | diamond-types local | per edit | plain rope | per edit |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
     let per = |d: Duration, n: usize| format!("{:.0} ns", d.as_secs_f64() * 1e9 / n as f64);
     for r in rows {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.edits,
             ms(r.local),
             per(r.local, r.edits),
             ms(r.remote),
             per(r.remote, r.edits),
+            ms(r.diamond),
+            per(r.diamond, r.edits),
             ms(r.rope),
             per(r.rope, r.edits)
         );
@@ -267,12 +277,13 @@ fn scaling_table(out: &mut String, rows: &[scaling::Row]) {
         let local = growth(first.local, last.local);
         let remote = growth(first.remote, last.remote);
         let rope = growth(first.rope, last.rope);
+        let diamond = growth(first.diamond, last.diamond);
         let _ = writeln!(
             out,
             "\nGrowth exponent k in time ∝ edits^k from {} to {} edits: ours local {local:.2}, ours remote \
-             {remote:.2}, plain rope {rope:.2} (1.00 = linear; n log n over this range is 1.09, and cache misses \
-             add to every structure, the rope included). Near-linear, read as k no more than 0.05 above the \
-             plain rope's: local {}, remote {}\n",
+             {remote:.2}, diamond-types local {diamond:.2}, plain rope {rope:.2} (1.00 = linear; n log n over \
+             this range is 1.09, and cache misses add to every structure, the rope included). Near-linear, read \
+             as k no more than 0.05 above the plain rope's: local {}, remote {}\n",
             first.edits,
             last.edits,
             met(local <= rope + 0.05),

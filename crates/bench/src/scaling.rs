@@ -1,7 +1,8 @@
 //! Synthetic random-position typing at growing sizes: does our cost grow with the work as it
 //! should? Each edit is, with a fixed seed, a one-character insert at a uniformly random position
 //! (90 %) or a one-character delete at a uniformly random position (10 %). Random positions are
-//! the worst case for runs: nearly every insert starts a run of its own.
+//! the worst case for runs: nearly every insert starts a run of its own. diamond-types, the
+//! fastest CRDT peer on local edits, runs the same edits for comparison.
 
 use std::time::{Duration, Instant};
 
@@ -9,6 +10,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
 use crate::driver::{Peer, Remote, REPLICA_A, REPLICA_B};
+use crate::peers::diamond::Diamond;
 use crate::peers::ours::Ours;
 use crate::peers::rope::Rope;
 use crate::trace::Patch;
@@ -19,6 +21,7 @@ pub struct Row {
     pub local: Duration,
     pub remote: Duration,
     pub rope: Duration,
+    pub diamond: Duration,
 }
 
 /// The seeded edit script of `n` edits.
@@ -47,51 +50,56 @@ fn expected(edits: &[Patch]) -> String {
     rope.text()
 }
 
-/// The median of three timings of `once`.
-fn median3(mut once: impl FnMut() -> Duration) -> Duration {
-    let mut t = [once(), once(), once()];
+/// Timings of one size are repeated until each library has at least this much time measured
+/// (a small size is over in a few milliseconds, where one slow moment of a shared machine
+/// would decide a median of three), and at least three times.
+const MEASURE: Duration = Duration::from_millis(300);
+
+fn median(mut t: Vec<Duration>) -> Duration {
     t.sort();
-    t[1]
+    t[t.len() / 2]
 }
 
-/// Times our local replay, a fresh replica integrating those operations, and the plain rope;
-/// each the median of three runs, each result checked.
+/// Times `script` applied as local edits to a fresh `P`, checked against `want`.
+fn local<P: Peer>(script: &[Patch], want: &str, name: &str) -> Duration {
+    let start = Instant::now();
+    let mut doc = P::empty(REPLICA_A);
+    doc.apply_txn(script, 0);
+    let elapsed = start.elapsed();
+    assert_eq!(doc.text(), want, "{name}, {} synthetic edits", script.len());
+    elapsed
+}
+
+/// Times the plain rope, our local replay and diamond-types' in interleaved rounds (so a slow
+/// spell of the machine hits all three alike), then a fresh replica of ours integrating the
+/// recorded operations; each the median of its rounds, each result checked.
 pub fn run(sizes: &[usize]) -> Vec<Row> {
     sizes
         .iter()
         .map(|&n| {
             let script = edits(n, 0x5eed);
             let want = expected(&script);
-            let rope = median3(|| {
-                let start = Instant::now();
-                let mut rope = Rope::empty(0);
-                rope.apply_txn(&script, 0);
-                let elapsed = start.elapsed();
-                assert_eq!(rope.text(), want, "rope, {n} synthetic edits");
-                elapsed
-            });
-            let local = median3(|| {
-                let start = Instant::now();
-                let mut doc = Ours::empty(REPLICA_A);
-                doc.apply_txn(&script, 0);
-                let elapsed = start.elapsed();
-                assert_eq!(doc.text(), want, "ours, {n} synthetic edits");
-                elapsed
-            });
+            let (mut rope, mut ours, mut diamond) = (Vec::new(), Vec::new(), Vec::new());
+            while rope.len() < 3 || ours.iter().sum::<Duration>() < MEASURE {
+                rope.push(local::<Rope>(&script, &want, "rope"));
+                ours.push(local::<Ours>(&script, &want, "ours"));
+                diamond.push(local::<Diamond>(&script, &want, "diamond-types"));
+            }
             let mut source = Ours::empty(REPLICA_A);
             source.set_recording(true);
             source.apply_txn(&script, 0);
             let ops = source.take_ops();
             drop(source);
-            let remote = median3(|| {
+            let mut remote = Vec::new();
+            while remote.len() < 3 || remote.iter().sum::<Duration>() < MEASURE {
                 let mut prepared = Ours::prepare(&ops);
                 let start = Instant::now();
                 let mut doc = Ours::integrate(REPLICA_B, &mut prepared);
                 let elapsed = start.elapsed();
                 assert_eq!(doc.text(), want, "ours remote, {n} synthetic edits");
-                elapsed
-            });
-            Row { edits: n, local, remote, rope }
+                remote.push(elapsed);
+            }
+            Row { edits: n, local: median(ours), remote: median(remote), rope: median(rope), diamond: median(diamond) }
         })
         .collect()
 }

@@ -112,6 +112,12 @@ impl<V: Copy> ChunkedMap<V> {
 
     /// Sets `key`'s value, adding the entry if there is none.
     pub fn insert(&mut self, key: u32, value: V) {
+        // Past the last key (the id index's usual insert: a range leaving the tail): no search.
+        let last = self.chunks.len().wrapping_sub(1);
+        if self.chunks.get(last).and_then(|c| c.last()).is_some_and(|e| e.0 < key) {
+            self.insert_at(last, self.chunks[last].len(), key, value);
+            return;
+        }
         let Some(c) = self.chunk_le(key) else {
             // Before every entry (or the map is empty): into the first chunk.
             if self.chunks.is_empty() {
@@ -131,6 +137,12 @@ impl<V: Copy> ChunkedMap<V> {
             chunk[i].1 = value;
             return;
         }
+        self.insert_at(c, i, key, value);
+    }
+
+    /// Inserts a new entry as entry `i` of chunk `c` (where it belongs in key order).
+    fn insert_at(&mut self, c: usize, i: usize, key: u32, value: V) {
+        let chunk = &mut self.chunks[c];
         if chunk.len() == chunk.capacity() && chunk.len() >= CHUNK / 2 {
             // Room for the one entry over `CHUNK` that a split takes away, and no more: a chunk
             // left to grow by doubling would keep twice the memory it needs.

@@ -263,7 +263,15 @@ impl Tree {
     pub fn seek_cached(&mut self, pos: u32, metric: Metric, bufs: &[CharBuf]) -> Option<Cursor> {
         if let Some(c) = self.cache {
             let start = c.before.get(metric);
-            if pos >= start {
+            // Inside the cached leaf, as far as its recorded width tells (without a path, the
+            // scan finds out).
+            let inside = |rem: u32| {
+                c.depth == 0 || {
+                    let (node, i) = c.path[c.depth as usize - 1];
+                    rem < self.nodes[node as usize].widths[i as usize].get(metric)
+                }
+            };
+            if pos >= start && inside(pos - start) {
                 let rem = pos - start;
                 let hinted = c.hint_metric == metric && c.run < self.leaves[c.leaf as usize].runs.len();
                 let (from, from_before) =
@@ -318,22 +326,20 @@ impl Tree {
         from: usize,
         from_before: u32,
     ) -> Option<(Cursor, u32)> {
-        let mut rem = rem - from_before;
-        let mut before = from_before;
-        for (i, run) in self.leaves[leaf as usize].runs.iter().enumerate().skip(from) {
-            let w = metric_width(run, metric, bufs);
-            if rem < w {
-                let offset = if metric == Metric::Utf16 && w != run.len {
-                    utf16_to_char_offset(bufs[run.id.replica as usize].slice(run.id.counter, run.len), rem)
-                } else {
-                    rem
-                };
-                return Some((Cursor { leaf, run: i, offset }, before));
-            }
-            rem -= w;
-            before += w;
-        }
-        None
+        let runs = &self.leaves[leaf as usize].runs;
+        // One loop per metric, so the loop tests no metric.
+        let (i, rem, before, w) = match metric {
+            Metric::All => scan_runs(runs, from, rem, from_before, |r| r.len),
+            Metric::Chars => scan_runs(runs, from, rem, from_before, |r| if r.deleted { 0 } else { r.len }),
+            Metric::Utf16 => scan_runs(runs, from, rem, from_before, |r| metric_width(r, metric, bufs)),
+        }?;
+        let run = &runs[i];
+        let offset = if metric == Metric::Utf16 && w != run.len {
+            utf16_to_char_offset(bufs[run.id.replica as usize].slice(run.id.counter, run.len), rem)
+        } else {
+            rem
+        };
+        Some((Cursor { leaf, run: i, offset }, before))
     }
 
     /// Tells the seek cache that run `from` of `leaf` grew by deleted characters taken from
@@ -663,6 +669,30 @@ impl Tree {
         }
         (total, n.height)
     }
+}
+
+/// Scans `runs` from run `from` (which starts at `from_before <= rem`) for the one holding unit
+/// `rem` when each run is `width` wide: its index, the offset inside it, the width before it
+/// and its own width.
+#[inline(always)]
+fn scan_runs(
+    runs: &[Run],
+    from: usize,
+    rem: u32,
+    from_before: u32,
+    width: impl Fn(&Run) -> u32,
+) -> Option<(usize, u32, u32, u32)> {
+    let mut rem = rem - from_before;
+    let mut before = from_before;
+    for (i, run) in runs.iter().enumerate().skip(from) {
+        let w = width(run);
+        if rem < w {
+            return Some((i, rem, before, w));
+        }
+        rem -= w;
+        before += w;
+    }
+    None
 }
 
 /// `run`'s width in `metric`.
