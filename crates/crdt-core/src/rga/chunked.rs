@@ -63,7 +63,6 @@ impl<V: Copy> ChunkedMap<V> {
         ChunkedMap { chunks, firsts, len }
     }
 
-    #[cfg(test)]
     pub fn len(&self) -> usize {
         self.len
     }

@@ -135,26 +135,136 @@ impl Replicas {
 /// A replica's counters are dense (its characters are `0 .. n`, see
 /// [`Rga::apply`](super::Rga::apply)), so a range is stored as its start and leaf alone: it ends
 /// where the next begins. Neighbouring ranges in one leaf are mostly joined, so a replica that
-/// types a paragraph in one place costs one entry.
+/// types a paragraph in one place costs one entry. A replica whose characters are scattered
+/// (about as many ranges as characters: edits at random places) is kept as one leaf per
+/// character instead, which is no larger and needs no search; see [`Ranges`].
 #[derive(Clone, Debug, Default)]
 pub(crate) struct IdIndex {
     per_replica: Vec<Ranges>,
 }
 
-/// One replica's ranges: the one with the highest ids apart (new characters extend it, and
-/// looking it up needs no search), the others in a map `start -> leaf`, each ending where the
-/// next starts and the last where the tail starts.
+/// One replica's part of the index.
+///
+/// It starts [`Sparse`] and turns [`Dense`](Ranges::Dense) once it holds at least
+/// [`DENSE_MIN_RANGES`] ranges averaging under two characters each: then a sparse entry (8 bytes
+/// and a share of its chunk) costs more than the 4 bytes a character costs dense, and every
+/// lookup and every re-pointing of a scattered character, each a cache miss in a large
+/// document, becomes a single array access. It never turns back (a character costs 4 bytes at
+/// most).
+#[derive(Clone, Debug)]
+enum Ranges {
+    Sparse(Sparse),
+    /// `leaf[counter]`.
+    Dense(Vec<u32>),
+}
+
+/// Below this many ranges a replica stays [`Ranges::Sparse`] whatever their lengths.
+const DENSE_MIN_RANGES: usize = 256;
+
+impl Default for Ranges {
+    fn default() -> Self {
+        Ranges::Sparse(Sparse::default())
+    }
+}
+
+impl Ranges {
+    fn leaf_of(&self, counter: u32) -> Option<u32> {
+        match self {
+            Ranges::Sparse(s) => s.leaf_of(counter),
+            Ranges::Dense(d) => d.get(counter as usize).copied(),
+        }
+    }
+
+    fn set(&mut self, start: u32, end: u32, leaf: u32) {
+        match self {
+            Ranges::Sparse(s) => {
+                let entries = s.map.len();
+                s.set(start, end, leaf);
+                // Only a map that grew can have become scattered (typing, which extends the
+                // tail, never checks).
+                if s.map.len() > entries && s.scattered() {
+                    *self = Ranges::Dense(s.to_dense());
+                }
+            }
+            Ranges::Dense(d) => {
+                let (start, end) = (start as usize, end as usize);
+                debug_assert!(start <= d.len(), "counters are dense");
+                if end > d.len() {
+                    if d.len() == d.capacity() {
+                        // Grow by a quarter, not double: the array is most of the index.
+                        d.reserve_exact(end - d.len() + d.len() / 4);
+                    }
+                    d.resize(end, leaf);
+                }
+                d[start.min(end)..end].fill(leaf);
+            }
+        }
+    }
+
+    fn heap_size(&self) -> usize {
+        match self {
+            Ranges::Sparse(s) => s.map.heap_size(),
+            Ranges::Dense(d) => d.capacity() * 4,
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    /// `(start, end, leaf)` of every range, in order (for a dense replica: every stretch of
+    /// characters in one leaf).
+    fn iter(&self) -> Box<dyn Iterator<Item = (u32, u32, u32)> + '_> {
+        match self {
+            Ranges::Sparse(s) => Box::new(s.iter()),
+            Ranges::Dense(d) => {
+                let mut at = 0usize;
+                Box::new(std::iter::from_fn(move || {
+                    let leaf = *d.get(at)?;
+                    let start = at;
+                    while d.get(at) == Some(&leaf) {
+                        at += 1;
+                    }
+                    Some((start as u32, at as u32, leaf))
+                }))
+            }
+        }
+    }
+}
+
+/// A replica's ranges kept sparse: the one with the highest ids apart (new characters extend
+/// it, and looking it up needs no search), the others in a map `start -> leaf`, each ending
+/// where the next starts and the last where the tail starts.
 ///
 /// Invariant: `tail` is `None` only if `map` is empty; the map's first key is 0 (or, with an
 /// empty map, the tail's start is), and every key is below the tail's start.
 #[derive(Clone, Debug, Default)]
-struct Ranges {
+struct Sparse {
     map: ChunkedMap<u32>,
     /// `(start, end, leaf)`.
     tail: Option<(u32, u32, u32)>,
 }
 
-impl Ranges {
+impl Sparse {
+    /// True if these ranges have become many and short (see [`Ranges`]).
+    fn scattered(&self) -> bool {
+        let ranges = self.map.len() + 1;
+        ranges >= DENSE_MIN_RANGES && self.tail.is_some_and(|(_, end, _)| ranges * 2 > end as usize)
+    }
+
+    /// The dense form of these ranges.
+    #[cold]
+    fn to_dense(&self) -> Vec<u32> {
+        let end = self.tail.map_or(0, |t| t.1);
+        let mut dense = Vec::with_capacity(end as usize + end as usize / 4);
+        for (start, end, leaf) in self.iter() {
+            debug_assert_eq!(start as usize, dense.len());
+            dense.resize(end as usize, leaf);
+        }
+        dense
+    }
+
     fn leaf_of(&self, counter: u32) -> Option<u32> {
         let (start, end, leaf) = self.tail?;
         if counter >= start {
@@ -194,15 +304,6 @@ impl Ranges {
         set_in_map(&mut self.map, start, end, leaf, limit);
         let (s, l) = self.map.pop_last().expect("the old tail's entry or a later one");
         *t = (s, limit, l);
-    }
-
-    fn heap_size(&self) -> usize {
-        self.map.heap_size()
-    }
-
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.map.len() + self.tail.is_some() as usize
     }
 
     /// `(start, end, leaf)` of every range, in order.
@@ -277,7 +378,20 @@ impl IdIndex {
     }
 
     /// Records that ids `start .. end` of `replica` now live in `leaf`.
+    #[inline]
     pub fn set(&mut self, replica: u32, start: u32, end: u32, leaf: u32) {
+        // Typing on in the same leaf (most keystrokes): the tail grows.
+        if let Some(Ranges::Sparse(Sparse { tail: Some(t), .. })) = self.per_replica.get_mut(replica as usize) {
+            if start == t.1 && leaf == t.2 {
+                t.1 = end;
+                return;
+            }
+        }
+        self.set_slow(replica, start, end, leaf);
+    }
+
+    #[inline(never)]
+    fn set_slow(&mut self, replica: u32, start: u32, end: u32, leaf: u32) {
         self.ensure_replica(replica);
         self.per_replica[replica as usize].set(start, end, leaf);
     }
@@ -290,7 +404,12 @@ impl IdIndex {
             .zip(ends)
             .map(|(mut ranges, end)| {
                 let tail = ranges.pop().map(|(s, l)| (s, *end, l));
-                Ranges { map: ChunkedMap::from_sorted(ranges), tail }
+                let sparse = Sparse { map: ChunkedMap::from_sorted(ranges), tail };
+                if sparse.scattered() {
+                    Ranges::Dense(sparse.to_dense())
+                } else {
+                    Ranges::Sparse(sparse)
+                }
             })
             .collect();
         IdIndex { per_replica }
@@ -313,6 +432,10 @@ impl IdIndex {
     /// replica's counters from 0, the map ending where the tail starts.
     pub fn check_invariants(&self) {
         for ranges in &self.per_replica {
+            let Ranges::Sparse(ranges) = ranges else {
+                // Dense: any array is a valid index; what it says is checked by the caller.
+                continue;
+            };
             ranges.map.check_invariants();
             match ranges.tail {
                 None => assert!(ranges.map.last().is_none(), "a map without a tail"),
@@ -352,7 +475,9 @@ mod tests {
         assert_eq!(ix.entries().collect::<Vec<_>>(), [(0, 0, 2, 1), (0, 2, 6, 3), (0, 6, 9, 4)]);
     }
 
-    /// Random re-pointing and new ids against a plain leaf-per-counter array.
+    /// Random re-pointing and new ids against a plain leaf-per-counter array: half the rounds
+    /// scatter single characters over many leaves (the index turns dense), half move longer
+    /// stretches among a few leaves.
     #[test]
     fn behaves_like_an_array() {
         let mut x = 0x2545_F491_4F6C_DD1Du64;
@@ -362,18 +487,20 @@ mod tests {
             x ^= x << 17;
             (x % n as u64) as u32
         };
-        for _ in 0..20 {
+        for round in 0..20 {
+            let scattered = round % 2 == 0;
+            let (leaves, longest) = if scattered { (1000, 1) } else { (6, 12) };
             let mut ix = IdIndex::default();
             let mut model: Vec<u32> = Vec::new();
             for step in 0..2_000 {
-                let leaf = rand(6);
+                let leaf = rand(leaves);
                 if model.is_empty() || rand(4) == 0 {
-                    let len = 1 + rand(5);
+                    let len = 1 + rand(longest.min(5));
                     ix.set(0, model.len() as u32, model.len() as u32 + len, leaf);
                     model.extend(std::iter::repeat_n(leaf, len as usize));
                 } else {
                     let start = rand(model.len() as u32);
-                    let end = start + 1 + rand((model.len() as u32 - start).min(12));
+                    let end = start + 1 + rand((model.len() as u32 - start).min(longest));
                     ix.set(0, start, end, leaf);
                     model[start as usize..end as usize].fill(leaf);
                 }
@@ -381,12 +508,32 @@ mod tests {
                     ix.check_invariants();
                     let got: Vec<_> = (0..=model.len() as u32).map(|c| ix.leaf_of(Id::new(0, c))).collect();
                     let want: Vec<_> = model.iter().map(|l| Some(*l)).chain([None]).collect();
-                    assert_eq!(got, want, "step {step}");
+                    assert_eq!(got, want, "round {round}, step {step}");
                     let covered: u32 = ix.entries().map(|(_, s, e, _)| e - s).sum();
                     assert_eq!(covered as usize, model.len());
                 }
             }
+            if scattered {
+                assert!(matches!(ix.per_replica[0], Ranges::Dense(_)), "round {round} turned dense");
+            }
+            // Built again from its entries, the index says the same.
+            let entries: Vec<(u32, u32)> = ix.entries().map(|(_, s, _, l)| (s, l)).collect();
+            let rebuilt = IdIndex::from_sorted(vec![entries], &[model.len() as u32]);
+            rebuilt.check_invariants();
+            assert!(rebuilt.entries().eq(ix.entries()), "round {round}: rebuilt");
         }
+    }
+
+    /// Typing long stretches keeps a replica sparse: a few entries, not one per character.
+    #[test]
+    fn typing_stays_sparse() {
+        let mut ix = IdIndex::default();
+        for i in 0..2_000u32 {
+            ix.set(0, i * 100, (i + 1) * 100, i / 40);
+        }
+        assert!(matches!(ix.per_replica[0], Ranges::Sparse(_)));
+        assert_eq!(ix.entry_count(), 50);
+        assert!(ix.heap_size() < 4_000, "{} bytes", ix.heap_size());
     }
 
     #[test]
