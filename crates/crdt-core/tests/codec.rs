@@ -537,7 +537,7 @@ fn scattered_edits_save_load_and_merge() {
         (x % n as u64) as usize
     };
     for i in 0..6_000 {
-        let op = if a.len() > 0 && i % 10 == 0 {
+        let op = if !a.is_empty() && i % 10 == 0 {
             a.delete(rand(a.len()), 1).unwrap().into_op()
         } else {
             Some(a.insert(rand(a.len() + 1), "x").unwrap().to_op())
