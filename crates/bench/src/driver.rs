@@ -93,10 +93,22 @@ pub struct Timing {
     pub runs: usize,
 }
 
+/// Makes the allocator tidy up what the last measurement freed, outside any timer.
+///
+/// glibc's malloc leaves small freed blocks in fast lists and merges them only when a later
+/// request of a kilobyte or more comes: without this, the first such request of the next
+/// library measured (a leaf of ours, a node of another) pays for merging everything the
+/// library before it freed — hundreds of thousands of blocks after automerge or yrs. A 64 KB
+/// request, served from the heap, triggers that merge here instead.
+pub fn settle_allocator() {
+    drop(std::hint::black_box(Vec::<u8>::with_capacity(64 * 1024)));
+}
+
 fn repeat(runs: Runs, mut once: impl FnMut() -> Duration) -> Timing {
     let mut times = Vec::new();
     let mut spent = Duration::ZERO;
     while times.len() < runs.wanted.max(1) && (times.is_empty() || spent < runs.budget) {
+        settle_allocator();
         let t = once();
         spent += t;
         times.push(t);
@@ -125,6 +137,7 @@ pub fn replay<P: Peer>(doc: &mut P, trace: &Trace, offset: usize) {
 
 /// One local apply: the time, and the live heap bytes the finished replica holds.
 pub fn local_once<P: Peer>(library: &str, trace: &Trace) -> (Duration, usize) {
+    settle_allocator();
     let before = live_bytes();
     let start = Instant::now();
     let mut doc = P::empty(REPLICA_A);
@@ -137,16 +150,20 @@ pub fn local_once<P: Peer>(library: &str, trace: &Trace) -> (Duration, usize) {
 
 /// Local apply of every library in `once` (one closure per library), run in rounds: round `r`
 /// runs each library once, in turn, so a stretch of load on this shared machine falls on all of
-/// them alike rather than on whichever was being measured. A library leaves the rounds once it
+/// them alike rather than on whichever was being measured. Each round starts one library further
+/// on, so no library always follows the same one (what the one before leaves in the caches and
+/// the allocator moved a library's time by up to a tenth). A library leaves the rounds once it
 /// has `runs.wanted` runs or has spent `runs.budget`. Returns each library's timing and heap
 /// (of its first run).
 pub fn local_interleaved(runs: Runs, once: &mut [Box<dyn FnMut() -> (Duration, usize) + '_>]) -> Vec<(Timing, usize)> {
     let mut times: Vec<Vec<Duration>> = vec![Vec::new(); once.len()];
     let mut heaps = vec![0; once.len()];
     let mut spent = vec![Duration::ZERO; once.len()];
-    loop {
+    let n = once.len();
+    for round in 0.. {
         let mut ran = false;
-        for (i, f) in once.iter_mut().enumerate() {
+        for i in (0..n).map(|k| (k + round) % n) {
+            let f = &mut once[i];
             let done = times[i].len() >= runs.wanted.max(1) || (!times[i].is_empty() && spent[i] >= runs.budget);
             if done {
                 continue;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use crate::driver::{Peer, Remote, REPLICA_A, REPLICA_B};
+use crate::driver::{settle_allocator, Peer, Remote, REPLICA_A, REPLICA_B};
 use crate::peers::diamond::Diamond;
 use crate::peers::ours::Ours;
 use crate::peers::rope::Rope;
@@ -62,6 +62,7 @@ fn median(mut t: Vec<Duration>) -> Duration {
 
 /// Times `script` applied as local edits to a fresh `P`, checked against `want`.
 fn local<P: Peer>(script: &[Patch], want: &str, name: &str) -> Duration {
+    settle_allocator();
     let start = Instant::now();
     let mut doc = P::empty(REPLICA_A);
     doc.apply_txn(script, 0);
@@ -93,6 +94,7 @@ pub fn run(sizes: &[usize]) -> Vec<Row> {
             let mut remote = Vec::new();
             while remote.len() < 3 || remote.iter().sum::<Duration>() < MEASURE {
                 let mut prepared = Ours::prepare(&ops);
+                settle_allocator();
                 let start = Instant::now();
                 let mut doc = Ours::integrate(REPLICA_B, &mut prepared);
                 let elapsed = start.elapsed();
