@@ -222,6 +222,18 @@ impl<V: Copy> ChunkedMap<V> {
     }
 }
 
+/// A seeded xorshift generator for tests: `rand(n)` is in `0 .. n`.
+#[cfg(test)]
+pub(crate) fn xorshift(seed: u64) -> impl FnMut(u32) -> u32 {
+    let mut x = seed;
+    move |n| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        (x % n as u64) as u32
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,13 +242,7 @@ mod tests {
     /// Random operations against a `BTreeMap`, with every query compared.
     #[test]
     fn behaves_like_a_btreemap() {
-        let mut x = 0x9E37_79B9_7F4A_7C15u64;
-        let mut rand = move |n: u32| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x % n as u64) as u32
-        };
+        let mut rand = xorshift(0x9E37_79B9_7F4A_7C15);
         for round in 0..4 {
             let keys = [40, 400, 4000, 40000][round];
             let mut ours = ChunkedMap::default();

@@ -480,13 +480,7 @@ mod tests {
     /// stretches among a few leaves.
     #[test]
     fn behaves_like_an_array() {
-        let mut x = 0x2545_F491_4F6C_DD1Du64;
-        let mut rand = move |n: u32| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x % n as u64) as u32
-        };
+        let mut rand = super::super::chunked::xorshift(0x2545_F491_4F6C_DD1D);
         for round in 0..20 {
             let scattered = round % 2 == 0;
             let (leaves, longest) = if scattered { (1000, 1) } else { (6, 12) };
