@@ -399,6 +399,7 @@ impl IdIndex {
     /// The index of `per_replica[r]`: replica `r`'s ranges `(start, leaf)` in order, each
     /// ending where the next starts and the last at `ends[r]`, the first starting at 0.
     pub fn from_sorted(per_replica: Vec<Vec<(u32, u32)>>, ends: &[u32]) -> IdIndex {
+        debug_assert_eq!(per_replica.len(), ends.len(), "one end per replica");
         let per_replica = per_replica
             .into_iter()
             .zip(ends)
