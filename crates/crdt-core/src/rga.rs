@@ -48,6 +48,7 @@ mod node;
 mod op;
 mod pack;
 mod place;
+mod run;
 mod snapshot;
 
 use std::collections::HashMap;
