@@ -229,7 +229,7 @@ impl Tree {
         let (i, rem, before, w) = match metric {
             Metric::All => scan_runs(runs, from, rem, from_before, |r| r.len),
             Metric::Chars => scan_runs(runs, from, rem, from_before, |r| if r.deleted { 0 } else { r.len }),
-            Metric::Utf16 => scan_runs(runs, from, rem, from_before, |r| metric_width(r, metric, bufs)),
+            Metric::Utf16 => scan_runs(runs, from, rem, from_before, |r| r.width(bufs).utf16),
         }?;
         let run = &runs[i];
         let offset = if metric == Metric::Utf16 && w != run.len {
