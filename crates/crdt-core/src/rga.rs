@@ -50,6 +50,7 @@ mod pack;
 mod place;
 mod run;
 mod snapshot;
+mod store;
 
 use std::collections::HashMap;
 use std::fmt;

@@ -167,10 +167,15 @@ impl CharBuf {
     }
 
     /// Number of UTF-16 code units in characters `start .. start + len`.
+    #[inline]
     pub fn utf16_len(&self, start: u32, len: u32) -> u32 {
         if !self.astral {
             return len;
         }
+        self.utf16_len_astral(start, len)
+    }
+
+    fn utf16_len_astral(&self, start: u32, len: u32) -> u32 {
         self.slice(start, len).chars().map(|c| c.len_utf16() as u32).sum()
     }
 

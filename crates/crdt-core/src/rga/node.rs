@@ -4,7 +4,7 @@
 //! counters. Runs live in [`Leaf`]s of at most [`LEAF_CAP`] runs; internal
 //! [`Node`]s hold up to [`NODE_CAP`] children and the [`Width`] of each child, so a position is
 //! found by descending from the root in O(log n), and the position of a leaf is found by walking
-//! up its parents.
+//! up its parents. How leaves and nodes are laid out in memory is `store.rs`'s business.
 //!
 //! Leaves are chained by `next` in document order. Runs are never removed (deleted text stays as
 //! tombstones), so leaves only split, never merge.
@@ -19,31 +19,15 @@
 use super::content::CharBuf;
 use super::run::metric_width;
 pub(crate) use super::run::{Metric, Run, Width};
+pub(crate) use super::store::LEAF_CAP;
+pub(crate) use super::store::NODE_CAP;
+use super::store::{Leaf, Leaves, Node, Runs};
 
-/// Most runs in one leaf.
-pub(crate) const LEAF_CAP: usize = 64;
 /// Runs per leaf when a tree is built from a list (a loaded document): most of a leaf, which
 /// keeps the tree and the id index small, with room left for the next edits.
 pub(crate) const LOAD_FILL: usize = LEAF_CAP * 3 / 4;
-/// Most children of one internal node.
-pub(crate) const NODE_CAP: usize = 32;
 /// No node / no leaf.
 pub(crate) const NIL: u32 = u32::MAX;
-
-#[derive(Clone, Debug)]
-pub(crate) struct Leaf {
-    pub runs: Vec<Run>,
-    pub parent: u32,
-    pub next: u32,
-}
-
-#[derive(Clone, Debug)]
-pub(crate) struct Node {
-    pub children: Vec<u32>,
-    pub widths: Vec<Width>,
-    pub parent: u32,
-    pub height: u8,
-}
 
 /// Where a character is: leaf, run index in that leaf, offset in that run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,7 +39,7 @@ pub(crate) struct Cursor {
 
 #[derive(Clone, Debug)]
 pub(crate) struct Tree {
-    pub leaves: Vec<Leaf>,
+    pub leaves: Leaves,
     pub nodes: Vec<Node>,
     pub root: u32,
     pub first_leaf: u32,
@@ -90,9 +74,11 @@ struct SeekCache {
 
 impl Default for Tree {
     fn default() -> Self {
+        let mut leaves = Leaves::default();
+        leaves.push(Leaf { runs: Runs::new(), parent: 0, next: NIL });
         Tree {
-            leaves: vec![Leaf { runs: Vec::new(), parent: 0, next: NIL }],
-            nodes: vec![Node { children: vec![0], widths: vec![Width::default()], parent: NIL, height: 1 }],
+            leaves,
+            nodes: vec![Node::new(&[0], &[Width::default()], NIL, 1)],
             root: 0,
             first_leaf: 0,
             cache: None,
@@ -127,7 +113,7 @@ impl Tree {
         loop {
             let n = &self.nodes[node as usize];
             let mut child = None;
-            for (i, w) in n.widths.iter().enumerate() {
+            for (i, w) in n.widths().iter().enumerate() {
                 let m = w.get(metric);
                 if pos < m {
                     child = Some(i);
@@ -143,9 +129,9 @@ impl Tree {
             depth += 1;
             if n.height == 1 {
                 let depth = if depth <= MAX_DEPTH { depth as u8 } else { 0 };
-                return Some((n.children[i], pos, before, depth));
+                return Some((n.children()[i], pos, before, depth));
             }
-            node = n.children[i];
+            node = n.children()[i];
         }
     }
 
@@ -159,14 +145,14 @@ impl Tree {
     /// [`seek`](Self::seek) for edits: starts from where the previous edit was (the same run or
     /// one near it, most of the time) and remembers where it ends.
     pub fn seek_cached(&mut self, pos: u32, metric: Metric, bufs: &[CharBuf]) -> Option<Cursor> {
-        if let Some(c) = self.cache {
+        if let Some(c) = &self.cache {
             let start = c.before.get(metric);
             // Inside the cached leaf, as far as its recorded width tells (without a path, the
             // scan finds out).
             let inside = |rem: u32| {
                 c.depth == 0 || {
                     let (node, i) = c.path[c.depth as usize - 1];
-                    rem < self.nodes[node as usize].widths[i as usize].get(metric)
+                    rem < self.nodes[node as usize].widths()[i as usize].get(metric)
                 }
             };
             if pos >= start && inside(pos - start) {
@@ -265,7 +251,7 @@ impl Tree {
         let mut node = self.leaves[leaf as usize].parent;
         while node != NIL {
             let n = &self.nodes[node as usize];
-            for (c, w) in n.children.iter().zip(&n.widths) {
+            for (c, w) in n.children().iter().zip(n.widths()) {
                 if *c == child {
                     break;
                 }
@@ -299,25 +285,31 @@ impl Tree {
 
     fn child_index(&self, node: u32, child: u32) -> usize {
         let n = &self.nodes[node as usize];
-        n.children.iter().position(|c| *c == child).unwrap_or(usize::MAX)
+        n.children().iter().position(|c| *c == child).unwrap_or(usize::MAX)
     }
 
     /// Propagates a change of `leaf`'s width from `old` to `new` up to the root.
+    #[inline]
     pub fn update_width(&mut self, leaf: u32, old: Width, new: Width) {
         if old == new {
             return;
         }
         self.total = self.total.sub(old).add(new);
-        match self.cache {
+        match &self.cache {
+            // The usual case: the leaf the last seek ended in, with its path known.
             Some(c) if c.leaf == leaf && c.depth > 0 => {
                 for &(node, i) in &c.path[..c.depth as usize] {
-                    let w = &mut self.nodes[node as usize].widths[i as usize];
+                    let w = &mut self.nodes[node as usize].widths_mut()[i as usize];
                     *w = w.sub(old).add(new);
                 }
-                return;
             }
-            _ => {}
+            _ => self.update_width_up(leaf, old, new),
         }
+    }
+
+    /// [`update_width`](Self::update_width) without a cached path: walks up from `leaf`.
+    #[inline(never)]
+    fn update_width_up(&mut self, leaf: u32, old: Width, new: Width) {
         // Walk up, and make `leaf` the cached one (with its path and start): the next change is
         // most likely in the same leaf again.
         let mut path = [(0u32, 0u8); MAX_DEPTH];
@@ -328,8 +320,9 @@ impl Tree {
         while node != NIL {
             let i = self.child_index(node, child);
             let n = &mut self.nodes[node as usize];
-            before = n.widths[..i].iter().fold(before, |a, w| a.add(*w));
-            n.widths[i] = n.widths[i].sub(old).add(new);
+            before = n.widths()[..i].iter().fold(before, |a, w| a.add(*w));
+            let w = &mut n.widths_mut()[i];
+            *w = w.sub(old).add(new);
             if depth < MAX_DEPTH {
                 path[depth] = (node, i as u8);
             }
@@ -347,7 +340,7 @@ impl Tree {
     pub fn recorded_width(&self, leaf: u32) -> Width {
         let parent = self.leaves[leaf as usize].parent;
         let i = self.child_index(parent, leaf);
-        self.nodes[parent as usize].widths[i]
+        self.nodes[parent as usize].widths()[i]
     }
 
     /// Splits `leaf` in two if it is over capacity. Returns the new right leaf and the runs moved
@@ -359,10 +352,7 @@ impl Tree {
         self.cache = None;
         let old_recorded = self.recorded_width(leaf);
         let half = self.leaves[leaf as usize].runs.len() / 2;
-        // Sized for a full leaf at once: growing it later would reallocate, and glibc
-        // consolidates its free lists on every allocation that size.
-        let mut moved = Vec::with_capacity(LEAF_CAP + 1);
-        moved.extend(self.leaves[leaf as usize].runs.drain(half..));
+        let moved = self.leaves[leaf as usize].runs.split_off(half);
         let new_leaf = self.leaves.len() as u32;
         let parent = self.leaves[leaf as usize].parent;
         let next = self.leaves[leaf as usize].next;
@@ -372,55 +362,48 @@ impl Tree {
         let right_w = old_recorded.sub(left_w);
         let i = self.child_index(parent, leaf);
         let p = &mut self.nodes[parent as usize];
-        p.widths[i] = left_w;
-        p.children.insert(i + 1, new_leaf);
-        p.widths.insert(i + 1, right_w);
+        p.widths_mut()[i] = left_w;
+        p.insert(i + 1, new_leaf, right_w);
         self.split_node_if_full(parent);
         Some(new_leaf)
     }
 
     fn split_node_if_full(&mut self, node: u32) {
-        if self.nodes[node as usize].children.len() <= NODE_CAP {
+        if self.nodes[node as usize].len() <= NODE_CAP {
             return;
         }
-        let half = self.nodes[node as usize].children.len() / 2;
-        let children = self.nodes[node as usize].children.split_off(half);
-        let widths = self.nodes[node as usize].widths.split_off(half);
-        let height = self.nodes[node as usize].height;
+        let half = self.nodes[node as usize].len() / 2;
+        let moved = self.nodes[node as usize].split_off(half);
+        let height = moved.height;
         let new_node = self.nodes.len() as u32;
-        for c in &children {
+        for c in moved.children() {
             if height == 1 {
                 self.leaves[*c as usize].parent = new_node;
             } else {
                 self.nodes[*c as usize].parent = new_node;
             }
         }
-        let left_w = self.nodes[node as usize].widths.iter().fold(Width::default(), |a, w| a.add(*w));
-        let right_w = widths.iter().fold(Width::default(), |a, w| a.add(*w));
-        let parent = self.nodes[node as usize].parent;
-        self.nodes.push(Node { children, widths, parent, height });
+        let left_w = self.nodes[node as usize].total();
+        let right_w = moved.total();
+        let parent = moved.parent;
+        self.nodes.push(moved);
         if parent == NIL {
             let new_root = self.nodes.len() as u32;
-            self.nodes.push(Node {
-                children: vec![node, new_node],
-                widths: vec![left_w, right_w],
-                parent: NIL,
-                height: height + 1,
-            });
+            self.nodes.push(Node::new(&[node, new_node], &[left_w, right_w], NIL, height + 1));
             self.nodes[node as usize].parent = new_root;
             self.nodes[new_node as usize].parent = new_root;
             self.root = new_root;
         } else {
             let i = self.child_index(parent, node);
             let p = &mut self.nodes[parent as usize];
-            p.widths[i] = left_w;
-            p.children.insert(i + 1, new_node);
-            p.widths.insert(i + 1, right_w);
+            p.widths_mut()[i] = left_w;
+            p.insert(i + 1, new_node, right_w);
             self.split_node_if_full(parent);
         }
     }
 
     /// The character after `cur` (across leaves), if any.
+    #[inline]
     pub fn next_char(&self, cur: Cursor) -> Option<Cursor> {
         let runs = &self.leaves[cur.leaf as usize].runs;
         if cur.offset + 1 < runs[cur.run].len {
@@ -430,6 +413,7 @@ impl Tree {
     }
 
     /// The start of the run after run `run` of `leaf`, if any.
+    #[inline]
     pub fn next_run(&self, leaf: u32, run: usize) -> Option<Cursor> {
         if run + 1 < self.leaves[leaf as usize].runs.len() {
             return Some(Cursor { leaf, run: run + 1, offset: 0 });
@@ -446,16 +430,7 @@ impl Tree {
 
     /// Heap bytes used, for memory reports.
     pub fn heap_size(&self) -> usize {
-        let leaves: usize = self.leaves.iter().map(|l| l.runs.capacity() * std::mem::size_of::<Run>()).sum();
-        let nodes: usize = self
-            .nodes
-            .iter()
-            .map(|n| n.children.capacity() * 4 + n.widths.capacity() * std::mem::size_of::<Width>())
-            .sum();
-        leaves
-            + nodes
-            + self.leaves.capacity() * std::mem::size_of::<Leaf>()
-            + self.nodes.capacity() * std::mem::size_of::<Node>()
+        self.nodes.capacity() * std::mem::size_of::<Node>() + self.leaves.heap_size()
     }
 }
 
@@ -467,11 +442,12 @@ impl Tree {
             return Tree::default();
         }
         let per_leaf = LOAD_FILL;
-        let mut leaves: Vec<Leaf> = Vec::with_capacity(runs.len().div_ceil(per_leaf));
+        let mut leaves = Leaves::default();
         for (i, chunk) in runs.chunks(per_leaf).enumerate() {
-            leaves.push(Leaf { runs: chunk.to_vec(), parent: NIL, next: i as u32 + 1 });
+            leaves.push(Leaf { runs: Runs::from_slice(chunk), parent: NIL, next: i as u32 + 1 });
         }
-        leaves.last_mut().expect("at least one leaf").next = NIL;
+        let last = leaves.len() - 1;
+        leaves[last].next = NIL;
         let mut tree = Tree { leaves, nodes: Vec::new(), root: 0, first_leaf: 0, cache: None, total: Width::default() };
         // (child, width) of the level being grouped; leaves first.
         let mut level: Vec<(u32, Width)> =
@@ -490,12 +466,9 @@ impl Tree {
                     }
                 }
                 let total = group.iter().fold(Width::default(), |a, (_, w)| a.add(*w));
-                tree.nodes.push(Node {
-                    children: group.iter().map(|(c, _)| *c).collect(),
-                    widths: group.iter().map(|(_, w)| *w).collect(),
-                    parent: NIL,
-                    height,
-                });
+                let children: Vec<u32> = group.iter().map(|(c, _)| *c).collect();
+                let widths: Vec<Width> = group.iter().map(|(_, w)| *w).collect();
+                tree.nodes.push(Node::new(&children, &widths, NIL, height));
                 next_level.push((id, total));
             }
             if next_level.len() == 1 {
@@ -522,7 +495,7 @@ impl Tree {
         }
         assert_eq!(chained, leaves_in_order, "leaf chain follows tree order");
         let root = &self.nodes[self.root as usize];
-        assert_eq!(self.total, root.widths.iter().fold(Width::default(), |a, w| a.add(*w)), "total width");
+        assert_eq!(self.total, root.total(), "total width");
         if let Some(c) = self.cache {
             assert_eq!(c.before, self.leaf_start(c.leaf), "seek cache: width before its leaf");
             let runs = &self.leaves[c.leaf as usize].runs;
@@ -533,7 +506,7 @@ impl Tree {
             let mut child = c.leaf;
             let mut node = self.leaves[c.leaf as usize].parent;
             for &(n, i) in c.path[..c.depth as usize].iter().rev() {
-                assert_eq!((n, self.nodes[n as usize].children[i as usize]), (node, child), "seek cache: path");
+                assert_eq!((n, self.nodes[n as usize].children()[i as usize]), (node, child), "seek cache: path");
                 child = node;
                 node = self.nodes[node as usize].parent;
             }
@@ -549,10 +522,9 @@ impl Tree {
     fn check_node(&self, node: u32, parent: u32, bufs: &[CharBuf], leaves: &mut Vec<u32>) -> (Width, u8) {
         let n = &self.nodes[node as usize];
         assert_eq!(n.parent, parent, "node parent pointer");
-        assert_eq!(n.children.len(), n.widths.len(), "one width per child");
-        assert!(!n.children.is_empty() && n.children.len() <= NODE_CAP, "node fill");
+        assert!(n.len() > 0 && n.len() <= NODE_CAP, "node fill");
         let mut total = Width::default();
-        for (c, w) in n.children.iter().zip(&n.widths) {
+        for (c, w) in n.children().iter().zip(n.widths()) {
             let actual = if n.height == 1 {
                 assert_eq!(self.leaves[*c as usize].parent, node, "leaf parent pointer");
                 leaves.push(*c);

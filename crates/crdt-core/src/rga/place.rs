@@ -127,7 +127,7 @@ impl Rga {
                     runs[kept] = run;
                 }
             }
-            runs.drain(kept + 1..to);
+            runs.remove_range(kept + 1, to);
         }
         self.tree.runs_changed(leaf, from);
         self.tree.update_width(leaf, gone, Width { all: gone.all, chars: 0, utf16: 0 });
