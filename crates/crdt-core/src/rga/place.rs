@@ -15,6 +15,7 @@ impl Rga {
         let (leaf, index) = match after {
             None => {
                 self.tree.runs_changed(self.tree.first_leaf, 0);
+                self.tree.leaves[self.tree.first_leaf as usize].runs.insert(0, run);
                 (self.tree.first_leaf, 0)
             }
             Some(c) => {
@@ -29,14 +30,15 @@ impl Rga {
                         self.ids.set(run.id.replica, run.id.counter, run.id.counter + run.len, c.leaf);
                         return Cursor { leaf: c.leaf, run: c.run, offset: c.offset + 1 };
                     }
+                    runs.insert(c.run + 1, run);
                 } else {
+                    // Inside a run: its right part goes after `run`, both in one shift.
                     let right = runs[c.run].split(c.offset + 1);
-                    runs.insert(c.run + 1, right);
+                    runs.insert_pair(c.run + 1, run, right);
                 }
                 (c.leaf, c.run + 1)
             }
         };
-        self.tree.leaves[leaf as usize].runs.insert(index, run);
         self.tree.update_width(leaf, Width::default(), run.width(&self.content));
         self.ids.set(run.id.replica, run.id.counter, run.id.counter + run.len, leaf);
         self.split_if_full(leaf, Cursor { leaf, run: index, offset: 0 })
@@ -183,11 +185,17 @@ impl Rga {
             return Some(at);
         }
         if cur.offset > 0 {
-            let right = runs[index].split(cur.offset);
+            // Cut off what follows the offset; from the middle of a run, cut in three with one
+            // shift.
+            let mut middle = runs[index].split(cur.offset);
             index += 1;
-            runs.insert(index, right);
-        }
-        if len < runs[index].len {
+            if len < middle.len {
+                let tail = middle.split(len);
+                runs.insert_pair(index, middle, tail);
+            } else {
+                runs.insert(index, middle);
+            }
+        } else if len < runs[index].len {
             let right = runs[index].split(len);
             runs.insert(index + 1, right);
         }

@@ -54,6 +54,16 @@ impl Runs {
         self.len += 1;
     }
 
+    /// Inserts `a` and then `b` at `index`, shifting the runs after them once.
+    pub fn insert_pair(&mut self, index: usize, a: Run, b: Run) {
+        let len = self.len as usize;
+        assert!(index <= len && len + 2 <= ROOM, "run list full or index past its end");
+        self.items.copy_within(index..len, index + 2);
+        self.items[index] = a;
+        self.items[index + 1] = b;
+        self.len += 2;
+    }
+
     pub fn remove(&mut self, index: usize) -> Run {
         let run = self[index];
         self.remove_range(index, index + 1);
@@ -254,11 +264,16 @@ mod tests {
             let mut model: Vec<Run> = Vec::new();
             for step in 0..400u32 {
                 let len = model.len();
-                match rand(4) {
-                    0 | 1 if len < ROOM => {
+                match rand(5) {
+                    0 if len < ROOM => {
                         let at = rand(len as u32 + 1) as usize;
                         ours.insert(at, run(step));
                         model.insert(at, run(step));
+                    }
+                    1 if len + 2 <= ROOM => {
+                        let at = rand(len as u32 + 1) as usize;
+                        ours.insert_pair(at, run(step), run(step + 1000));
+                        model.splice(at..at, [run(step), run(step + 1000)]);
                     }
                     2 if len > 0 => {
                         let from = rand(len as u32) as usize;
