@@ -14,7 +14,9 @@
 //!   depend on which one the shared machine's load happened to fall on.
 //! - **remote**: replica A's operations are recorded in an untimed replay; a fresh replica B then
 //!   integrates all of them (timed). Anything that only turns bytes into the library's in-memory
-//!   operations happens before the timer starts.
+//!   operations happens before the timer starts. Ours also takes part in the local rounds as
+//!   a remote apply (`main.rs`), so the goal that compares our remote with our local apply
+//!   compares two medians of the same rounds.
 //! - **merge**: see [`merge`]: two replicas that forked from a one-character document each type
 //!   the whole trace into their own half of it, concurrently; A then integrates everything B did.
 //! - **encode/load**: the replica after the trace is saved with its full history; loading is
@@ -190,21 +192,29 @@ pub fn local_interleaved(runs: Runs, once: &mut [Box<dyn FnMut() -> (Duration, u
         .collect()
 }
 
-/// Remote apply: a fresh replica integrates every operation of the trace.
-pub fn remote<P: Remote>(library: &str, trace: &Trace, runs: Runs) -> Timing {
+/// The operations of an untimed local replay of `trace` by replica A, for [`remote_once`].
+pub fn record<P: Remote>(trace: &Trace) -> P::Ops {
     let mut source = P::empty(REPLICA_A);
     source.set_recording(true);
     replay(&mut source, trace, 0);
-    let ops = source.take_ops();
-    drop(source);
-    repeat(runs, || {
-        let mut prepared = P::prepare(&ops);
-        let start = Instant::now();
-        let mut doc = P::integrate(REPLICA_B, &mut prepared);
-        let elapsed = start.elapsed();
-        check(library, "remote apply", trace, &doc.text(), &trace.end);
-        elapsed
-    })
+    source.take_ops()
+}
+
+/// One remote apply: a fresh replica integrates all of `ops` (recorded by [`record`]).
+pub fn remote_once<P: Remote>(library: &str, trace: &Trace, ops: &P::Ops) -> Duration {
+    let mut prepared = P::prepare(ops);
+    settle_allocator();
+    let start = Instant::now();
+    let mut doc = P::integrate(REPLICA_B, &mut prepared);
+    let elapsed = start.elapsed();
+    check(library, "remote apply", trace, &doc.text(), &trace.end);
+    elapsed
+}
+
+/// Remote apply: a fresh replica integrates every operation of the trace.
+pub fn remote<P: Remote>(library: &str, trace: &Trace, runs: Runs) -> Timing {
+    let ops = record::<P>(trace);
+    repeat(runs, || remote_once::<P>(library, trace, &ops))
 }
 
 /// Merge of two concurrent halves.

@@ -22,6 +22,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use driver::Runs;
+use peers::ours::Ours;
 use peers::Library;
 
 #[global_allocator]
@@ -114,9 +115,18 @@ fn main() -> ExitCode {
         let t = &trace;
         let mut once: Vec<Box<dyn FnMut() -> (Duration, usize)>> =
             args.libs.iter().map(|&lib| Box::new(move || lib.local_once(t)) as Box<dyn FnMut() -> _>).collect();
-        let locals = driver::local_interleaved(runs, &mut once);
+        // Our remote apply runs in the same rounds: the goal compares it with our local apply.
+        let ours = args.libs.contains(&Library::Ours);
+        if ours {
+            eprintln!("   and ours remote apply");
+            let ops = driver::record::<Ours>(t);
+            once.push(Box::new(move || (driver::remote_once::<Ours>("ours", t, &ops), 0)));
+        }
+        let mut locals = driver::local_interleaved(runs, &mut once);
         drop(once);
-        let libs = args.libs.iter().zip(locals).map(|(lib, local)| lib.measure(&trace, runs, local)).collect();
+        let ours_remote = if ours { locals.pop().map(|(timing, _)| timing) } else { None };
+        let libs =
+            args.libs.iter().zip(locals).map(|(lib, local)| lib.measure(&trace, runs, local, ours_remote)).collect();
         results.push(report::TraceResult::new(&trace, libs));
     }
     if results.is_empty() {

@@ -96,13 +96,20 @@ impl Library {
         }
     }
 
-    /// Everything but local apply (measured beforehand, interleaved with the other libraries).
-    pub fn measure(self, trace: &Trace, runs: Runs, (local, heap): (Timing, usize)) -> LibResult {
+    /// Everything but local apply (measured beforehand, interleaved with the other libraries),
+    /// and for ours but remote apply (measured in the same rounds, `ours_remote`).
+    pub fn measure(
+        self,
+        trace: &Trace,
+        runs: Runs,
+        (local, heap): (Timing, usize),
+        ours_remote: Option<Timing>,
+    ) -> LibResult {
         let name = self.key();
         eprintln!("   {name}");
         match self {
             Library::Ours => {
-                let mut result = full::<ours::Ours>(self, trace, runs, local, heap);
+                let mut result = full::<ours::Ours>(self, trace, runs, local, heap, ours_remote);
                 let mut doc = <ours::Ours as driver::Peer>::empty(driver::REPLICA_A);
                 driver::replay(&mut doc, trace, 0);
                 result.experiments = ours::size_experiments(&doc.rga);
@@ -117,11 +124,11 @@ impl Library {
                 encodings: Vec::new(),
                 experiments: Vec::new(),
             },
-            Library::Diamond => full::<diamond::Diamond>(self, trace, runs, local, heap),
-            Library::Cola => full::<cola::Cola>(self, trace, runs, local, heap),
-            Library::Loro => full::<loro::Loro>(self, trace, runs, local, heap),
-            Library::Automerge => full::<automerge::Automerge>(self, trace, runs, local, heap),
-            Library::Yrs => full::<yrs::Yrs>(self, trace, runs, local, heap),
+            Library::Diamond => full::<diamond::Diamond>(self, trace, runs, local, heap, None),
+            Library::Cola => full::<cola::Cola>(self, trace, runs, local, heap, None),
+            Library::Loro => full::<loro::Loro>(self, trace, runs, local, heap, None),
+            Library::Automerge => full::<automerge::Automerge>(self, trace, runs, local, heap, None),
+            Library::Yrs => full::<yrs::Yrs>(self, trace, runs, local, heap, None),
         }
     }
 }
@@ -132,9 +139,10 @@ fn full<P: driver::Remote + driver::Merge + driver::Encode>(
     runs: Runs,
     local: Timing,
     heap: usize,
+    remote: Option<Timing>,
 ) -> LibResult {
     let name = library.key();
-    let remote = Some(driver::remote::<P>(name, trace, runs));
+    let remote = Some(remote.unwrap_or_else(|| driver::remote::<P>(name, trace, runs)));
     let merge = Some(driver::merge::<P>(name, trace, runs));
     let encodings = driver::encode::<P>(name, trace, runs);
     LibResult { library, local, heap, remote, merge, encodings, experiments: Vec::new() }

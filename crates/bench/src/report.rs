@@ -246,8 +246,8 @@ fn scaling_table(out: &mut String, rows: &[scaling::Row]) {
     let _ = writeln!(
         out,
         "Each edit: with a fixed seed, a 1-char insert (90 %) or 1-char delete (10 %) at a uniformly random \
-         position. Local replays of the rope, ours and diamond-types interleaved; medians of at least 3 \
-         rounds (more at small sizes, at least 0.3 s of ours).\n"
+         position. Local replays of the rope, ours and diamond-types, and our remote apply, interleaved; \
+         medians of at least 3 rounds (more at small sizes, at least 0.3 s of ours).\n"
     );
     let _ = writeln!(
         out,
@@ -299,7 +299,8 @@ pub fn render(results: &[TraceResult], scaling: Option<&[scaling::Row]>, runs: u
         out,
         "Median of {runs} runs per measurement; a measurement stops repeating once its runs add up to {:.0} s \
          (then `n=` gives the runs). Local apply is measured in rounds, every library once per round, so \
-         that load on the machine falls on all of them alike. Every result was checked against `endContent`.\n",
+         that load on the machine falls on all of them alike; our remote apply takes part in those rounds. \
+         Every result was checked against `endContent`.\n",
         budget.as_secs_f64()
     );
     for r in results {

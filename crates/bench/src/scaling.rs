@@ -71,28 +71,25 @@ fn local<P: Peer>(script: &[Patch], want: &str, name: &str) -> Duration {
     elapsed
 }
 
-/// Times the plain rope, our local replay and diamond-types' in interleaved rounds (so a slow
-/// spell of the machine hits all three alike), then a fresh replica of ours integrating the
-/// recorded operations; each the median of its rounds, each result checked.
+/// Times the plain rope, our local replay, diamond-types' and a fresh replica of ours
+/// integrating the recorded operations, in interleaved rounds (so a slow spell of the machine
+/// hits all four alike); each the median of its rounds, each result checked.
 pub fn run(sizes: &[usize]) -> Vec<Row> {
     sizes
         .iter()
         .map(|&n| {
             let script = edits(n, 0x5eed);
             let want = expected(&script);
-            let (mut rope, mut ours, mut diamond) = (Vec::new(), Vec::new(), Vec::new());
-            while rope.len() < 3 || ours.iter().sum::<Duration>() < MEASURE {
-                rope.push(local::<Rope>(&script, &want, "rope"));
-                ours.push(local::<Ours>(&script, &want, "ours"));
-                diamond.push(local::<Diamond>(&script, &want, "diamond-types"));
-            }
             let mut source = Ours::empty(REPLICA_A);
             source.set_recording(true);
             source.apply_txn(&script, 0);
             let ops = source.take_ops();
             drop(source);
-            let mut remote = Vec::new();
-            while remote.len() < 3 || remote.iter().sum::<Duration>() < MEASURE {
+            let (mut rope, mut ours, mut diamond, mut remote) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+            while rope.len() < 3 || ours.iter().sum::<Duration>() < MEASURE {
+                rope.push(local::<Rope>(&script, &want, "rope"));
+                ours.push(local::<Ours>(&script, &want, "ours"));
+                diamond.push(local::<Diamond>(&script, &want, "diamond-types"));
                 let mut prepared = Ours::prepare(&ops);
                 settle_allocator();
                 let start = Instant::now();
