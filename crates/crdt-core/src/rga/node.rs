@@ -21,7 +21,7 @@ use super::run::metric_width;
 pub(crate) use super::run::{Metric, Run, Width};
 pub(crate) use super::store::LEAF_CAP;
 pub(crate) use super::store::NODE_CAP;
-use super::store::{Leaf, Leaves, Node, Runs};
+use super::store::{Leaf, Leaves, Node};
 
 /// Runs per leaf when a tree is built from a list (a loaded document): most of a leaf, which
 /// keeps the tree and the id index small, with room left for the next edits.
@@ -75,7 +75,7 @@ struct SeekCache {
 impl Default for Tree {
     fn default() -> Self {
         let mut leaves = Leaves::default();
-        leaves.push(Leaf { runs: Runs::new(), parent: 0, next: NIL });
+        leaves.push(Leaf::boxed(&[], 0, NIL));
         Tree {
             leaves,
             nodes: vec![Node::new(&[0], &[Width::default()], NIL, 1)],
@@ -352,11 +352,12 @@ impl Tree {
         self.cache = None;
         let old_recorded = self.recorded_width(leaf);
         let half = self.leaves[leaf as usize].runs.len() / 2;
-        let moved = self.leaves[leaf as usize].runs.split_off(half);
         let new_leaf = self.leaves.len() as u32;
-        let parent = self.leaves[leaf as usize].parent;
-        let next = self.leaves[leaf as usize].next;
-        self.leaves.push(Leaf { runs: moved, parent, next });
+        let old = &mut self.leaves[leaf as usize];
+        let moved = Leaf::boxed(&old.runs[half..], old.parent, old.next);
+        old.runs.truncate(half);
+        let parent = old.parent;
+        self.leaves.push(moved);
         self.leaves[leaf as usize].next = new_leaf;
         let left_w = self.leaf_width(leaf, bufs);
         let right_w = old_recorded.sub(left_w);
@@ -444,7 +445,7 @@ impl Tree {
         let per_leaf = LOAD_FILL;
         let mut leaves = Leaves::default();
         for (i, chunk) in runs.chunks(per_leaf).enumerate() {
-            leaves.push(Leaf { runs: Runs::from_slice(chunk), parent: NIL, next: i as u32 + 1 });
+            leaves.push(Leaf::boxed(chunk, NIL, i as u32 + 1));
         }
         let last = leaves.len() - 1;
         leaves[last].next = NIL;

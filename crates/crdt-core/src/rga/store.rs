@@ -33,15 +33,18 @@ pub(crate) struct Runs {
 }
 
 impl Runs {
-    pub fn new() -> Runs {
-        Runs { len: 0, _pad: [0; 5], items: [EMPTY; ROOM] }
+    const EMPTY: Runs = Runs { len: 0, _pad: [0; 5], items: [EMPTY; ROOM] };
+
+    /// Appends `runs`. Panics past [`ROOM`](Runs) runs.
+    pub fn extend_from_slice(&mut self, runs: &[Run]) {
+        let len = self.len as usize;
+        self.items[len..len + runs.len()].copy_from_slice(runs);
+        self.len += runs.len() as u32;
     }
 
-    pub fn from_slice(runs: &[Run]) -> Runs {
-        let mut r = Runs::new();
-        r.items[..runs.len()].copy_from_slice(runs);
-        r.len = runs.len() as u32;
-        r
+    /// Keeps the first `len` runs.
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len as u32);
     }
 
     /// Inserts `run` at `index`, shifting the runs after it. Panics when full (a leaf is split
@@ -76,13 +79,6 @@ impl Runs {
         assert!(from <= to && to <= len, "range past the end of the run list");
         self.items.copy_within(to..len, from);
         self.len -= (to - from) as u32;
-    }
-
-    /// Moves runs `at..` into a new list.
-    pub fn split_off(&mut self, at: usize) -> Runs {
-        let moved = Runs::from_slice(&self[at..]);
-        self.len = at as u32;
-        moved
     }
 }
 
@@ -130,6 +126,19 @@ pub(crate) struct Leaf {
 
 const _: () = assert!(std::mem::offset_of!(Leaf, runs) + std::mem::offset_of!(Runs, items) == 32);
 
+impl Leaf {
+    /// A leaf holding a copy of `runs`, built in its box: a leaf is 2 KB, and one put together
+    /// on the stack and then moved in is written twice (loading writes every leaf).
+    pub fn boxed(runs: &[Run], parent: u32, next: u32) -> Box<Leaf> {
+        const EMPTY_LEAF: Leaf = Leaf { parent: NIL, next: NIL, runs: Runs::EMPTY };
+        let mut leaf = Box::new(EMPTY_LEAF);
+        leaf.parent = parent;
+        leaf.next = next;
+        leaf.runs.extend_from_slice(runs);
+        leaf
+    }
+}
+
 /// The leaves of one tree, numbered from 0, each in its own allocation: the table of pointers
 /// is small enough to stay in cache (8 bytes a leaf, against 2 KB of runs), a leaf is never
 /// copied as the document grows, and no slack is held beyond the table's.
@@ -142,8 +151,8 @@ impl Leaves {
         self.0.len()
     }
 
-    pub fn push(&mut self, leaf: Leaf) {
-        self.0.push(Box::new(leaf));
+    pub fn push(&mut self, leaf: Box<Leaf>) {
+        self.0.push(leaf);
     }
 
     /// Heap bytes held.
@@ -260,7 +269,7 @@ mod tests {
     fn runs_behave_like_a_vec() {
         let mut rand = crate::rga::chunked::xorshift(7);
         for _ in 0..50 {
-            let mut ours = Runs::new();
+            let mut ours = Runs::EMPTY;
             let mut model: Vec<Run> = Vec::new();
             for step in 0..400u32 {
                 let len = model.len();
@@ -287,7 +296,9 @@ mod tests {
                     }
                     _ if len > ROOM / 2 => {
                         let at = rand(len as u32) as usize;
-                        let moved = ours.split_off(at);
+                        let mut moved = Runs::EMPTY;
+                        moved.extend_from_slice(&ours[at..]);
+                        ours.truncate(at);
                         assert_eq!(&moved[..], &model.split_off(at)[..]);
                     }
                     _ => {}
@@ -301,7 +312,7 @@ mod tests {
     fn leaves_are_numbered_in_order() {
         let mut leaves = Leaves::default();
         for i in 0..100u32 {
-            leaves.push(Leaf { runs: Runs::from_slice(&[run(i)]), parent: i, next: i + 1 });
+            leaves.push(Leaf::boxed(&[run(i)], i, i + 1));
         }
         assert_eq!(leaves.len(), 100);
         for i in 0..leaves.len() {
