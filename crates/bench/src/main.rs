@@ -3,8 +3,12 @@
 //!
 //! ```text
 //! cargo run -p bench --release -- [--traces DIR] [--runs 5] [--only NAME] [--libs ours,dt,...]
-//!                                 [--budget SECS] [--no-scaling] [--smoke]
+//!                                 [--budget SECS] [--no-scaling] [--smoke] [--in-process]
 //! ```
+//!
+//! Each trace, and then the scaling table, is measured in a fresh process (this binary run again
+//! with an internal `--child-trace FILE` or `--child-scaling`): what automerge or yrs leave in the
+//! allocator after one trace must not slow down every library on the next.
 //!
 //! Every library goes through the same driver (`driver.rs`), every result is checked against the
 //! trace's `endContent`, and the output is a markdown report: one table per trace, the ratios
@@ -17,8 +21,9 @@ mod report;
 mod scaling;
 mod trace;
 
-use std::path::PathBuf;
-use std::process::ExitCode;
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::Duration;
 
 use driver::Runs;
@@ -32,6 +37,19 @@ static GLOBAL: alloc::Counting = alloc::Counting;
 const SMOKE_TRACE: &str = "sveltecomponent";
 const SCALING_SIZES: [usize; 3] = [10_000, 100_000, 1_000_000];
 
+/// Where this process stands in a run.
+#[derive(Clone, PartialEq)]
+enum Mode {
+    /// Runs each trace, then the scaling table, in a child process and prints the whole report.
+    Parent,
+    /// Measures everything in this process (`--in-process`).
+    InProcess,
+    /// Internal: measures the trace in this file and prints its part of the report.
+    ChildTrace(PathBuf),
+    /// Internal: measures the scaling table and prints it.
+    ChildScaling,
+}
+
 struct Args {
     traces: PathBuf,
     runs: usize,
@@ -39,11 +57,14 @@ struct Args {
     libs: Vec<Library>,
     budget: Duration,
     scaling: bool,
+    mode: Mode,
 }
 
 fn usage() -> &'static str {
     "usage: bench [--traces DIR] [--runs N] [--only TRACE] [--libs ours,rope,dt,cola,loro,automerge,yrs] \
-     [--budget SECS] [--no-scaling] [--smoke]"
+     [--budget SECS] [--no-scaling] [--smoke] [--in-process]\n\
+     Prints a markdown report to stdout, progress to stderr. Each trace (and the scaling table) runs in a \
+     fresh process unless --in-process."
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -55,6 +76,7 @@ fn parse_args() -> Result<Args, String> {
         libs: Library::ALL.to_vec(),
         budget: Duration::from_secs(20),
         scaling: true,
+        mode: Mode::Parent,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -75,70 +97,103 @@ fn parse_args() -> Result<Args, String> {
                 args.only = Some(SMOKE_TRACE.to_owned());
                 args.scaling = false;
             }
-            "--help" | "-h" => return Err(usage().to_owned()),
+            "--in-process" => args.mode = Mode::InProcess,
+            "--child-trace" => args.mode = Mode::ChildTrace(PathBuf::from(value("--child-trace")?)),
+            "--child-scaling" => args.mode = Mode::ChildScaling,
+            "--help" | "-h" => {
+                println!("{}", usage());
+                std::process::exit(0);
+            }
             other => return Err(format!("unknown argument {other}\n{}", usage())),
         }
     }
     Ok(args)
 }
 
-fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let files = match trace::list(&args.traces) {
-        Ok(f) => f,
-        Err(e) => {
-            eprintln!("{e}");
-            return ExitCode::FAILURE;
-        }
-    };
+/// Measures the trace in `file` with every library in `args` and renders its part of the report.
+fn trace_section(file: &Path, args: &Args) -> Result<String, String> {
     let runs = Runs { wanted: args.runs, budget: args.budget };
-    let mut results = Vec::new();
-    for file in files {
-        let trace = match trace::Trace::load(&file) {
-            Ok(t) => t,
-            Err(e) => {
-                eprintln!("{e}");
-                return ExitCode::FAILURE;
-            }
+    let trace = trace::Trace::load(file)?;
+    eprintln!("== {} ({} txns, {} patches)", trace.name, trace.txns.len(), trace.patches.len());
+    eprintln!("   local apply, interleaved: {}", args.libs.iter().map(|l| l.key()).collect::<Vec<_>>().join(", "));
+    let t = &trace;
+    let mut once: Vec<Box<dyn FnMut() -> (Duration, usize)>> =
+        args.libs.iter().map(|&lib| Box::new(move || lib.local_once(t)) as Box<dyn FnMut() -> _>).collect();
+    // Our remote apply runs in the same rounds: the goal compares it with our local apply.
+    let ours = args.libs.contains(&Library::Ours);
+    if ours {
+        eprintln!("   and ours remote apply");
+        let ops = driver::record::<Ours>(t);
+        once.push(Box::new(move || (driver::remote_once::<Ours>("ours", t, &ops), 0)));
+    }
+    let mut locals = driver::local_interleaved(runs, &mut once);
+    drop(once);
+    let ours_remote = if ours { locals.pop().map(|(timing, _)| timing) } else { None };
+    let libs = args.libs.iter().zip(locals).map(|(lib, local)| lib.measure(&trace, runs, local, ours_remote)).collect();
+    Ok(report::trace_section(&report::TraceResult::new(&trace, libs), args.runs))
+}
+
+fn scaling_section() -> String {
+    eprintln!("== scaling");
+    report::scaling_section(&scaling::run(&SCALING_SIZES))
+}
+
+/// Runs this binary again with `extra` and the measurement options of `args`, and returns what
+/// it printed (its progress goes straight to our stderr).
+fn child(args: &Args, extra: &[&OsStr]) -> Result<String, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find this binary: {e}"))?;
+    let libs = args.libs.iter().map(|l| l.key()).collect::<Vec<_>>().join(",");
+    let output = Command::new(exe)
+        .args(extra)
+        .args(["--runs", &args.runs.to_string(), "--budget", &args.budget.as_secs_f64().to_string(), "--libs", &libs])
+        .stderr(Stdio::inherit())
+        .output()
+        .map_err(|e| format!("cannot start a child bench process: {e}"))?;
+    if !output.status.success() {
+        return Err(format!("a child bench process failed ({})", output.status));
+    }
+    String::from_utf8(output.stdout).map_err(|_| "a child bench process printed invalid UTF-8".to_owned())
+}
+
+fn run(args: &Args) -> Result<String, String> {
+    match &args.mode {
+        Mode::ChildTrace(file) => return trace_section(file, args),
+        Mode::ChildScaling => return Ok(scaling_section()),
+        Mode::Parent | Mode::InProcess => {}
+    }
+    let files: Vec<PathBuf> = trace::list(&args.traces)?
+        .into_iter()
+        .filter(|f| args.only.as_ref().is_none_or(|o| trace::name(f).is_some_and(|n| n.contains(o.as_str()))))
+        .collect();
+    if files.is_empty() {
+        return Err(format!("no trace matched in {}", args.traces.display()));
+    }
+    let fresh = args.mode == Mode::Parent;
+    let mut out = report::header(args.runs, args.budget, fresh);
+    for file in &files {
+        let section = if fresh {
+            child(args, &["--child-trace".as_ref(), file.as_os_str()])?
+        } else {
+            trace_section(file, args)?
         };
-        if args.only.as_ref().is_some_and(|o| !trace.name.contains(o.as_str())) {
-            continue;
-        }
-        eprintln!("== {} ({} txns, {} patches)", trace.name, trace.txns.len(), trace.patches.len());
-        eprintln!("   local apply, interleaved: {}", args.libs.iter().map(|l| l.key()).collect::<Vec<_>>().join(", "));
-        let t = &trace;
-        let mut once: Vec<Box<dyn FnMut() -> (Duration, usize)>> =
-            args.libs.iter().map(|&lib| Box::new(move || lib.local_once(t)) as Box<dyn FnMut() -> _>).collect();
-        // Our remote apply runs in the same rounds: the goal compares it with our local apply.
-        let ours = args.libs.contains(&Library::Ours);
-        if ours {
-            eprintln!("   and ours remote apply");
-            let ops = driver::record::<Ours>(t);
-            once.push(Box::new(move || (driver::remote_once::<Ours>("ours", t, &ops), 0)));
-        }
-        let mut locals = driver::local_interleaved(runs, &mut once);
-        drop(once);
-        let ours_remote = if ours { locals.pop().map(|(timing, _)| timing) } else { None };
-        let libs =
-            args.libs.iter().zip(locals).map(|(lib, local)| lib.measure(&trace, runs, local, ours_remote)).collect();
-        results.push(report::TraceResult::new(&trace, libs));
+        out.push_str(&section);
     }
-    if results.is_empty() {
-        eprintln!("no trace matched in {}", args.traces.display());
-        return ExitCode::FAILURE;
+    if args.scaling {
+        out.push_str(&if fresh { child(args, &["--child-scaling".as_ref()])? } else { scaling_section() });
     }
-    let scaling = if args.scaling {
-        eprintln!("== scaling");
-        Some(scaling::run(&SCALING_SIZES))
-    } else {
-        None
-    };
-    print!("{}", report::render(&results, scaling.as_deref(), args.runs, args.budget));
-    ExitCode::SUCCESS
+    Ok(out)
+}
+
+fn main() -> ExitCode {
+    let report = parse_args().and_then(|args| run(&args));
+    match report {
+        Ok(report) => {
+            print!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
 }

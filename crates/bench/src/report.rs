@@ -292,26 +292,37 @@ fn scaling_table(out: &mut String, rows: &[scaling::Row]) {
     }
 }
 
-/// The whole report.
-pub fn render(results: &[TraceResult], scaling: Option<&[scaling::Row]>, runs: usize, budget: Duration) -> String {
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
+/// The report's opening paragraph: how the figures below were measured.
+pub fn header(runs: usize, budget: Duration, fresh_processes: bool) -> String {
+    let isolation = if fresh_processes {
+        "Each trace, and the scaling table, is measured in a fresh process, so that no trace's figures \
+         depend on what the libraries left in the allocator before it."
+    } else {
+        "All traces were measured in one process (`--in-process`)."
+    };
+    format!(
         "Median of {runs} runs per measurement; a measurement stops repeating once its runs add up to {:.0} s \
          (then `n=` gives the runs). Local apply is measured in rounds, every library once per round, so \
          that load on the machine falls on all of them alike; our remote apply takes part in those rounds. \
-         Every result was checked against `endContent`.\n",
+         {isolation} Every result was checked against `endContent`.\n\n",
         budget.as_secs_f64()
-    );
-    for r in results {
-        side_by_side(&mut out, r, runs);
-        ratios(&mut out, r);
-        goals(&mut out, r);
-        encodings_table(&mut out, r, runs);
-        experiments(&mut out, r);
-    }
-    if let Some(rows) = scaling {
-        scaling_table(&mut out, rows);
-    }
+    )
+}
+
+/// One trace's part of the report: side by side, ratios, goals, encodings, experiments.
+pub fn trace_section(r: &TraceResult, runs: usize) -> String {
+    let mut out = String::new();
+    side_by_side(&mut out, r, runs);
+    ratios(&mut out, r);
+    goals(&mut out, r);
+    encodings_table(&mut out, r, runs);
+    experiments(&mut out, r);
+    out
+}
+
+/// The scaling part of the report.
+pub fn scaling_section(rows: &[scaling::Row]) -> String {
+    let mut out = String::new();
+    scaling_table(&mut out, rows);
     out
 }

@@ -61,11 +61,7 @@ struct RawTxn {
 impl Trace {
     /// Reads and checks `path` (a `.json.gz` sequential trace).
     pub fn load(path: &Path) -> Result<Trace, String> {
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .map(|n| n.trim_end_matches(".json.gz").to_owned())
-            .ok_or_else(|| format!("bad trace file name {}", path.display()))?;
+        let name = name(path).ok_or_else(|| format!("bad trace file name {}", path.display()))?;
         let file = File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
         let mut json = Vec::new();
         GzDecoder::new(BufReader::new(file))
@@ -118,6 +114,11 @@ impl Trace {
         }
         Ok(())
     }
+}
+
+/// The trace's name: its file name without `.json.gz`.
+pub fn name(path: &Path) -> Option<String> {
+    path.file_name().and_then(|n| n.to_str()).map(|n| n.trim_end_matches(".json.gz").to_owned())
 }
 
 /// The `.json.gz` files directly in `dir`, sorted by name.
