@@ -54,6 +54,7 @@ mod store;
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::OnceLock;
 
 use content::CharBuf;
 use id::{Id, IdIndex, Replicas};
@@ -72,7 +73,10 @@ pub struct Rga {
     replicas: Replicas,
     /// Per replica index: every character it inserted, in counter order.
     content: Vec<CharBuf>,
-    ids: IdIndex,
+    /// Which leaf holds each id. A loaded text builds it from the tree on first use (see
+    /// [`Rga::ids`]): showing a document needs none of it, and edits made before then need
+    /// not keep it up to date.
+    ids: OnceLock<IdIndex>,
     tree: Tree,
     /// Position (in characters) and place of the last character the last local insert typed,
     /// while nothing else has changed since: the next keystroke usually goes right after it.
@@ -90,7 +94,7 @@ impl Rga {
             local: 0,
             replicas: Replicas::default(),
             content: Vec::new(),
-            ids: IdIndex::default(),
+            ids: OnceLock::from(IdIndex::default()),
             tree: Tree::default(),
             typing: None,
             placed: None,
@@ -350,14 +354,24 @@ impl Rga {
     pub fn heap_size(&self) -> usize {
         self.tree.heap_size()
             + self.content.iter().map(CharBuf::heap_size).sum::<usize>()
-            + self.ids.heap_size()
+            + self.ids.get().map_or(0, IdIndex::heap_size)
             + self.replicas.len() * 40
     }
 
     /// Panics if an internal invariant does not hold (see the `rga/*.rs` module docs).
     pub fn check_invariants(&self) {
         self.replicas.check_invariants();
-        self.ids.check_invariants();
+        // Not built yet (a loaded text): check what building it now would give, without
+        // keeping it, so that the lazy state is what later edits see.
+        let built;
+        let ids = match self.ids.get() {
+            Some(ids) => ids,
+            None => {
+                built = self.build_ids();
+                &built
+            }
+        };
+        ids.check_invariants();
         assert_eq!(self.content.len(), self.replicas.len(), "one buffer per replica");
         assert_eq!(self.replicas.lookup(self.replica), Some(self.local), "local replica index");
         for buf in &self.content {
@@ -378,7 +392,7 @@ impl Rga {
             for run in &self.tree.leaves[leaf as usize].runs {
                 seen[run.id.replica as usize] += run.len as u64;
                 for k in [0, run.len - 1] {
-                    assert_eq!(self.ids.leaf_of(run.id.plus(k)), Some(leaf), "id index points at the run's leaf");
+                    assert_eq!(ids.leaf_of(run.id.plus(k)), Some(leaf), "id index points at the run's leaf");
                 }
             }
             leaf = self.tree.leaves[leaf as usize].next;
@@ -386,7 +400,7 @@ impl Rga {
         for (i, buf) in self.content.iter().enumerate() {
             assert_eq!(seen[i], buf.chars() as u64, "every inserted character is in the tree once");
         }
-        let indexed: u64 = self.ids.entries().map(|(_, s, e, _)| (e - s) as u64).sum();
+        let indexed: u64 = ids.entries().map(|(_, s, e, _)| (e - s) as u64).sum();
         assert_eq!(indexed, seen.iter().sum::<u64>(), "id index covers exactly the inserted ids");
     }
 
@@ -397,8 +411,22 @@ impl Rga {
         while self.content.len() <= r as usize {
             self.content.push(CharBuf::default());
         }
-        self.ids.ensure_replica(r);
+        if let Some(ids) = self.ids.get_mut() {
+            ids.ensure_replica(r);
+        }
         r
+    }
+
+    /// The id index, built from the tree first if this text was loaded and has not needed it yet.
+    fn ids(&self) -> &IdIndex {
+        self.ids.get_or_init(|| self.build_ids())
+    }
+
+    /// The id index of the tree as it is.
+    #[cold]
+    fn build_ids(&self) -> IdIndex {
+        let chars: Vec<u32> = self.content.iter().map(CharBuf::chars).collect();
+        IdIndex::from_tree(&self.tree, &chars)
     }
 
     fn id_at(&self, cur: Cursor) -> Id {
@@ -427,7 +455,7 @@ impl Rga {
     }
 
     fn cursor_of(&self, id: Id) -> Option<Cursor> {
-        let leaf = self.ids.leaf_of(id)?;
+        let leaf = self.ids().leaf_of(id)?;
         let runs = &self.tree.leaves[leaf as usize].runs;
         let run = runs.iter().position(|r| r.contains(id))?;
         Some(Cursor { leaf, run, offset: id.counter - runs[run].id.counter })

@@ -206,6 +206,42 @@ proptest! {
         prop_assert_eq!(&back, &rga);
         prop_assert_eq!(back.value(), rga.value());
     }
+
+    /// A loaded text builds its id index only when first needed: local edits before that
+    /// (leaf splits included) must leave it right, and both sides must converge after.
+    #[test]
+    fn loaded_copy_edits_then_merges(
+        base in prop::collection::vec(edit(), 1..150),
+        theirs in prop::collection::vec(edit(), 0..40),
+        ours in prop::collection::vec(edit(), 0..200),
+    ) {
+        let mut a = Rga::new(ReplicaId::from_u128(1));
+        let mut model = Vec::new();
+        for e in &base {
+            apply(&mut a, &mut model, e);
+        }
+        let bytes = bincode::serde::encode_to_vec(&a, bincode::config::standard()).unwrap();
+        let (mut b, _): (Rga, usize) = bincode::serde::decode_from_slice(&bytes, bincode::config::standard().with_limit::<{ 1 << 20 }>()).unwrap();
+        b.set_replica(ReplicaId::from_u128(2));
+        let anchor = a.anchor_at(model.len() / 2);
+        let mut b_model: Vec<char> = model.clone();
+        let from_b: Vec<RgaOp> = ours.iter().filter_map(|e| apply(&mut b, &mut b_model, e)).collect();
+        b.check_invariants();
+        // Through `&self` first: an anchor looks up an id before any remote op does.
+        let c = b.clone();
+        prop_assert_eq!(c.anchor_position(&anchor).is_some(), true);
+        let from_a: Vec<RgaOp> = theirs.iter().filter_map(|e| apply(&mut a, &mut model, e)).collect();
+        for op in &from_a {
+            b.apply(op).unwrap();
+        }
+        for op in &from_b {
+            a.apply(op).unwrap();
+        }
+        a.check_invariants();
+        b.check_invariants();
+        prop_assert_eq!(a.value(), b.value());
+        prop_assert_eq!(a.anchor_position(&anchor), b.anchor_position(&anchor));
+    }
 }
 
 #[test]

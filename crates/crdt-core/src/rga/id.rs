@@ -6,12 +6,15 @@
 //!
 //! # Invariants
 //! - `Replicas::ids[i]` and `Replicas::index` are inverse maps.
-//! - `IdIndex` maps every inserted id to the leaf that holds its run, and only those ids.
+//! - `IdIndex` maps every inserted id to the leaf that holds its run, and only those ids. (A
+//!   loaded `Rga` has none until first needed: it is then built from the tree, see
+//!   [`IdIndex::from_tree`].)
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, Hasher};
 
 use super::chunked::ChunkedMap;
+use super::node::{Tree, NIL};
 use crate::{OpId, ReplicaId};
 
 /// A character's id inside one `Rga`: `(replica index, counter)`.
@@ -414,6 +417,67 @@ impl IdIndex {
             })
             .collect();
         IdIndex { per_replica }
+    }
+
+    /// The index of `tree`, whose runs cover each replica `r`'s counters `0 .. chars[r]`
+    /// exactly once (the tree's invariant), in O(runs + characters / 64), without sorting: a
+    /// bitmap of run starts gives each run its rank among its replica's runs, which is its
+    /// place in id order.
+    pub fn from_tree(tree: &Tree, chars: &[u32]) -> IdIndex {
+        let each_run = |f: &mut dyn FnMut(Id, u32, u32)| {
+            let mut leaf = tree.first_leaf;
+            while leaf != NIL {
+                for run in &tree.leaves[leaf as usize].runs {
+                    f(run.id, run.len, leaf);
+                }
+                leaf = tree.leaves[leaf as usize].next;
+            }
+        };
+        // Per replica: where its words start in `starts` (and, last, the end of the words).
+        let mut word_base = Vec::with_capacity(chars.len() + 1);
+        let mut words = 0usize;
+        for c in chars {
+            word_base.push(words);
+            words += (*c as usize).div_ceil(64);
+        }
+        word_base.push(words);
+        let mut starts = vec![0u64; words];
+        let mut runs = 0usize;
+        each_run(&mut |id, _, _| {
+            let bit = id.counter as usize;
+            starts[word_base[id.replica as usize] + bit / 64] |= 1 << (bit % 64);
+            runs += 1;
+        });
+        // Runs before each word, counted over all replicas in order: a run's place in id order.
+        let mut before = Vec::with_capacity(words + 1);
+        let mut count = 0u32;
+        for w in &starts {
+            before.push(count);
+            count += w.count_ones();
+        }
+        before.push(count);
+        debug_assert_eq!(count as usize, runs, "runs start at distinct ids");
+        let mut by_id = vec![(0u32, 0u32); runs];
+        each_run(&mut |id, _, leaf| {
+            let bit = id.counter as usize;
+            let word = word_base[id.replica as usize] + bit / 64;
+            let place = before[word] + (starts[word] & ((1u64 << (bit % 64)) - 1)).count_ones();
+            by_id[place as usize] = (id.counter, leaf);
+        });
+        // Each replica's runs in id order, neighbours in one leaf joined.
+        let per_replica = (0..chars.len())
+            .map(|r| {
+                let places = &by_id[before[word_base[r]] as usize..before[word_base[r + 1]] as usize];
+                let mut joined: Vec<(u32, u32)> = Vec::with_capacity(places.len());
+                for &(start, leaf) in places {
+                    if joined.last().is_none_or(|(_, l)| *l != leaf) {
+                        joined.push((start, leaf));
+                    }
+                }
+                joined
+            })
+            .collect();
+        IdIndex::from_sorted(per_replica, chars)
     }
 
     /// Every entry, as `(replica, start, end, leaf)`.

@@ -433,31 +433,34 @@ fn rebuild(rd: &mut Reader, literal_stream: &[u8], total: usize) -> Result<Vec<u
 fn columns_to_runs(rd: &mut Reader, replicas: usize) -> Result<Vec<Run>, &'static str> {
     // Every run takes at least two bytes (its counter and its length).
     let n = rd.count()?;
-    let blank = |replica| Run {
-        id: Id::new(replica, 0),
-        len: 0,
-        origin_left: Id::NONE,
-        origin_right: Id::NONE,
-        deleted: false,
-    };
-    let mut runs: Vec<Run> = Vec::with_capacity(n);
     // (replica, first run, end of its runs) per stretch of the replica column.
     let mut stretches = Vec::new();
-    while runs.len() < n {
+    let mut listed = 0;
+    while listed < n {
         let replica = rd.u32()?;
         let count = rd.usize()?;
-        if replica as usize >= replicas || count == 0 || count > n - runs.len() {
+        if replica as usize >= replicas || count == 0 || count > n - listed {
             return Err("bad replica column");
         }
-        stretches.push((replica, runs.len(), runs.len() + count));
-        runs.extend(std::iter::repeat_n(blank(replica), count));
+        stretches.push((replica, listed, listed + count));
+        listed += count;
     }
-    for r in runs.iter_mut() {
-        let v = rd.varint()?;
-        r.len = u32::try_from(v >> 1).map_err(|_| "number out of range")?;
-        r.deleted = v & 1 == 1;
-        if r.len == 0 {
-            return Err("empty run");
+    // The runs, made as their lengths are read (counters and origins follow).
+    let mut runs: Vec<Run> = Vec::with_capacity(n);
+    for &(replica, first, end) in &stretches {
+        for _ in first..end {
+            let v = rd.varint()?;
+            let len = u32::try_from(v >> 1).map_err(|_| "number out of range")?;
+            if len == 0 {
+                return Err("empty run");
+            }
+            runs.push(Run {
+                id: Id::new(replica, 0),
+                len,
+                origin_left: Id::NONE,
+                origin_right: Id::NONE,
+                deleted: v & 1 == 1,
+            });
         }
     }
     // The decoder's side of the stacks: `(end, run index)`, the counter is not needed again.

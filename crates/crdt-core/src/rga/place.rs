@@ -27,7 +27,9 @@ impl Rga {
                         runs[c.run].len += run.len;
                         let w = run.width(&self.content);
                         self.tree.update_width(c.leaf, Width::default(), w);
-                        self.ids.set(run.id.replica, run.id.counter, run.id.counter + run.len, c.leaf);
+                        if let Some(ids) = self.ids.get_mut() {
+                            ids.set(run.id.replica, run.id.counter, run.id.counter + run.len, c.leaf);
+                        }
                         return Cursor { leaf: c.leaf, run: c.run, offset: c.offset + 1 };
                     }
                     runs.insert(c.run + 1, run);
@@ -40,7 +42,9 @@ impl Rga {
             }
         };
         self.tree.update_width(leaf, Width::default(), run.width(&self.content));
-        self.ids.set(run.id.replica, run.id.counter, run.id.counter + run.len, leaf);
+        if let Some(ids) = self.ids.get_mut() {
+            ids.set(run.id.replica, run.id.counter, run.id.counter + run.len, leaf);
+        }
         self.split_if_full(leaf, Cursor { leaf, run: index, offset: 0 })
     }
 
@@ -48,6 +52,10 @@ impl Rga {
     /// run at `cur` (in `leaf`) ended up.
     fn split_if_full(&mut self, leaf: u32, cur: Cursor) -> Cursor {
         let Some(new_leaf) = self.tree.split_leaf_if_full(leaf, &self.content) else { return cur };
+        let kept = self.tree.leaves[leaf as usize].runs.len();
+        let moved_cur = if cur.run >= kept { Cursor { leaf: new_leaf, run: cur.run - kept, ..cur } } else { cur };
+        // Not built yet (a loaded text): it will be built from the tree as it is then.
+        let Some(ids) = self.ids.get_mut() else { return moved_cur };
         // Re-point the moved ids, joined into as few ranges as possible first: the pieces of a
         // run split by deletes sit next to each other with consecutive counters.
         let runs = &self.tree.leaves[new_leaf as usize].runs;
@@ -73,14 +81,9 @@ impl Rga {
                 end += moved[i].2;
                 i += 1;
             }
-            self.ids.set(replica, start, end, new_leaf);
+            ids.set(replica, start, end, new_leaf);
         }
-        let kept = self.tree.leaves[leaf as usize].runs.len();
-        if cur.run >= kept {
-            Cursor { leaf: new_leaf, run: cur.run - kept, ..cur }
-        } else {
-            cur
-        }
+        moved_cur
     }
 
     /// Deletes the live runs of `cur.leaf` from `cur` (the start of a live run) on, whole, while

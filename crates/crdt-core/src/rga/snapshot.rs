@@ -158,10 +158,12 @@ impl Rga {
         }
         let chars: Vec<u32> = rga.content.iter().map(|b| b.chars()).collect();
         let known = |id: Id| id.is_none() || ((id.replica as usize) < n && id.counter < chars[id.replica as usize]);
-        // Check every run, and join the ones that continue the run before (in place).
-        let mut kept = 0usize;
-        for i in 0..runs.len() {
-            let run = runs[i];
+        // Check every run; note whether one continues the run before (never in what `pack`
+        // writes, which joins them: only then does a second pass join them in place).
+        let mut cover = Cover::new(&chars);
+        let mut joinable = false;
+        let mut prev: Option<&Run> = None;
+        for run in &runs {
             if run.id.replica as usize >= n || run.len == 0 {
                 return Err("run of an unknown replica or empty");
             }
@@ -169,96 +171,97 @@ impl Rga {
             if end > chars[run.id.replica as usize] {
                 return Err("run past the replica's text");
             }
+            cover.add(run.id.replica, run.id.counter, end)?;
             if !known(run.origin_left) || !known(run.origin_right) {
                 return Err("an origin names a character that was never inserted");
             }
-            match kept.checked_sub(1).map(|k| &mut runs[k]) {
-                Some(last) if last.can_append(&run) => last.len += run.len,
-                _ => {
-                    if kept != i {
+            joinable |= prev.is_some_and(|p| p.can_append(run));
+            prev = Some(run);
+        }
+        if joinable {
+            let mut kept = 0usize;
+            for i in 0..runs.len() {
+                let run = runs[i];
+                match kept.checked_sub(1).map(|k| &mut runs[k]) {
+                    Some(last) if last.can_append(&run) => last.len += run.len,
+                    _ => {
                         runs[kept] = run;
+                        kept += 1;
                     }
-                    kept += 1;
                 }
             }
+            runs.truncate(kept);
         }
-        runs.truncate(kept);
-        let by_id = id_ranges(&runs, &chars, super::node::LOAD_FILL)?;
+        cover.finish()?;
         rga.tree = super::node::Tree::from_runs(runs, &rga.content);
-        // Already in order, which the index's sort sees in one pass.
-        rga.ids = super::id::IdIndex::from_sorted(by_id, &chars);
+        // The id index is built on first use (`Rga::ids`): showing the text needs none of it.
+        rga.ids = std::sync::OnceLock::new();
         let random = ReplicaId::random();
         rga.set_replica(random);
         Ok(rga)
     }
 }
 
-/// Per replica, `(start, leaf)` of its runs in id order (each ending where the next starts),
-/// neighbours in one leaf joined: what [`IdIndex::from_sorted`](super::id::IdIndex::from_sorted)
-/// takes.
-type IdRanges = Vec<Vec<(u32, u32)>>;
+/// Checks that runs, each inside its replica's counters `0 .. chars[replica]`, cover every
+/// counter exactly once: no two overlap (a bitmap of every character, one bit each), and their
+/// lengths add up to all the characters.
+struct Cover {
+    /// Per replica: its first bit in `seen`.
+    base: Vec<usize>,
+    seen: Vec<u64>,
+    left: u64,
+}
 
-/// Checks that `runs` cover each replica's counters `0 .. chars[replica]` exactly once, without
-/// sorting: a bitmap of run starts gives each run its rank among its replica's runs, which is
-/// its place in id order. Returns each replica's runs in id order, where run `i` is in leaf
-/// `i / per_leaf` (as [`Tree::from_runs`](super::node::Tree::from_runs) lays them out).
-fn id_ranges(runs: &[Run], chars: &[u32], per_leaf: usize) -> Result<IdRanges, &'static str> {
-    const NOT_COVERED: &str = "runs do not cover each inserted character exactly once";
-    // Per replica: where its words start in `starts` (and, last, the end of the words).
-    let mut word_base = Vec::with_capacity(chars.len() + 1);
-    let mut words = 0usize;
-    for c in chars {
-        word_base.push(words);
-        words += (*c as usize).div_ceil(64);
+const NOT_COVERED: &str = "runs do not cover each inserted character exactly once";
+
+impl Cover {
+    fn new(chars: &[u32]) -> Cover {
+        let mut base = Vec::with_capacity(chars.len());
+        let mut words = 0usize;
+        for c in chars {
+            base.push(words * 64);
+            words += (*c as usize).div_ceil(64);
+        }
+        Cover { base, seen: vec![0; words], left: chars.iter().map(|c| *c as u64).sum() }
     }
-    word_base.push(words);
-    let mut starts = vec![0u64; words];
-    for run in runs {
-        let bit = run.id.counter as usize;
-        let word = &mut starts[word_base[run.id.replica as usize] + bit / 64];
-        if *word & (1 << (bit % 64)) != 0 {
+
+    /// Marks counters `start .. end` (not empty, within the replica's) of `replica` covered.
+    #[inline(always)]
+    fn add(&mut self, replica: u32, start: u32, end: u32) -> Result<(), &'static str> {
+        let base = self.base[replica as usize];
+        let (start, end) = (base + start as usize, base + end as usize);
+        let (first, last) = (start / 64, (end - 1) / 64);
+        let head = !0u64 << (start % 64);
+        let tail = !0u64 >> (63 - (end - 1) % 64);
+        let seen = &mut self.seen;
+        let overlap = if first == last {
+            let o = seen[first] & head & tail;
+            seen[first] |= head & tail;
+            o
+        } else {
+            let mut o = seen[first] & head | seen[last] & tail;
+            seen[first] |= head;
+            seen[last] |= tail;
+            for w in &mut seen[first + 1..last] {
+                o |= *w;
+                *w = !0;
+            }
+            o
+        };
+        if overlap != 0 {
             return Err(NOT_COVERED);
         }
-        *word |= 1 << (bit % 64);
+        self.left -= (end - start) as u64;
+        Ok(())
     }
-    // Runs before each word, counted over all replicas in order: a run's place in id order.
-    let mut before = Vec::with_capacity(words + 1);
-    let mut count = 0u32;
-    for w in &starts {
-        before.push(count);
-        count += w.count_ones();
-    }
-    before.push(count);
-    // Distinct starts, so the places are a permutation of `0 .. runs.len()`.
-    let mut by_id = vec![(0, 0, 0); runs.len()];
-    for (i, run) in runs.iter().enumerate() {
-        let bit = run.id.counter as usize;
-        let word = word_base[run.id.replica as usize] + bit / 64;
-        let place = before[word] + (starts[word] & ((1u64 << (bit % 64)) - 1)).count_ones();
-        by_id[place as usize] = (run.id.counter, run.id.counter + run.len, (i / per_leaf) as u32);
-    }
-    // In id order, each run of a replica must start where the one before ended (the first at
-    // 0), and the last end at the replica's character count.
-    let mut per_replica = Vec::with_capacity(chars.len());
-    for (r, &c) in chars.iter().enumerate() {
-        let places = before[word_base[r]] as usize..before[word_base[r + 1]] as usize;
-        let mut joined: Vec<(u32, u32)> = Vec::with_capacity(places.len());
-        let mut at = 0;
-        for &(start, end, leaf) in &by_id[places] {
-            if start != at {
-                return Err(NOT_COVERED);
-            }
-            at = end;
-            if joined.last().is_none_or(|(_, l)| *l != leaf) {
-                joined.push((start, leaf));
-            }
+
+    fn finish(self) -> Result<(), &'static str> {
+        if self.left == 0 {
+            Ok(())
+        } else {
+            Err(NOT_COVERED)
         }
-        if at != c {
-            return Err(NOT_COVERED);
-        }
-        per_replica.push(joined);
     }
-    Ok(per_replica)
 }
 
 /// [`Wire`] as read back: the packed bytes borrowed from the input where the format allows.
@@ -331,5 +334,33 @@ mod tests {
         let owned: Rga = bincode::serde::decode_from_std_read(&mut &bytes[..], bincode::config::standard()).unwrap();
         assert_eq!(borrowed.value(), rga.value());
         assert_eq!(owned.value(), rga.value());
+    }
+
+    /// `pack` never writes a run that continues the one before; a state that has one (written
+    /// by hand here) still loads, the two joined.
+    #[test]
+    fn runs_that_continue_each_other_are_joined() {
+        let replica = ReplicaId::from_u128(3);
+        let run = |counter, len, origin_left| StateRun {
+            replica: 0,
+            counter,
+            len,
+            origin_left,
+            origin_right: None,
+            deleted: false,
+        };
+        let state = RgaState {
+            replicas: vec![replica],
+            text: vec!["abcd".to_owned()],
+            runs: vec![run(0, 2, None), run(2, 2, Some((0, 1)))],
+        };
+        let wire = Wire { packed: Bytes(super::super::pack::pack(&state)), replicas: state.replicas };
+        let bytes = bincode::serde::encode_to_vec(&wire, bincode::config::standard()).unwrap();
+        let (loaded, _): (Rga, usize) = bincode::serde::decode_from_slice(&bytes, bincode::config::standard()).unwrap();
+        loaded.check_invariants();
+        assert_eq!(loaded.tree.leaves[loaded.tree.first_leaf as usize].runs.len(), 1, "joined");
+        let mut typed = Rga::new(replica);
+        typed.insert(0, "abcd").unwrap();
+        assert_eq!(loaded, typed);
     }
 }
