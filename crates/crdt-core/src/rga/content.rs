@@ -175,8 +175,10 @@ impl CharBuf {
         self.utf16_len_astral(start, len)
     }
 
+    /// A character outside the BMP is two UTF-16 units and starts with a byte `0xF0..=0xF4`;
+    /// every other character is one unit: so the units are the characters plus those bytes.
     fn utf16_len_astral(&self, start: u32, len: u32) -> u32 {
-        self.slice(start, len).chars().map(|c| c.len_utf16() as u32).sum()
+        len + self.slice(start, len).bytes().filter(|b| *b >= 0xF0).count() as u32
     }
 
     /// Heap bytes used, for memory reports.
