@@ -424,11 +424,12 @@ impl IdIndex {
     /// bitmap of run starts gives each run its rank among its replica's runs, which is its
     /// place in id order.
     pub fn from_tree(tree: &Tree, chars: &[u32]) -> IdIndex {
-        let each_run = |f: &mut dyn FnMut(Id, u32, u32)| {
+        // Calls `f(first id, leaf)` for every run in document order.
+        let each_run = |f: &mut dyn FnMut(Id, u32)| {
             let mut leaf = tree.first_leaf;
             while leaf != NIL {
                 for run in &tree.leaves[leaf as usize].runs {
-                    f(run.id, run.len, leaf);
+                    f(run.id, leaf);
                 }
                 leaf = tree.leaves[leaf as usize].next;
             }
@@ -443,7 +444,7 @@ impl IdIndex {
         word_base.push(words);
         let mut starts = vec![0u64; words];
         let mut runs = 0usize;
-        each_run(&mut |id, _, _| {
+        each_run(&mut |id, _| {
             let bit = id.counter as usize;
             starts[word_base[id.replica as usize] + bit / 64] |= 1 << (bit % 64);
             runs += 1;
@@ -458,7 +459,7 @@ impl IdIndex {
         before.push(count);
         debug_assert_eq!(count as usize, runs, "runs start at distinct ids");
         let mut by_id = vec![(0u32, 0u32); runs];
-        each_run(&mut |id, _, leaf| {
+        each_run(&mut |id, leaf| {
             let bit = id.counter as usize;
             let word = word_base[id.replica as usize] + bit / 64;
             let place = before[word] + (starts[word] & ((1u64 << (bit % 64)) - 1)).count_ones();
