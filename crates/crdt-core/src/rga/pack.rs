@@ -154,23 +154,6 @@ fn inflate(data: &[u8], limit: usize) -> Result<Vec<u8>, &'static str> {
     }
 }
 
-/// What [`inflate_into`] returns when the data does not fit.
-const FULL: &str = "deflate data longer than expected";
-
-/// Inflates `data` into `out` and returns the length, or [`FULL`] if `out` is too short.
-fn inflate_into(data: &[u8], out: &mut [u8]) -> Result<usize, &'static str> {
-    const BAD: &str = "text state is not valid deflate data";
-    let mut dec = flate2::Decompress::new(false);
-    let status = dec.decompress(data, out, flate2::FlushDecompress::Finish).map_err(|_| BAD)?;
-    let written = dec.total_out() as usize;
-    match status {
-        flate2::Status::StreamEnd => Ok(written),
-        // Stopped with room left: the stream ends early.
-        _ if written < out.len() => Err(BAD),
-        _ => Err(FULL),
-    }
-}
-
 /// A repeat found by [`long_repeats`]: after `literals` literal bytes, `len` bytes equal to
 /// those `distance` bytes back.
 struct Match {
@@ -389,11 +372,17 @@ fn rebuild(rd: &mut Reader, literal_stream: &[u8], total: usize) -> Result<Vec<u
         let (_, _, len) = (rd.usize()?, rd.usize()?, rd.usize()?);
         repeated = repeated.checked_add(len).filter(|r| *r <= total).ok_or("a repeat outside the text")?;
     }
-    let mut bytes = vec![0u8; total];
-    match inflate_into(literal_stream, &mut bytes[repeated..]) {
-        Ok(n) if n == total - repeated => {}
-        Ok(_) | Err(FULL) => return Err(SHORT),
-        Err(e) => return Err(e),
+    // The literals inflate into the spare capacity after the room for the repeats: only that
+    // room is zeroed first.
+    let mut bytes = Vec::with_capacity(total);
+    bytes.resize(repeated, 0);
+    let status = flate2::Decompress::new(false)
+        .decompress_vec(literal_stream, &mut bytes, flate2::FlushDecompress::Finish)
+        .map_err(|_| "text state is not valid deflate data")?;
+    // Short of `total` or stopped at the capacity before the stream's end: not what the
+    // structure says.
+    if status != flate2::Status::StreamEnd || bytes.len() != total {
+        return Err(SHORT);
     }
     if matches == 0 {
         return Ok(bytes);
