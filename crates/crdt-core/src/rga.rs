@@ -131,17 +131,21 @@ impl Rga {
 
     /// The visible text.
     pub fn value(&self) -> String {
-        let mut out = String::with_capacity(self.len());
+        // Gathered as bytes (each run's text is whole characters, so the joined bytes are UTF-8;
+        // one check at the end costs less than a boundary check per run).
+        let chars = self.len();
+        let slack = if self.content.iter().all(CharBuf::is_ascii) { 0 } else { chars / 4 };
+        let mut out: Vec<u8> = Vec::with_capacity(chars + slack);
         let mut leaf = self.tree.first_leaf;
         while leaf != node::NIL {
             for run in &self.tree.leaves[leaf as usize].runs {
                 if !run.deleted {
-                    out.push_str(self.content[run.id.replica as usize].slice(run.id.counter, run.len));
+                    out.extend_from_slice(self.content[run.id.replica as usize].slice_bytes(run.id.counter, run.len));
                 }
             }
             leaf = self.tree.leaves[leaf as usize].next;
         }
-        out
+        String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
     }
 
     /// The counter the next character inserted by `replica` will have.

@@ -127,6 +127,7 @@ impl CharBuf {
     }
 
     /// Byte offset of character `c` (`c == chars()` gives the end).
+    #[inline]
     fn byte_of(&self, c: u32) -> usize {
         if self.ascii {
             return c as usize;
@@ -143,10 +144,21 @@ impl CharBuf {
         if block_end - start == block_chars {
             return start + skip;
         }
+        self.scan_from(start, skip)
+    }
+
+    /// Byte offset of the character `skip` characters after the one at byte `start`.
+    #[inline(never)]
+    fn scan_from(&self, start: usize, skip: usize) -> usize {
         match self.text[start..].char_indices().nth(skip) {
             Some((i, _)) => start + i,
             None => self.text.len(),
         }
+    }
+
+    /// True while every character is one byte.
+    pub fn is_ascii(&self) -> bool {
+        self.ascii
     }
 
     /// Bytes from character `from` to the end.
@@ -157,6 +169,15 @@ impl CharBuf {
     /// Makes room for `bytes` more bytes of text.
     pub fn reserve(&mut self, bytes: usize) {
         self.text.reserve(bytes);
+    }
+
+    /// The bytes of characters `start .. start + len`.
+    #[inline]
+    pub fn slice_bytes(&self, start: u32, len: u32) -> &[u8] {
+        if self.ascii {
+            return &self.text.as_bytes()[start as usize..(start + len) as usize];
+        }
+        &self.text.as_bytes()[self.byte_of(start)..self.byte_of(start + len)]
     }
 
     /// The text of characters `start .. start + len`.
