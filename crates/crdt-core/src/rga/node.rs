@@ -23,9 +23,10 @@ pub(crate) use super::store::LEAF_CAP;
 pub(crate) use super::store::NODE_CAP;
 use super::store::{Leaf, Leaves, Node};
 
-/// Runs per leaf when a tree is built from a list (a loaded document): most of a leaf, which
-/// keeps the tree and the id index small, with room left for the next edits.
-pub(crate) const LOAD_FILL: usize = LEAF_CAP * 3 / 4;
+/// Runs per leaf when a tree is built from a list (a loaded document): full leaves, the fewest
+/// to allocate and write. An edit in a leaf splits it once (into two halves with room to spare),
+/// and most of a large document's leaves are never edited after it is loaded.
+pub(crate) const LOAD_FILL: usize = LEAF_CAP;
 /// No node / no leaf.
 pub(crate) const NIL: u32 = u32::MAX;
 
@@ -436,23 +437,24 @@ impl Tree {
 }
 
 impl Tree {
-    /// A tree holding `runs` in order, built bottom-up in O(n): leaves and nodes half full,
-    /// leaving room for edits. Run `i` goes into leaf `i / LOAD_FILL`.
+    /// A tree holding `runs` in order, built bottom-up in O(n): leaves full (see
+    /// [`LOAD_FILL`]), nodes half full. Run `i` goes into leaf `i / LOAD_FILL`.
     pub fn from_runs(runs: Vec<Run>, bufs: &[CharBuf]) -> Tree {
         if runs.is_empty() {
             return Tree::default();
         }
         let per_leaf = LOAD_FILL;
         let mut leaves = Leaves::default();
+        // (child, width) of the level being grouped; leaves first, their widths summed from the
+        // runs as they are copied in (not read back from the leaves).
+        let mut level: Vec<(u32, Width)> = Vec::with_capacity(runs.len().div_ceil(per_leaf));
         for (i, chunk) in runs.chunks(per_leaf).enumerate() {
             leaves.push(Leaf::boxed(chunk, NIL, i as u32 + 1));
+            level.push((i as u32, chunk.iter().fold(Width::default(), |a, r| a.add(r.width(bufs)))));
         }
         let last = leaves.len() - 1;
         leaves[last].next = NIL;
         let mut tree = Tree { leaves, nodes: Vec::new(), root: 0, first_leaf: 0, cache: None, total: Width::default() };
-        // (child, width) of the level being grouped; leaves first.
-        let mut level: Vec<(u32, Width)> =
-            (0..tree.leaves.len() as u32).map(|l| (l, tree.leaf_width(l, bufs))).collect();
         let mut height = 1u8;
         loop {
             let per_node = if level.len() <= NODE_CAP { NODE_CAP } else { NODE_CAP / 2 };
