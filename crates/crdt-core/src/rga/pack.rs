@@ -66,6 +66,7 @@
 
 use std::io::Write;
 
+use super::content::CharBuf;
 use super::id::Id;
 use super::node::Run;
 use super::snapshot::{RgaState, StateRun};
@@ -99,7 +100,7 @@ pub(super) fn pack(state: &RgaState) -> Vec<u8> {
         put(&mut structure, m.len as u64);
     }
     runs_to_columns(&state.runs, state.text.len(), &mut structure);
-    let packed = frame(&literals, &structure, flate2::Compression::best());
+    let packed = frame(&literals, &structure, true);
     // What `unpack` counts against its cap: both inflated streams and the rebuilt texts.
     if literals.len() + structure.len() + texts.len() <= cap(packed.len()) {
         return packed;
@@ -112,12 +113,13 @@ pub(super) fn pack(state: &RgaState) -> Vec<u8> {
     }
     put(&mut structure, 0);
     runs_to_columns(&state.runs, state.text.len(), &mut structure);
-    frame(&texts, &structure, flate2::Compression::none())
+    frame(&texts, &structure, false)
 }
 
-/// The two streams: the literals deflated at `level`, the structure stored (see the module docs).
-fn frame(literals: &[u8], structure: &[u8], level: flate2::Compression) -> Vec<u8> {
-    let first = deflate(literals, level);
+/// The two streams: the literals deflated (or stored, unless `compress`), the structure stored
+/// (see the module docs).
+fn frame(literals: &[u8], structure: &[u8], compress: bool) -> Vec<u8> {
+    let first = if compress { deflate_literals(literals) } else { deflate(literals, flate2::Compression::none()) };
     let mut out = vec![TAG_V2];
     put(&mut out, first.len() as u64);
     out.extend_from_slice(&first);
@@ -131,13 +133,67 @@ fn deflate(data: &[u8], level: flate2::Compression) -> Vec<u8> {
     enc.finish().expect("writing to a Vec cannot fail")
 }
 
+/// The text literals deflated: by libdeflate on native builds (at level 9 it writes a smaller
+/// stream than zlib's best level, in less time, and reads it back in about two thirds of the
+/// time), by flate2 in the browser build (one compressor less to ship).
+#[cfg(not(target_arch = "wasm32"))]
+fn deflate_literals(data: &[u8]) -> Vec<u8> {
+    let level = libdeflater::CompressionLvl::new(9).unwrap_or(libdeflater::CompressionLvl::best());
+    let mut compressor = libdeflater::Compressor::new(level);
+    let mut out = vec![0; compressor.deflate_compress_bound(data.len())];
+    match compressor.deflate_compress(data, &mut out) {
+        Ok(len) => {
+            out.truncate(len);
+            out
+        }
+        // Cannot happen (the buffer has the bound's room), but there is a way that needs none.
+        Err(_) => deflate(data, flate2::Compression::best()),
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+fn deflate_literals(data: &[u8]) -> Vec<u8> {
+    deflate(data, flate2::Compression::best())
+}
+
+/// Inflates the text literals after what `out` holds, to `total` bytes in all: any other length
+/// is an error. Native builds use libdeflate (see
+/// [`deflate_literals`]); both read any deflate stream.
+#[cfg(not(target_arch = "wasm32"))]
+fn inflate_literals(stream: &[u8], out: &mut Vec<u8>, total: usize) -> Result<(), &'static str> {
+    let at = out.len();
+    out.resize(total, 0);
+    match libdeflater::Decompressor::new().deflate_decompress(stream, &mut out[at..]) {
+        Ok(len) if at + len == out.len() => Ok(()),
+        Ok(_) | Err(libdeflater::DecompressionError::InsufficientSpace) => Err(SHORT),
+        Err(libdeflater::DecompressionError::BadData) => Err(NOT_DEFLATE),
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+fn inflate_literals(stream: &[u8], out: &mut Vec<u8>, total: usize) -> Result<(), &'static str> {
+    // Into the spare capacity (`total` bytes were reserved): nothing is zeroed first.
+    let status = flate2::Decompress::new(false)
+        .decompress_vec(stream, out, flate2::FlushDecompress::Finish)
+        .map_err(|_| NOT_DEFLATE)?;
+    // Short of the capacity, or stopped at it before the stream's end.
+    if status != flate2::Status::StreamEnd || out.len() != total {
+        return Err(SHORT);
+    }
+    Ok(())
+}
+
+const NOT_DEFLATE: &str = "text state is not valid deflate data";
+/// The literals and repeats do not make up the texts' lengths.
+const SHORT: &str = "texts do not add up to their lengths";
+
 /// Inflates `data`, refusing to produce more than `limit` bytes.
 ///
 /// Decompresses into the spare capacity of one buffer (nothing is zeroed first): a first guess
 /// at the size, grown (only for data that expands more than that) to twice as large, up to
 /// `limit`.
 fn inflate(data: &[u8], limit: usize) -> Result<Vec<u8>, &'static str> {
-    const BAD: &str = "text state is not valid deflate data";
+    const BAD: &str = NOT_DEFLATE;
     let mut out = Vec::with_capacity(data.len().saturating_mul(2).saturating_add(4096).min(limit));
     let mut dec = flate2::Decompress::new(false);
     loop {
@@ -310,14 +366,19 @@ fn code(origin: Option<(u32, u32)>, predicted: Option<(u32, u32)>, neighbour: Op
     }
 }
 
-pub(super) fn unpack(packed: &[u8], replicas: usize) -> Result<(Vec<String>, Vec<Run>), &'static str> {
+/// The texts (one buffer per replica) and the runs of a packed state.
+///
+/// Every run is checked against the texts here: its replica is listed, it is not empty, it ends
+/// within its replica's text, its origins name inserted characters, and the runs cover each
+/// character exactly once.
+pub(super) fn unpack(packed: &[u8], replicas: usize) -> Result<(Vec<CharBuf>, Vec<Run>), &'static str> {
     match packed.first() {
         Some(&TAG_V2) => unpack_v2(&packed[1..], replicas, cap(packed.len())),
         _ => unpack_v1(packed, replicas),
     }
 }
 
-fn unpack_v2(packed: &[u8], replicas: usize, mut budget: usize) -> Result<(Vec<String>, Vec<Run>), &'static str> {
+fn unpack_v2(packed: &[u8], replicas: usize, mut budget: usize) -> Result<(Vec<CharBuf>, Vec<Run>), &'static str> {
     let mut rd = Reader { buf: packed, at: 0 };
     let first = rd.count()?;
     let (literal_stream, structure_stream) = packed[rd.at..].split_at(first);
@@ -349,11 +410,26 @@ fn unpack_v2(packed: &[u8], replicas: usize, mut budget: usize) -> Result<(Vec<S
         }
         text
     };
-    let runs = columns_to_runs(&mut rd, replicas)?;
+    let content = buffers(text)?;
+    let chars: Vec<u32> = content.iter().map(CharBuf::chars).collect();
+    let runs = columns_to_runs(&mut rd, &chars)?;
     if rd.at != structure.len() {
         return Err("trailing bytes in text state");
     }
-    Ok((text, runs))
+    Ok((content, runs))
+}
+
+/// One buffer per replica's text.
+fn buffers(text: Vec<String>) -> Result<Vec<CharBuf>, &'static str> {
+    text.into_iter()
+        .map(|text| {
+            // A character takes at least a byte, so only a text this long can overflow a counter.
+            if text.len() >= u32::MAX as usize && text.chars().count() >= u32::MAX as usize {
+                return Err("text too long");
+            }
+            Ok(CharBuf::from_string(text))
+        })
+        .collect()
 }
 
 /// The concatenated texts, `total` bytes: the literals (inflated from `literal_stream`) with
@@ -363,7 +439,6 @@ fn unpack_v2(packed: &[u8], replicas: usize, mut budget: usize) -> Result<(Vec<S
 /// start: the bytes written never pass the literals still to be read (they trail them by the
 /// length of the repeats still to come), so one buffer does.
 fn rebuild(rd: &mut Reader, literal_stream: &[u8], total: usize) -> Result<Vec<u8>, &'static str> {
-    const SHORT: &str = "texts do not add up to their lengths";
     let matches = rd.count()?;
     // A first pass over the repeats: how many bytes they cover, so how many are literals.
     let list = rd.at;
@@ -372,18 +447,10 @@ fn rebuild(rd: &mut Reader, literal_stream: &[u8], total: usize) -> Result<Vec<u
         let (_, _, len) = (rd.usize()?, rd.usize()?, rd.usize()?);
         repeated = repeated.checked_add(len).filter(|r| *r <= total).ok_or("a repeat outside the text")?;
     }
-    // The literals inflate into the spare capacity after the room for the repeats: only that
-    // room is zeroed first.
+    // The literals inflate after the room for the repeats.
     let mut bytes = Vec::with_capacity(total);
     bytes.resize(repeated, 0);
-    let status = flate2::Decompress::new(false)
-        .decompress_vec(literal_stream, &mut bytes, flate2::FlushDecompress::Finish)
-        .map_err(|_| "text state is not valid deflate data")?;
-    // Short of `total` or stopped at the capacity before the stream's end: not what the
-    // structure says.
-    if status != flate2::Status::StreamEnd || bytes.len() != total {
-        return Err(SHORT);
-    }
+    inflate_literals(literal_stream, &mut bytes, total)?;
     if matches == 0 {
         return Ok(bytes);
     }
@@ -417,9 +484,14 @@ fn rebuild(rd: &mut Reader, literal_stream: &[u8], total: usize) -> Result<Vec<u
     Ok(bytes)
 }
 
-/// The runs, origins included, as [`Run`]s ([`Id::NONE`] for no origin). Not yet checked
-/// against the texts: `from_state` does that.
-fn columns_to_runs(rd: &mut Reader, replicas: usize) -> Result<Vec<Run>, &'static str> {
+/// The runs, origins included, as [`Run`]s ([`Id::NONE`] for no origin), checked against
+/// `chars`, the length of each replica's text (see [`unpack`]).
+///
+/// Only the counters and the explicit origins need a check: a predicted origin is the end of
+/// an earlier run or the start of this one, a neighbour's is the end or start of a run next to
+/// it, and those runs are checked.
+fn columns_to_runs(rd: &mut Reader, chars: &[u32]) -> Result<Vec<Run>, &'static str> {
+    let replicas = chars.len();
     // Every run takes at least two bytes (its counter and its length).
     let n = rd.count()?;
     // (replica, first run, end of its runs) per stretch of the replica column.
@@ -454,6 +526,7 @@ fn columns_to_runs(rd: &mut Reader, replicas: usize) -> Result<Vec<Run>, &'stati
     }
     // The decoder's side of the stacks: `(end, run index)`, the counter is not needed again.
     let mut stacks: Vec<Vec<(u32, u32)>> = vec![Vec::new(); replicas];
+    let mut cover = Cover::new(chars);
     for (replica, first, end) in stretches {
         let stack = &mut stacks[replica as usize];
         for i in first..end {
@@ -476,6 +549,10 @@ fn columns_to_runs(rd: &mut Reader, replicas: usize) -> Result<Vec<Run>, &'stati
             };
             run.id.counter = counter;
             let end = counter.checked_add(run.len).ok_or("counter out of range")?;
+            if end > chars[replica as usize] {
+                return Err("run past the replica's text");
+            }
+            cover.add(replica, counter, end)?;
             for &(_, j) in &stack[keep..] {
                 runs[j as usize].origin_right = Id::new(replica, counter);
             }
@@ -483,6 +560,7 @@ fn columns_to_runs(rd: &mut Reader, replicas: usize) -> Result<Vec<Run>, &'stati
             stack.push((end, i as u32));
         }
     }
+    cover.finish()?;
     // Runs of equal codes, then the explicit origins of the runs whose code says so.
     let mut groups = Vec::new();
     let mut covered = 0;
@@ -504,12 +582,12 @@ fn columns_to_runs(rd: &mut Reader, replicas: usize) -> Result<Vec<Run>, &'stati
                 0 => {}
                 // Counters and lengths were checked above: `last` does not overflow.
                 1 => runs[i].origin_left = i.checked_sub(1).map_or(Id::NONE, |p| runs[p].last()),
-                _ => runs[i].origin_left = rd.origin(replicas)?,
+                _ => runs[i].origin_left = rd.origin(chars)?,
             }
             match code / 3 {
                 0 => {}
                 1 => runs[i].origin_right = runs.get(i + 1).map_or(Id::NONE, |r| r.id),
-                _ => runs[i].origin_right = rd.origin(replicas)?,
+                _ => runs[i].origin_right = rd.origin(chars)?,
             }
         }
     }
@@ -517,7 +595,7 @@ fn columns_to_runs(rd: &mut Reader, replicas: usize) -> Result<Vec<Run>, &'stati
 }
 
 /// Format 1: one deflate stream of plain columns (written before format 2).
-fn unpack_v1(packed: &[u8], replicas: usize) -> Result<(Vec<String>, Vec<Run>), &'static str> {
+fn unpack_v1(packed: &[u8], replicas: usize) -> Result<(Vec<CharBuf>, Vec<Run>), &'static str> {
     let raw = inflate(packed, cap(packed.len()))?;
     let mut rd = Reader { buf: &raw, at: 0 };
     let n = rd.count()?;
@@ -577,7 +655,95 @@ fn unpack_v1(packed: &[u8], replicas: usize) -> Result<(Vec<String>, Vec<Run>), 
     if rd.at != raw.len() {
         return Err("trailing bytes in text state");
     }
-    Ok((text, runs))
+    let content = buffers(text)?;
+    let chars: Vec<u32> = content.iter().map(CharBuf::chars).collect();
+    check_runs(&runs, &chars)?;
+    Ok((content, runs))
+}
+
+const NEVER_INSERTED: &str = "an origin names a character that was never inserted";
+
+/// The checks of [`unpack`], for runs read from format 1 (where nothing was predicted).
+fn check_runs(runs: &[Run], chars: &[u32]) -> Result<(), &'static str> {
+    let n = chars.len();
+    let known = |id: Id| id.is_none() || ((id.replica as usize) < n && id.counter < chars[id.replica as usize]);
+    let mut cover = Cover::new(chars);
+    for run in runs {
+        if run.id.replica as usize >= n || run.len == 0 {
+            return Err("run of an unknown replica or empty");
+        }
+        let end = run.id.counter.checked_add(run.len).ok_or("run past the replica's text")?;
+        if end > chars[run.id.replica as usize] {
+            return Err("run past the replica's text");
+        }
+        cover.add(run.id.replica, run.id.counter, end)?;
+        if !known(run.origin_left) || !known(run.origin_right) {
+            return Err(NEVER_INSERTED);
+        }
+    }
+    cover.finish()
+}
+
+/// Checks that runs, each inside its replica's counters `0 .. chars[replica]`, cover every
+/// counter exactly once: no two overlap (a bitmap of every character, one bit each), and their
+/// lengths add up to all the characters.
+struct Cover {
+    /// Per replica: its first bit in `seen`.
+    base: Vec<usize>,
+    seen: Vec<u64>,
+    left: u64,
+}
+
+const NOT_COVERED: &str = "runs do not cover each inserted character exactly once";
+
+impl Cover {
+    fn new(chars: &[u32]) -> Cover {
+        let mut base = Vec::with_capacity(chars.len());
+        let mut words = 0usize;
+        for c in chars {
+            base.push(words * 64);
+            words += (*c as usize).div_ceil(64);
+        }
+        Cover { base, seen: vec![0; words], left: chars.iter().map(|c| *c as u64).sum() }
+    }
+
+    /// Marks counters `start .. end` (not empty, within the replica's) of `replica` covered.
+    #[inline(always)]
+    fn add(&mut self, replica: u32, start: u32, end: u32) -> Result<(), &'static str> {
+        let base = self.base[replica as usize];
+        let (start, end) = (base + start as usize, base + end as usize);
+        let (first, last) = (start / 64, (end - 1) / 64);
+        let head = !0u64 << (start % 64);
+        let tail = !0u64 >> (63 - (end - 1) % 64);
+        let seen = &mut self.seen;
+        let overlap = if first == last {
+            let o = seen[first] & head & tail;
+            seen[first] |= head & tail;
+            o
+        } else {
+            let mut o = seen[first] & head | seen[last] & tail;
+            seen[first] |= head;
+            seen[last] |= tail;
+            for w in &mut seen[first + 1..last] {
+                o |= *w;
+                *w = !0;
+            }
+            o
+        };
+        if overlap != 0 {
+            return Err(NOT_COVERED);
+        }
+        self.left -= (end - start) as u64;
+        Ok(())
+    }
+
+    fn finish(self) -> Result<(), &'static str> {
+        if self.left == 0 {
+            Ok(())
+        } else {
+            Err(NOT_COVERED)
+        }
+    }
 }
 
 fn put(out: &mut Vec<u8>, mut v: u64) {
@@ -642,11 +808,19 @@ impl Reader<'_> {
         Ok(b)
     }
 
-    /// An explicitly written origin: 0 for none, or replica index + 1 and the counter.
-    fn origin(&mut self, replicas: usize) -> Result<Id, &'static str> {
+    /// An explicitly written origin: 0 for none, or replica index + 1 and the counter, which
+    /// must be one of the `chars[replica]` characters inserted.
+    fn origin(&mut self, chars: &[u32]) -> Result<Id, &'static str> {
         match self.varint()? {
             0 => Ok(Id::NONE),
-            r if r <= replicas as u64 => Ok(Id::new(r as u32 - 1, self.u32()?)),
+            r if r <= chars.len() as u64 => {
+                let replica = r as u32 - 1;
+                let counter = self.u32()?;
+                if counter >= chars[replica as usize] {
+                    return Err(NEVER_INSERTED);
+                }
+                Ok(Id::new(replica, counter))
+            }
             _ => Err("an origin of an unknown replica"),
         }
     }

@@ -134,50 +134,26 @@ impl Rga {
         }
     }
 
-    /// The text of `replicas` with per replica `text` and the sequence `runs` (as `pack.rs`
-    /// decodes them, unchecked).
-    fn from_state(replicas: Vec<ReplicaId>, text: Vec<String>, mut runs: Vec<Run>) -> Result<Rga, &'static str> {
-        let n = replicas.len();
-        if text.len() != n {
+    /// The text of `replicas` with per replica `content` and the sequence `runs`, checked (as
+    /// `pack::unpack` returns them).
+    fn from_state(replicas: Vec<ReplicaId>, content: Vec<CharBuf>, mut runs: Vec<Run>) -> Result<Rga, &'static str> {
+        if content.len() != replicas.len() {
             return Err("one text per replica");
         }
         let mut rga = Rga::new(ReplicaId::random());
         // `new` registered the random replica as index 0; rebuild the table in the stored order.
         rga.replicas = Default::default();
         rga.content.clear();
-        for (r, text) in replicas.iter().zip(text) {
+        for r in &replicas {
             if rga.replicas.lookup(*r).is_some() {
                 return Err("a replica is listed twice");
             }
-            let i = rga.ensure_replica(*r);
-            // A character takes at least a byte, so only a text this long can overflow a counter.
-            if text.len() >= u32::MAX as usize && text.chars().count() >= u32::MAX as usize {
-                return Err("text too long");
-            }
-            rga.content[i as usize] = CharBuf::from_string(text);
+            rga.ensure_replica(*r);
         }
-        let chars: Vec<u32> = rga.content.iter().map(|b| b.chars()).collect();
-        let known = |id: Id| id.is_none() || ((id.replica as usize) < n && id.counter < chars[id.replica as usize]);
-        // Check every run; note whether one continues the run before (never in what `pack`
-        // writes, which joins them: only then does a second pass join them in place).
-        let mut cover = Cover::new(&chars);
-        let mut joinable = false;
-        let mut prev: Option<&Run> = None;
-        for run in &runs {
-            if run.id.replica as usize >= n || run.len == 0 {
-                return Err("run of an unknown replica or empty");
-            }
-            let end = run.id.counter.checked_add(run.len).ok_or("run past the replica's text")?;
-            if end > chars[run.id.replica as usize] {
-                return Err("run past the replica's text");
-            }
-            cover.add(run.id.replica, run.id.counter, end)?;
-            if !known(run.origin_left) || !known(run.origin_right) {
-                return Err("an origin names a character that was never inserted");
-            }
-            joinable |= prev.is_some_and(|p| p.can_append(run));
-            prev = Some(run);
-        }
+        rga.content = content;
+        // A run that continues the one before is never in what `pack` writes, which joins
+        // them; only when there is one does a second pass join them in place.
+        let joinable = runs.windows(2).any(|w| w[0].can_append(&w[1]));
         if joinable {
             let mut kept = 0usize;
             for i in 0..runs.len() {
@@ -192,75 +168,12 @@ impl Rga {
             }
             runs.truncate(kept);
         }
-        cover.finish()?;
         rga.tree = super::node::Tree::from_runs(runs, &rga.content);
         // The id index is built on first use (`Rga::ids`): showing the text needs none of it.
         rga.ids = std::sync::OnceLock::new();
         let random = ReplicaId::random();
         rga.set_replica(random);
         Ok(rga)
-    }
-}
-
-/// Checks that runs, each inside its replica's counters `0 .. chars[replica]`, cover every
-/// counter exactly once: no two overlap (a bitmap of every character, one bit each), and their
-/// lengths add up to all the characters.
-struct Cover {
-    /// Per replica: its first bit in `seen`.
-    base: Vec<usize>,
-    seen: Vec<u64>,
-    left: u64,
-}
-
-const NOT_COVERED: &str = "runs do not cover each inserted character exactly once";
-
-impl Cover {
-    fn new(chars: &[u32]) -> Cover {
-        let mut base = Vec::with_capacity(chars.len());
-        let mut words = 0usize;
-        for c in chars {
-            base.push(words * 64);
-            words += (*c as usize).div_ceil(64);
-        }
-        Cover { base, seen: vec![0; words], left: chars.iter().map(|c| *c as u64).sum() }
-    }
-
-    /// Marks counters `start .. end` (not empty, within the replica's) of `replica` covered.
-    #[inline(always)]
-    fn add(&mut self, replica: u32, start: u32, end: u32) -> Result<(), &'static str> {
-        let base = self.base[replica as usize];
-        let (start, end) = (base + start as usize, base + end as usize);
-        let (first, last) = (start / 64, (end - 1) / 64);
-        let head = !0u64 << (start % 64);
-        let tail = !0u64 >> (63 - (end - 1) % 64);
-        let seen = &mut self.seen;
-        let overlap = if first == last {
-            let o = seen[first] & head & tail;
-            seen[first] |= head & tail;
-            o
-        } else {
-            let mut o = seen[first] & head | seen[last] & tail;
-            seen[first] |= head;
-            seen[last] |= tail;
-            for w in &mut seen[first + 1..last] {
-                o |= *w;
-                *w = !0;
-            }
-            o
-        };
-        if overlap != 0 {
-            return Err(NOT_COVERED);
-        }
-        self.left -= (end - start) as u64;
-        Ok(())
-    }
-
-    fn finish(self) -> Result<(), &'static str> {
-        if self.left == 0 {
-            Ok(())
-        } else {
-            Err(NOT_COVERED)
-        }
     }
 }
 
@@ -311,10 +224,10 @@ impl Serialize for Rga {
 impl<'de> Deserialize<'de> for Rga {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let wire = WireIn::deserialize(deserializer)?;
-        let (text, runs) =
+        let (content, runs) =
             super::pack::unpack(&wire.packed.0, wire.replicas.len()).map_err(serde::de::Error::custom)?;
         drop(wire.packed);
-        Rga::from_state(wire.replicas, text, runs).map_err(serde::de::Error::custom)
+        Rga::from_state(wire.replicas, content, runs).map_err(serde::de::Error::custom)
     }
 }
 
@@ -334,6 +247,35 @@ mod tests {
         let owned: Rga = bincode::serde::decode_from_std_read(&mut &bytes[..], bincode::config::standard()).unwrap();
         assert_eq!(borrowed.value(), rga.value());
         assert_eq!(owned.value(), rga.value());
+    }
+
+    /// Each check of a loaded state, on a state `pack` writes as it is: the error, not a panic
+    /// or a text that breaks later.
+    #[test]
+    fn states_that_break_a_rule_are_errors() {
+        let run = |counter, len, origin_left, origin_right| StateRun {
+            replica: 0,
+            counter,
+            len,
+            origin_left,
+            origin_right,
+            deleted: false,
+        };
+        let cases = [
+            ("never inserted", vec![run(0, 4, None, Some((0, 9)))]),
+            ("never inserted", vec![run(0, 2, None, None), run(2, 2, Some((0, 7)), None)]),
+            ("exactly once", vec![run(2, 2, None, None), run(0, 3, None, None)]),
+            ("exactly once", vec![run(0, 3, None, None)]),
+            ("past the replica's text", vec![run(0, 5, None, None)]),
+        ];
+        for (want, runs) in cases {
+            let state = RgaState { replicas: vec![ReplicaId::from_u128(5)], text: vec!["abcd".to_owned()], runs };
+            let wire = Wire { packed: Bytes(super::super::pack::pack(&state)), replicas: state.replicas };
+            let bytes = bincode::serde::encode_to_vec(&wire, bincode::config::standard()).unwrap();
+            let got = bincode::serde::decode_from_slice::<Rga, _>(&bytes, bincode::config::standard());
+            let error = got.err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(error.contains(want), "expected an error with {want:?}, got {error:?}");
+        }
     }
 
     /// `pack` never writes a run that continues the one before; a state that has one (written
