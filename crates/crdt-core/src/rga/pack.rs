@@ -64,8 +64,10 @@
 //! falls back to stored, uncompressed streams for text that compresses beyond it), so whatever
 //! it writes unpacks. Format 1 (a single deflated stream of plain columns) is still read.
 
-use std::io::Write;
+mod flate;
+mod v1;
 
+use self::flate::{deflate, deflate_literals, inflate, inflate_literals};
 use super::content::CharBuf;
 use super::id::Id;
 use super::node::Run;
@@ -125,89 +127,6 @@ fn frame(literals: &[u8], structure: &[u8], compress: bool) -> Vec<u8> {
     out.extend_from_slice(&first);
     out.extend_from_slice(&deflate(structure, flate2::Compression::none()));
     out
-}
-
-fn deflate(data: &[u8], level: flate2::Compression) -> Vec<u8> {
-    let mut enc = flate2::write::DeflateEncoder::new(Vec::with_capacity(data.len() / 3), level);
-    enc.write_all(data).expect("writing to a Vec cannot fail");
-    enc.finish().expect("writing to a Vec cannot fail")
-}
-
-/// The text literals deflated: by libdeflate on native builds (at level 9 it writes a smaller
-/// stream than zlib's best level, in less time, and reads it back in about two thirds of the
-/// time), by flate2 in the browser build (one compressor less to ship).
-#[cfg(not(target_arch = "wasm32"))]
-fn deflate_literals(data: &[u8]) -> Vec<u8> {
-    let level = libdeflater::CompressionLvl::new(9).unwrap_or(libdeflater::CompressionLvl::best());
-    let mut compressor = libdeflater::Compressor::new(level);
-    let mut out = vec![0; compressor.deflate_compress_bound(data.len())];
-    match compressor.deflate_compress(data, &mut out) {
-        Ok(len) => {
-            out.truncate(len);
-            out
-        }
-        // Cannot happen (the buffer has the bound's room), but there is a way that needs none.
-        Err(_) => deflate(data, flate2::Compression::best()),
-    }
-}
-
-#[cfg(target_arch = "wasm32")]
-fn deflate_literals(data: &[u8]) -> Vec<u8> {
-    deflate(data, flate2::Compression::best())
-}
-
-/// Inflates the text literals after what `out` holds, to `total` bytes in all: any other length
-/// is an error. Native builds use libdeflate (see
-/// [`deflate_literals`]); both read any deflate stream.
-#[cfg(not(target_arch = "wasm32"))]
-fn inflate_literals(stream: &[u8], out: &mut Vec<u8>, total: usize) -> Result<(), &'static str> {
-    let at = out.len();
-    out.resize(total, 0);
-    match libdeflater::Decompressor::new().deflate_decompress(stream, &mut out[at..]) {
-        Ok(len) if at + len == out.len() => Ok(()),
-        Ok(_) | Err(libdeflater::DecompressionError::InsufficientSpace) => Err(SHORT),
-        Err(libdeflater::DecompressionError::BadData) => Err(NOT_DEFLATE),
-    }
-}
-
-#[cfg(target_arch = "wasm32")]
-fn inflate_literals(stream: &[u8], out: &mut Vec<u8>, total: usize) -> Result<(), &'static str> {
-    // Into the spare capacity (`total` bytes were reserved): nothing is zeroed first.
-    let status = flate2::Decompress::new(false)
-        .decompress_vec(stream, out, flate2::FlushDecompress::Finish)
-        .map_err(|_| NOT_DEFLATE)?;
-    // Short of the capacity, or stopped at it before the stream's end.
-    if status != flate2::Status::StreamEnd || out.len() != total {
-        return Err(SHORT);
-    }
-    Ok(())
-}
-
-const NOT_DEFLATE: &str = "text state is not valid deflate data";
-/// The literals and repeats do not make up the texts' lengths.
-const SHORT: &str = "texts do not add up to their lengths";
-
-/// Inflates `data`, refusing to produce more than `limit` bytes.
-///
-/// Decompresses into the spare capacity of one buffer (nothing is zeroed first): a first guess
-/// at the size, grown (only for data that expands more than that) to twice as large, up to
-/// `limit`.
-fn inflate(data: &[u8], limit: usize) -> Result<Vec<u8>, &'static str> {
-    const BAD: &str = NOT_DEFLATE;
-    let mut out = Vec::with_capacity(data.len().saturating_mul(2).saturating_add(4096).min(limit));
-    let mut dec = flate2::Decompress::new(false);
-    loop {
-        let read = dec.total_in() as usize;
-        let status = dec.decompress_vec(&data[read..], &mut out, flate2::FlushDecompress::Finish).map_err(|_| BAD)?;
-        match status {
-            flate2::Status::StreamEnd if out.len() <= limit => return Ok(out),
-            flate2::Status::StreamEnd => return Err("text state inflates too much"),
-            // Stopped with room left: the stream ends early.
-            _ if out.len() < out.capacity() => return Err(BAD),
-            _ if out.len() >= limit => return Err("text state inflates too much"),
-            _ => out.reserve_exact(out.len().min(limit - out.len())),
-        }
-    }
 }
 
 /// A repeat found by [`long_repeats`]: after `literals` literal bytes, `len` bytes equal to
@@ -374,7 +293,7 @@ fn code(origin: Option<(u32, u32)>, predicted: Option<(u32, u32)>, neighbour: Op
 pub(super) fn unpack(packed: &[u8], replicas: usize) -> Result<(Vec<CharBuf>, Vec<Run>), &'static str> {
     match packed.first() {
         Some(&TAG_V2) => unpack_v2(&packed[1..], replicas, cap(packed.len())),
-        _ => unpack_v1(packed, replicas),
+        _ => v1::unpack_v1(packed, replicas),
     }
 }
 
@@ -594,95 +513,7 @@ fn columns_to_runs(rd: &mut Reader, chars: &[u32]) -> Result<Vec<Run>, &'static 
     Ok(runs)
 }
 
-/// Format 1: one deflate stream of plain columns (written before format 2).
-fn unpack_v1(packed: &[u8], replicas: usize) -> Result<(Vec<CharBuf>, Vec<Run>), &'static str> {
-    let raw = inflate(packed, cap(packed.len()))?;
-    let mut rd = Reader { buf: &raw, at: 0 };
-    let n = rd.count()?;
-    if n != replicas {
-        return Err("one text per replica");
-    }
-    let mut text = Vec::with_capacity(n);
-    for _ in 0..n {
-        let len = rd.count()?;
-        let bytes = rd.bytes(len)?;
-        text.push(std::str::from_utf8(bytes).map_err(|_| "text is not UTF-8")?.to_owned());
-    }
-    let count = rd.count()?;
-    let mut runs: Vec<Run> = Vec::with_capacity(count);
-    for _ in 0..count {
-        let replica = rd.u32()?;
-        runs.push(Run {
-            id: Id::new(replica, 0),
-            len: 0,
-            origin_left: Id::NONE,
-            origin_right: Id::NONE,
-            deleted: false,
-        });
-    }
-    let mut prev = 0i64;
-    for r in runs.iter_mut() {
-        prev = prev.checked_add(unzigzag(rd.varint()?)).ok_or("counter out of range")?;
-        r.id.counter = u32::try_from(prev).map_err(|_| "counter out of range")?;
-    }
-    for r in runs.iter_mut() {
-        r.len = rd.u32()?;
-    }
-    for r in runs.iter_mut() {
-        r.deleted = match rd.bytes(1)?[0] {
-            0 => false,
-            1 => true,
-            _ => return Err("deleted flag is not 0 or 1"),
-        };
-    }
-    // An origin's replica must be a listed one (so no origin reads as `Id::NONE` by accident).
-    let listed = |replica: u64| match u32::try_from(replica) {
-        Ok(r) if (r as usize) < replicas => Ok(r),
-        _ => Err("bad replica"),
-    };
-    for r in runs.iter_mut() {
-        let counter = r.id.counter;
-        r.origin_left = match rd.varint()? {
-            0 => Id::NONE,
-            1 => Id::new(r.id.replica, counter.checked_sub(1).ok_or("origin before the first id")?),
-            code => Id::new(listed(code - 2)?, rd.relative(counter)?),
-        };
-        r.origin_right = match rd.varint()? {
-            0 => Id::NONE,
-            code => Id::new(listed(code - 1)?, rd.relative(counter)?),
-        };
-    }
-    if rd.at != raw.len() {
-        return Err("trailing bytes in text state");
-    }
-    let content = buffers(text)?;
-    let chars: Vec<u32> = content.iter().map(CharBuf::chars).collect();
-    check_runs(&runs, &chars)?;
-    Ok((content, runs))
-}
-
 const NEVER_INSERTED: &str = "an origin names a character that was never inserted";
-
-/// The checks of [`unpack`], for runs read from format 1 (where nothing was predicted).
-fn check_runs(runs: &[Run], chars: &[u32]) -> Result<(), &'static str> {
-    let n = chars.len();
-    let known = |id: Id| id.is_none() || ((id.replica as usize) < n && id.counter < chars[id.replica as usize]);
-    let mut cover = Cover::new(chars);
-    for run in runs {
-        if run.id.replica as usize >= n || run.len == 0 {
-            return Err("run of an unknown replica or empty");
-        }
-        let end = run.id.counter.checked_add(run.len).ok_or("run past the replica's text")?;
-        if end > chars[run.id.replica as usize] {
-            return Err("run past the replica's text");
-        }
-        cover.add(run.id.replica, run.id.counter, end)?;
-        if !known(run.origin_left) || !known(run.origin_right) {
-            return Err(NEVER_INSERTED);
-        }
-    }
-    cover.finish()
-}
 
 /// Checks that runs, each inside its replica's counters `0 .. chars[replica]`, cover every
 /// counter exactly once: no two overlap (a bitmap of every character, one bit each), and their
