@@ -174,9 +174,6 @@ impl CharBuf {
     /// The bytes of characters `start .. start + len`.
     #[inline]
     pub fn slice_bytes(&self, start: u32, len: u32) -> &[u8] {
-        if self.ascii {
-            return &self.text.as_bytes()[start as usize..(start + len) as usize];
-        }
         &self.text.as_bytes()[self.byte_of(start)..self.byte_of(start + len)]
     }
 
