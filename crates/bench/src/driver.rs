@@ -106,7 +106,7 @@ pub fn settle_allocator() {
     drop(std::hint::black_box(Vec::<u8>::with_capacity(64 * 1024)));
 }
 
-fn repeat(runs: Runs, mut once: impl FnMut() -> Duration) -> Timing {
+pub fn repeat(runs: Runs, mut once: impl FnMut() -> Duration) -> Timing {
     let mut times = Vec::new();
     let mut spent = Duration::ZERO;
     while times.len() < runs.wanted.max(1) && (times.is_empty() || spent < runs.budget) {
@@ -119,7 +119,7 @@ fn repeat(runs: Runs, mut once: impl FnMut() -> Duration) -> Timing {
     Timing { median: times[times.len() / 2], runs: times.len() }
 }
 
-fn check(library: &str, what: &str, trace: &Trace, got: &str, want: &str) {
+pub fn check(library: &str, what: &str, trace: &Trace, got: &str, want: &str) {
     if got != want {
         let at = got.chars().zip(want.chars()).take_while(|(a, b)| a == b).count();
         panic!(

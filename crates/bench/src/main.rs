@@ -4,6 +4,7 @@
 //! ```text
 //! cargo run -p bench --release -- [--traces DIR] [--runs 5] [--only NAME] [--libs ours,dt,...]
 //!                                 [--budget SECS] [--no-scaling] [--smoke] [--in-process]
+//! cargo run -p bench --release -- --document [--traces DIR] [--runs 5] [--only NAME] [--smoke]
 //! ```
 //!
 //! Each trace, and then the scaling table, is measured in a fresh process (this binary run again
@@ -13,8 +14,13 @@
 //! Every library goes through the same driver (`driver.rs`), every result is checked against the
 //! trace's `endContent`, and the output is a markdown report: one table per trace, the ratios
 //! ours ÷ each peer, the issue's goals marked met or not, and a scaling table.
+//!
+//! `--document` measures instead what the `Document` an editor uses costs next to the bare `Rga`
+//! (`document.rs`): local apply, heap, snapshot size and load, page opens, wire bytes per change.
+//! With `--smoke` it runs one small trace once.
 
 mod alloc;
+mod document;
 mod driver;
 mod peers;
 mod report;
@@ -57,12 +63,21 @@ struct Args {
     libs: Vec<Library>,
     budget: Duration,
     scaling: bool,
+    /// `--document`: the Document-level report instead of the side-by-side one.
+    document: bool,
     mode: Mode,
+}
+
+impl Args {
+    fn runs(&self) -> Runs {
+        Runs { wanted: self.runs, budget: self.budget }
+    }
 }
 
 fn usage() -> &'static str {
     "usage: bench [--traces DIR] [--runs N] [--only TRACE] [--libs ours,rope,dt,cola,loro,automerge,yrs] \
      [--budget SECS] [--no-scaling] [--smoke] [--in-process]\n\
+     usage: bench --document [--traces DIR] [--runs N] [--only TRACE] [--budget SECS] [--smoke] [--in-process]\n\
      Prints a markdown report to stdout, progress to stderr. Each trace (and the scaling table) runs in a \
      fresh process unless --in-process."
 }
@@ -76,6 +91,7 @@ fn parse_args() -> Result<Args, String> {
         libs: Library::ALL.to_vec(),
         budget: Duration::from_secs(20),
         scaling: true,
+        document: false,
         mode: Mode::Parent,
     };
     let mut it = std::env::args().skip(1);
@@ -97,6 +113,7 @@ fn parse_args() -> Result<Args, String> {
                 args.only = Some(SMOKE_TRACE.to_owned());
                 args.scaling = false;
             }
+            "--document" => args.document = true,
             "--in-process" => args.mode = Mode::InProcess,
             "--child-trace" => args.mode = Mode::ChildTrace(PathBuf::from(value("--child-trace")?)),
             "--child-scaling" => args.mode = Mode::ChildScaling,
@@ -112,7 +129,7 @@ fn parse_args() -> Result<Args, String> {
 
 /// Measures the trace in `file` with every library in `args` and renders its part of the report.
 fn trace_section(file: &Path, args: &Args) -> Result<String, String> {
-    let runs = Runs { wanted: args.runs, budget: args.budget };
+    let runs = args.runs();
     let trace = trace::Trace::load(file)?;
     eprintln!("== {} ({} txns, {} patches)", trace.name, trace.txns.len(), trace.patches.len());
     eprintln!("   local apply, interleaved: {}", args.libs.iter().map(|l| l.key()).collect::<Vec<_>>().join(", "));
@@ -157,6 +174,7 @@ fn child(args: &Args, extra: &[&OsStr]) -> Result<String, String> {
 
 fn run(args: &Args) -> Result<String, String> {
     match &args.mode {
+        Mode::ChildTrace(file) if args.document => return document::trace_section(file, args.runs()),
         Mode::ChildTrace(file) => return trace_section(file, args),
         Mode::ChildScaling => return Ok(scaling_section()),
         Mode::Parent | Mode::InProcess => {}
@@ -169,6 +187,19 @@ fn run(args: &Args) -> Result<String, String> {
         return Err(format!("no trace matched in {}", args.traces.display()));
     }
     let fresh = args.mode == Mode::Parent;
+    if args.document {
+        let sections = files
+            .iter()
+            .map(|file| {
+                if fresh {
+                    child(args, &["--document".as_ref(), "--child-trace".as_ref(), file.as_os_str()])
+                } else {
+                    document::trace_section(file, args.runs())
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        return Ok(document::join(document::header(args.runs, args.budget, fresh), &sections));
+    }
     let mut out = report::header(args.runs, args.budget, fresh);
     for file in &files {
         let section = if fresh {

@@ -40,7 +40,7 @@ impl TraceResult {
     }
 }
 
-fn ms(d: Duration) -> String {
+pub fn ms(d: Duration) -> String {
     let ms = d.as_secs_f64() * 1e3;
     if ms >= 1000.0 {
         format!("{:.2} s", ms / 1e3)
@@ -53,7 +53,7 @@ fn ms(d: Duration) -> String {
     }
 }
 
-fn timing(t: Timing, wanted: usize) -> String {
+pub fn timing(t: Timing, wanted: usize) -> String {
     if t.runs < wanted {
         format!("{} (n={})", ms(t.median), t.runs)
     } else {
@@ -61,7 +61,7 @@ fn timing(t: Timing, wanted: usize) -> String {
     }
 }
 
-fn kb(bytes: usize) -> String {
+pub fn kb(bytes: usize) -> String {
     if bytes >= 10_000_000 {
         format!("{:.1} MB", bytes as f64 / 1e6)
     } else {
@@ -69,7 +69,7 @@ fn kb(bytes: usize) -> String {
     }
 }
 
-fn ratio(a: f64, b: f64) -> String {
+pub fn ratio(a: f64, b: f64) -> String {
     if b == 0.0 {
         "–".to_owned()
     } else {
@@ -77,7 +77,7 @@ fn ratio(a: f64, b: f64) -> String {
     }
 }
 
-fn secs(t: Timing) -> f64 {
+pub fn secs(t: Timing) -> f64 {
     t.median.as_secs_f64()
 }
 
