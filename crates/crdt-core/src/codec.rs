@@ -3,7 +3,8 @@
 //! This is the only serialized surface of crdt-core. Every frame starts with two bytes:
 //!
 //! ```text
-//! byte 0      FORMAT_VERSION (currently 1); other values: DecodeError::UnsupportedVersion
+//! byte 0      FORMAT_VERSION (currently 2; changes and snapshots of version 1 are still
+//!             read and converted); other values: DecodeError::UnsupportedVersion
 //! byte 1      kind: KIND_CHANGES = 1, KIND_SNAPSHOT = 2; other values are free for the
 //!             messages of the server and the client (encode_message / decode_message)
 //! bytes 2..   the payload, bincode 2 with the standard config, and nothing after it
@@ -25,17 +26,26 @@
 //!
 //! ```text
 //! KIND_CHANGES   Vec<Change>
-//!   Change       { replica: ReplicaId, seq: u64, deps: VersionVector, ops: Vec<FieldOp> }
+//!   Change       { replica: ReplicaId, seq: u64, deps: Vec<ChangeId>, ops: Vec<FieldOp> }
+//!   ChangeId     { replica: ReplicaId, seq: u64 }
 //!   FieldOp      { field: String, op: Op }
 //!   Op           enum { 0 Text(RgaOp), 1 Register(LwwOp<String>), 2 Set(OrSetOp<String>),
 //!                       3 Counter(PnCounterOp), 4 GCounter(GCounterOp) }
 //! KIND_SNAPSHOT  { fields: Vec<(String, Field)>, version: VersionVector,
-//!                  history_base: VersionVector, history: Vec<Change> }
+//!                  history_base: VersionVector, log: bytes }
+//!   log          the history after `history_base`, as the compact log of
+//!                `document/log_codec.rs` (inserts are not stored again: the texts hold them)
 //!   Field        enum { 0 Text(Rga), 1 Register(LwwRegister<String>), 2 Set(OrSet<String>),
 //!                       3 Counter(PnCounter), 4 GCounter(GCounter) }
 //! ```
 //!
 //! The operations and states inside are those of the CRDT modules, serialized with serde.
+//!
+//! Format 1 differed in one type: a change's `deps` was the whole `VersionVector` its replica
+//! had seen, and a snapshot's history a `Vec` of such changes. [`decode_changes`] and
+//! [`decode_snapshot`] still read it, turning each `deps` into the change's direct dependencies
+//! (exactly, where the changes they name are in the same list; otherwise every entry of the
+//! vector, one dependency too many being harmless).
 //!
 //! # Untrusted input
 //! Decoding never panics and never allocates much more than the input warrants: inputs above
@@ -47,14 +57,19 @@
 //! state's own checks, and the history against the version); a failure is
 //! [`DecodeError::Invalid`].
 
+use std::collections::HashMap;
+
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::document::Field;
-use crate::{Change, DecodeError, Document, ReplicaId, VersionVector};
+use crate::document::{Field, FieldOp, History};
+use crate::varint::Reader;
+use crate::{Change, ChangeId, DecodeError, Document, ReplicaId, VersionVector};
 
 /// The format version written in byte 0 of every frame.
-pub const FORMAT_VERSION: u8 = 1;
+pub const FORMAT_VERSION: u8 = 2;
+/// The first format version, whose changes and snapshots are still read (and converted).
+pub const LEGACY_FORMAT_VERSION: u8 = 1;
 /// Kind byte of a list of changes ([`encode_changes`]).
 pub const KIND_CHANGES: u8 = 1;
 /// Kind byte of a document snapshot ([`encode_snapshot`]).
@@ -74,9 +89,14 @@ pub fn encode_changes(changes: &[Change]) -> Vec<u8> {
 }
 
 /// Decodes and structurally validates changes (see [`Change::validate`]). Whether their
-/// operations fit a document is checked when they are applied.
+/// operations fit a document is checked when they are applied. Reads format 1 too.
 pub fn decode_changes(bytes: &[u8]) -> Result<Vec<Change>, DecodeError> {
-    let changes: Vec<Change> = decode_message(KIND_CHANGES, bytes)?;
+    let (version, payload) = split_frame(KIND_CHANGES, bytes, MAX_MESSAGE_LEN)?;
+    let changes = if version == LEGACY_FORMAT_VERSION {
+        from_legacy(decode_payload::<Vec<LegacyChange>>(payload)?)
+    } else {
+        decode_payload::<Vec<Change>>(payload)?
+    };
     for change in &changes {
         change.validate().map_err(DecodeError::Invalid)?;
     }
@@ -84,23 +104,39 @@ pub fn decode_changes(bytes: &[u8]) -> Result<Vec<Change>, DecodeError> {
 }
 
 /// Encodes a document's state and its full history, so that the decoded document can serve
-/// [`Document::ops_since`] for everything this one can.
+/// [`Document::ops_since`] for everything this one can. The history is the compact log: its
+/// size follows the document's, not the number of its changes times their replicas.
 pub fn encode_snapshot(doc: &Document) -> Vec<u8> {
-    encode_message(KIND_SNAPSHOT, &SnapshotRef::new(doc, doc.history_base(), doc.history()))
+    let mut log = Vec::new();
+    crate::document::encode_log(doc.history_log(), &mut log);
+    encode_message(KIND_SNAPSHOT, &SnapshotRef::new(doc, doc.history_base(), log))
 }
 
 /// Encodes a document's state without its history: smaller, but the decoded document's
 /// history starts at its version (`history_base == version`), so it can only serve replicas
 /// that are at least that far.
 pub fn encode_snapshot_without_history(doc: &Document) -> Vec<u8> {
-    encode_message(KIND_SNAPSHOT, &SnapshotRef::new(doc, doc.version(), &[]))
+    let mut log = Vec::new();
+    crate::document::encode_log(&History::starting_at(doc.version().clone()), &mut log);
+    encode_message(KIND_SNAPSHOT, &SnapshotRef::new(doc, doc.version(), log))
 }
 
 /// Decodes and validates a snapshot into a document that makes its local edits as `replica`.
+/// Reads format 1 snapshots too (their history is converted to the compact log).
 pub fn decode_snapshot(bytes: &[u8], replica: ReplicaId) -> Result<Document, DecodeError> {
-    let snapshot: SnapshotOwned = decode_frame(KIND_SNAPSHOT, bytes, MAX_SNAPSHOT_LEN)?;
-    let SnapshotOwned { fields, version, history_base, history } = snapshot;
-    Document::from_parts(replica, fields, version, history_base, history).map_err(DecodeError::Invalid)
+    let (version, payload) = split_frame(KIND_SNAPSHOT, bytes, MAX_SNAPSHOT_LEN)?;
+    if version == LEGACY_FORMAT_VERSION {
+        let LegacySnapshot { fields, version, history_base, history } = decode_payload(payload)?;
+        let fields = Document::check_fields(replica, fields).map_err(DecodeError::Invalid)?;
+        let changes = from_legacy(history);
+        let (history, _) = History::from_changes(history_base, &changes, &fields).map_err(DecodeError::Invalid)?;
+        return Document::from_parts(replica, fields, version, history).map_err(DecodeError::Invalid);
+    }
+    let SnapshotOwned { fields, version, history_base, log } = decode_payload(payload)?;
+    let fields = Document::check_fields(replica, fields).map_err(DecodeError::Invalid)?;
+    let mut rd = Reader { buf: &log, at: 0 };
+    let history = crate::document::decode_log(&mut rd, history_base, &fields).map_err(DecodeError::Invalid)?;
+    Document::from_parts(replica, fields, version, history).map_err(DecodeError::Invalid)
 }
 
 /// Encodes any serde value as a frame of kind `kind`. The server and the client use it for
@@ -133,28 +169,69 @@ pub fn decode_message_with_limit<T: DeserializeOwned>(
     decode_frame(kind, bytes, max_len)
 }
 
+/// Decodes a frame of kind `kind` written in format 1 ([`LEGACY_FORMAT_VERSION`]), for stores
+/// that convert what an earlier release saved (a current frame is refused: decode it with
+/// [`decode_message_with_limit`]).
+pub fn decode_legacy_message<T: DeserializeOwned>(kind: u8, bytes: &[u8], max_len: usize) -> Result<T, DecodeError> {
+    match split_frame(kind, bytes, max_len)? {
+        (LEGACY_FORMAT_VERSION, payload) => decode_payload(payload),
+        (found, _) => Err(DecodeError::UnsupportedVersion { found, supported: LEGACY_FORMAT_VERSION }),
+    }
+}
+
+/// The format version byte of a frame, if it has one.
+pub fn frame_version(bytes: &[u8]) -> Option<u8> {
+    bytes.first().copied()
+}
+
 fn config() -> bincode::config::Configuration {
     bincode::config::standard()
 }
 
 fn decode_frame<T: DeserializeOwned>(kind: u8, bytes: &[u8], max_len: usize) -> Result<T, DecodeError> {
+    match split_frame(kind, bytes, max_len)? {
+        (FORMAT_VERSION, payload) => decode_payload(payload),
+        (found, _) => Err(DecodeError::UnsupportedVersion { found, supported: FORMAT_VERSION }),
+    }
+}
+
+/// Checks a frame's length, version (current or legacy) and kind; returns the version and the
+/// payload.
+fn split_frame(kind: u8, bytes: &[u8], max_len: usize) -> Result<(u8, &[u8]), DecodeError> {
     let limit = max_len.min(MAX_SNAPSHOT_LEN);
     if bytes.len() > limit {
         return Err(DecodeError::TooLarge { len: bytes.len(), limit });
     }
     let (&version, rest) = bytes.split_first().ok_or(DecodeError::Empty)?;
-    if version != FORMAT_VERSION {
+    if version != FORMAT_VERSION && version != LEGACY_FORMAT_VERSION {
         return Err(DecodeError::UnsupportedVersion { found: version, supported: FORMAT_VERSION });
     }
     let (&found, payload) = rest.split_first().ok_or_else(|| DecodeError::Malformed("missing the kind byte".into()))?;
     if found != kind {
         return Err(DecodeError::WrongKind { found, expected: kind });
     }
+    Ok((version, payload))
+}
+
+/// Decodes a whole payload: nothing may be left after the value.
+fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T, DecodeError> {
     let (value, used) = decode_limited::<T>(payload)?;
     match payload.len() - used {
         0 => Ok(value),
         trailing => Err(DecodeError::TrailingBytes(trailing)),
     }
+}
+
+/// Appends `value`'s bincode encoding (no frame header) to `out`.
+pub(crate) fn encode_value<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
+    if let Err(error) = bincode::serde::encode_into_std_write(value, out, config()) {
+        panic!("value cannot be encoded with bincode: {error}");
+    }
+}
+
+/// Decodes a value [`encode_value`] wrote, bounded like every decode here.
+pub(crate) fn decode_value<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, DecodeError> {
+    decode_payload(bytes)
 }
 
 /// Runs bincode with the smallest allocation limit of at least eight bytes per input byte.
@@ -184,16 +261,16 @@ struct SnapshotRef<'a> {
     fields: Vec<(&'a str, &'a Field)>,
     version: &'a VersionVector,
     history_base: &'a VersionVector,
-    history: &'a [Change],
+    log: Vec<u8>,
 }
 
 impl<'a> SnapshotRef<'a> {
-    fn new(doc: &'a Document, history_base: &'a VersionVector, history: &'a [Change]) -> Self {
+    fn new(doc: &'a Document, history_base: &'a VersionVector, log: Vec<u8>) -> Self {
         SnapshotRef {
             fields: doc.fields_map().iter().map(|((name, _), field)| (name.as_str(), field)).collect(),
             version: doc.version(),
             history_base,
-            history,
+            log,
         }
     }
 }
@@ -204,5 +281,87 @@ struct SnapshotOwned {
     fields: Vec<(String, Field)>,
     version: VersionVector,
     history_base: VersionVector,
-    history: Vec<Change>,
+    log: Vec<u8>,
+}
+
+/// The document as format 1 wrote it: its history as changes whose deps are the whole version
+/// their replica had seen. For tests of the conversion (and of stores that hold such data);
+/// nothing writes format 1 any more.
+pub fn encode_legacy_snapshot(doc: &Document) -> Vec<u8> {
+    let mut seen: HashMap<(ReplicaId, u64), VersionVector> = HashMap::new();
+    let mut history = Vec::new();
+    for change in doc.history() {
+        let mut deps = seen.get(&(change.replica, change.seq - 1)).cloned().unwrap_or_default();
+        deps.set(change.replica, change.seq - 1);
+        for dep in &change.deps {
+            if let Some(of_dep) = seen.get(&(dep.replica, dep.seq)) {
+                deps.merge(of_dep);
+            }
+            deps.set(dep.replica, deps.get(dep.replica).max(dep.seq));
+        }
+        let mut closure = deps.clone();
+        closure.set(change.replica, change.seq);
+        seen.insert((change.replica, change.seq), closure);
+        history.push(LegacyChange { replica: change.replica, seq: change.seq, deps, ops: change.ops });
+    }
+    let fields: Vec<(&str, &Field)> =
+        doc.fields_map().iter().map(|((name, _), field)| (name.as_str(), field)).collect();
+    let mut out = encode_message(KIND_SNAPSHOT, &(fields, doc.version(), doc.history_base(), history));
+    out[0] = LEGACY_FORMAT_VERSION;
+    out
+}
+
+/// A format 1 snapshot.
+#[derive(Deserialize)]
+struct LegacySnapshot {
+    fields: Vec<(String, Field)>,
+    version: VersionVector,
+    history_base: VersionVector,
+    history: Vec<LegacyChange>,
+}
+
+/// A format 1 change: `deps` was the whole version its replica had seen.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LegacyChange {
+    /// The replica that made it.
+    pub replica: ReplicaId,
+    /// Its number among `replica`'s changes.
+    pub seq: u64,
+    /// The version `replica` had seen just before making it.
+    pub deps: VersionVector,
+    /// The operations.
+    pub ops: Vec<FieldOp>,
+}
+
+/// Converts format 1 changes: each `deps` vector becomes the change's direct dependencies,
+/// leaving out what its own previous change, or another dependency, already depends on (where
+/// that change is in `changes`, whose vectors tell).
+pub fn from_legacy(changes: Vec<LegacyChange>) -> Vec<Change> {
+    let index: HashMap<(ReplicaId, u64), usize> =
+        changes.iter().enumerate().map(|(i, change)| ((change.replica, change.seq), i)).collect();
+    let seen_by = |replica: ReplicaId, seq: u64| index.get(&(replica, seq)).map(|i| &changes[*i].deps);
+    let mut out = Vec::with_capacity(changes.len());
+    for change in &changes {
+        let previous = seen_by(change.replica, change.seq.saturating_sub(1));
+        let candidates: Vec<ChangeId> = change
+            .deps
+            .iter()
+            .filter(|(replica, seq)| {
+                *replica != change.replica && *seq > 0 && previous.is_none_or(|p| p.get(*replica) < *seq)
+            })
+            .map(|(replica, seq)| ChangeId { replica, seq })
+            .collect();
+        let deps = candidates
+            .iter()
+            .filter(|dep| {
+                !candidates.iter().any(|other| {
+                    other.replica != dep.replica
+                        && seen_by(other.replica, other.seq).is_some_and(|v| v.get(dep.replica) >= dep.seq)
+                })
+            })
+            .copied()
+            .collect();
+        out.push(Change { replica: change.replica, seq: change.seq, deps, ops: change.ops.clone() });
+    }
+    out
 }

@@ -7,8 +7,10 @@
 //! two kinds is two fields that never conflict.
 //!
 //! Every local edit is applied at once and recorded as a [`Change`]: the next `seq` of this
-//! replica, the version it had seen (`deps`), and the operations. The change is appended to the
-//! document's history and returned, to be sent to the other replicas, which apply it with
+//! replica, the changes it was made on top of (`deps`: the document's *heads*, the applied
+//! changes no other applied change depends on, less this replica's own previous one), and the
+//! operations. The change is appended to the document's history (a compact log that stores
+//! none of what the fields already hold) and returned, to be sent to the other replicas, which apply it with
 //! [`Document::apply_change`]. A remote change applies only after its causal past; until then
 //! it is buffered. A change whose operations do not fit the state (say, deleting characters
 //! that do not exist) is rejected whole, and the document is unchanged.
@@ -28,6 +30,10 @@
 //!
 //! # Invariants
 //! - `version` has no zero entries, and `history` runs from its base to exactly `version`.
+//! - `heads` holds replicas `version` counts, and the changes `(r, version[r])` for `r` in
+//!   `heads`, with everything they depend on, are exactly the changes `version` counts (it may
+//!   hold a replica whose latest change another one depends on: one dependency too many is
+//!   harmless).
 //! - Every field's state is the result of exactly the changes counted by `version` (so a field
 //!   exists iff some applied change touched it).
 //! - Every text field's [`Rga`] makes local inserts as `replica`.
@@ -38,22 +44,24 @@ mod change;
 mod edit;
 mod field;
 mod history;
+mod log_codec;
 mod remote;
 mod transaction;
 mod value;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 pub use buffer::MAX_PENDING;
-pub use change::{ApplyOutcome, Change, MAX_SEQ};
+pub use change::{causal_order, ApplyOutcome, Change, ChangeId, MAX_DEPS, MAX_SEQ};
 pub use field::{FieldKind, FieldOp, Op};
 pub use transaction::Transaction;
 pub use value::{DocValue, FieldValue};
 
 pub(crate) use field::Field;
+pub(crate) use history::{Fields, History};
+pub(crate) use log_codec::{decode as decode_log, encode as encode_log};
 
 use buffer::Pending;
-use history::History;
 
 use crate::{EditError, ReplicaId, Rga, VersionVector};
 
@@ -63,6 +71,8 @@ pub struct Document {
     replica: ReplicaId,
     fields: BTreeMap<(String, FieldKind), Field>,
     version: VersionVector,
+    /// The replicas whose latest change is a head (see the invariants).
+    heads: BTreeSet<ReplicaId>,
     history: History,
     pending: Pending,
 }
@@ -72,7 +82,9 @@ pub struct Document {
 /// replica id and the buffer of not-yet-ready changes (unprocessed input) are ignored.
 impl PartialEq for Document {
     fn eq(&self, other: &Self) -> bool {
-        self.fields == other.fields && self.version == other.version && self.history.same_changes(&other.history)
+        self.fields == other.fields
+            && self.version == other.version
+            && self.history.same_changes(&self.fields, &other.history, &other.fields)
     }
 }
 
@@ -83,23 +95,14 @@ impl Document {
             replica,
             fields: BTreeMap::new(),
             version: VersionVector::new(),
+            heads: BTreeSet::new(),
             history: History::default(),
             pending: Pending::default(),
         }
     }
 
-    /// Rebuilds a document from decoded parts, checking everything that can be checked.
-    pub(crate) fn from_parts(
-        replica: ReplicaId,
-        fields: Vec<(String, Field)>,
-        version: VersionVector,
-        history_base: VersionVector,
-        history: Vec<Change>,
-    ) -> Result<Document, &'static str> {
-        let (history, reached) = History::from_parts(history_base, history)?;
-        if reached != version {
-            return Err("history does not reach the snapshot version");
-        }
+    /// Checks decoded field states and keys them; every text field edits as `replica`.
+    pub(crate) fn check_fields(replica: ReplicaId, fields: Vec<(String, Field)>) -> Result<Fields, &'static str> {
         let mut map = BTreeMap::new();
         for (name, mut field) in fields {
             field.validate()?;
@@ -108,7 +111,21 @@ impl Document {
                 return Err("snapshot holds the same field twice");
             }
         }
-        let doc = Document { replica, fields: map, version, history, pending: Pending::default() };
+        Ok(map)
+    }
+
+    /// Rebuilds a document from decoded and checked parts; the history must reach `version`.
+    pub(crate) fn from_parts(
+        replica: ReplicaId,
+        fields: Fields,
+        version: VersionVector,
+        history: History,
+    ) -> Result<Document, &'static str> {
+        if history.reached() != version {
+            return Err("history does not reach the snapshot version");
+        }
+        let heads = history.heads(&version).into_iter().collect();
+        let doc = Document { replica, fields, version, heads, history, pending: Pending::default() };
         doc.debug_check();
         Ok(doc)
     }
@@ -142,9 +159,25 @@ impl Document {
     }
 
     /// The applied changes after [`history_base`](Self::history_base), in the order they were
-    /// applied (a causal order).
-    pub fn history(&self) -> &[Change] {
-        self.history.changes()
+    /// applied (a causal order). Rebuilt from the compact log: linear in the history.
+    pub fn history(&self) -> Vec<Change> {
+        self.history.all(&self.fields)
+    }
+
+    /// How many changes the history holds (without rebuilding them).
+    pub fn history_len(&self) -> usize {
+        self.history.len()
+    }
+
+    /// How many spans the history keeps its changes in: runs of one replica's changes that
+    /// follow one pattern (typing, backspacing), each stored once.
+    pub fn history_spans(&self) -> usize {
+        self.history.span_count()
+    }
+
+    /// Bytes of heap the document uses: its fields and its history.
+    pub fn heap_size(&self) -> usize {
+        self.fields.values().map(Field::heap_size).sum::<usize>() + self.history.heap_size()
     }
 
     /// How many received changes are buffered, waiting for their causal past.
@@ -314,7 +347,10 @@ impl Document {
     /// Checks every documented invariant; panics with a description if one is broken.
     pub fn check_invariants(&self) {
         self.version.check_invariants();
-        self.history.check_invariants(&self.version);
+        self.history.check_invariants(&self.version, &self.fields);
+        for replica in &self.heads {
+            assert!(self.version.get(*replica) > 0, "a head names a replica the version does not count");
+        }
         self.pending.check_invariants(&self.version);
         for ((name, kind), field) in &self.fields {
             assert_eq!(field.kind(), *kind, "field {name:?} is stored under another kind");
@@ -343,11 +379,26 @@ impl Document {
     /// Records locally applied operations as this replica's next change.
     fn commit(&mut self, ops: Vec<FieldOp>) -> Change {
         let seq = self.version.get(self.replica) + 1;
-        let change = Change { replica: self.replica, seq, deps: self.version.clone(), ops };
+        let deps = self
+            .heads
+            .iter()
+            .filter(|replica| **replica != self.replica)
+            .map(|replica| ChangeId { replica: *replica, seq: self.version.get(*replica) })
+            .collect();
+        let change = Change { replica: self.replica, seq, deps, ops };
         self.version.set(self.replica, seq);
-        self.history.push(change.clone());
+        // The new change depends on every head: it is the only one now.
+        if self.heads.len() != 1 || !self.heads.contains(&self.replica) {
+            self.heads.clear();
+            self.heads.insert(self.replica);
+        }
+        self.history.push(&change);
         self.debug_check();
         change
+    }
+
+    pub(crate) fn history_log(&self) -> &History {
+        &self.history
     }
 
     pub(crate) fn fields_map(&self) -> &BTreeMap<(String, FieldKind), Field> {

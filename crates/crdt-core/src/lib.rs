@@ -10,11 +10,13 @@ mod lww_register;
 mod or_set;
 pub mod protocol;
 mod rga;
+mod varint;
 
 pub use clock::{Lamport, OpId, ReplicaId, VersionVector};
 pub use counter::{GCounter, GCounterOp, PnCounter, PnCounterOp};
 pub use document::{
-    ApplyOutcome, Change, DocValue, Document, FieldKind, FieldOp, FieldValue, Op, Transaction, MAX_PENDING, MAX_SEQ,
+    causal_order, ApplyOutcome, Change, ChangeId, DocValue, Document, FieldKind, FieldOp, FieldValue, Op, Transaction,
+    MAX_DEPS, MAX_PENDING, MAX_SEQ,
 };
 pub use error::{Applied, ApplyError, DecodeError, EditError};
 pub use lww_register::{LwwOp, LwwRegister};

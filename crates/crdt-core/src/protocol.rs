@@ -20,7 +20,7 @@ pub const KIND_CLIENT: u8 = 16;
 /// Kind byte of a frame holding a [`ServerMsg`].
 pub const KIND_SERVER: u8 = 17;
 /// The protocol revision a client states in its hello; the server refuses others.
-pub const PROTOCOL_VERSION: u16 = 1;
+pub const PROTOCOL_VERSION: u16 = 2;
 
 /// Who is behind a connection, as shown to the other people in the document.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

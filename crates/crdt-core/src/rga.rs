@@ -46,7 +46,7 @@ mod id;
 mod integrate;
 mod node;
 mod op;
-mod pack;
+pub(crate) mod pack;
 mod place;
 mod run;
 mod snapshot;
@@ -56,6 +56,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::OnceLock;
 
+pub(crate) use content::char_count;
 use content::CharBuf;
 use id::{Id, IdIndex, Replicas};
 use node::{Cursor, Metric, Run, Tree};
@@ -333,6 +334,27 @@ impl Rga {
                 Ok(())
             }
         }
+    }
+
+    /// The insert operation that made the `len` characters from `id` on, rebuilt from what the
+    /// text keeps of them (their characters, deleted or not, and their origins); `None` unless
+    /// all of them are in this text. This is how a document's history serves inserts without
+    /// storing their text a second time.
+    pub(crate) fn insert_op(&self, id: OpId, len: u32) -> Option<RgaOp> {
+        let start = self.known_id(id)?;
+        let buf = &self.content[start.replica as usize];
+        if len == 0 || start.counter.checked_add(len)? > buf.chars() {
+            return None;
+        }
+        let cur = self.cursor_of(start)?;
+        let run = &self.tree.leaves[cur.leaf as usize].runs[cur.run];
+        let origin_left = if cur.offset == 0 { run.origin_left } else { Id::new(start.replica, start.counter - 1) };
+        Some(RgaOp::Insert {
+            id,
+            origin_left: self.replicas.to_op_id(origin_left),
+            origin_right: self.replicas.to_op_id(run.origin_right),
+            text: buf.slice(start.counter, len).to_owned(),
+        })
     }
 
     /// A position that stays on its character while the text around it changes: it names the

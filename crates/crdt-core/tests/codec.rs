@@ -5,7 +5,8 @@ use std::sync::OnceLock;
 
 use crdt_core::codec::{
     decode_changes, decode_message, decode_message_with_limit, decode_snapshot, encode_changes, encode_message,
-    encode_snapshot, encode_snapshot_without_history, FORMAT_VERSION, KIND_CHANGES, KIND_SNAPSHOT, MAX_MESSAGE_LEN,
+    encode_snapshot, encode_snapshot_without_history, LegacyChange, FORMAT_VERSION, KIND_CHANGES, KIND_SNAPSHOT,
+    LEGACY_FORMAT_VERSION, MAX_MESSAGE_LEN,
 };
 use crdt_core::{Change, DecodeError, Document, ReplicaId, VersionVector};
 use proptest::prelude::*;
@@ -127,14 +128,29 @@ fn invalid_content_is_rejected() {
     let mut bad = changes[0].clone();
     bad.seq = 0;
     assert!(matches!(decode_changes(&encode_changes(&[bad])), Err(DecodeError::Invalid(_))));
-    // Hand-made snapshot payloads: (fields, version, history_base, history).
+    // Hand-made snapshot payloads: (fields, version, history_base, log), the log empty: no
+    // replicas, no texts, no spans, columns as they are (10 empty columns).
     let no_fields: Vec<(String, ())> = Vec::new();
     let a_at = |seq: u64| -> VersionVector { [(A, seq)].into_iter().collect() };
-    let gap = (&no_fields, a_at(2), VersionVector::new(), vec![changes[1].clone()]);
-    let overclaim = (&no_fields, a_at(5), VersionVector::new(), Vec::<Change>::new());
-    let consistent = (&no_fields, a_at(5), a_at(5), Vec::<Change>::new());
-    for (payload, ok) in [(gap, false), (overclaim, false), (consistent, true)] {
-        let decoded = decode_snapshot(&encode_message(KIND_SNAPSHOT, &payload), C);
+    let empty_log: Vec<u8> = [0, 0, 0, 0, 10].into_iter().chain([0; 10]).collect();
+    let overclaim = (&no_fields, a_at(5), VersionVector::new(), empty_log.clone());
+    let consistent = (&no_fields, a_at(5), a_at(5), empty_log.clone());
+    // Format 1: the history was a list of changes with whole version vectors.
+    let legacy = |change: &Change| LegacyChange {
+        replica: change.replica,
+        seq: change.seq,
+        deps: a_at(change.seq - 1),
+        ops: change.ops.clone(),
+    };
+    let mut gap =
+        encode_message(KIND_SNAPSHOT, &(&no_fields, a_at(2), VersionVector::new(), vec![legacy(&changes[1])]));
+    gap[0] = LEGACY_FORMAT_VERSION;
+    let mut frames = vec![(gap, false)];
+    for (payload, ok) in [(overclaim, false), (consistent, true)] {
+        frames.push((encode_message(KIND_SNAPSHOT, &payload), ok));
+    }
+    for (bytes, ok) in frames {
+        let decoded = decode_snapshot(&bytes, C);
         assert_eq!(decoded.is_ok(), ok, "{decoded:?}");
         if !ok {
             assert!(matches!(decoded, Err(DecodeError::Invalid(_))));

@@ -504,14 +504,14 @@ impl Session {
         if self.pending.len() == before {
             return;
         }
-        // A change's deps count strictly more changes than the deps of any change before it
-        // in its causal past, so a stable sort by that count is a causal order (and leaves
-        // already ordered changes where they are).
+        // The unsent ones in a causal order, already ordered changes left where they are.
         let sent = match &self.link {
             Link::Up { sent, .. } => *sent,
             _ => 0,
         };
-        self.pending[sent..].sort_by_key(|change| change.deps.total());
+        let mut unsent = self.pending.split_off(sent);
+        crdt_core::causal_order(&mut unsent);
+        self.pending.extend(unsent);
     }
 
     /// Drops the pending changes the server's known version covers; returns how many.

@@ -63,7 +63,7 @@ impl Pending {
                 self.changes.remove(&key);
             }
             let candidate = (from, seen + 1);
-            if self.changes.get(&candidate).is_some_and(|change| change.deps.le(version)) {
+            if self.changes.get(&candidate).is_some_and(|change| change.deps_seen(version)) {
                 return self.changes.remove(&candidate);
             }
             from = self
@@ -81,7 +81,7 @@ impl Pending {
             assert_eq!((change.replica, change.seq), (*replica, *seq), "pending key mismatch");
             let seen = version.get(*replica);
             assert!(*seq > seen, "pending holds an applied change");
-            assert!(*seq != seen + 1 || !change.deps.le(version), "pending holds a ready change");
+            assert!(*seq != seen + 1 || !change.deps_seen(version), "pending holds a ready change");
         }
     }
 }

@@ -1,10 +1,13 @@
 //! [`Change`]: the unit of replication, its structural checks, and the check of its operations
 //! against a document's state before any of them is applied.
 //!
-//! A change is numbered `seq` (1, 2, 3, …) per replica and carries `deps`, the version its
-//! replica had seen when it made the change. A document applies a change only when it has seen
-//! exactly `seq - 1` changes of that replica and everything in `deps`; so changes apply in an
-//! order that respects causality, and an operation only ever refers to ids its replica had seen.
+//! A change is numbered `seq` (1, 2, 3, …) per replica and names its causal past by its
+//! *direct dependencies*: its own replica's previous change (implied, never written) and, in
+//! `deps`, the other changes it was made on top of that are not already in that one's past —
+//! the heads of its replica's document, which while one person types alone is nothing at all.
+//! A document applies a change only when it has seen exactly `seq - 1` changes of that replica
+//! and every change in `deps`; a document's applied changes are closed under "depends on", so
+//! that is the whole causal past, and an operation only ever refers to ids its replica had seen.
 //!
 //! Validation is split in two. [`Change::validate`] looks at the change alone (numbering,
 //! authorship) and runs when it arrives, even if it is buffered. [`validate_ops`] runs when the
@@ -25,6 +28,19 @@ use crate::{
 /// it leaves room so that counting one more change can never overflow.
 pub const MAX_SEQ: u64 = u64::MAX / 2;
 
+/// The most direct dependencies one change may name: one per replica that edited concurrently,
+/// so far beyond anything real.
+pub const MAX_DEPS: usize = 4096;
+
+/// The id of a change: `replica`'s change number `seq`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ChangeId {
+    /// The replica that made it.
+    pub replica: ReplicaId,
+    /// Its number among `replica`'s changes, from 1.
+    pub seq: u64,
+}
+
 /// A batch of operations made by one replica in one step, numbered and with its causal past.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Change {
@@ -32,15 +48,22 @@ pub struct Change {
     pub replica: ReplicaId,
     /// Its number among `replica`'s changes, from 1.
     pub seq: u64,
-    /// The version `replica` had seen just before making it (so `deps.get(replica) == seq - 1`).
-    pub deps: VersionVector,
+    /// The changes of other replicas it depends on directly, beyond `replica`'s change
+    /// `seq - 1` (which it always depends on): sorted by replica, at most one per replica, never
+    /// `replica` itself. Empty while one replica edits alone.
+    pub deps: Vec<ChangeId>,
     /// The operations, applied in order.
     pub ops: Vec<FieldOp>,
 }
 
 impl Change {
-    /// Checks what can be checked of the change alone: its numbering, and that every operation
-    /// that mints an id or a total does so as the change's own replica.
+    /// This change's id.
+    pub fn id(&self) -> ChangeId {
+        ChangeId { replica: self.replica, seq: self.seq }
+    }
+
+    /// Checks what can be checked of the change alone: its numbering, its dependencies, and
+    /// that every operation that mints an id or a total does so as the change's own replica.
     pub fn validate(&self) -> Result<(), &'static str> {
         if self.seq == 0 {
             return Err("change seq is 0 (seqs start at 1)");
@@ -48,9 +71,7 @@ impl Change {
         if self.seq > MAX_SEQ {
             return Err("change seq is too large");
         }
-        if self.deps.get(self.replica) != self.seq - 1 {
-            return Err("change deps do not count the replica's previous changes");
-        }
+        validate_deps(self.replica, &self.deps)?;
         for field_op in &self.ops {
             if op_author(&field_op.op).is_some_and(|author| author != self.replica) {
                 return Err("operation is attributed to another replica than its change");
@@ -58,10 +79,76 @@ impl Change {
         }
         Ok(())
     }
+
+    /// True if a document at `version` can apply this change now: it is `replica`'s next one and
+    /// every dependency has been seen.
+    pub fn is_ready(&self, version: &VersionVector) -> bool {
+        self.seq == version.get(self.replica) + 1 && self.deps_seen(version)
+    }
+
+    /// True if `version` has seen every change in `deps`.
+    pub fn deps_seen(&self, version: &VersionVector) -> bool {
+        self.deps.iter().all(|dep| version.get(dep.replica) >= dep.seq)
+    }
+}
+
+/// Reorders `changes` so that each comes after those of them it depends on (its replica's
+/// earlier changes and its `deps`), moving only what must move: a list already in causal
+/// order is left as it is. Linear in the number of changes and dependencies.
+pub fn causal_order(changes: &mut Vec<Change>) {
+    let index: HashMap<(ReplicaId, u64), usize> =
+        changes.iter().enumerate().map(|(i, change)| ((change.replica, change.seq), i)).collect();
+    let mut placed = vec![false; changes.len()];
+    let mut order = Vec::with_capacity(changes.len());
+    let mut stack: Vec<(usize, bool)> = Vec::new();
+    for first in 0..changes.len() {
+        stack.push((first, false));
+        while let Some((i, expanded)) = stack.pop() {
+            if placed[i] {
+                continue;
+            }
+            if expanded {
+                placed[i] = true;
+                order.push(i);
+                continue;
+            }
+            stack.push((i, true));
+            let change = &changes[i];
+            let before = change.deps.iter().map(|dep| (dep.replica, dep.seq));
+            // Pushed in reverse so that the replica's previous change is placed first.
+            for key in before.rev().chain([(change.replica, change.seq.wrapping_sub(1))]) {
+                if let Some(j) = index.get(&key).filter(|j| !placed[**j]) {
+                    stack.push((*j, false));
+                }
+            }
+        }
+    }
+    let mut taken: Vec<Option<Change>> = std::mem::take(changes).into_iter().map(Some).collect();
+    changes.extend(order.into_iter().filter_map(|i| taken[i].take()));
+}
+
+/// Checks a change's `deps`: sorted by replica, one per replica, never the change's own, seqs
+/// in `1..=MAX_SEQ`, at most [`MAX_DEPS`].
+pub(crate) fn validate_deps(replica: ReplicaId, deps: &[ChangeId]) -> Result<(), &'static str> {
+    if deps.len() > MAX_DEPS {
+        return Err("change names too many dependencies");
+    }
+    for (i, dep) in deps.iter().enumerate() {
+        if dep.seq == 0 || dep.seq > MAX_SEQ {
+            return Err("change dependency has a zero or too large seq");
+        }
+        if dep.replica == replica {
+            return Err("change names its own replica as a dependency");
+        }
+        if i > 0 && deps[i - 1].replica >= dep.replica {
+            return Err("change dependencies are not sorted by replica, one per replica");
+        }
+    }
+    Ok(())
 }
 
 /// The replica whose id space or total an operation extends, if it has one.
-fn op_author(op: &Op) -> Option<ReplicaId> {
+pub(crate) fn op_author(op: &Op) -> Option<ReplicaId> {
     match op {
         Op::Text(RgaOp::Insert { id, .. }) => Some(id.replica),
         Op::Text(RgaOp::Delete { .. }) => None,

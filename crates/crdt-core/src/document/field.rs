@@ -115,6 +115,14 @@ pub(crate) enum Field {
 }
 
 impl Field {
+    /// Bytes of heap the state uses: exact for texts, an estimate of the small kinds.
+    pub fn heap_size(&self) -> usize {
+        match self {
+            Field::Text(rga) => std::mem::size_of::<Rga>() + rga.heap_size(),
+            _ => std::mem::size_of::<Field>() + 64,
+        }
+    }
+
     /// An empty field of `kind`; a text field makes its local inserts as `replica`.
     pub fn new(kind: FieldKind, replica: ReplicaId) -> Field {
         match kind {

@@ -58,13 +58,13 @@ impl Document {
     ///
     /// [`history_base`]: Document::history_base
     pub fn ops_since(&self, version: &VersionVector) -> Option<Vec<Change>> {
-        self.history.since(version)
+        self.history.since(version, &self.fields)
     }
 
     /// `replica`'s changes after number `after_seq`, in order; `None` if some of them are from
     /// before [`history_base`](Document::history_base).
     pub fn changes_of(&self, replica: ReplicaId, after_seq: u64) -> Option<Vec<Change>> {
-        self.history.of(replica, after_seq)
+        self.history.of(replica, after_seq, &self.fields)
     }
 
     /// Merges another document's state into this one: every field is merged (missing ones are
@@ -87,14 +87,19 @@ impl Document {
             }
         }
         let own = self.version.clone();
-        self.history.absorb(&own, &other.history);
+        self.history.absorb(&own, &other.history, &self.fields);
+        for (replica, seq) in other.version.iter() {
+            if seq > own.get(replica) {
+                self.heads.insert(replica);
+            }
+        }
         self.version.merge(&other.version);
         self.drain_pending(&mut Vec::new());
         self.debug_check();
     }
 
     fn is_ready(&self, change: &Change) -> bool {
-        change.seq == self.version.get(change.replica) + 1 && change.deps.le(&self.version)
+        change.is_ready(&self.version)
     }
 
     /// Validates a ready change against the state, then applies and records it.
@@ -113,8 +118,14 @@ impl Document {
             }
             deltas.extend(text_deltas.drain(..).map(|delta| (field.clone(), delta)));
         }
+        for dep in &change.deps {
+            if self.version.get(dep.replica) == dep.seq {
+                self.heads.remove(&dep.replica);
+            }
+        }
+        self.heads.insert(change.replica);
         self.version.set(change.replica, change.seq);
-        self.history.push(change);
+        self.history.push(&change);
         Ok(())
     }
 

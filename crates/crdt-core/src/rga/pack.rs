@@ -72,6 +72,7 @@ use super::content::CharBuf;
 use super::id::Id;
 use super::node::Run;
 use super::snapshot::{RgaState, StateRun};
+use crate::varint::{put, unzigzag, Reader};
 
 /// First byte of format 2.
 const TAG_V2: u8 = 0xE6;
@@ -577,68 +578,7 @@ impl Cover {
     }
 }
 
-fn put(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push(v as u8 | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
-}
-
-fn unzigzag(v: u64) -> i64 {
-    (v >> 1) as i64 ^ -((v & 1) as i64)
-}
-
-struct Reader<'a> {
-    buf: &'a [u8],
-    at: usize,
-}
-
 impl Reader<'_> {
-    fn varint(&mut self) -> Result<u64, &'static str> {
-        if let Some(&b) = self.buf.get(self.at) {
-            if b < 0x80 {
-                self.at += 1;
-                return Ok(b as u64);
-            }
-        }
-        let mut v = 0u64;
-        for shift in (0..64).step_by(7) {
-            let b = *self.buf.get(self.at).ok_or("text state ends early")?;
-            self.at += 1;
-            v |= ((b & 0x7f) as u64) << shift;
-            if b < 0x80 {
-                return Ok(v);
-            }
-        }
-        Err("varint too long")
-    }
-
-    fn u32(&mut self) -> Result<u32, &'static str> {
-        u32::try_from(self.varint()?).map_err(|_| "number out of range")
-    }
-
-    fn usize(&mut self) -> Result<usize, &'static str> {
-        usize::try_from(self.varint()?).map_err(|_| "number out of range")
-    }
-
-    /// A count of things still to read: never more than the bytes left, so a lying count
-    /// cannot make us reserve memory.
-    fn count(&mut self) -> Result<usize, &'static str> {
-        let n = self.varint()?;
-        if n > (self.buf.len() - self.at) as u64 {
-            return Err("count larger than the data");
-        }
-        Ok(n as usize)
-    }
-
-    fn bytes(&mut self, len: usize) -> Result<&[u8], &'static str> {
-        let end = self.at.checked_add(len).filter(|e| *e <= self.buf.len()).ok_or("text state ends early")?;
-        let b = &self.buf[self.at..end];
-        self.at = end;
-        Ok(b)
-    }
-
     /// An explicitly written origin: 0 for none, or replica index + 1 and the counter, which
     /// must be one of the `chars[replica]` characters inserted.
     fn origin(&mut self, chars: &[u32]) -> Result<Id, &'static str> {
@@ -660,4 +600,14 @@ impl Reader<'_> {
         let v = (base as i64).checked_add(unzigzag(self.varint()?)).ok_or("counter out of range")?;
         u32::try_from(v).map_err(|_| "counter out of range")
     }
+}
+
+/// `data` deflated at zlib's best level (the compact history's columns).
+pub(crate) fn deflate_best(data: &[u8]) -> Vec<u8> {
+    deflate(data, flate2::Compression::best())
+}
+
+/// Inflates `data`, refusing to produce more than `limit` bytes.
+pub(crate) fn inflate_limited(data: &[u8], limit: usize) -> Result<Vec<u8>, &'static str> {
+    inflate(data, limit)
 }

@@ -63,7 +63,7 @@ pub(super) fn check_batch(version: &VersionVector, changes: &[Change]) -> Result
                 change.seq, change.replica
             ));
         }
-        if !change.deps.le(&version) {
+        if !change.deps_seen(&version) {
             return Err(format!(
                 "change {index} depends on changes the server does not have: send every change \
                  after the version in Welcome, in causal order"

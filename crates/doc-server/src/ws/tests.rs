@@ -33,7 +33,7 @@ fn hello() -> ClientMsg {
 #[test]
 fn protocol_md_byte_examples_are_right() {
     let r = replica_bytes();
-    let mut expected = vec![0x01, 0x10, 0x00, 0x01];
+    let mut expected = vec![0x02, 0x10, 0x00, 0x02];
     expected.extend(&r);
     expected.extend([0x00, 0x03, b'a', b'n', b'n', 0x04, b'#', b'f', b'0', b'0']);
     assert_eq!(hello().encode(), expected, "Hello");
@@ -41,7 +41,7 @@ fn protocol_md_byte_examples_are_right() {
     let mut doc = Document::new(ReplicaId::from_u128(1));
     let change = doc.insert_text("t", 0, "hi").unwrap();
     let batch = ClientMsg::Changes { seq: 1, changes: vec![change] };
-    let mut expected = vec![0x01, 0x10, 0x01, 0x01, 0x01];
+    let mut expected = vec![0x02, 0x10, 0x01, 0x01, 0x01];
     expected.extend(&r);
     expected.extend([0x01, 0x00, 0x01, 0x01, b't', 0x00, 0x00]);
     expected.extend(&r);
@@ -51,7 +51,7 @@ fn protocol_md_byte_examples_are_right() {
     assert_eq!(doc.state_hash(), 0xab9b_5912_239f_b420, "the hash quoted in PROTOCOL.md");
     let ack =
         ServerMsg::Ack { seq: 1, status: AckStatus::Applied, version: doc.version().clone(), hash: doc.state_hash() };
-    let mut expected = vec![0x01, 0x11, 0x01, 0x01, 0x00, 0x01];
+    let mut expected = vec![0x02, 0x11, 0x01, 0x01, 0x00, 0x01];
     expected.extend(&r);
     expected.extend([0x01, 0xfd, 0x20, 0xb4, 0x9f, 0x23, 0x12, 0x59, 0x9b, 0xab]);
     assert_eq!(ack.encode(), expected, "Ack");
