@@ -195,8 +195,7 @@ impl Client {
     /// Replaces `from..to` by `text` (one CodeMirror change), returning nothing: the cheap
     /// keystroke of a page that saves, whose other tabs get the stored records.
     pub fn edit(&mut self, from: usize, to: usize, text: &str) -> WasmResult<()> {
-        self.session.replace(from, to, text)?;
-        Ok(())
+        Ok(self.session.edit(from, to, text)?)
     }
 
     /// Replaces `from..to` by `text` (one CodeMirror change).

@@ -309,27 +309,56 @@ impl Session {
     /// Replaces the UTF-16 range `from..to` of the body by `text`, as one editor change
     /// reports it. Returns the changes made (none if the range is empty and so is `text`).
     pub fn replace(&mut self, from: usize, to: usize, text: &str) -> Result<Vec<Change>, EditError> {
+        let mut made = Vec::new();
+        self.replace_into(from, to, text, Some(&mut made))?;
+        Ok(made)
+    }
+
+    /// [`Session::replace`] without a copy of the changes made: a page that saves sends them
+    /// to other tabs as stored records, so a keystroke needs nothing back.
+    pub fn edit(&mut self, from: usize, to: usize, text: &str) -> Result<(), EditError> {
+        self.replace_into(from, to, text, None)
+    }
+
+    fn replace_into(
+        &mut self,
+        from: usize,
+        to: usize,
+        text: &str,
+        mut made: Option<&mut Vec<Change>>,
+    ) -> Result<(), EditError> {
         if to < from {
             return Err(EditError::OutOfBounds { pos: from, len: to });
         }
-        let mut made = Vec::new();
         if to > from {
             if let Some(change) = self.doc.delete_text_utf16(BODY, from, to - from)? {
-                made.push(self.local(change));
+                if let Some(made) = made.as_deref_mut() {
+                    made.push(change.clone());
+                }
+                self.record_local(change);
             }
         }
         if !text.is_empty() {
             let change = self.doc.insert_text_utf16(BODY, from, text)?;
-            made.push(self.local(change));
+            if let Some(made) = made {
+                made.push(change.clone());
+            }
+            self.record_local(change);
         }
-        Ok(made)
+        Ok(())
     }
 
-    /// Records a change made through the document's own edit methods.
-    fn local(&mut self, change: Change) -> Change {
+    /// Records a change made through the document's own edit methods: pending for the server,
+    /// unsaved for storage.
+    fn record_local(&mut self, change: Change) {
         self.pending_seqs.entry(change.replica).or_default().insert(change.seq);
         self.pending.push_back(change.clone());
-        self.unsaved.push(change.clone());
+        self.unsaved.push(change);
+    }
+
+    /// [`Session::record_local`], returning the change.
+    fn local(&mut self, change: Change) -> Change {
+        self.record_local(change.clone());
         change
     }
 
