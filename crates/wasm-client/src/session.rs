@@ -135,8 +135,9 @@ impl Session {
 
     /// A session restored from [`Session::export`] bytes, edited as `replica`.
     ///
-    /// Every page load uses a fresh replica: two tabs restoring the same saved state must not
-    /// mint the same ids. The pending changes of the earlier replica are still sent.
+    /// `replica` should be fresh unless storage guarantees write-ahead (see
+    /// [`Session::with_storage`]): two sessions restoring the same saved state as one replica
+    /// would mint the same ids. The pending changes of the earlier replica are still sent.
     pub fn load(bytes: &[u8], replica: ReplicaId) -> Result<Session, DecodeError> {
         let saved = Saved::decode(bytes)?;
         let doc = codec::decode_snapshot(&saved.snapshot, replica)?;
