@@ -46,7 +46,7 @@ cargo build -p wasm-client --target wasm32-unknown-unknown --profile wasm-releas
   --config 'profile.wasm-release.codegen-units=1' \
   --config 'profile.wasm-release.debug=0' \
   --config 'profile.wasm-release.panic="abort"'
-wasm=target/wasm32-unknown-unknown/wasm-release/wasm_client.wasm
+wasm=${CARGO_TARGET_DIR:-target}/wasm32-unknown-unknown/wasm-release/wasm_client.wasm
 
 step "wasm-bindgen --target web -> web/pkg"
 # No wasm-opt pass: measured on this crate, `wasm-opt -Oz` (binaryen 132) shrinks the raw file

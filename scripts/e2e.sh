@@ -26,7 +26,7 @@ scripts/build-web.sh
 
 step "build doc-server"
 cargo build -p doc-server
-export DOC_SERVER_BIN="$PWD/target/debug/doc-server"
+export DOC_SERVER_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/doc-server"
 
 step "binding tests (node --test web/test)"
 t=$SECONDS

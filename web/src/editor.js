@@ -1,11 +1,13 @@
 // The editor page (/d/{id}): CodeMirror over a wasm `Client`, synced through the server's
-// WebSocket, saved to IndexedDB on every change, and shared with other tabs of this browser
-// through a BroadcastChannel.
+// WebSocket, saved to IndexedDB as it changes (lib/saver.js), and shared with other tabs of
+// this browser through a BroadcastChannel.
 //
 // Data flow (see crates/wasm-client for the client's side):
-//   typing        -> client.replace() -> other tabs (bytes), IndexedDB, nextFrame() -> socket
+//   typing        -> client.edit() -> saver.schedule()            (all a keystroke does)
+//   microtask     -> client.takeUnsaved() -> IndexedDB records -> on commit: markSaved,
+//                    nextFrame() -> socket, records -> other tabs
 //   socket frame  -> client.receive() -> event.deltas -> CodeMirror (annotated as remote)
-//   other tab     -> client.receiveFromTab() -> same as a socket frame
+//   other tab     -> client.receiveFromTab(record) -> same as a socket frame
 
 import { Annotation, ChangeSet, EditorState, Transaction } from '@codemirror/state';
 import { EditorView, keymap, drawSelection, highlightActiveLine, placeholder } from '@codemirror/view';
@@ -15,6 +17,7 @@ import init, { Client } from '../pkg/wasm_client.js';
 import { Connection } from './lib/connection.js';
 import { remoteCursors, setRemoteCursors } from './lib/cursors.js';
 import { describeStatus } from './lib/status.js';
+import { Saver } from './lib/saver.js';
 import { openStore } from './lib/store.js';
 import { loadUser, saveUser } from './lib/user.js';
 
@@ -33,23 +36,43 @@ async function main() {
   $('#doc-id').textContent = docId;
 
   let user = loadUser();
-  const store = await openStore();
-  const { client } = await store.open(docId, (records) => ({ client: restore(records) }));
+  // Listen to the other tabs before reading storage: a record another tab stores after our
+  // read reaches us here (one stored before it is in what we read; twice is harmless).
   const tabs = new BroadcastChannel(`crdt-editor:${docId}`);
+  const early = [];
+  tabs.onmessage = ({ data }) => early.push(data);
+  const store = await openStore();
+  const replica = await store.claimReplica(docId);
+  const { client, stateBytes } = await store.open(docId, replica, (saved) => restore(replica, saved));
 
   // ---- Saving and sending. ----
 
   // The status element also tells whether everything is saved in this browser
   // (data-local="saved"), so that a person or a test knows a reload will keep it.
-  const persist = () => {
-    $('#status').dataset.local = 'saving';
-    store
-      .save(docId, client.replica, () => client.export())
-      .then(() => {
-        if (store.saving.size === 0) $('#status').dataset.local = 'saved';
-      })
-      .catch((e) => console.error('save', e));
-  };
+  let shownBusy = null;
+  const saver = new Saver({
+    store,
+    docId,
+    replica,
+    client,
+    stateBytes,
+    onStored: (records) => {
+      for (const bytes of records) tabs.postMessage({ type: 'changes', bytes });
+      flush();
+    },
+    onBusy: (busy) => {
+      if (busy === shownBusy) return;
+      shownBusy = busy;
+      $('#status').dataset.local = busy ? 'saving' : 'saved';
+    },
+    onError: (error) => console.error('save', error),
+  });
+  const persist = () => saver.schedule();
+  // Compact when the page is hidden or closed (the records are already stored either way).
+  document.addEventListener('visibilitychange', () => {
+    if (document.visibilityState === 'hidden') saver.compactSoon();
+  });
+  window.addEventListener('pagehide', () => saver.compactSoon());
 
   let flushQueued = false;
   const flush = () => {
@@ -64,12 +87,16 @@ async function main() {
     });
   };
 
-  /** After every local change: tell the other tabs, save, send. */
-  const madeLocally = (bytes) => {
-    if (bytes) tabs.postMessage({ type: 'changes', bytes });
+  /** After every local change: save (then send, and tell the other tabs). */
+  const madeLocally = () => {
     persist();
-    flush();
     renderStatus();
+  };
+
+  /** One keystroke's edit of the text (UTF-16 `from..to` replaced by `text`). */
+  const localEdit = (from, to, text) => {
+    client.edit(from, to, text);
+    saver.schedule();
   };
 
   // ---- The editor. ----
@@ -104,16 +131,11 @@ async function main() {
     // CodeMirror reports the changes against the old text, left to right; the client applies
     // them one by one, so each later change is shifted by what the earlier ones did.
     let shift = 0;
-    const made = [];
     changes.iterChanges((fromA, toA, _fromB, _toB, inserted) => {
       const text = inserted.toString();
-      const bytes = client.replace(fromA + shift, toA + shift, text);
-      if (bytes) made.push(bytes);
+      localEdit(fromA + shift, toA + shift, text);
       shift += text.length - (toA - fromA);
     });
-    for (const bytes of made) tabs.postMessage({ type: 'changes', bytes });
-    persist();
-    flush();
     // Remote carets follow their characters: recompute them from their anchors, after this
     // update (CodeMirror does not want a dispatch from inside an update listener).
     queueMicrotask(renderCursors);
@@ -210,7 +232,10 @@ async function main() {
   // ---- Title, tags, likes, views. ----
 
   const titleInput = $('#title');
-  titleInput.addEventListener('input', () => madeLocally(client.setTitle(titleInput.value)));
+  titleInput.addEventListener('input', () => {
+    client.setTitle(titleInput.value);
+    madeLocally();
+  });
   titleInput.addEventListener('blur', () => renderFields());
 
   $('#tag-form').addEventListener('submit', (e) => {
@@ -219,14 +244,16 @@ async function main() {
     const tag = input.value.trim();
     if (tag === '') return;
     input.value = '';
-    madeLocally(client.addTag(tag));
+    client.addTag(tag);
+    madeLocally();
     renderFields();
   });
 
   $('#like').addEventListener('click', () => {
     const liked = localStorage.getItem(likedKey) === '1';
     localStorage.setItem(likedKey, liked ? '0' : '1');
-    madeLocally(client.like(!liked));
+    client.like(!liked);
+    madeLocally();
     renderFields();
   });
 
@@ -247,7 +274,8 @@ async function main() {
       remove.textContent = '×';
       remove.setAttribute('aria-label', `Remove tag ${tag}`);
       remove.addEventListener('click', () => {
-        madeLocally(client.removeTag(tag));
+        client.removeTag(tag);
+        madeLocally();
         renderFields();
       });
       chip.append(document.createTextNode(tag), remove);
@@ -312,21 +340,17 @@ async function main() {
 
   // ---- Other tabs of this browser. ----
 
-  tabs.onmessage = ({ data }) => {
+  // Tabs exchange only stored records (write-ahead: a change leaves a tab once stored), and
+  // a new tab reads everything stored before it listens, so no state exchange is needed.
+  const fromTab = (data) => {
     try {
-      if (data.type === 'changes') {
-        applyEvent(client.receiveFromTab(data.bytes));
-      } else if (data.type === 'hello') {
-        tabs.postMessage({ type: 'state', bytes: client.export() });
-      } else if (data.type === 'state') {
-        applyEvent(client.mergeSaved(data.bytes));
-        flush();
-      }
+      if (data.type === 'changes') applyEvent(client.receiveFromTab(data.bytes));
     } catch (error) {
       console.error('tab message', error);
     }
   };
-  tabs.postMessage({ type: 'hello' });
+  tabs.onmessage = ({ data }) => fromTab(data);
+  for (const data of early.splice(0)) fromTab(data);
 
   // ---- The server. ----
 
@@ -361,29 +385,38 @@ async function main() {
   });
 
   // One view per page open; it is saved and sent like any other change.
-  madeLocally(client.addView());
+  client.addView();
+  madeLocally();
   renderFields();
   renderPeople();
   renderStatus();
   connection.start();
   view.focus();
   // Tests and curious people can look at the client from the console.
-  window.crdtEditor = { client, view };
+  // `localEdit` is the keystroke path the editor takes, for the performance test.
+  window.crdtEditor = { client, view, saver, replica, localEdit, storedBytes: () => store.storedBytes(docId) };
 }
 
-/** The page's client from the saved records (the other tabs' and earlier sessions'). */
-function restore(records) {
-  let client = null;
-  for (const bytes of records) {
+/** The page's client, edited as `replica`, from the stored states and records. */
+function restore(replica, { states, records }) {
+  const client = Client.openAs(replica);
+  // A damaged state or record is skipped rather than blocking the document.
+  for (const bytes of states) {
     try {
-      if (client === null) client = Client.load(bytes);
-      else client.mergeSaved(bytes);
+      client.restoreState(bytes);
     } catch (error) {
-      // A damaged record is skipped rather than blocking the document.
-      console.error('skipping a saved state that does not load', error);
+      console.error('skipping a stored state that does not load', error);
     }
   }
-  return client ?? new Client();
+  for (const bytes of records) {
+    try {
+      client.restoreChanges(bytes);
+    } catch (error) {
+      console.error('skipping a stored record that does not load', error);
+    }
+  }
+  client.restored();
+  return client;
 }
 
 main().catch((error) => {

@@ -4,8 +4,16 @@
 //! Bytes cross as `Uint8Array`: frames for the WebSocket, encoded changes for the other tabs
 //! (`BroadcastChannel`), saved state for IndexedDB. Each local edit returns the encoded changes
 //! it made (for the other tabs); the frames for the server come from `nextFrame()`.
+//!
+//! A page that saves opens the document with `Client.openAs(replica)`, restores what it
+//! stored (`restoreState`, `restoreChanges`, `restored`), edits with `edit` (which returns
+//! nothing: the other tabs get the stored records), and saves with `takeUnsaved` (small
+//! records to append) and `compact` (the whole state, when idle), reporting each write's
+//! commit with `markSaved(takenThrough)`: own changes reach the server only after that.
 
 use crdt_core::protocol::UserInfo;
+use std::collections::BTreeMap;
+
 use crdt_core::{codec, Change, ReplicaId};
 use serde::Serialize;
 use wasm_bindgen::prelude::*;
@@ -47,6 +55,70 @@ impl Client {
     /// The document and the unacknowledged changes, for IndexedDB.
     pub fn export(&self) -> Vec<u8> {
         self.session.export()
+    }
+
+    /// An empty document edited as `replica` (a UUID string) by a page that saves: restore
+    /// the stored state and records into it, then call `restored()`. Own changes are sent
+    /// only after `markSaved` reports them stored.
+    #[wasm_bindgen(js_name = openAs)]
+    pub fn open_as(replica: &str) -> WasmResult<Client> {
+        let uuid = uuid::Uuid::parse_str(replica)?;
+        Ok(Client { session: Session::with_storage(ReplicaId::from(uuid)) })
+    }
+
+    /// Merges a stored compacted state (`compact()` or `export()` bytes).
+    #[wasm_bindgen(js_name = restoreState)]
+    pub fn restore_state(&mut self, saved: &[u8]) -> WasmResult<()> {
+        Ok(self.session.restore_state(saved)?)
+    }
+
+    /// Applies a stored record (`takeUnsaved()` bytes), in the order they were taken.
+    #[wasm_bindgen(js_name = restoreChanges)]
+    pub fn restore_changes(&mut self, record: &[u8]) -> WasmResult<()> {
+        Ok(self.session.restore_changes(record)?)
+    }
+
+    /// Ends a restore: what was restored counts as stored.
+    pub fn restored(&mut self) {
+        self.session.restored();
+    }
+
+    /// The changes taken in since the last call, as one record to append to storage (and to
+    /// post to the other tabs once stored), or `undefined`. Call until `undefined`.
+    #[wasm_bindgen(js_name = takeUnsaved)]
+    pub fn take_unsaved(&mut self) -> Option<Vec<u8>> {
+        self.session.take_unsaved()
+    }
+
+    /// The whole state, replacing the stored state and every record taken before it.
+    pub fn compact(&mut self) -> Vec<u8> {
+        self.session.compact()
+    }
+
+    /// The own change number that what `takeUnsaved`/`compact` returned reaches; pass it to
+    /// `markSaved` when that write commits.
+    #[wasm_bindgen(getter, js_name = takenThrough)]
+    pub fn taken_through(&self) -> f64 {
+        self.session.taken_through() as f64
+    }
+
+    /// Storage holds own changes up to `through` (a `takenThrough` value).
+    #[wasm_bindgen(js_name = markSaved)]
+    pub fn mark_saved(&mut self, through: f64) {
+        self.session.mark_saved(through as u64);
+    }
+
+    /// Whether the next write must be `compact()` (merged state is not a list of changes).
+    #[wasm_bindgen(getter, js_name = needsCompaction)]
+    pub fn needs_compaction(&self) -> bool {
+        self.session.needs_compaction()
+    }
+
+    /// The version vector as `{ replica: count }`, for tests and the curious.
+    pub fn version(&self) -> WasmResult<JsValue> {
+        let version: BTreeMap<String, u64> =
+            self.session.doc().version().iter().map(|(replica, seq)| (replica.to_string(), seq)).collect();
+        to_js(&version)
     }
 
     /// Merges `export()` bytes of another tab or session; returns an event (`reset` tells
@@ -119,6 +191,12 @@ impl Client {
     }
 
     // ---- Local edits (UTF-16 positions); each returns encoded changes for the other tabs. ----
+
+    /// Replaces `from..to` by `text` (one CodeMirror change), returning nothing: the cheap
+    /// keystroke of a page that saves, whose other tabs get the stored records.
+    pub fn edit(&mut self, from: usize, to: usize, text: &str) -> WasmResult<()> {
+        Ok(self.session.edit(from, to, text)?)
+    }
 
     /// Replaces `from..to` by `text` (one CodeMirror change).
     pub fn replace(&mut self, from: usize, to: usize, text: &str) -> WasmResult<Option<Vec<u8>>> {

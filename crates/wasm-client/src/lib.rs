@@ -9,7 +9,7 @@
 //! ```text
 //!  CodeMirror ──replace(from, to, text)──▶ Client ──nextFrame()──▶ WebSocket
 //!  CodeMirror ◀──event.deltas (UTF-16)──── Client ◀──receive(frame)── WebSocket
-//!  other tabs ◀──changes bytes / receiveFromTab──▶ Client ──export()──▶ IndexedDB
+//!  other tabs ◀──records / receiveFromTab──▶ Client ──takeUnsaved() / compact()──▶ IndexedDB
 //! ```
 //!
 //! Code map: [`session`] is the sync state machine in plain Rust (tested natively),

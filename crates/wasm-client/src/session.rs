@@ -7,6 +7,14 @@
 //!   shows that the server's version covers it. Changes received from other tabs of the same
 //!   browser go here too (once applied here), so whichever tab reconnects first delivers them.
 //! - `server_version`: what the server is known to have (from `Welcome` and `Ack` versions).
+//! - `unsaved`: the changes the document took in (local, from the server, from other tabs)
+//!   since the page last took them for storage ([`Session::take_unsaved`]). The page appends
+//!   them to IndexedDB as small records and stores a compacted state ([`Session::compact`])
+//!   only when idle, so a keystroke never costs a write of the whole document.
+//! - write-ahead, for a page that saves ([`Session::with_storage`]): an own change leaves the
+//!   page (to the server through [`Session::next_frame`], to other tabs as a record) only once
+//!   the page has reported it stored ([`Session::mark_saved`]). So a page that reopens the
+//!   document as the same replica never mints again a change number that someone else has.
 //! - the link: down, joining (hello sent, waiting for `Welcome`) or up. On an up link, the
 //!   first `sent` pending changes have been sent on this connection; the rest go out with
 //!   [`Session::next_frame`]. Batch numbers (`seq`) restart at 1 on every connection. A batch
@@ -18,14 +26,23 @@
 //! All positions in and out are UTF-16 code units, as JavaScript and CodeMirror count them.
 //!
 //! # Invariants
-//! - `pending` holds no change covered by `server_version`, and no change twice.
+//! - `pending` holds no change covered by `server_version`, and no change twice;
+//!   `pending_seqs` holds exactly the `(replica, seq)` of the pending changes.
 //! - On an up link, `sent <= pending.len()`.
 //! - Every pending change is applied in the document, and `pending` is in causal order.
+//! - With storage, no own change above `saved_through` is in a frame [`Session::next_frame`]
+//!   returned.
+//!
+//! Every per-keystroke cost is independent of the number of pending and past changes: a local
+//! edit appends to `pending` and `unsaved`; an acknowledgement removes covered changes from
+//! the front (the oldest are acknowledged first) and scans the rest only if `pending_seqs`
+//! shows that some other one is covered; a change from another tab is appended without a sort
+//! when it applied at once (so it is causally after everything already pending).
 //!
 //! This module makes no CRDT decision of its own: merging, ordering and buffering are the
 //! document's; the session only decides what to send and when a change may be forgotten.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use crdt_core::protocol::{AckStatus, Catchup, ClientMsg, Peer, Selection, ServerMsg, UserInfo, PROTOCOL_VERSION};
 use crdt_core::{
@@ -33,7 +50,7 @@ use crdt_core::{
 };
 
 use crate::event::{Delta, Event, EventKind, PeerView};
-use crate::saved::Saved;
+use crate::saved::{Saved, SavedChanges, SavedRef};
 
 /// The text field the editor edits.
 pub const BODY: &str = "body";
@@ -49,6 +66,10 @@ pub const VIEWS: &str = "views";
 /// At most this many changes go into one `Changes` frame, so that a long offline session is
 /// sent as several frames well under the server's message limit.
 const MAX_BATCH: usize = 256;
+
+/// At most this many changes go into one storage record ([`Session::take_unsaved`]), so that
+/// a record stays far below the decoder's size limit however long the page went unsaved.
+const MAX_RECORD: usize = 4096;
 
 /// The state of the WebSocket link, as far as the protocol is concerned.
 #[derive(Debug)]
@@ -71,7 +92,18 @@ enum Link {
 #[derive(Debug)]
 pub struct Session {
     doc: Document,
-    pending: Vec<Change>,
+    pending: VecDeque<Change>,
+    /// Per replica, the `seq`s of its pending changes.
+    pending_seqs: HashMap<ReplicaId, BTreeSet<u64>>,
+    /// Changes taken in since the last [`Session::take_unsaved`] or [`Session::compact`].
+    unsaved: Vec<Change>,
+    /// The document took in state that no change describes (a merged snapshot): the next save
+    /// must be a compacted state.
+    needs_compaction: bool,
+    /// With storage: own changes up to this `seq` are stored. `None`: the page does not save.
+    saved_through: Option<u64>,
+    /// The highest own `seq` in what [`Session::take_unsaved`] or [`Session::compact`] returned.
+    taken_through: u64,
     server_version: VersionVector,
     link: Link,
     peers: BTreeMap<u64, Peer>,
@@ -87,7 +119,12 @@ impl Session {
     pub fn new(replica: ReplicaId) -> Session {
         Session {
             doc: Document::new(replica),
-            pending: Vec::new(),
+            pending: VecDeque::new(),
+            pending_seqs: HashMap::new(),
+            unsaved: Vec::new(),
+            needs_compaction: false,
+            saved_through: None,
+            taken_through: 0,
             server_version: VersionVector::new(),
             link: Link::Down,
             peers: BTreeMap::new(),
@@ -98,30 +135,26 @@ impl Session {
 
     /// A session restored from [`Session::export`] bytes, edited as `replica`.
     ///
-    /// Every page load uses a fresh replica: two tabs restoring the same saved state must not
-    /// mint the same ids. The pending changes of the earlier replica are still sent.
+    /// `replica` should be fresh unless storage guarantees write-ahead (see
+    /// [`Session::with_storage`]): two sessions restoring the same saved state as one replica
+    /// would mint the same ids. The pending changes of the earlier replica are still sent.
     pub fn load(bytes: &[u8], replica: ReplicaId) -> Result<Session, DecodeError> {
         let saved = Saved::decode(bytes)?;
         let doc = codec::decode_snapshot(&saved.snapshot, replica)?;
-        let mut session = Session {
-            doc,
-            pending: Vec::new(),
-            server_version: saved.server_version,
-            link: Link::Down,
-            peers: BTreeMap::new(),
-            from_tabs: Vec::new(),
-            resyncing: false,
-        };
+        let mut session = Session::new(replica);
+        session.doc = doc;
+        session.server_version = saved.server_version;
         session.add_pending(saved.pending);
+        session.sort_unsent();
         Ok(session)
     }
 
     /// The document state and the pending changes, for browser storage.
     pub fn export(&self) -> Vec<u8> {
-        Saved {
+        SavedRef {
             snapshot: codec::encode_snapshot(&self.doc),
-            pending: self.pending.clone(),
-            server_version: self.server_version.clone(),
+            pending: &self.pending,
+            server_version: &self.server_version,
         }
         .encode()
     }
@@ -132,8 +165,11 @@ impl Session {
         let other = codec::decode_snapshot(&saved.snapshot, self.doc.replica())?;
         let before = self.body();
         self.doc.merge(&other);
+        self.needs_compaction = true;
         self.server_version.merge(&saved.server_version);
         self.add_pending(saved.pending);
+        self.adopt_tab_changes(false);
+        self.sort_unsent();
         self.prune();
         let mut event = Event::new(EventKind::Merged);
         event.reset = self.body() != before;
@@ -170,25 +206,56 @@ impl Session {
     /// Replaces the UTF-16 range `from..to` of the body by `text`, as one editor change
     /// reports it. Returns the changes made (none if the range is empty and so is `text`).
     pub fn replace(&mut self, from: usize, to: usize, text: &str) -> Result<Vec<Change>, EditError> {
+        let mut made = Vec::new();
+        self.replace_into(from, to, text, Some(&mut made))?;
+        Ok(made)
+    }
+
+    /// [`Session::replace`] without a copy of the changes made: a page that saves sends them
+    /// to other tabs as stored records, so a keystroke needs nothing back.
+    pub fn edit(&mut self, from: usize, to: usize, text: &str) -> Result<(), EditError> {
+        self.replace_into(from, to, text, None)
+    }
+
+    fn replace_into(
+        &mut self,
+        from: usize,
+        to: usize,
+        text: &str,
+        mut made: Option<&mut Vec<Change>>,
+    ) -> Result<(), EditError> {
         if to < from {
             return Err(EditError::OutOfBounds { pos: from, len: to });
         }
-        let mut made = Vec::new();
         if to > from {
             if let Some(change) = self.doc.delete_text_utf16(BODY, from, to - from)? {
-                made.push(self.local(change));
+                if let Some(made) = made.as_deref_mut() {
+                    made.push(change.clone());
+                }
+                self.record_local(change);
             }
         }
         if !text.is_empty() {
             let change = self.doc.insert_text_utf16(BODY, from, text)?;
-            made.push(self.local(change));
+            if let Some(made) = made {
+                made.push(change.clone());
+            }
+            self.record_local(change);
         }
-        Ok(made)
+        Ok(())
     }
 
-    /// Records a change made through the document's own edit methods.
+    /// Records a change made through the document's own edit methods: pending for the server,
+    /// unsaved for storage.
+    fn record_local(&mut self, change: Change) {
+        self.pending_seqs.entry(change.replica).or_default().insert(change.seq);
+        self.pending.push_back(change.clone());
+        self.unsaved.push(change);
+    }
+
+    /// [`Session::record_local`], returning the change.
     fn local(&mut self, change: Change) -> Change {
-        self.pending.push(change.clone());
+        self.record_local(change.clone());
         change
     }
 
@@ -244,11 +311,19 @@ impl Session {
         let Link::Up { next_seq, sent, stalled: false, .. } = &mut self.link else {
             return None;
         };
-        if *sent >= self.pending.len() {
+        let mut end = self.pending.len().min(*sent + MAX_BATCH);
+        if let Some(saved) = self.saved_through {
+            // Write-ahead: stop at the first own change that is not stored yet.
+            let me = self.doc.replica();
+            let unsaved = self.pending.range(*sent..end).position(|c| c.replica == me && c.seq > saved);
+            if let Some(offset) = unsaved {
+                end = *sent + offset;
+            }
+        }
+        if *sent >= end {
             return None;
         }
-        let end = self.pending.len().min(*sent + MAX_BATCH);
-        let changes = self.pending[*sent..end].to_vec();
+        let changes: Vec<Change> = self.pending.range(*sent..end).cloned().collect();
         let seq = *next_seq;
         *next_seq += 1;
         *sent = end;
@@ -341,25 +416,42 @@ impl Session {
 
     /// Applies changes another tab of this browser made (sent over a `BroadcastChannel`).
     /// The server may not have them yet, so they join the pending changes.
+    ///
+    /// `bytes` are encoded changes (what a local edit returns) or a storage record (what
+    /// [`Session::take_unsaved`] returns there, sent once stored), whose knowledge of the
+    /// server is taken too.
     pub fn receive_from_tab(&mut self, bytes: &[u8]) -> Result<Event, DecodeError> {
-        let changes = codec::decode_changes(bytes)?;
+        let changes = if bytes.get(1) == Some(&crate::saved::KIND_SAVED_CHANGES) {
+            let record = SavedChanges::decode(bytes)?;
+            self.server_version.merge(&record.server_version);
+            codec::decode_changes(&record.changes)?
+        } else {
+            codec::decode_changes(bytes)?
+        };
         self.from_tabs.extend(changes.iter().cloned());
-        let event = self.apply_changes(changes, EventKind::Changes);
+        let mut event = self.apply_changes(changes, EventKind::Changes);
+        event.acked = self.prune();
         Ok(event)
     }
 
     /// Moves the changes from other tabs that the document has now applied into `pending`.
     /// One still buffered here waits: its causal past is missing, so the server would refuse
     /// a batch holding it.
-    fn adopt_tab_changes(&mut self) {
+    ///
+    /// `applied_in_order`: each of them was applied as it arrived, none released from the
+    /// document's buffer; then they are causally after every pending change and in causal
+    /// order among themselves, and need no sort.
+    fn adopt_tab_changes(&mut self, applied_in_order: bool) {
         if self.from_tabs.is_empty() {
             return;
         }
-        let version = self.doc.version().clone();
+        let version = self.doc.version();
         let (ready, waiting): (Vec<Change>, Vec<Change>) =
             std::mem::take(&mut self.from_tabs).into_iter().partition(|c| c.seq <= version.get(c.replica));
         self.from_tabs = waiting;
-        self.add_pending(ready);
+        if self.add_pending(ready) && !applied_in_order {
+            self.sort_unsent();
+        }
     }
 
     fn welcome(
@@ -401,6 +493,8 @@ impl Session {
                 Ok(other) => {
                     let before = self.body();
                     self.doc.merge(&other);
+                    self.needs_compaction = true;
+                    self.adopt_tab_changes(false);
                     event.reset |= self.body() != before;
                     event.changed = true;
                     true
@@ -424,7 +518,7 @@ impl Session {
             self.doc = old;
             return;
         }
-        let mut own = self.pending.clone();
+        let mut own: Vec<Change> = self.pending.iter().cloned().collect();
         own.extend(self.from_tabs.iter().cloned());
         let mut ignored = Event::new(EventKind::Welcome);
         self.apply_into(own, &mut ignored);
@@ -475,53 +569,89 @@ impl Session {
     }
 
     fn apply_into(&mut self, changes: Vec<Change>, event: &mut Event) {
+        let mut in_order = true;
         for change in changes {
+            let copy = change.clone();
             match self.doc.apply_change(change) {
-                Ok(ApplyOutcome::Applied { deltas, .. }) => {
+                Ok(ApplyOutcome::Applied { changes, deltas }) => {
+                    self.unsaved.push(copy);
+                    in_order &= changes == 1;
                     event.changed = true;
                     event.deltas.extend(
                         deltas.into_iter().filter(|(field, _)| field == BODY).map(|(_, delta)| Delta::from(delta)),
                     );
                 }
-                Ok(ApplyOutcome::Buffered | ApplyOutcome::Duplicate) => {}
+                // A buffered change is stored too: it applies on reload once its past arrives.
+                Ok(ApplyOutcome::Buffered) => self.unsaved.push(copy),
+                Ok(ApplyOutcome::Duplicate) => {}
                 Err(error) => event.message = Some(format!("a change was refused: {error}")),
             }
         }
-        self.adopt_tab_changes();
+        self.adopt_tab_changes(in_order);
     }
 
-    /// Adds changes the server may lack to `pending`, skipping known ones, and keeps the
-    /// unsent ones in a causal order (the server refuses a batch whose changes are not).
-    fn add_pending(&mut self, changes: Vec<Change>) {
+    /// Appends the changes the server may lack to `pending`, skipping known ones; returns
+    /// whether any was added. The caller keeps `pending` in causal order (see
+    /// [`Session::sort_unsent`]).
+    fn add_pending(&mut self, changes: Vec<Change>) -> bool {
         let before = self.pending.len();
         for change in changes {
             let known = change.seq <= self.server_version.get(change.replica)
-                || self.pending.iter().any(|c| c.replica == change.replica && c.seq == change.seq);
+                || self.pending_seqs.get(&change.replica).is_some_and(|seqs| seqs.contains(&change.seq));
             if !known && change.validate().is_ok() {
-                self.pending.push(change);
+                self.pending_seqs.entry(change.replica).or_default().insert(change.seq);
+                self.pending.push_back(change);
             }
         }
-        if self.pending.len() == before {
-            return;
-        }
-        // The unsent ones in a causal order, already ordered changes left where they are.
+        self.pending.len() > before
+    }
+
+    /// Puts the unsent pending changes in a causal order (the server refuses a batch whose
+    /// changes are not), leaving already ordered changes where they are. Linear in the pending
+    /// changes: used when restoring and merging saved states, and when changes from other tabs
+    /// were released from the buffer, never for a keystroke.
+    fn sort_unsent(&mut self) {
         let sent = match &self.link {
             Link::Up { sent, .. } => *sent,
             _ => 0,
         };
-        let mut unsent = self.pending.split_off(sent);
+        let mut unsent: Vec<Change> = self.pending.drain(sent..).collect();
         crdt_core::causal_order(&mut unsent);
         self.pending.extend(unsent);
     }
 
     /// Drops the pending changes the server's known version covers; returns how many.
+    ///
+    /// Acknowledgements cover the oldest changes, so those leave from the front; the rest is
+    /// scanned only when `pending_seqs` shows that a covered change remains (a change another
+    /// tab delivered first, say).
     fn prune(&mut self) -> usize {
-        let server = self.server_version.clone();
-        self.remove_pending(|c| c.seq <= server.get(c.replica))
+        let mut removed = 0;
+        while let Some(front) = self.pending.front() {
+            if front.seq > self.server_version.get(front.replica) {
+                break;
+            }
+            let change = self.pending.pop_front().expect("front exists");
+            self.forget_seq(&change);
+            if let Link::Up { sent, .. } = &mut self.link {
+                *sent = sent.saturating_sub(1);
+            }
+            removed += 1;
+        }
+        let server = &self.server_version;
+        let covered = self
+            .pending_seqs
+            .iter()
+            .any(|(replica, seqs)| seqs.first().is_some_and(|&seq| seq <= server.get(*replica)));
+        if covered {
+            removed += self.remove_covered();
+        }
+        removed
     }
 
-    /// Removes the pending changes that match, keeping `sent` pointing at the first unsent one.
-    fn remove_pending(&mut self, matches: impl Fn(&Change) -> bool) -> usize {
+    /// Removes every pending change the server's known version covers, keeping `sent`
+    /// pointing at the first unsent one.
+    fn remove_covered(&mut self) -> usize {
         let sent = match &self.link {
             Link::Up { sent, .. } => *sent,
             _ => 0,
@@ -529,18 +659,35 @@ impl Session {
         let mut removed_sent = 0;
         let mut index = 0;
         let before = self.pending.len();
+        let server = &self.server_version;
+        let seqs = &mut self.pending_seqs;
         self.pending.retain(|change| {
-            let remove = matches(change);
-            if remove && index < sent {
-                removed_sent += 1;
+            let remove = change.seq <= server.get(change.replica);
+            if remove {
+                if index < sent {
+                    removed_sent += 1;
+                }
+                if let Some(set) = seqs.get_mut(&change.replica) {
+                    set.remove(&change.seq);
+                }
             }
             index += 1;
             !remove
         });
+        seqs.retain(|_, set| !set.is_empty());
         if let Link::Up { sent, .. } = &mut self.link {
             *sent -= removed_sent;
         }
         before - self.pending.len()
+    }
+
+    fn forget_seq(&mut self, change: &Change) {
+        if let Some(set) = self.pending_seqs.get_mut(&change.replica) {
+            set.remove(&change.seq);
+            if set.is_empty() {
+                self.pending_seqs.remove(&change.replica);
+            }
+        }
     }
 }
 
@@ -553,5 +700,8 @@ impl From<TextDelta> for Delta {
     }
 }
 
+mod storage;
+#[cfg(test)]
+mod storage_tests;
 #[cfg(test)]
 mod tests;

@@ -1,12 +1,29 @@
-// IndexedDB persistence: one record per (document, replica), holding `Client.export()` bytes.
+// IndexedDB persistence. Per document:
 //
-// Each page load edits as a new replica and writes only its own record, so two tabs never
-// overwrite each other. Opening a document reads every record of it, merges them into one
-// client and replaces them by that client's record, all in one readwrite transaction: no other
-// tab can write in between, so nothing read is lost and nothing unread is deleted.
+// - `replicas`: docId -> [replica ids], the browser's small pool of ids for the document. A tab
+//   edits as one of them, held exclusively with a Web Lock for the page's lifetime, so reloads
+//   reuse one id (one version-vector entry per browser) and two tabs open at once never share
+//   one. The client only sends a change once it is stored (write-ahead), so a reused id never
+//   mints a change number that someone else already has.
+// - `states`: [docId, replica] -> { bytes }, the compacted state (`Client.compact()`) of that
+//   replica's tab, written when it is idle.
+// - `log`: [docId, replica, n] -> { bytes }, records of changes (`Client.takeUnsaved()`) that
+//   tab appended after its state, written as it types.
+//
+// Each tab writes only under its own replica, so two tabs never overwrite each other. Opening a
+// document reads every state and record of it, builds one client from them, stores that as its
+// own compacted state, and deletes what it absorbed, all in one readwrite transaction: no other
+// tab can write in between, so nothing read is lost and nothing unread is deleted. Records of
+// tabs that are still open (their lock is held) are read but left to them.
+//
+// Version 1 kept one `Client.export()` record per page load in `sessions`; opening a document
+// reads those too, as states, and deletes them.
 
 const DB_NAME = 'crdt-editor';
-const STORE = 'sessions';
+const SESSIONS = 'sessions';
+const STATES = 'states';
+const LOG = 'log';
+const REPLICAS = 'replicas';
 
 function request(req) {
   return new Promise((resolve, reject) => {
@@ -15,78 +32,159 @@ function request(req) {
   });
 }
 
+function done(tx) {
+  return new Promise((resolve, reject) => {
+    tx.oncomplete = () => resolve();
+    tx.onerror = () => reject(tx.error);
+    tx.onabort = () => reject(tx.error ?? new Error('transaction aborted'));
+  });
+}
+
 export async function openStore() {
-  const open = indexedDB.open(DB_NAME, 1);
-  open.onupgradeneeded = () => open.result.createObjectStore(STORE);
+  const open = indexedDB.open(DB_NAME, 2);
+  open.onupgradeneeded = () => {
+    const db = open.result;
+    for (const name of [SESSIONS, STATES, LOG, REPLICAS]) {
+      if (!db.objectStoreNames.contains(name)) db.createObjectStore(name);
+    }
+  };
   return new DocStore(await request(open));
 }
 
+/** Every key of `docId` in `states`, `log` and `sessions` starts with it. */
 const range = (docId) => IDBKeyRange.bound([docId, ''], [docId, '\uffff']);
+const lockName = (docId, replica) => `crdt-editor:${docId}:${replica}`;
+
+/** Takes the Web Lock `name` if no one holds it, and holds it until the page goes away. */
+function tryHold(name) {
+  return new Promise((resolve, reject) => {
+    navigator.locks
+      .request(name, { ifAvailable: true }, (lock) => {
+        resolve(lock !== null);
+        return lock === null ? undefined : new Promise(() => {});
+      })
+      .catch(reject);
+  });
+}
+
+function randomUuid() {
+  if (crypto.randomUUID) return crypto.randomUUID();
+  const b = crypto.getRandomValues(new Uint8Array(16));
+  b[6] = (b[6] & 0x0f) | 0x40;
+  b[8] = (b[8] & 0x3f) | 0x80;
+  const hex = [...b].map((x) => x.toString(16).padStart(2, '0')).join('');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+}
 
 export class DocStore {
   constructor(db) {
     this.db = db;
-    this.saving = new Map(); // key string -> { running: Promise, again: bytes getter | null }
   }
 
   /**
-   * Builds the page's client from every saved record of `docId` (`build(records)` must be
-   * synchronous: the transaction stays open only while requests are queued), stores it as one
-   * record under its replica and deletes the records it absorbed.
-   * @param {string} docId
-   * @param {(records: Uint8Array[]) => {client: any}} build
+   * The replica id this tab edits `docId` as: the first id of the browser's pool whose lock is
+   * free (taken and held for the page's lifetime), or a new id added to the pool. Without Web
+   * Locks (an insecure context), a fresh id that is not pooled, as two tabs could not tell
+   * each other apart.
    */
-  open(docId, build) {
-    return new Promise((resolve, reject) => {
-      const tx = this.db.transaction(STORE, 'readwrite');
-      const store = tx.objectStore(STORE);
-      let built;
-      const keys = store.getAllKeys(range(docId));
-      keys.onsuccess = () => {
-        const all = store.getAll(range(docId));
-        all.onsuccess = () => {
-          try {
-            built = build(all.result.map((r) => r.bytes));
-          } catch (error) {
-            tx.abort();
-            reject(error);
-            return;
-          }
-          for (const key of keys.result) store.delete(key);
-          store.put({ bytes: built.client.export(), savedMs: Date.now() }, [docId, built.client.replica]);
-        };
-      };
-      tx.oncomplete = () => resolve(built);
-      tx.onerror = () => reject(tx.error);
-    });
-  }
-
-  /**
-   * Saves `produce()` under (docId, replica). Calls made while a write is running coalesce
-   * into one more write, which reads the state when it starts: the last state always lands.
-   */
-  save(docId, replica, produce) {
-    const key = `${docId}\u0000${replica}`;
-    const entry = this.saving.get(key);
-    if (entry) {
-      entry.again = true;
-      return entry.done;
+  async claimReplica(docId) {
+    if (!navigator.locks) return randomUuid();
+    const tx = this.db.transaction(REPLICAS, 'readonly');
+    const pool = (await request(tx.objectStore(REPLICAS).get(docId))) ?? [];
+    for (const replica of pool) {
+      if (await tryHold(lockName(docId, replica))) return replica;
     }
-    const state = { again: false, done: null };
-    const run = async () => {
-      do {
-        state.again = false;
-        const tx = this.db.transaction(STORE, 'readwrite');
-        tx.objectStore(STORE).put({ bytes: produce(), savedMs: Date.now() }, [docId, replica]);
-        await new Promise((resolve, reject) => {
-          tx.oncomplete = resolve;
-          tx.onerror = () => reject(tx.error);
-          tx.onabort = () => reject(tx.error);
-        });
-      } while (state.again);
-    };
-    state.done = run().finally(() => this.saving.delete(key));
-    this.saving.set(key, state);
-    return state.done;
+    const replica = randomUuid();
+    if (!(await tryHold(lockName(docId, replica)))) throw new Error('a new replica id is already locked');
+    const add = this.db.transaction(REPLICAS, 'readwrite');
+    const store = add.objectStore(REPLICAS);
+    const current = (await request(store.get(docId))) ?? [];
+    if (!current.includes(replica)) store.put([...current, replica], docId);
+    await done(add);
+    return replica;
+  }
+
+  /** The pool of replica ids for `docId` (tests and the curious). */
+  async pool(docId) {
+    const tx = this.db.transaction(REPLICAS, 'readonly');
+    return (await request(tx.objectStore(REPLICAS).get(docId))) ?? [];
+  }
+
+  /**
+   * Builds the page's client from every stored state and record of `docId` (`build` must be
+   * synchronous: the transaction stays open only while requests are queued), stores it as
+   * `replica`'s compacted state and deletes the states and records it absorbed: its own and
+   * those of replicas no open tab holds.
+   * @param {string} docId
+   * @param {string} replica this tab's id, from `claimReplica`
+   * @param {(saved: {states: Uint8Array[], records: Uint8Array[]}) => any} build returns a client
+   * @returns {Promise<{client: any, stateBytes: number}>}
+   */
+  async open(docId, replica, build) {
+    const held = new Set();
+    if (navigator.locks) {
+      const { held: locks = [] } = await navigator.locks.query();
+      for (const lock of locks) if (lock.name.startsWith(lockName(docId, ''))) held.add(lock.name);
+    }
+    const absorbed = (key) => key[1] === replica || !held.has(lockName(docId, key[1]));
+    const tx = this.db.transaction([SESSIONS, STATES, LOG], 'readwrite');
+    const sessions = tx.objectStore(SESSIONS);
+    const states = tx.objectStore(STATES);
+    const log = tx.objectStore(LOG);
+    const reads = [sessions, states, log].map((store) =>
+      Promise.all([request(store.getAllKeys(range(docId))), request(store.getAll(range(docId)))]),
+    );
+    let result;
+    // The requests are queued at once; the last one's success runs while the transaction is
+    // still active, so the writes below belong to it.
+    const finished = done(tx);
+    const [[oldKeys, oldValues], [stateKeys, stateValues], [logKeys, logValues]] = await Promise.all(reads);
+    try {
+      // This tab's own state first: restoring it is a decode, not a merge.
+      const order = stateKeys.map((key, i) => i).sort((a, b) => (stateKeys[b][1] === replica) - (stateKeys[a][1] === replica));
+      const saved = {
+        states: [...order.map((i) => stateValues[i].bytes), ...oldValues.map((v) => v.bytes)],
+        records: logValues.map((v) => v.bytes),
+      };
+      const client = build(saved);
+      for (const key of oldKeys) sessions.delete(key);
+      for (const key of stateKeys) if (absorbed(key)) states.delete(key);
+      for (const key of logKeys) if (absorbed(key)) log.delete(key);
+      const bytes = client.compact();
+      states.put({ bytes, savedMs: Date.now() }, [docId, replica]);
+      result = { client, stateBytes: bytes.length, through: client.takenThrough };
+    } catch (error) {
+      tx.abort();
+      throw error;
+    }
+    await finished;
+    result.client.markSaved(result.through);
+    return result;
+  }
+
+  /** Appends records to `replica`'s log as numbers `first`, `first + 1`, ... */
+  async append(docId, replica, first, records) {
+    const tx = this.db.transaction(LOG, 'readwrite');
+    const log = tx.objectStore(LOG);
+    records.forEach((bytes, i) => log.put({ bytes }, [docId, replica, first + i]));
+    await done(tx);
+  }
+
+  /** Stores `replica`'s compacted state and deletes its log records numbered below `upTo`. */
+  async compact(docId, replica, bytes, upTo) {
+    const tx = this.db.transaction([STATES, LOG], 'readwrite');
+    tx.objectStore(STATES).put({ bytes, savedMs: Date.now() }, [docId, replica]);
+    if (upTo > 0) tx.objectStore(LOG).delete(IDBKeyRange.bound([docId, replica, 0], [docId, replica, upTo], false, true));
+    await done(tx);
+  }
+
+  /** Bytes stored for `docId`: states and records of every replica (tests and the curious). */
+  async storedBytes(docId) {
+    const tx = this.db.transaction([SESSIONS, STATES, LOG], 'readonly');
+    let total = 0;
+    for (const name of [SESSIONS, STATES, LOG]) {
+      for (const value of await request(tx.objectStore(name).getAll(range(docId)))) total += value.bytes.byteLength;
+    }
+    return total;
   }
 }

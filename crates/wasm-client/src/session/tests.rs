@@ -3,18 +3,18 @@
 use super::*;
 
 /// Answers `ClientMsg`s the way PROTOCOL.md describes, for one document.
-struct FakeServer {
-    doc: Document,
+pub(super) struct FakeServer {
+    pub(super) doc: Document,
     next_connection: u64,
 }
 
 impl FakeServer {
-    fn new() -> FakeServer {
+    pub(super) fn new() -> FakeServer {
         FakeServer { doc: Document::new(ReplicaId::from_u128(u128::MAX)), next_connection: 1 }
     }
 
     /// The server's answer to `frame`, plus the `Changes` frame it would broadcast to others.
-    fn handle(&mut self, frame: &[u8]) -> (Vec<u8>, Option<Vec<u8>>) {
+    pub(super) fn handle(&mut self, frame: &[u8]) -> (Vec<u8>, Option<Vec<u8>>) {
         match ClientMsg::decode(frame).expect("client frame decodes") {
             ClientMsg::Hello { version, .. } => {
                 let connection = self.next_connection;
@@ -49,17 +49,17 @@ impl FakeServer {
     }
 }
 
-fn user(name: &str) -> UserInfo {
+pub(super) fn user(name: &str) -> UserInfo {
     UserInfo { name: name.to_owned(), color: "#123456".to_owned() }
 }
 
-fn connect(session: &mut Session, server: &mut FakeServer) -> Event {
+pub(super) fn connect(session: &mut Session, server: &mut FakeServer) -> Event {
     let (welcome, _) = server.handle(&session.hello(user("a")));
     session.receive(&welcome).expect("welcome decodes")
 }
 
 /// Sends every pending batch and feeds the acks back; returns the broadcasts.
-fn flush(session: &mut Session, server: &mut FakeServer) -> Vec<Vec<u8>> {
+pub(super) fn flush(session: &mut Session, server: &mut FakeServer) -> Vec<Vec<u8>> {
     let mut broadcasts = Vec::new();
     while let Some(frame) = session.next_frame() {
         let (ack, broadcast) = server.handle(&frame);
