@@ -141,19 +141,27 @@ impl Session {
     pub fn load(bytes: &[u8], replica: ReplicaId) -> Result<Session, DecodeError> {
         let saved = Saved::decode(bytes)?;
         let doc = codec::decode_snapshot(&saved.snapshot, replica)?;
+        // The pending changes a compact state leaves out are in its history.
+        let derived = doc.ops_since(&saved.server_version).unwrap_or_default();
         let mut session = Session::new(replica);
         session.doc = doc;
         session.server_version = saved.server_version;
         session.add_pending(saved.pending);
+        session.add_pending(derived);
         session.sort_unsent();
         Ok(session)
     }
 
-    /// The document state and the pending changes, for browser storage.
+    /// The document state and the pending changes, for browser storage. The pending changes
+    /// are left out when the history holds them all (every change after the server's known
+    /// version): loading takes them from there, so an offline session's state stays the size
+    /// of the compact document.
     pub fn export(&self) -> Vec<u8> {
+        let derivable = self.doc.history_base().le(&self.server_version);
+        let none = VecDeque::new();
         SavedRef {
             snapshot: codec::encode_snapshot(&self.doc),
-            pending: &self.pending,
+            pending: if derivable { &none } else { &self.pending },
             server_version: &self.server_version,
         }
         .encode()
@@ -163,11 +171,13 @@ impl Session {
     pub fn merge_saved(&mut self, bytes: &[u8]) -> Result<Event, DecodeError> {
         let saved = Saved::decode(bytes)?;
         let other = codec::decode_snapshot(&saved.snapshot, self.doc.replica())?;
+        let derived = other.ops_since(&saved.server_version).unwrap_or_default();
         let before = self.body();
         self.doc.merge(&other);
         self.needs_compaction = true;
         self.server_version.merge(&saved.server_version);
         self.add_pending(saved.pending);
+        self.add_pending(derived);
         self.adopt_tab_changes(false);
         self.sort_unsent();
         self.prune();

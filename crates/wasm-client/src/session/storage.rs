@@ -25,6 +25,8 @@ impl Session {
     pub fn restore_state(&mut self, bytes: &[u8]) -> Result<(), DecodeError> {
         let saved = Saved::decode(bytes)?;
         let other = codec::decode_snapshot(&saved.snapshot, self.doc.replica())?;
+        // The pending changes a compact state leaves out are in its history.
+        let derived = other.ops_since(&saved.server_version).unwrap_or_default();
         if self.doc.version().is_empty() && self.pending.is_empty() && self.doc.pending_count() == 0 {
             self.doc = other;
         } else {
@@ -32,6 +34,7 @@ impl Session {
         }
         self.server_version.merge(&saved.server_version);
         self.add_pending(saved.pending);
+        self.add_pending(derived);
         Ok(())
     }
 
