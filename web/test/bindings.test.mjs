@@ -124,7 +124,7 @@ test('frames: hello first, nothing to send before the welcome', () => {
   assert.equal(c.linkState(), 'down');
   assert.equal(c.nextFrame(), undefined);
   const hello = c.helloFrame('Ada', '#e91e63');
-  assert.deepEqual([...hello.slice(0, 2)], [1, 16]); // format version, client message kind
+  assert.deepEqual([...hello.slice(0, 2)], [2, 16]); // format version, client message kind
   assert.equal(c.linkState(), 'joining');
   assert.equal(c.nextFrame(), undefined);
   c.disconnected();
