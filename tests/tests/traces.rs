@@ -120,3 +120,52 @@ fn every_trace_replays_to_its_end_content_locally_and_remotely() {
         println!("{}: {} ops, {moved} delivered out of order, snapshot {} bytes", trace.name, ops.len(), bytes.len());
     }
 }
+
+/// What a client sends per keystroke: every trace typed through a `Document`, one change per
+/// patch, each sent as its own `Changes` frame on one connection (after its `Hello`), as the
+/// browser does. Issue 17 asks for at most 40 bytes on average on automerge-paper; the frames
+/// must also decode, on the server's side of the connection, to the changes sent.
+#[test]
+fn a_keystroke_costs_a_few_tens_of_bytes_on_the_wire() {
+    use crdt_core::protocol::{ClientMsg, UserInfo, WireNames, PROTOCOL_VERSION};
+    use crdt_core::{Document, VersionVector};
+    for trace in load_traces() {
+        let mut doc = Document::new(ReplicaId::from_u128(0xA));
+        let (mut client, mut server) = (WireNames::new(), WireNames::new());
+        let hello = ClientMsg::Hello {
+            protocol: PROTOCOL_VERSION,
+            replica: doc.replica(),
+            version: VersionVector::new(),
+            user: UserInfo { name: "a".into(), color: "#000".into() },
+        };
+        ClientMsg::decode_on(&hello.encode_on(&mut client), 1 << 20, &mut server).unwrap();
+        let (mut frames, mut bytes) = (0u64, 0u64);
+        for (i, p) in trace.patches.iter().enumerate() {
+            let change = match (p.1, p.2.is_empty()) {
+                (_, true) => doc.delete_text("body", p.0, p.1).unwrap(),
+                (0, false) => Some(doc.insert_text("body", p.0, &p.2).unwrap()),
+                _ => doc
+                    .transact(|t| {
+                        t.delete_text("body", p.0, p.1)?;
+                        t.insert_text("body", p.0, &p.2)
+                    })
+                    .unwrap(),
+            };
+            let message = ClientMsg::Changes { seq: i as u64 + 1, changes: change.into_iter().collect() };
+            let frame = message.encode_on(&mut client);
+            assert_eq!(
+                ClientMsg::decode_on(&frame, 1 << 20, &mut server).unwrap(),
+                message,
+                "{} patch {i}",
+                trace.name
+            );
+            frames += 1;
+            bytes += frame.len() as u64;
+        }
+        let mean = bytes as f64 / frames as f64;
+        println!("{}: {mean:.1} bytes per keystroke frame", trace.name);
+        if trace.name == "automerge-paper" {
+            assert!(mean <= 40.0, "automerge-paper: {mean:.1} bytes per keystroke frame");
+        }
+    }
+}

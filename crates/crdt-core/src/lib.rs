@@ -11,6 +11,7 @@ mod or_set;
 pub mod protocol;
 mod rga;
 mod varint;
+mod wire;
 
 pub use clock::{Lamport, OpId, ReplicaId, VersionVector};
 pub use counter::{GCounter, GCounterOp, PnCounter, PnCounterOp};

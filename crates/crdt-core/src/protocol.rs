@@ -8,12 +8,18 @@
 //! Every WebSocket binary frame is one message, encoded by [`crate::codec::encode_message`]:
 //! byte 0 is the format version ([`crate::codec::FORMAT_VERSION`]), byte 1 the kind
 //! ([`KIND_CLIENT`] for [`ClientMsg`], [`KIND_SERVER`] for [`ServerMsg`]), then the bincode
-//! (standard config, varint integers) encoding of the message.
+//! (standard config, varint integers) encoding of the message, in which every list of changes
+//! is a byte string in the compact form of `wire.rs`. A client names replica ids and
+//! field names once per connection ([`ClientMsg::encode_on`], [`ClientMsg::decode_on`] with
+//! one [`WireNames`] per connection and direction, starting with the `Hello`'s replica), so a
+//! keystroke costs a few tens of bytes; the server's messages name them once per message.
 
 use serde::{Deserialize, Serialize};
 
 use crate::document::Change;
-use crate::{Anchor, DecodeError, ReplicaId, VersionVector};
+use crate::varint::Reader;
+pub use crate::wire::{WireNames, MAX_NAMES};
+use crate::{codec, wire, Anchor, DecodeError, ReplicaId, VersionVector};
 
 /// Kind byte of a frame holding a [`ClientMsg`].
 pub const KIND_CLIENT: u8 = 16;
@@ -43,7 +49,7 @@ pub struct Selection {
 }
 
 /// Client → server.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum ClientMsg {
     /// First message on every connection.
     Hello {
@@ -72,7 +78,7 @@ pub enum ClientMsg {
 }
 
 /// How the server brings a new connection up to date.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Catchup {
     /// The changes the client lacks, in causal order.
     Changes(Vec<Change>),
@@ -106,7 +112,7 @@ pub struct Peer {
 }
 
 /// Server → client.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum ServerMsg {
     /// Answer to `Hello`, sent once the document has finished loading.
     Welcome {
@@ -153,25 +159,198 @@ pub enum ServerMsg {
 }
 
 impl ClientMsg {
-    /// Encodes as one frame.
+    /// Encodes as one frame that names everything in full (for a one-off message; a client
+    /// on a connection uses [`encode_on`](Self::encode_on)).
     pub fn encode(&self) -> Vec<u8> {
-        crate::codec::encode_message(KIND_CLIENT, self)
+        self.encode_on(&mut WireNames::new())
     }
 
-    /// Decodes one frame (bounded: see [`crate::codec::decode_message`]).
+    /// Encodes as one frame on a connection whose client → server names are `names`.
+    pub fn encode_on(&self, names: &mut WireNames) -> Vec<u8> {
+        let wire = match self {
+            ClientMsg::Hello { protocol, replica, version, user } => {
+                // The decoder refuses a full table; the Hello still encodes.
+                let _ = names.name_replica(*replica);
+                ClientWire::Hello { protocol: *protocol, replica: *replica, version, user }
+            }
+            ClientMsg::Changes { seq, changes } => {
+                ClientWire::Changes { seq: *seq, changes: changes_bytes(changes, names) }
+            }
+            ClientMsg::Presence { selection } => ClientWire::Presence { selection },
+        };
+        codec::encode_message(KIND_CLIENT, &wire)
+    }
+
+    /// Decodes one frame that names everything it uses (bounded: see
+    /// [`crate::codec::decode_message`]).
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        crate::codec::decode_message(KIND_CLIENT, bytes)
+        Self::decode_on(bytes, codec::MAX_MESSAGE_LEN, &mut WireNames::new())
+    }
+
+    /// Decodes one frame of at most `max_len` bytes on a connection whose client → server
+    /// names are `names` (which it extends).
+    pub fn decode_on(bytes: &[u8], max_len: usize, names: &mut WireNames) -> Result<Self, DecodeError> {
+        let wire: ClientWireOwned = codec::decode_message_with_limit(KIND_CLIENT, bytes, max_len)?;
+        Ok(match wire {
+            ClientWireOwned::Hello { protocol, replica, version, user } => {
+                names.name_replica(replica).map_err(DecodeError::Invalid)?;
+                ClientMsg::Hello { protocol, replica, version, user }
+            }
+            ClientWireOwned::Changes { seq, changes } => {
+                ClientMsg::Changes { seq, changes: changes_of(&changes.0, names)? }
+            }
+            ClientWireOwned::Presence { selection } => ClientMsg::Presence { selection },
+        })
     }
 }
 
 impl ServerMsg {
-    /// Encodes as one frame.
+    /// Encodes as one frame (each list of changes names its replicas and fields itself, so one
+    /// frame can go to every connection).
     pub fn encode(&self) -> Vec<u8> {
-        crate::codec::encode_message(KIND_SERVER, self)
+        let changes = |list: &[Change]| changes_bytes(list, &mut WireNames::new());
+        let wire = match self {
+            ServerMsg::Welcome { connection, catchup, version, hash, peers } => ServerWire::Welcome {
+                connection: *connection,
+                catchup: match catchup {
+                    Catchup::Changes(list) => CatchupWire::Changes(changes(list)),
+                    Catchup::Snapshot(bytes) => CatchupWire::Snapshot(ByteBuf(bytes.clone())),
+                },
+                version,
+                hash: *hash,
+                peers,
+            },
+            ServerMsg::Ack { seq, status, version, hash } => {
+                ServerWire::Ack { seq: *seq, status, version, hash: *hash }
+            }
+            ServerMsg::Changes { changes: list } => ServerWire::Changes { changes: changes(list) },
+            ServerMsg::Presence(peer) => ServerWire::Presence(peer),
+            ServerMsg::PresenceGone { connection } => ServerWire::PresenceGone { connection: *connection },
+            ServerMsg::Error { message } => ServerWire::Error { message },
+        };
+        codec::encode_message(KIND_SERVER, &wire)
     }
 
     /// Decodes one frame (bounded: see [`crate::codec::decode_message`]).
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        crate::codec::decode_message(KIND_SERVER, bytes)
+        let wire: ServerWireOwned = codec::decode_message(KIND_SERVER, bytes)?;
+        let changes = |bytes: &ByteBuf| changes_of(&bytes.0, &mut WireNames::new());
+        Ok(match wire {
+            ServerWireOwned::Welcome { connection, catchup, version, hash, peers } => ServerMsg::Welcome {
+                connection,
+                catchup: match catchup {
+                    CatchupWireOwned::Changes(bytes) => Catchup::Changes(changes(&bytes)?),
+                    CatchupWireOwned::Snapshot(bytes) => Catchup::Snapshot(bytes.0),
+                },
+                version,
+                hash,
+                peers,
+            },
+            ServerWireOwned::Ack { seq, status, version, hash } => ServerMsg::Ack { seq, status, version, hash },
+            ServerWireOwned::Changes { changes: bytes } => ServerMsg::Changes { changes: changes(&bytes)? },
+            ServerWireOwned::Presence(peer) => ServerMsg::Presence(peer),
+            ServerWireOwned::PresenceGone { connection } => ServerMsg::PresenceGone { connection },
+            ServerWireOwned::Error { message } => ServerMsg::Error { message },
+        })
     }
+}
+
+fn changes_bytes(changes: &[Change], names: &mut WireNames) -> ByteBuf {
+    let mut out = Vec::new();
+    wire::encode_changes(changes, names, &mut out);
+    ByteBuf(out)
+}
+
+fn changes_of(bytes: &[u8], names: &mut WireNames) -> Result<Vec<Change>, DecodeError> {
+    let mut rd = Reader { buf: bytes, at: 0 };
+    let changes = wire::decode_changes(&mut rd, names).map_err(|e| DecodeError::Malformed(e.into()))?;
+    if !rd.at_end() {
+        return Err(DecodeError::TrailingBytes(bytes.len() - rd.at));
+    }
+    Ok(changes)
+}
+
+/// A byte string that bincode writes and reads in one piece (a varint length, then the bytes).
+#[derive(Clone, Debug, PartialEq)]
+struct ByteBuf(Vec<u8>);
+
+impl Serialize for ByteBuf {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteBuf {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = ByteBuf;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a byte string")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<ByteBuf, E> {
+                Ok(ByteBuf(v.to_vec()))
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<ByteBuf, E> {
+                Ok(ByteBuf(v))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<ByteBuf, A::Error> {
+                let mut out = Vec::new();
+                while let Some(b) = seq.next_element::<u8>()? {
+                    out.push(b);
+                }
+                Ok(ByteBuf(out))
+            }
+        }
+        deserializer.deserialize_byte_buf(Visitor)
+    }
+}
+
+// The messages as bincode writes them: the same variants and fields, lists of changes as
+// compact byte strings. Borrowed for encoding, owned for decoding.
+
+#[derive(Serialize)]
+enum ClientWire<'a> {
+    Hello { protocol: u16, replica: ReplicaId, version: &'a VersionVector, user: &'a UserInfo },
+    Changes { seq: u64, changes: ByteBuf },
+    Presence { selection: &'a Option<Selection> },
+}
+
+#[derive(Deserialize)]
+enum ClientWireOwned {
+    Hello { protocol: u16, replica: ReplicaId, version: VersionVector, user: UserInfo },
+    Changes { seq: u64, changes: ByteBuf },
+    Presence { selection: Option<Selection> },
+}
+
+#[derive(Serialize)]
+enum CatchupWire {
+    Changes(ByteBuf),
+    Snapshot(ByteBuf),
+}
+
+#[derive(Deserialize)]
+enum CatchupWireOwned {
+    Changes(ByteBuf),
+    Snapshot(ByteBuf),
+}
+
+#[derive(Serialize)]
+enum ServerWire<'a> {
+    Welcome { connection: u64, catchup: CatchupWire, version: &'a VersionVector, hash: u64, peers: &'a [Peer] },
+    Ack { seq: u64, status: &'a AckStatus, version: &'a VersionVector, hash: u64 },
+    Changes { changes: ByteBuf },
+    Presence(&'a Peer),
+    PresenceGone { connection: u64 },
+    Error { message: &'a str },
+}
+
+#[derive(Deserialize)]
+enum ServerWireOwned {
+    Welcome { connection: u64, catchup: CatchupWireOwned, version: VersionVector, hash: u64, peers: Vec<Peer> },
+    Ack { seq: u64, status: AckStatus, version: VersionVector, hash: u64 },
+    Changes { changes: ByteBuf },
+    Presence(Peer),
+    PresenceGone { connection: u64 },
+    Error { message: String },
 }

@@ -25,8 +25,7 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::response::Response;
-use crdt_core::codec;
-use crdt_core::protocol::{ClientMsg, ServerMsg, KIND_CLIENT, PROTOCOL_VERSION};
+use crdt_core::protocol::{ClientMsg, ServerMsg, WireNames, PROTOCOL_VERSION};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{interval_at, timeout, Instant, MissedTickBehavior};
@@ -161,8 +160,11 @@ where
     E: StdError + 'static,
 {
     let missed_pongs = AtomicU32::new(0);
+    // What the client has named on this connection (replica ids, field names): its changes
+    // name each once, then by number.
+    let mut names = WireNames::new();
     let hello = tokio::select! {
-        next = timeout(state.config.hello_timeout, next_message(stream, state, &missed_pongs)) => next,
+        next = timeout(state.config.hello_timeout, next_message(stream, state, &missed_pongs, &mut names)) => next,
         _ = state.shutdown.cancelled() => return Exit::Shutdown,
     };
     let (replica, version, user) = match hello {
@@ -216,7 +218,7 @@ where
     tracing::debug!(%replica, "joined");
 
     let exit = {
-        let reader = read_loop(stream, &handle, conn, state, &missed_pongs);
+        let reader = read_loop(stream, &handle, conn, state, &missed_pongs, &mut names);
         let writer = write_loop(sink, &mut out_rx, state, &missed_pongs);
         // Biased: the actor sends a kick before it drops the connection's queue, and the kick
         // carries the reason the client must hear, so it wins over the closed queue; shutdown
@@ -238,7 +240,12 @@ where
 }
 
 /// Reads until the next protocol message, handling control frames on the way.
-async fn next_message<St, E>(stream: &mut St, state: &AppState, missed_pongs: &AtomicU32) -> Result<ClientMsg, Exit>
+async fn next_message<St, E>(
+    stream: &mut St,
+    state: &AppState,
+    missed_pongs: &AtomicU32,
+    names: &mut WireNames,
+) -> Result<ClientMsg, Exit>
 where
     St: Stream<Item = Result<Message, E>> + Unpin,
     E: StdError + 'static,
@@ -253,7 +260,7 @@ where
             Message::Binary(bytes) => {
                 Metrics::add(&state.metrics.bytes_in, bytes.len() as u64);
                 let limit = state.config.max_message_bytes;
-                return codec::decode_message_with_limit::<ClientMsg>(KIND_CLIENT, &bytes, limit)
+                return ClientMsg::decode_on(&bytes, limit, names)
                     .map_err(|error| bad(close_code::INVALID_PAYLOAD, format!("undecodable message: {error}")));
             }
             Message::Text(_) => {
@@ -302,13 +309,14 @@ async fn read_loop<St, E>(
     conn: ConnId,
     state: &AppState,
     missed_pongs: &AtomicU32,
+    names: &mut WireNames,
 ) -> Exit
 where
     St: Stream<Item = Result<Message, E>> + Unpin,
     E: StdError + 'static,
 {
     loop {
-        let command = match next_message(stream, state, missed_pongs).await {
+        let command = match next_message(stream, state, missed_pongs, names).await {
             Err(exit) => return exit,
             Ok(ClientMsg::Hello { .. }) => {
                 return bad(close_code::PROTOCOL_ERROR, "Hello may be sent only once per connection")

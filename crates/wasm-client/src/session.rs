@@ -44,7 +44,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
-use crdt_core::protocol::{AckStatus, Catchup, ClientMsg, Peer, Selection, ServerMsg, UserInfo, PROTOCOL_VERSION};
+use crdt_core::protocol::{
+    AckStatus, Catchup, ClientMsg, Peer, Selection, ServerMsg, UserInfo, WireNames, PROTOCOL_VERSION,
+};
 use crdt_core::{
     codec, Anchor, ApplyOutcome, Change, DecodeError, Document, EditError, ReplicaId, TextDelta, VersionVector,
 };
@@ -110,6 +112,9 @@ pub struct Session {
     /// Changes from other tabs that this document has buffered, not applied: they join
     /// `pending` once applied.
     from_tabs: Vec<Change>,
+    /// What this connection's frames have named (replica ids, field names), so that each is
+    /// sent in full once per connection.
+    names: WireNames,
     /// The next `Welcome` replaces the document (divergence recovery).
     resyncing: bool,
 }
@@ -129,6 +134,7 @@ impl Session {
             link: Link::Down,
             peers: BTreeMap::new(),
             from_tabs: Vec::new(),
+            names: WireNames::new(),
             resyncing: false,
         }
     }
@@ -306,7 +312,10 @@ impl Session {
         self.link = Link::Joining;
         self.peers.clear();
         let version = if self.resyncing { VersionVector::new() } else { self.doc.version().clone() };
-        ClientMsg::Hello { protocol: PROTOCOL_VERSION, replica: self.doc.replica(), version, user }.encode()
+        // A new connection: nothing is named on it yet.
+        self.names = WireNames::new();
+        ClientMsg::Hello { protocol: PROTOCOL_VERSION, replica: self.doc.replica(), version, user }
+            .encode_on(&mut self.names)
     }
 
     /// The connection is gone.
@@ -337,7 +346,7 @@ impl Session {
         let seq = *next_seq;
         *next_seq += 1;
         *sent = end;
-        Some(ClientMsg::Changes { seq, changes }.encode())
+        Some(ClientMsg::Changes { seq, changes }.encode_on(&mut self.names))
     }
 
     /// The `Presence` frame for a cursor or selection given in UTF-16 positions of the body.

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use axum::extract::ws::Message;
-use crdt_core::protocol::{AckStatus, Catchup, ClientMsg, ServerMsg, UserInfo, PROTOCOL_VERSION};
+use crdt_core::protocol::{AckStatus, Catchup, ClientMsg, ServerMsg, UserInfo, WireNames, PROTOCOL_VERSION};
 use crdt_core::{Document, ReplicaId, VersionVector};
 use futures_util::stream;
 use tokio::sync::mpsc;
@@ -30,23 +30,31 @@ fn hello() -> ClientMsg {
     }
 }
 
+fn names_after_hello() -> WireNames {
+    let mut names = WireNames::new();
+    names.name_replica(ReplicaId::from_u128(1)).unwrap();
+    names
+}
+
 #[test]
 fn protocol_md_byte_examples_are_right() {
     let r = replica_bytes();
     let mut expected = vec![0x02, 0x10, 0x00, 0x02];
     expected.extend(&r);
     expected.extend([0x00, 0x03, b'a', b'n', b'n', 0x04, b'#', b'f', b'0', b'0']);
-    assert_eq!(hello().encode(), expected, "Hello");
+    let mut names = WireNames::new();
+    assert_eq!(hello().encode_on(&mut names), expected, "Hello");
 
+    // The batch on the same connection: the Hello named the replica (number 1).
     let mut doc = Document::new(ReplicaId::from_u128(1));
     let change = doc.insert_text("t", 0, "hi").unwrap();
     let batch = ClientMsg::Changes { seq: 1, changes: vec![change] };
-    let mut expected = vec![0x02, 0x10, 0x01, 0x01, 0x01];
-    expected.extend(&r);
-    expected.extend([0x01, 0x00, 0x01, 0x01, b't', 0x00, 0x00]);
-    expected.extend(&r);
-    expected.extend([0x00, 0x00, 0x00, 0x02, b'h', b'i']);
-    assert_eq!(batch.encode(), expected, "Changes");
+    let expected = vec![
+        0x02, 0x10, 0x01, 0x01, 0x0f, 0x01, 0x01, 0x01, 0x00, 0x01, 0x00, 0x01, b't', 0x00, 0x00, 0x00, 0x00, 0x02,
+        b'h', b'i',
+    ];
+    assert_eq!(batch.encode_on(&mut names), expected, "Changes");
+    assert_eq!(ClientMsg::decode_on(&expected, 1 << 20, &mut names_after_hello()), Ok(batch));
 
     assert_eq!(doc.state_hash(), 0xab9b_5912_239f_b420, "the hash quoted in PROTOCOL.md");
     let ack =
@@ -79,8 +87,9 @@ async fn next_server_msg(out: &mut mpsc::Receiver<Message>) -> ServerMsg {
     }
 }
 
-fn binary(message: &ClientMsg) -> Incoming {
-    Ok(Message::Binary(message.encode().into()))
+/// One client frame, encoded with the connection's names as a client does.
+fn binary(names: &mut WireNames, message: &ClientMsg) -> Incoming {
+    Ok(Message::Binary(message.encode_on(names).into()))
 }
 
 #[tokio::test]
@@ -89,7 +98,8 @@ async fn a_session_through_channels_syncs_and_closes_on_bad_input() {
     let state = AppState::new(Config::with_data_dir(dir), Arc::new(MemoryStore::default()));
     let (input, mut output, session) = start(&state);
 
-    input.send(binary(&hello())).await.unwrap();
+    let mut names = WireNames::new();
+    input.send(binary(&mut names, &hello())).await.unwrap();
     let ServerMsg::Welcome { catchup, version, .. } = next_server_msg(&mut output).await else {
         panic!("welcome first");
     };
@@ -98,14 +108,14 @@ async fn a_session_through_channels_syncs_and_closes_on_bad_input() {
 
     let mut doc = Document::new(ReplicaId::from_u128(1));
     let change = doc.insert_text("t", 0, "hi").unwrap();
-    input.send(binary(&ClientMsg::Changes { seq: 1, changes: vec![change.clone()] })).await.unwrap();
+    input.send(binary(&mut names, &ClientMsg::Changes { seq: 1, changes: vec![change.clone()] })).await.unwrap();
     let ack = next_server_msg(&mut output).await;
     assert_eq!(
         ack,
         ServerMsg::Ack { seq: 1, status: AckStatus::Applied, version: doc.version().clone(), hash: doc.state_hash() }
     );
     // The same batch again is a no-op, acknowledged as applied.
-    input.send(binary(&ClientMsg::Changes { seq: 2, changes: vec![change] })).await.unwrap();
+    input.send(binary(&mut names, &ClientMsg::Changes { seq: 2, changes: vec![change] })).await.unwrap();
     let ServerMsg::Ack { seq: 2, status: AckStatus::Applied, version, .. } = next_server_msg(&mut output).await else {
         panic!("ack of the duplicate");
     };
@@ -162,13 +172,14 @@ async fn a_failed_commit_is_never_acknowledged() {
     let dir = std::env::temp_dir().join("doc-server-ws-unit-flaky");
     let state = AppState::new(Config::with_data_dir(dir), store.clone());
     let (input, mut output, session) = start(&state);
-    input.send(binary(&hello())).await.unwrap();
+    let mut names = WireNames::new();
+    input.send(binary(&mut names, &hello())).await.unwrap();
     assert!(matches!(next_server_msg(&mut output).await, ServerMsg::Welcome { .. }));
 
     store.failing.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut doc = Document::new(ReplicaId::from_u128(1));
     let change = doc.insert_text("t", 0, "lost?").unwrap();
-    input.send(binary(&ClientMsg::Changes { seq: 1, changes: vec![change.clone()] })).await.unwrap();
+    input.send(binary(&mut names, &ClientMsg::Changes { seq: 1, changes: vec![change.clone()] })).await.unwrap();
     let ServerMsg::Error { message } = next_server_msg(&mut output).await else {
         panic!("an error, not an ack");
     };
@@ -183,12 +194,13 @@ async fn a_failed_commit_is_never_acknowledged() {
     // The document reloads from the store, which never got the change: the client resends it.
     store.failing.store(false, std::sync::atomic::Ordering::Relaxed);
     let (input, mut output, _session) = start(&state);
-    input.send(binary(&hello())).await.unwrap();
+    let mut names = WireNames::new();
+    input.send(binary(&mut names, &hello())).await.unwrap();
     let ServerMsg::Welcome { version, .. } = next_server_msg(&mut output).await else {
         panic!("welcome");
     };
     assert!(version.is_empty(), "nothing unacknowledged was kept");
-    input.send(binary(&ClientMsg::Changes { seq: 1, changes: vec![change] })).await.unwrap();
+    input.send(binary(&mut names, &ClientMsg::Changes { seq: 1, changes: vec![change] })).await.unwrap();
     let ServerMsg::Ack { status: AckStatus::Applied, version, .. } = next_server_msg(&mut output).await else {
         panic!("ack");
     };

@@ -10,7 +10,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use crdt_core::codec;
-use crdt_core::protocol::{AckStatus, Catchup, ClientMsg, Peer, Selection, ServerMsg, UserInfo, PROTOCOL_VERSION};
+use crdt_core::protocol::{
+    AckStatus, Catchup, ClientMsg, Peer, Selection, ServerMsg, UserInfo, WireNames, PROTOCOL_VERSION,
+};
 use crdt_core::{ApplyOutcome, Change, Document, ReplicaId, VersionVector};
 use futures_util::{SinkExt, StreamExt};
 use rand::Rng;
@@ -53,6 +55,8 @@ pub struct Client {
     pub name: String,
     pub doc: Document,
     ws: Option<Ws>,
+    /// What this connection's frames have named.
+    names: WireNames,
     next_seq: u64,
     inflight: VecDeque<(u64, u64)>,
     unsent: Vec<Change>,
@@ -74,6 +78,7 @@ pub struct Client {
 impl Client {
     pub fn new(name: &str) -> Client {
         Client {
+            names: WireNames::new(),
             name: name.to_owned(),
             doc: Document::new(ReplicaId::random()),
             ws: None,
@@ -106,6 +111,7 @@ impl Client {
     /// (the client's unacknowledged ones, and anything else the server's version misses).
     pub async fn connect(&mut self, addr: SocketAddr, doc: &str) -> Result<(), String> {
         self.ws = Some(connect_ws(addr, doc).await?);
+        self.names = WireNames::new();
         self.next_seq = 1;
         self.inflight.clear();
         self.unsent.clear();
@@ -206,7 +212,8 @@ impl Client {
     }
 
     pub async fn send(&mut self, message: &ClientMsg) -> Result<(), String> {
-        self.send_raw(Message::Binary(message.encode().into())).await
+        let frame = message.encode_on(&mut self.names);
+        self.send_raw(Message::Binary(frame.into())).await
     }
 
     pub async fn send_raw(&mut self, message: Message) -> Result<(), String> {

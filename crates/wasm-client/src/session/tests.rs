@@ -6,16 +6,24 @@ use super::*;
 pub(super) struct FakeServer {
     pub(super) doc: Document,
     next_connection: u64,
+    /// Each client's connection's names (one connection per replica at a time).
+    names: HashMap<ReplicaId, WireNames>,
 }
 
 impl FakeServer {
     pub(super) fn new() -> FakeServer {
-        FakeServer { doc: Document::new(ReplicaId::from_u128(u128::MAX)), next_connection: 1 }
+        FakeServer { doc: Document::new(ReplicaId::from_u128(u128::MAX)), next_connection: 1, names: HashMap::new() }
     }
 
-    /// The server's answer to `frame`, plus the `Changes` frame it would broadcast to others.
-    pub(super) fn handle(&mut self, frame: &[u8]) -> (Vec<u8>, Option<Vec<u8>>) {
-        match ClientMsg::decode(frame).expect("client frame decodes") {
+    /// The server's answer to `frame` from the session of replica `from`, plus the `Changes`
+    /// frame it would broadcast to others.
+    pub(super) fn handle(&mut self, from: ReplicaId, frame: &[u8]) -> (Vec<u8>, Option<Vec<u8>>) {
+        let names = self.names.entry(from).or_default();
+        if matches!(ClientMsg::decode(frame), Ok(ClientMsg::Hello { .. })) {
+            // A Hello starts a connection.
+            *names = WireNames::new();
+        }
+        match ClientMsg::decode_on(frame, 1 << 24, names).expect("client frame decodes") {
             ClientMsg::Hello { version, .. } => {
                 let connection = self.next_connection;
                 self.next_connection += 1;
@@ -54,7 +62,8 @@ pub(super) fn user(name: &str) -> UserInfo {
 }
 
 pub(super) fn connect(session: &mut Session, server: &mut FakeServer) -> Event {
-    let (welcome, _) = server.handle(&session.hello(user("a")));
+    let hello = session.hello(user("a"));
+    let (welcome, _) = server.handle(session.doc().replica(), &hello);
     session.receive(&welcome).expect("welcome decodes")
 }
 
@@ -62,7 +71,7 @@ pub(super) fn connect(session: &mut Session, server: &mut FakeServer) -> Event {
 pub(super) fn flush(session: &mut Session, server: &mut FakeServer) -> Vec<Vec<u8>> {
     let mut broadcasts = Vec::new();
     while let Some(frame) = session.next_frame() {
-        let (ack, broadcast) = server.handle(&frame);
+        let (ack, broadcast) = server.handle(session.doc().replica(), &frame);
         let event = session.receive(&ack).expect("ack decodes");
         assert!(!event.diverged, "ack reported divergence");
         broadcasts.extend(broadcast);
@@ -119,14 +128,16 @@ fn unacknowledged_changes_are_resent_after_a_reconnect() {
 
     connect(&mut session, &mut server);
     let frame = session.next_frame().expect("the batch again");
-    match ClientMsg::decode(&frame).unwrap() {
+    let mut names = WireNames::new();
+    names.name_replica(session.doc().replica()).unwrap();
+    match ClientMsg::decode_on(&frame, 1 << 20, &mut names).unwrap() {
         ClientMsg::Changes { seq, changes } => {
             assert_eq!(seq, 1, "batch numbers restart on a new connection");
             assert_eq!(changes.len(), 1);
         }
         other => panic!("expected changes, got {other:?}"),
     }
-    let (ack, _) = server.handle(&frame);
+    let (ack, _) = server.handle(session.doc().replica(), &frame);
     session.receive(&ack).unwrap();
     assert_eq!(session.pending_len(), 0);
     assert_eq!(server.doc.text(BODY).as_deref(), Some("lost"));
@@ -305,7 +316,7 @@ fn an_ack_with_another_hash_at_the_same_version_is_divergence() {
     connect(&mut session, &mut server);
     session.replace(0, 0, "x").unwrap();
     let frame = session.next_frame().unwrap();
-    let (ack, _) = server.handle(&frame);
+    let (ack, _) = server.handle(session.doc().replica(), &frame);
     let ServerMsg::Ack { seq, status, version, hash } = ServerMsg::decode(&ack).unwrap() else {
         panic!("expected an ack");
     };
@@ -410,7 +421,7 @@ fn a_resync_rebuilds_the_document_from_the_server_and_keeps_unsent_edits() {
         ClientMsg::Hello { version, .. } => assert!(version.is_empty(), "a resync asks for everything"),
         other => panic!("expected hello, got {other:?}"),
     }
-    let (welcome, _) = server.handle(&hello);
+    let (welcome, _) = server.handle(session.doc().replica(), &hello);
     let event = session.receive(&welcome).unwrap();
     assert!(event.reset && event.deltas.is_empty());
     assert_eq!(session.body(), "[other] acked unsent");
