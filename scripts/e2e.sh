@@ -28,6 +28,10 @@ step "build doc-server"
 cargo build -p doc-server
 export DOC_SERVER_BIN="${CARGO_TARGET_DIR:-$PWD/target}/debug/doc-server"
 
+step "native determinism samples (compared with the wasm build's by web/test/determinism.test.mjs)"
+export DETERMINISM_NATIVE="${CARGO_TARGET_DIR:-$PWD/target}/determinism-native.txt"
+cargo run -q -p wasm-client --example determinism -- 0 300 > "$DETERMINISM_NATIVE"
+
 step "binding tests (node --test web/test)"
 t=$SECONDS
 (cd web && node --test test/)

@@ -20,6 +20,7 @@
 //! is crdt-core's; this crate decides only what to send, what to keep and what to report.
 
 mod client;
+pub mod determinism;
 pub mod event;
 pub mod saved;
 pub mod session;
@@ -31,6 +32,12 @@ pub use client::Client;
 pub type WasmResult<T> = Result<T, wasm_bindgen::JsError>;
 
 /// Installs the panic hook, so that a Rust panic shows its message in the console.
+/// [`determinism::sample`] for the Node test that compares the wasm build with the native one.
+#[wasm_bindgen::prelude::wasm_bindgen(js_name = determinismSample)]
+pub fn determinism_sample(seed: u32) -> Vec<u8> {
+    determinism::sample(seed as u64)
+}
+
 #[wasm_bindgen::prelude::wasm_bindgen(start)]
 pub fn start() {
     #[cfg(feature = "console_error_panic_hook")]

@@ -1,9 +1,8 @@
 //! The deflate streams of a packed state, written and read back.
 //!
-//! Which implementation does the work is a choice per build: native builds (the server) write
-//! and read the text literals with libdeflate, the browser build with flate2's miniz_oxide (one
-//! compressor less to ship); the stored structure stream goes through flate2 everywhere. Each
-//! reads any deflate stream, so a document moves between them unchanged.
+//! Every build writes with flate2's zlib-rs, so a document encodes to the same bytes on the
+//! server and in the browser. Native builds read the text literals back with libdeflate (faster
+//! to inflate); the browser reads everything with zlib-rs. Each reads any deflate stream.
 
 use std::io::Write;
 
@@ -14,25 +13,10 @@ pub(super) fn deflate(data: &[u8], level: flate2::Compression) -> Vec<u8> {
     enc.finish().expect("writing to a Vec cannot fail")
 }
 
-/// The text literals deflated: by libdeflate on native builds (at level 9 it writes a smaller
-/// stream than zlib's best level, in less time, and reads it back in about two thirds of the
-/// time), by flate2 in the browser build (one compressor less to ship).
-#[cfg(not(target_arch = "wasm32"))]
-pub(super) fn deflate_literals(data: &[u8]) -> Vec<u8> {
-    let level = libdeflater::CompressionLvl::new(9).unwrap_or(libdeflater::CompressionLvl::best());
-    let mut compressor = libdeflater::Compressor::new(level);
-    let mut out = vec![0; compressor.deflate_compress_bound(data.len())];
-    match compressor.deflate_compress(data, &mut out) {
-        Ok(len) => {
-            out.truncate(len);
-            out
-        }
-        // Cannot happen (the buffer has the bound's room), but there is a way that needs none.
-        Err(_) => deflate(data, flate2::Compression::best()),
-    }
-}
-
-#[cfg(target_arch = "wasm32")]
+/// The text literals deflated, by flate2's zlib-rs at its best level in every build: an encoder
+/// must write the same bytes natively and in the browser (a snapshot's bytes are compared, and
+/// hashed, across them), so the literals no longer go through libdeflate on the way in; they
+/// still come back out through it natively (see [`inflate_literals`]).
 pub(super) fn deflate_literals(data: &[u8]) -> Vec<u8> {
     deflate(data, flate2::Compression::best())
 }
