@@ -134,7 +134,8 @@ pub enum ServerMsg {
         seq: u64,
         /// Applied or rejected.
         status: AckStatus,
-        /// The document's version right after this batch.
+        /// The entries of the document's version right after this batch that changed since
+        /// this connection's `Welcome` or previous `Ack` (the rest are as they were told).
         version: VersionVector,
         /// The state hash at `version`: a client at exactly `version` must have the same hash.
         hash: u64,

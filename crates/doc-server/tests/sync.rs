@@ -230,3 +230,31 @@ async fn http_routes_answer() {
     let (_, _, body) = server.get("/docs/listed").await;
     assert_eq!(serde_json::from_slice::<serde_json::Value>(&body).unwrap()["n"], 2);
 }
+
+/// An ack names only the version entries that moved since the connection's last welcome or
+/// ack: after 40 replicas have edited the document, a keystroke's ack still carries one entry
+/// (its own replica), and the client's view of the server's version stays whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ack_does_not_grow_with_the_replicas_of_the_past() {
+    let dir = common::tmp_dir("ack-size");
+    let server = Server::start(&dir, &[]);
+    let mut rng = StdRng::seed_from_u64(common::seed("ack-size"));
+    for i in 0..40 {
+        let mut visitor = Client::new(&format!("visitor {i}"));
+        visitor.connect(server.addr, "old").await.unwrap();
+        visitor.edit(&mut rng);
+        visitor.flush().await.unwrap();
+        visitor.pump_until(WAIT, |c| c.inflight() == 0).await.unwrap();
+    }
+    let mut writer = Client::new("writer");
+    writer.connect(server.addr, "old").await.unwrap();
+    assert!(writer.told.len() >= 40, "the welcome carries the whole version");
+    for _ in 0..5 {
+        writer.edit(&mut rng);
+        writer.flush().await.unwrap();
+        writer.pump_until(WAIT, |c| c.inflight() == 0).await.unwrap();
+        assert_eq!(writer.last_ack_entries, 1, "an ack names what moved: the writer's own entry");
+        assert_eq!(&writer.told, writer.doc.version(), "the client's view of the server's version is whole");
+    }
+    assert!(writer.hash_checks >= 5, "each ack was checked against the state hash");
+}

@@ -87,6 +87,9 @@ enum Link {
         /// The server refused a batch: send nothing more on this connection (later changes
         /// most likely depend on the refused ones). They stay pending for the next one.
         stalled: bool,
+        /// The server's version as this connection was told it: the `Welcome`'s, with every
+        /// `Ack`'s entries set over it.
+        told: VersionVector,
     },
 }
 
@@ -489,9 +492,9 @@ impl Session {
             self.catch_up(catchup, &mut event);
         }
         self.server_version.merge(&version);
-        self.link = Link::Up { connection, next_seq: 1, sent: 0, stalled: false };
-        event.acked = self.prune();
         event.diverged = self.diverged(&version, hash);
+        self.link = Link::Up { connection, next_seq: 1, sent: 0, stalled: false, told: version };
+        event.acked = self.prune();
         self.peers = peers
             .into_iter()
             .filter(|peer| peer.connection != connection)
@@ -554,9 +557,18 @@ impl Session {
 
     fn ack(&mut self, seq: u64, status: AckStatus, version: VersionVector, hash: u64) -> Event {
         let mut event = Event::new(EventKind::Ack);
+        // An ack carries the entries of the server's version that changed since the last
+        // Welcome or Ack of this connection; `told` is the whole of it.
+        let told = match &mut self.link {
+            Link::Up { told, .. } => {
+                told.merge(&version);
+                told.clone()
+            }
+            _ => version,
+        };
         match status {
             AckStatus::Applied => {
-                self.server_version.merge(&version);
+                self.server_version.merge(&told);
                 event.acked = self.prune();
             }
             AckStatus::Rejected { reason } => {
@@ -572,7 +584,7 @@ impl Session {
                 ));
             }
         }
-        event.diverged = self.diverged(&version, hash);
+        event.diverged = self.diverged(&told, hash);
         event
     }
 

@@ -7,9 +7,11 @@
 //! collected in `dropped` and settled afterwards, because settling one (telling the others it is
 //! gone) sends more messages.
 
+use std::collections::BTreeSet;
+
 use axum::body::Bytes;
 use crdt_core::protocol::{Catchup, Peer, Selection, ServerMsg};
-use crdt_core::{codec, VersionVector};
+use crdt_core::{codec, ReplicaId, VersionVector};
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 
@@ -25,6 +27,10 @@ pub(super) struct PeerEntry {
     pub out: mpsc::Sender<Bytes>,
     pub kick: Option<oneshot::Sender<KickReason>>,
     pub peer: Peer,
+    /// The replicas whose entry of the document's version changed since this connection's
+    /// `Welcome` or last `Ack`: its next `Ack` carries just those (PROTOCOL.md §5), so an ack
+    /// does not grow with the number of replicas that ever edited the document.
+    pub untold: BTreeSet<ReplicaId>,
 }
 
 /// Encodes a server message once, to be shared by every queue it goes to.
@@ -116,7 +122,7 @@ impl DocActor {
             return;
         }
         let announce = frame(&ServerMsg::Presence(peer.clone()));
-        self.peers.insert(join.conn, PeerEntry { out: join.out, kick: Some(join.kick), peer });
+        self.peers.insert(join.conn, PeerEntry { out: join.out, kick: Some(join.kick), peer, untold: BTreeSet::new() });
         self.broadcast(&announce, Some(join.conn));
         self.settle_dropped();
         let _ = join.reply.send(Ok(()));

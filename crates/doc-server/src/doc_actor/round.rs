@@ -1,10 +1,11 @@
 //! One round of the actor: applying batches (all-or-nothing), then the group commit, the
 //! broadcasts, the acknowledgements and the welcomes; see the `doc_actor` module docs.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crdt_core::protocol::{AckStatus, ServerMsg};
-use crdt_core::{codec, ApplyOutcome, Change, VersionVector};
+use crdt_core::{codec, ApplyOutcome, Change, ReplicaId, VersionVector};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
@@ -149,8 +150,14 @@ impl DocActor {
         if round.acks.is_empty() && round.joins.is_empty() && round.values.is_empty() {
             return Ok(());
         }
-        let version = self.doc.version().clone();
         let hash = self.doc.state_hash();
+        // Every connection's next ack names the replicas this round moved.
+        let moved: BTreeSet<ReplicaId> = round.all_changes().map(|change| change.replica).collect();
+        if !moved.is_empty() {
+            for entry in self.peers.values_mut() {
+                entry.untold.extend(moved.iter().copied());
+            }
+        }
         // Broadcasts first: a client that reads its ack has already read the other batches of
         // the round, so when its version equals the ack's, its hash must equal too.
         for batch in std::mem::take(&mut round.applied) {
@@ -163,12 +170,18 @@ impl DocActor {
                 AckStatus::Rejected { .. } => &self.ctx.metrics.batches_rejected,
             };
             Metrics::inc(counter);
-            let message = frame(&ServerMsg::Ack { seq: ack.seq, status: ack.status, version: version.clone(), hash });
+            let Some(entry) = self.peers.get_mut(&ack.conn) else { continue };
+            let version =
+                std::mem::take(&mut entry.untold).into_iter().map(|r| (r, self.doc.version().get(r))).collect();
+            let message = frame(&ServerMsg::Ack { seq: ack.seq, status: ack.status, version, hash });
             self.send_to(ack.conn, message);
         }
         self.settle_dropped();
-        for join in round.joins {
-            self.welcome(join, &version, hash);
+        if !round.joins.is_empty() {
+            let version = self.doc.version().clone();
+            for join in round.joins {
+                self.welcome(join, &version, hash);
+            }
         }
         if !round.values.is_empty() {
             let json = value_json(&self.doc);

@@ -119,7 +119,7 @@ async fn a_session_through_channels_syncs_and_closes_on_bad_input() {
     let ServerMsg::Ack { seq: 2, status: AckStatus::Applied, version, .. } = next_server_msg(&mut output).await else {
         panic!("ack of the duplicate");
     };
-    assert_eq!(&version, doc.version());
+    assert!(version.is_empty(), "nothing moved since the last ack: {version:?}");
     let stored = state.store.load(&DocId::parse("t").unwrap()).unwrap();
     assert_eq!(stored.log.len(), 1, "the duplicate was not logged again");
 

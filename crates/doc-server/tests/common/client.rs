@@ -57,6 +57,11 @@ pub struct Client {
     ws: Option<Ws>,
     /// What this connection's frames have named.
     names: WireNames,
+    /// The server's version as this connection was told it (the welcome's, with every ack's
+    /// entries set over it).
+    pub told: VersionVector,
+    /// How many version entries the last ack carried.
+    pub last_ack_entries: usize,
     next_seq: u64,
     inflight: VecDeque<(u64, u64)>,
     unsent: Vec<Change>,
@@ -79,6 +84,8 @@ impl Client {
     pub fn new(name: &str) -> Client {
         Client {
             names: WireNames::new(),
+            told: VersionVector::new(),
+            last_ack_entries: 0,
             name: name.to_owned(),
             doc: Document::new(ReplicaId::random()),
             ws: None,
@@ -143,7 +150,8 @@ impl Client {
         // was lost with the old connection): the welcome's version acknowledges them.
         self.acked_own = self.acked_own.max(version.get(self.replica()).min(self.doc.version().get(self.replica())));
         let missing = self.doc.ops_since(&version).ok_or("the server lacks history this client cannot supply")?;
-        self.welcome_version = version;
+        self.welcome_version = version.clone();
+        self.told = version;
         for chunk in missing.chunks(MAX_BATCH) {
             self.send_batch(chunk.to_vec()).await?;
         }
@@ -279,7 +287,11 @@ impl Client {
                     AckStatus::Applied => self.acked_own = self.acked_own.max(high),
                     AckStatus::Rejected { reason } => self.rejected.push(reason),
                 }
-                self.check_hash(&version, hash)?;
+                // The ack names the entries that changed since the welcome or the last ack.
+                self.last_ack_entries = version.len();
+                self.told.merge(&version);
+                let told = self.told.clone();
+                self.check_hash(&told, hash)?;
                 Ok(Event::Ack { seq, applied })
             }
             ServerMsg::Presence(peer) => {
