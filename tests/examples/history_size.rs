@@ -45,6 +45,12 @@ fn main() {
         }
         let loaded = decode_snapshot(&bytes, ReplicaId::from_u128(99)).unwrap();
         assert_eq!(loaded.text("body").unwrap_or_default(), trace.end);
+        assert_eq!(encode_snapshot(&loaded), bytes, "encode → decode → encode is not byte-identical");
+        assert_eq!(
+            loaded.ops_since(&Default::default()),
+            doc.ops_since(&Default::default()),
+            "the loaded history differs"
+        );
         let text_bytes = crdt_core::codec::encode_snapshot_without_history(&doc);
         let text_only = text_bytes.len();
         let mut load_text = std::time::Duration::MAX;
