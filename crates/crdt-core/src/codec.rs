@@ -108,7 +108,7 @@ pub fn decode_changes(bytes: &[u8]) -> Result<Vec<Change>, DecodeError> {
 /// size follows the document's, not the number of its changes times their replicas.
 pub fn encode_snapshot(doc: &Document) -> Vec<u8> {
     let mut log = Vec::new();
-    crate::document::encode_log(doc.history_log(), &mut log);
+    crate::document::encode_log(doc.history_log(), doc.fields_map(), &mut log);
     encode_message(KIND_SNAPSHOT, &SnapshotRef::new(doc, doc.history_base(), log))
 }
 
@@ -117,7 +117,7 @@ pub fn encode_snapshot(doc: &Document) -> Vec<u8> {
 /// that are at least that far.
 pub fn encode_snapshot_without_history(doc: &Document) -> Vec<u8> {
     let mut log = Vec::new();
-    crate::document::encode_log(&History::starting_at(doc.version().clone()), &mut log);
+    crate::document::encode_log(&History::starting_at(doc.version().clone()), doc.fields_map(), &mut log);
     encode_message(KIND_SNAPSHOT, &SnapshotRef::new(doc, doc.version(), log))
 }
 

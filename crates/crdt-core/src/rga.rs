@@ -51,6 +51,7 @@ mod place;
 mod run;
 mod snapshot;
 mod store;
+mod walk;
 
 use std::collections::HashMap;
 use std::fmt;

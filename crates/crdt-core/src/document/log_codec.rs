@@ -22,12 +22,26 @@
 //!   stride   zigzag delete stride, for delete spans of 2 changes or more, unless -len
 //!   deps     for spans with deps: varint n, n × (varint replica index, varint how far the
 //!            dependency is below that replica's version at that point of the log)
-//!   ops      for ops spans: varint n, n × (0, varint text, zigzag offset, varint len: an
-//!            insert as above | 1, varint n, n bytes: the bincode FieldOp | 2, varint text,
-//!            varint n, n × (varint target, zigzag offset, varint len): a text delete, the
-//!            first range's offset as a kind 1 delete span's, the others' from the end of the
-//!            range before)
+//!   ops      for ops spans: varint n, then n operations, each a varint tag and its fields
+//!            ([text] is a varint text index, only when T > 1):
+//!            0 [text] zigzag offset, varint len: an insert, its offset as an insert span's
+//!            1 varint b, b bytes: any other operation, its bincode FieldOp
+//!            2 [text] varint m, m × (varint target, zigzag offset, varint len): a text delete
+//!              by its ranges, the first range's offset as a kind 1 delete span's, the others'
+//!              from the end of the range before
+//!            3 [text] varint target, zigzag offset, varint k: a text delete of the k
+//!              characters visible at that point of the log from (target, start) on, in
+//!              document order, the first of them (target, start); the offset is start -
+//!              (the target's next counter in that text - k)
+//!            4 [text] varint k: a text delete of the k characters visible at that point of
+//!              the log from the first character of the insert that follows it (typing over a
+//!              selection): the next operation is a 0 of the same text, and counts among the n
 //! ```
+//!
+//! A character is *visible at a point of the log* when its replica had inserted it by then
+//! and no delete before it in the log removed it (`log_codec/visible.rs`). The encoder writes
+//! a delete as 4, else 3, only when reading its ranges back from the text gives exactly them;
+//! reading back is bounded (see there), so a delete beyond the bound is written as 2.
 //!
 //! A span's seq is never written: it is one more than its replica's version at that point
 //! (the base, then each span of the replica). Nothing an insert holds is written beyond where
@@ -46,7 +60,10 @@ use super::history::{text_of, Body, Fields, History, LogOp, Span};
 use crate::codec;
 use crate::rga::pack::{deflate_best, inflate_limited};
 use crate::varint::{put, unzigzag, zigzag, Reader};
-use crate::{ReplicaId, VersionVector};
+use crate::{OpId, ReplicaId, VersionVector};
+use visible::Visible;
+
+mod visible;
 
 const INSERT: u8 = 0;
 const DELETE: u8 = 1;
@@ -58,6 +75,13 @@ const LEN_ONE: u8 = 16;
 const OFFSET_ZERO: u8 = 32;
 const OWN_TARGET: u8 = 64;
 const STRIDE_BACK: u8 = 128;
+
+/// Tags of the operations of an ops span.
+const OP_INSERT: u64 = 0;
+const OP_OTHER: u64 = 1;
+const DELETE_RANGES: u64 = 2;
+const DELETE_FROM: u64 = 3;
+const DELETE_REPLACED: u64 = 4;
 
 /// The most a deflate stream inflates per input byte (its format's limit is about 1032).
 const MAX_RATIO: usize = 1040;
@@ -79,25 +103,25 @@ struct Columns {
 /// What both directions track while walking the log: the next insert counter of each
 /// (replica, text) and each replica's version.
 struct Walk {
-    next: HashMap<(u32, u32), u32>,
+    next: Table<u32>,
     /// Per (target, text): the start of the last range the last delete removed.
-    deleted: HashMap<(u32, u32), u32>,
+    deleted: Table<Option<u32>>,
     version: Vec<u64>,
     replica: u32,
 }
 
 impl Walk {
-    fn new(base: &VersionVector, replicas: &[ReplicaId]) -> Walk {
+    fn new(base: &VersionVector, replicas: &[ReplicaId], texts: usize) -> Walk {
         Walk {
-            next: HashMap::new(),
-            deleted: HashMap::new(),
+            next: Table::new(replicas.len(), texts),
+            deleted: Table::new(replicas.len(), texts),
             version: replicas.iter().map(|r| base.get(*r)).collect(),
             replica: 0,
         }
     }
 
     fn next_insert(&self, replica: u32, text: u32) -> u32 {
-        self.next.get(&(replica, text)).copied().unwrap_or(0)
+        *self.next.get(replica, text)
     }
 
     fn expected_delete(&self, target: u32, text: u32, len: u32) -> u32 {
@@ -105,8 +129,46 @@ impl Walk {
     }
 }
 
+/// The most (replica, text) pairs a [`Table`] keeps in a flat vector.
+const FLAT_MAX: usize = 1 << 16;
+
+/// A value per (replica, text) of the log. A vector indexed by `replica * texts + text` while
+/// that is small, as it is in every real document (a map cost a sixth of a load); a map
+/// beyond, so that a hostile table of names cannot make us allocate the product.
+enum Table<V> {
+    Flat { texts: usize, values: Vec<V>, default: V },
+    Map { values: HashMap<(u32, u32), V>, default: V },
+}
+
+impl<V: Clone + Default> Table<V> {
+    fn new(replicas: usize, texts: usize) -> Table<V> {
+        match replicas.checked_mul(texts) {
+            Some(n) if n <= FLAT_MAX => Table::Flat { texts, values: vec![V::default(); n], default: V::default() },
+            _ => Table::Map { values: HashMap::new(), default: V::default() },
+        }
+    }
+
+    /// The value of `(replica, text)`, the default if it was never set (or is out of range).
+    fn get(&self, replica: u32, text: u32) -> &V {
+        match self {
+            Table::Flat { texts, values, default } => {
+                values.get(replica as usize * texts + text as usize).unwrap_or(default)
+            }
+            Table::Map { values, default } => values.get(&(replica, text)).unwrap_or(default),
+        }
+    }
+
+    /// The value of `(replica, text)`, both in range (the callers checked them).
+    fn get_mut(&mut self, replica: u32, text: u32) -> &mut V {
+        match self {
+            Table::Flat { texts, values, .. } => &mut values[replica as usize * *texts + text as usize],
+            Table::Map { values, .. } => values.entry((replica, text)).or_default(),
+        }
+    }
+}
+
 /// Appends `history`'s log (not its base) to `out`.
-pub(crate) fn encode(history: &History, out: &mut Vec<u8>) {
+pub(crate) fn encode(history: &History, fields: &Fields, out: &mut Vec<u8>) {
     put(out, history.replicas.len() as u64);
     for replica in &history.replicas {
         out.extend_from_slice(replica.uuid().as_bytes());
@@ -117,7 +179,7 @@ pub(crate) fn encode(history: &History, out: &mut Vec<u8>) {
         out.extend_from_slice(text.as_bytes());
     }
     put(out, history.spans.len() as u64);
-    let columns = columns(history);
+    let columns = columns(history, fields);
     let deflated = deflate_best(&columns);
     if deflated.len() < columns.len() {
         out.push(1);
@@ -130,9 +192,11 @@ pub(crate) fn encode(history: &History, out: &mut Vec<u8>) {
     }
 }
 
-fn columns(history: &History) -> Vec<u8> {
+fn columns(history: &History, fields: &Fields) -> Vec<u8> {
     let mut c = Columns::default();
-    let mut walk = Walk::new(&history.base, &history.replicas);
+    let mut walk = Walk::new(&history.base, &history.replicas, history.texts.len());
+    let texts = history.texts.iter().map(|name| text_of(fields, name)).collect();
+    let mut visible = Visible::new(&history.replicas, texts);
     let many_texts = history.texts.len() > 1;
     for span in &history.spans {
         let mut head = 0;
@@ -159,7 +223,7 @@ fn columns(history: &History) -> Vec<u8> {
                 let offset = *counter as i64 - walk.next_insert(span.replica, *text) as i64;
                 head |= len_and_offset(&mut c, *len, offset);
                 let end = *counter as u64 + span.count as u64 * *len as u64;
-                walk.next.insert((span.replica, *text), end as u32);
+                *walk.next.get_mut(span.replica, *text) = end as u32;
             }
             Body::Delete { text, target, start, len, stride } => {
                 put(&mut c.count, span.count as u64 - 1);
@@ -167,7 +231,7 @@ fn columns(history: &History) -> Vec<u8> {
                     put(&mut c.text, *text as u64);
                 }
                 let offset = *start as i64 - walk.expected_delete(*target, *text, *len) as i64;
-                let near = walk.deleted.get(&(*target, *text)).map(|d| *start as i64 - *d as i64);
+                let near = walk.deleted.get(*target, *text).map(|d| *start as i64 - d as i64);
                 let offset = match near {
                     Some(near) if near.abs() < offset.abs() => {
                         head |= DELETE_NEAR;
@@ -180,7 +244,8 @@ fn columns(history: &History) -> Vec<u8> {
                 };
                 head |= len_and_offset(&mut c, *len, offset);
                 let last = *start as i64 + (span.count as i64 - 1) * *stride;
-                walk.deleted.insert((*target, *text), last as u32);
+                *walk.deleted.get_mut(*target, *text) = Some(last as u32);
+                visible.mark_span(*target, *text, *start, *len, span.count, *stride);
                 if *target == span.replica {
                     head |= OWN_TARGET;
                 } else {
@@ -197,34 +262,32 @@ fn columns(history: &History) -> Vec<u8> {
             Body::Ops(ops) => {
                 head |= OPS;
                 put(&mut c.ops, ops.len() as u64);
-                for op in ops.iter() {
+                for (i, op) in ops.iter().enumerate() {
                     match op {
                         LogOp::Insert { text, counter, len } => {
-                            put(&mut c.ops, 0);
-                            put(&mut c.ops, *text as u64);
+                            put(&mut c.ops, OP_INSERT);
+                            if many_texts {
+                                put(&mut c.ops, *text as u64);
+                            }
                             let offset = *counter as i64 - walk.next_insert(span.replica, *text) as i64;
                             put(&mut c.ops, zigzag(offset));
                             put(&mut c.ops, *len as u64);
-                            walk.next.insert((span.replica, *text), counter + len);
+                            *walk.next.get_mut(span.replica, *text) = counter + len;
                         }
                         LogOp::Delete { text, ranges } => {
-                            put(&mut c.ops, 2);
-                            put(&mut c.ops, *text as u64);
-                            put(&mut c.ops, ranges.len() as u64);
-                            let mut previous: Option<(u32, u32)> = None;
+                            let replaced = match ops.get(i + 1) {
+                                Some(LogOp::Insert { text: t, counter, .. }) if t == text => Some(*counter),
+                                _ => None,
+                            };
+                            let many = many_texts.then_some(*text);
+                            let place = (span.replica, *text, replaced);
+                            encode_text_delete(&mut c.ops, &walk, &mut visible, &history.replicas, place, many, ranges);
                             for (target, start, len) in ranges.iter() {
-                                put(&mut c.ops, *target as u64);
-                                let expected = match previous {
-                                    Some((g, end)) if g == *target => end,
-                                    _ => walk.expected_delete(*target, *text, *len),
-                                };
-                                put(&mut c.ops, zigzag(*start as i64 - expected as i64));
-                                put(&mut c.ops, *len as u64);
-                                previous = Some((*target, start + len));
+                                visible.mark(*target, *text, *start, *len);
                             }
                         }
                         LogOp::Other(field_op) => {
-                            put(&mut c.ops, 1);
+                            put(&mut c.ops, OP_OTHER);
                             let mut bytes = Vec::new();
                             codec::encode_value(field_op, &mut bytes);
                             put(&mut c.ops, bytes.len() as u64);
@@ -243,6 +306,57 @@ fn columns(history: &History) -> Vec<u8> {
         out.extend_from_slice(column);
     }
     out
+}
+
+/// Writes a text delete of an ops change by `author` into the ops column: as a count of the
+/// characters after the insert that follows it (`replaced`, that insert's counter) or after
+/// its first character when reading them back gives its ranges, else as its ranges.
+fn encode_text_delete(
+    out: &mut Vec<u8>,
+    walk: &Walk,
+    visible: &mut Visible<'_>,
+    replicas: &[ReplicaId],
+    (author, text, replaced): (u32, u32, Option<u32>),
+    many: Option<u32>,
+    ranges: &[(u32, u32, u32)],
+) {
+    let n = ranges.iter().try_fold(0u32, |n, (_, _, len)| n.checked_add(*len));
+    let read_back = |visible: &mut Visible<'_>, from: OpId, n: u32| {
+        visible.read_back(&walk.next, text, from, n).is_some_and(|r| r == ranges)
+    };
+    let tag = |out: &mut Vec<u8>, tag: u64| {
+        put(out, tag);
+        if let Some(text) = many {
+            put(out, text as u64);
+        }
+    };
+    if let (Some(n), Some(&(target, start, _))) = (n, ranges.first()) {
+        if replaced.is_some_and(|counter| read_back(visible, visible::at(replicas, author, counter), n)) {
+            tag(out, DELETE_REPLACED);
+            put(out, n as u64);
+            return;
+        }
+        if read_back(visible, visible::at(replicas, target, start), n) {
+            tag(out, DELETE_FROM);
+            put(out, target as u64);
+            put(out, zigzag(start as i64 - walk.expected_delete(target, text, n) as i64));
+            put(out, n as u64);
+            return;
+        }
+    }
+    tag(out, DELETE_RANGES);
+    put(out, ranges.len() as u64);
+    let mut previous: Option<(u32, u32)> = None;
+    for (target, start, len) in ranges.iter() {
+        put(out, *target as u64);
+        let expected = match previous {
+            Some((g, end)) if g == *target => end,
+            _ => walk.expected_delete(*target, text, *len),
+        };
+        put(out, zigzag(*start as i64 - expected as i64));
+        put(out, *len as u64);
+        previous = Some((*target, start + len));
+    }
 }
 
 fn len_and_offset(c: &mut Columns, len: u32, offset: i64) -> u8 {
@@ -338,7 +452,8 @@ pub(crate) fn decode(rd: &mut Reader<'_>, base: VersionVector, fields: &Fields) 
         }
         Ok(i)
     };
-    let mut walk = Walk::new(&base, &replicas);
+    let mut walk = Walk::new(&base, &replicas, texts.len());
+    let mut visible = Visible::new(&replicas, text_fields.clone());
     let mut spans = Vec::with_capacity(head.buf.len());
     while !head.at_end() {
         let h = head.bytes(1)?[0];
@@ -397,7 +512,7 @@ pub(crate) fn decode(rd: &mut Reader<'_>, base: VersionVector, fields: &Fields) 
                 if l == 0 || counter < 0 || end as u64 > inserted(author, t)? {
                     return Err("history insert outside its text");
                 }
-                walk.next.insert((author, t), end as u32);
+                *walk.next.get_mut(author, t) = end as u32;
                 Body::Insert { text: t, counter: counter as u32, len: l }
             }
             DELETE | DELETE_NEAR => {
@@ -416,7 +531,7 @@ pub(crate) fn decode(rd: &mut Reader<'_>, base: VersionVector, fields: &Fields) 
                 let start = if kind == DELETE {
                     walk.expected_delete(g, t, l) as i64 + off
                 } else {
-                    *walk.deleted.get(&(g, t)).ok_or("history delete near no earlier delete")? as i64 + off
+                    walk.deleted.get(g, t).ok_or("history delete near no earlier delete")? as i64 + off
                 };
                 let step = if n > 1 && h & STRIDE_BACK == 0 {
                     let step = unzigzag(stride.varint()?);
@@ -433,7 +548,8 @@ pub(crate) fn decode(rd: &mut Reader<'_>, base: VersionVector, fields: &Fields) 
                 if l == 0 || start.min(end_start) < 0 || start.max(end_start) > limit {
                     return Err("history delete outside its text");
                 }
-                walk.deleted.insert((g, t), end_start as u32);
+                *walk.deleted.get_mut(g, t) = Some(end_start as u32);
+                visible.mark_span(g, t, start as u32, l, n, step);
                 Body::Delete { text: t, target: g, start: start as u32, len: l, stride: step }
             }
             _ => {
@@ -443,20 +559,24 @@ pub(crate) fn decode(rd: &mut Reader<'_>, base: VersionVector, fields: &Fields) 
                 }
                 let k = ops.count()?;
                 let mut list = Vec::with_capacity(k);
-                for _ in 0..k {
+                // Reads an insert's fields (after its tag) and checks it against the text.
+                let read_insert = |ops: &mut Reader<'_>, walk: &Walk| -> Result<(u32, u32, u32), &'static str> {
+                    let t = text_of_span(ops)?;
+                    let counter = walk.next_insert(author, t) as i64 + unzigzag(ops.varint()?);
+                    let l = ops.u32()?;
+                    if l == 0 || counter < 0 || (counter + l as i64) as u64 > inserted(author, t)? {
+                        return Err("history insert outside its text");
+                    }
+                    Ok((t, counter as u32, l))
+                };
+                while list.len() < k {
                     match ops.varint()? {
-                        0 => {
-                            let t = index(&mut ops, texts.len(), "history names an unknown text field")?;
-                            let counter = walk.next_insert(author, t) as i64 + unzigzag(ops.varint()?);
-                            let l = ops.u32()?;
-                            let end = counter + l as i64;
-                            if l == 0 || counter < 0 || end as u64 > inserted(author, t)? {
-                                return Err("history insert outside its text");
-                            }
-                            walk.next.insert((author, t), end as u32);
-                            list.push(LogOp::Insert { text: t, counter: counter as u32, len: l });
+                        OP_INSERT => {
+                            let (t, counter, l) = read_insert(&mut ops, &walk)?;
+                            *walk.next.get_mut(author, t) = counter + l;
+                            list.push(LogOp::Insert { text: t, counter, len: l });
                         }
-                        1 => {
+                        OP_OTHER => {
                             let b = ops.count()?;
                             let field_op: FieldOp = codec::decode_value(ops.bytes(b)?).map_err(|_| "history op")?;
                             if op_author(&field_op.op).is_some_and(|a| a != replicas[author as usize]) {
@@ -464,8 +584,8 @@ pub(crate) fn decode(rd: &mut Reader<'_>, base: VersionVector, fields: &Fields) 
                             }
                             list.push(LogOp::Other(field_op));
                         }
-                        2 => {
-                            let t = index(&mut ops, texts.len(), "history names an unknown text field")?;
+                        DELETE_RANGES => {
+                            let t = text_of_span(&mut ops)?;
                             let n = ops.count()?;
                             if n == 0 {
                                 return Err("history delete of no range");
@@ -484,10 +604,49 @@ pub(crate) fn decode(rd: &mut Reader<'_>, base: VersionVector, fields: &Fields) 
                                 if l == 0 || start < 0 || start + l as i64 > inserted(g, t)? as i64 {
                                     return Err("history delete outside its text");
                                 }
+                                visible.mark(g, t, start as u32, l);
                                 ranges.push((g, start as u32, l));
                                 previous = Some((g, start as u32 + l));
                             }
                             list.push(LogOp::Delete { text: t, ranges: ranges.into() });
+                        }
+                        DELETE_FROM => {
+                            let t = text_of_span(&mut ops)?;
+                            let g = index(&mut ops, replicas.len(), "history delete of an unknown replica")?;
+                            let off = unzigzag(ops.varint()?);
+                            let n = ops.u32()?;
+                            let start = walk.expected_delete(g, t, n) as i64 + off;
+                            if start < 0 || start >= inserted(g, t)? as i64 {
+                                return Err("history delete outside its text");
+                            }
+                            let ranges = visible
+                                .read_back(&walk.next, t, visible::at(&replicas, g, start as u32), n)
+                                .filter(|r| r.first().is_some_and(|f| (f.0, f.1) == (g, start as u32)))
+                                .ok_or("history delete does not match its text")?;
+                            for (g, start, l) in &ranges {
+                                visible.mark(*g, t, *start, *l);
+                            }
+                            list.push(LogOp::Delete { text: t, ranges: ranges.into() });
+                        }
+                        DELETE_REPLACED => {
+                            let t = text_of_span(&mut ops)?;
+                            let n = ops.u32()?;
+                            if list.len() + 2 > k || ops.varint()? != OP_INSERT {
+                                return Err("history delete of a replaced selection without its insert");
+                            }
+                            let (it, counter, l) = read_insert(&mut ops, &walk)?;
+                            if it != t {
+                                return Err("history delete of a replaced selection without its insert");
+                            }
+                            let ranges = visible
+                                .read_back(&walk.next, t, visible::at(&replicas, author, counter), n)
+                                .ok_or("history delete does not match its text")?;
+                            for (g, start, l) in &ranges {
+                                visible.mark(*g, t, *start, *l);
+                            }
+                            list.push(LogOp::Delete { text: t, ranges: ranges.into() });
+                            *walk.next.get_mut(author, t) = counter + l;
+                            list.push(LogOp::Insert { text: t, counter, len: l });
                         }
                         _ => return Err("unknown history op tag"),
                     }
