@@ -23,13 +23,7 @@ fn main() {
             match (p.1, p.2.is_empty()) {
                 (0, false) => drop(doc.insert_text("body", p.0, &p.2).unwrap()),
                 (_, true) => drop(doc.delete_text("body", p.0, p.1).unwrap().expect("a delete")),
-                (_, false) => drop(
-                    doc.transact(|t| {
-                        t.delete_text("body", p.0, p.1)?;
-                        t.insert_text("body", p.0, &p.2)
-                    })
-                    .unwrap(),
-                ),
+                (_, false) => drop(doc.replace_text("body", p.0, p.1, &p.2).unwrap().expect("a replace")),
             }
         }
         let apply = started.elapsed();

@@ -3,8 +3,8 @@
 //!
 //! For each trace, in one process and with the main report's timers and checks:
 //! - **one replica**: the trace typed into the text field `body` of a [`Document`], one change
-//!   per patch (a patch that deletes and inserts is one [`Document::transact`]), as the editor
-//!   does. Its local apply and heap take turns, in the same rounds
+//!   per patch (a patch that deletes and inserts is one [`Document::replace_text`]), as the
+//!   editor does. Its local apply and heap take turns, in the same rounds
 //!   ([`driver::local_interleaved`]), with the bare `Rga`'s (the `ours` adapter), so the ratio
 //!   does not depend on where the machine's load fell.
 //! - **page opens**: the same typing spread over 50 and over 500 page opens: the patches in as
@@ -20,7 +20,7 @@
 //!   1.0) and without compression, and automerge's `save()` (one commit per trace transaction,
 //!   as in the main report), for the same trace.
 //!
-//! Only the API an editor uses is called (the edits, `transact`, `set_replica`, `version`,
+//! Only the API an editor uses is called (the edits, `replace_text`, `set_replica`, `version`,
 //! `text`, the codec, `ClientMsg::encode`); a [`Change`] is passed along and never looked into,
 //! so this keeps compiling while crdt-core's internals change.
 //!
@@ -76,10 +76,7 @@ fn type_trace(trace: &Trace, opens: usize, mut sent: impl FnMut(usize, Change)) 
 /// One patch as one change (`None` only for a patch that changes nothing, which traces lack).
 fn edit(doc: &mut Document, p: &Patch) -> Option<Change> {
     let change = if p.del > 0 && !p.ins.is_empty() {
-        doc.transact(|t| {
-            t.delete_text(FIELD, p.pos, p.del)?;
-            t.insert_text(FIELD, p.pos, &p.ins)
-        })
+        doc.replace_text(FIELD, p.pos, p.del, &p.ins)
     } else if p.del > 0 {
         doc.delete_text(FIELD, p.pos, p.del)
     } else {
@@ -393,7 +390,7 @@ pub fn header(runs: usize, budget: Duration, fresh_processes: bool) -> String {
     format!(
         "## Document-level figures (issue 17)\n\n\
          The trace typed into the text field `body` of a `crdt_core::Document`, one change per patch \
-         (a patch that deletes and inserts is one `transact`), next to the bare `Rga` (`ours`). \
+         (a patch that deletes and inserts is one `replace_text`), next to the bare `Rga` (`ours`). \
          Median of {runs} runs per measurement (stopping once a measurement's runs add up to {:.0} s), \
          after a warm-up replay; local apply in rounds, the Rga and the three Document variants once \
          per round. Page opens: the patches in 50 (500) consecutive chunks, each typed by a fresh \

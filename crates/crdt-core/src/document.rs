@@ -202,29 +202,82 @@ impl Document {
     /// Errors: [`EditError::EmptyText`] for `""`, [`EditError::OutOfBounds`] past the end; the
     /// document is then unchanged.
     pub fn insert_text(&mut self, field: &str, pos: usize, text: &str) -> Result<Change, EditError> {
-        let op = self.stage_insert_text(field, pos, text, false)?;
-        Ok(self.commit(vec![op]))
+        let mut ops = Vec::with_capacity(1);
+        self.stage_insert_text(field, pos, text, false, &mut ops)?;
+        Ok(self.commit(ops))
     }
 
     /// Deletes `len` characters from position `pos` of the text field `field`.
     ///
     /// Returns `Ok(None)` (and records nothing) when `len` is 0.
     pub fn delete_text(&mut self, field: &str, pos: usize, len: usize) -> Result<Option<Change>, EditError> {
-        let op = self.stage_delete_text(field, pos, len, false)?;
-        Ok(op.map(|op| self.commit(vec![op])))
+        let mut ops = Vec::with_capacity(1);
+        self.stage_delete_text(field, pos, len, false, &mut ops)?;
+        Ok(self.commit_some(ops))
+    }
+
+    /// Replaces the `len` characters from position `pos` of the text field `field` by `text`,
+    /// as one change: what an editor does when text is typed or pasted over a selection.
+    ///
+    /// The change holds the delete (if `len` > 0), then the insert (if `text` is not empty), the
+    /// same operations as a [`transact`](Self::transact) that calls
+    /// [`Transaction::delete_text`] and then [`Transaction::insert_text`] at `pos`; but the
+    /// edit is checked whole before anything changes, so it copies nothing. Returns `Ok(None)`
+    /// (and records nothing) when `len` is 0 and `text` is empty.
+    ///
+    /// Errors: [`EditError::OutOfBounds`] if `pos + len` is past the end ([`EditError::Overflow`]
+    /// as for an insert); the document is then unchanged, and a field that did not exist is not
+    /// created.
+    ///
+    /// ```
+    /// use crdt_core::{Document, ReplicaId};
+    ///
+    /// let mut doc = Document::new(ReplicaId::from_u128(1));
+    /// doc.insert_text("body", 0, "hello world").unwrap();
+    /// let change = doc.replace_text("body", 6, 5, "there").unwrap().expect("an edit");
+    /// assert_eq!(change.ops.len(), 2);
+    /// assert_eq!(doc.text("body").as_deref(), Some("hello there"));
+    /// ```
+    pub fn replace_text(
+        &mut self,
+        field: &str,
+        pos: usize,
+        len: usize,
+        text: &str,
+    ) -> Result<Option<Change>, EditError> {
+        let mut ops = Vec::with_capacity(2);
+        self.stage_replace_text(field, pos, len, text, false, &mut ops)?;
+        Ok(self.commit_some(ops))
     }
 
     /// [`insert_text`](Self::insert_text) with `pos16` in UTF-16 code units (JavaScript string
     /// positions).
     pub fn insert_text_utf16(&mut self, field: &str, pos16: usize, text: &str) -> Result<Change, EditError> {
-        let op = self.stage_insert_text(field, pos16, text, true)?;
-        Ok(self.commit(vec![op]))
+        let mut ops = Vec::with_capacity(1);
+        self.stage_insert_text(field, pos16, text, true, &mut ops)?;
+        Ok(self.commit(ops))
     }
 
     /// [`delete_text`](Self::delete_text) with `pos16` and `len16` in UTF-16 code units.
     pub fn delete_text_utf16(&mut self, field: &str, pos16: usize, len16: usize) -> Result<Option<Change>, EditError> {
-        let op = self.stage_delete_text(field, pos16, len16, true)?;
-        Ok(op.map(|op| self.commit(vec![op])))
+        let mut ops = Vec::with_capacity(1);
+        self.stage_delete_text(field, pos16, len16, true, &mut ops)?;
+        Ok(self.commit_some(ops))
+    }
+
+    /// [`replace_text`](Self::replace_text) with `pos16` and `len16` in UTF-16 code units, as an
+    /// editor reports a change (also [`EditError::SplitsSurrogate`] if either end falls inside
+    /// a surrogate pair).
+    pub fn replace_text_utf16(
+        &mut self,
+        field: &str,
+        pos16: usize,
+        len16: usize,
+        text: &str,
+    ) -> Result<Option<Change>, EditError> {
+        let mut ops = Vec::with_capacity(2);
+        self.stage_replace_text(field, pos16, len16, text, true, &mut ops)?;
+        Ok(self.commit_some(ops))
     }
 
     /// Sets the register field `field` to `value`.
@@ -283,7 +336,7 @@ impl Document {
         // On `Err`, or if the closure panics, dropping the transaction undoes its edits.
         edits(&mut transaction)?;
         let ops = transaction.finish();
-        Ok((!ops.is_empty()).then(|| self.commit(ops)))
+        Ok(self.commit_some(ops))
     }
 
     // ---- Reads. ----
@@ -376,19 +429,30 @@ impl Document {
         self.fields.get(&(name.to_owned(), kind))
     }
 
+    /// [`commit`](Self::commit), unless there is no operation.
+    fn commit_some(&mut self, ops: Vec<FieldOp>) -> Option<Change> {
+        (!ops.is_empty()).then(|| self.commit(ops))
+    }
+
     /// Records locally applied operations as this replica's next change.
     fn commit(&mut self, ops: Vec<FieldOp>) -> Change {
         let seq = self.version.get(self.replica) + 1;
-        let deps = self
-            .heads
-            .iter()
-            .filter(|replica| **replica != self.replica)
-            .map(|replica| ChangeId { replica: *replica, seq: self.version.get(*replica) })
-            .collect();
+        // While this replica edits alone, its previous change is the only head: no deps, and
+        // the heads stay as they are (the common case, checked without walking the set).
+        let alone = self.heads.len() == 1 && self.heads.first() == Some(&self.replica);
+        let deps = if alone {
+            Vec::new()
+        } else {
+            self.heads
+                .iter()
+                .filter(|replica| **replica != self.replica)
+                .map(|replica| ChangeId { replica: *replica, seq: self.version.get(*replica) })
+                .collect()
+        };
         let change = Change { replica: self.replica, seq, deps, ops };
         self.version.set(self.replica, seq);
         // The new change depends on every head: it is the only one now.
-        if self.heads.len() != 1 || !self.heads.contains(&self.replica) {
+        if !alone {
             self.heads.clear();
             self.heads.insert(self.replica);
         }

@@ -175,11 +175,8 @@ impl Rga {
         if pos > len {
             return Err(EditError::OutOfBounds { pos, len });
         }
-        let n = content::char_count(text);
+        let n = self.room_for(text)?;
         let counter = self.content[self.local as usize].chars();
-        if n as u64 + counter as u64 >= u32::MAX as u64 {
-            return Err(EditError::Overflow);
-        }
         self.placed = None;
         // The text first (nothing below fails): reading it can overlap with finding the place.
         self.content[self.local as usize].push_str(text);
@@ -235,6 +232,54 @@ impl Rga {
         }
         self.after_edit();
         Ok(deleted)
+    }
+
+    /// Deletes `len` characters from position `pos` and inserts `text` there (if it is not
+    /// empty): what an editor does when text is typed or pasted over a selection. Everything is
+    /// checked first, so on an error nothing has changed. The insert is made exactly as
+    /// [`insert`](Self::insert) would make it after the [`delete`](Self::delete).
+    pub fn replace<'t>(
+        &mut self,
+        pos: usize,
+        len: usize,
+        text: &'t str,
+    ) -> Result<(LocalDelete, Option<LocalInsert<'t>>), EditError> {
+        let total = self.len();
+        if pos.checked_add(len).is_none_or(|end| end > total) {
+            return Err(EditError::OutOfBounds { pos: pos.saturating_add(len), len: total });
+        }
+        if !text.is_empty() {
+            self.room_for(text)?;
+        }
+        // An empty delete would still end the typing run the insert may continue.
+        let deleted = if len > 0 { self.delete(pos, len)? } else { LocalDelete::default() };
+        let inserted = if text.is_empty() { None } else { Some(self.insert(pos, text)?) };
+        Ok((deleted, inserted))
+    }
+
+    /// [`replace`](Self::replace) of `len16` UTF-16 code units from UTF-16 position `pos16`.
+    pub fn replace_utf16<'t>(
+        &mut self,
+        pos16: usize,
+        len16: usize,
+        text: &'t str,
+    ) -> Result<(LocalDelete, Option<LocalInsert<'t>>), EditError> {
+        let start = self.utf16_to_char(pos16)?;
+        let end = self.utf16_to_char(
+            pos16.checked_add(len16).ok_or(EditError::OutOfBounds { pos: usize::MAX, len: self.len_utf16() })?,
+        )?;
+        self.replace(start, end - start, text)
+    }
+
+    /// The length of `text` in characters, if this replica may still insert that many: its
+    /// counters must stay below `u32::MAX`.
+    fn room_for(&self, text: &str) -> Result<usize, EditError> {
+        let n = content::char_count(text);
+        let counter = self.content[self.local as usize].chars();
+        if n as u64 + counter as u64 >= u32::MAX as u64 {
+            return Err(EditError::Overflow);
+        }
+        Ok(n)
     }
 
     /// [`insert`](Self::insert) at a UTF-16 position.

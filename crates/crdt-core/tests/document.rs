@@ -361,6 +361,94 @@ fn utf16_edits_count_code_units() {
     assert_eq!(doc.text("t").as_deref(), Some("aéb"));
 }
 
+/// Replaces with `replace_text` (or its UTF-16 twin) on one copy and with a `transact` of a
+/// delete and an insert on another copy of the same replica: the changes must be the same, and
+/// applying the replace's change elsewhere must give the transaction's text.
+#[test]
+fn replace_text_makes_the_change_a_delete_and_insert_transaction_makes() {
+    let mut rng = StdRng::seed_from_u64(17);
+    let mut replaced = Document::new(A);
+    let mut transacted = Document::new(A);
+    let mut remote = Document::new(B);
+    for step in 0..400 {
+        let utf16 = rng.gen_bool(0.3);
+        let len = replaced.rga("body").map_or(0, |rga| rga.len());
+        let start = rng.gen_range(0..=len);
+        let end = start + rng.gen_range(0..=(len - start).min(4));
+        let text = if rng.gen_bool(0.2) { String::new() } else { random_text(&mut rng) };
+        // UTF-16 edits at character boundaries, as an editor's positions are.
+        let unit = |p: usize| match replaced.rga("body") {
+            Some(rga) if utf16 => rga.char_to_utf16(p).unwrap(),
+            _ => p,
+        };
+        let (pos, del) = (unit(start), unit(end) - unit(start));
+        let got = if utf16 {
+            replaced.replace_text_utf16("body", pos, del, &text)
+        } else {
+            replaced.replace_text("body", pos, del, &text)
+        }
+        .unwrap();
+        let want = transacted
+            .transact(|tx| {
+                if utf16 {
+                    tx.delete_text_utf16("body", pos, del)?;
+                    if !text.is_empty() {
+                        tx.insert_text_utf16("body", pos, &text)?;
+                    }
+                } else {
+                    tx.delete_text("body", pos, del)?;
+                    if !text.is_empty() {
+                        tx.insert_text("body", pos, &text)?;
+                    }
+                }
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(got, want, "step {step}: replace({pos}, {del}, {text:?}), utf16 {utf16}");
+        if let Some(change) = got {
+            assert_eq!(change.ops.len(), usize::from(del > 0) + usize::from(!text.is_empty()));
+            remote.apply_change(change).unwrap();
+        }
+        assert_eq!(remote.text("body"), transacted.text("body"), "step {step}");
+    }
+    replaced.check_invariants();
+    assert!(replaced.history_len() > 100);
+    assert_converged(&[replaced, transacted, remote]);
+}
+
+#[test]
+fn failed_or_empty_replace_changes_nothing() {
+    let mut doc = Document::new(A);
+    // Nothing to do, or out of bounds: no change, and no field comes into being.
+    assert_eq!(doc.replace_text("t", 0, 0, ""), Ok(None));
+    assert_eq!(doc.replace_text_utf16("t", 0, 0, ""), Ok(None));
+    assert_eq!(doc.replace_text("t", 1, 0, ""), Err(EditError::OutOfBounds { pos: 1, len: 0 }));
+    assert_eq!(doc.replace_text("t", 0, 1, "x"), Err(EditError::OutOfBounds { pos: 1, len: 0 }));
+    assert_eq!(doc.replace_text("t", usize::MAX, 1, "x"), Err(EditError::OutOfBounds { pos: usize::MAX, len: 0 }));
+    assert!(matches!(doc.replace_text_utf16("t", 2, 0, "x"), Err(EditError::OutOfBounds { .. })));
+    assert_eq!(doc.fields().count(), 0);
+    assert!(doc.version().is_empty());
+    // On an existing text, an error leaves the document as it was.
+    doc.insert_text("t", 0, "a🦀b").unwrap();
+    let before = doc.clone();
+    assert_eq!(doc.replace_text("t", 2, 2, "x"), Err(EditError::OutOfBounds { pos: 4, len: 3 }));
+    assert_eq!(doc.replace_text_utf16("t", 2, 1, "x"), Err(EditError::SplitsSurrogate(2)));
+    assert_eq!(doc.replace_text_utf16("t", 0, 2, "x"), Err(EditError::SplitsSurrogate(2)));
+    assert_eq!(doc.replace_text_utf16("t", 3, 2, "x"), Err(EditError::OutOfBounds { pos: 5, len: 4 }));
+    assert_eq!(doc.replace_text("t", 3, 0, ""), Ok(None));
+    assert_eq!(doc, before);
+    assert_eq!(doc.history_len(), 1);
+    doc.check_invariants();
+    // Then it edits on, and another replica follows.
+    let pasted = doc.replace_text_utf16("t", 1, 2, "🦞").unwrap().unwrap();
+    let deleted = doc.replace_text("t", 0, 1, "").unwrap().unwrap();
+    assert_eq!((pasted.ops.len(), deleted.ops.len()), (2, 1));
+    assert_eq!(doc.text("t").as_deref(), Some("🦞b"));
+    let mut other = Document::new(B);
+    apply_all(&mut other, &doc.history());
+    assert_converged(&[doc, other]);
+}
+
 // ---- Reads. ----
 
 #[test]

@@ -223,7 +223,8 @@ impl Session {
     // ---- Local edits: each is applied at once and queued for the server. ----
 
     /// Replaces the UTF-16 range `from..to` of the body by `text`, as one editor change
-    /// reports it. Returns the changes made (none if the range is empty and so is `text`).
+    /// reports it. Returns the change made: one (a delete, then an insert, as the range and
+    /// `text` ask), or none if the range is empty and so is `text`.
     pub fn replace(&mut self, from: usize, to: usize, text: &str) -> Result<Vec<Change>, EditError> {
         let mut made = Vec::new();
         self.replace_into(from, to, text, Some(&mut made))?;
@@ -241,21 +242,13 @@ impl Session {
         from: usize,
         to: usize,
         text: &str,
-        mut made: Option<&mut Vec<Change>>,
+        made: Option<&mut Vec<Change>>,
     ) -> Result<(), EditError> {
         if to < from {
             return Err(EditError::OutOfBounds { pos: from, len: to });
         }
-        if to > from {
-            if let Some(change) = self.doc.delete_text_utf16(BODY, from, to - from)? {
-                if let Some(made) = made.as_deref_mut() {
-                    made.push(change.clone());
-                }
-                self.record_local(change);
-            }
-        }
-        if !text.is_empty() {
-            let change = self.doc.insert_text_utf16(BODY, from, text)?;
+        // One change, checked whole before anything is applied: a failed edit leaves nothing.
+        if let Some(change) = self.doc.replace_text_utf16(BODY, from, to - from, text)? {
             if let Some(made) = made {
                 made.push(change.clone());
             }

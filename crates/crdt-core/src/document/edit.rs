@@ -17,56 +17,97 @@ fn kind_mismatch(kind: FieldKind) -> ! {
     unreachable!("a field stored under kind {kind:?} has another kind")
 }
 
+/// A text operation whose field name [`Document::stage_text`] fills in.
+fn unnamed(op: RgaOp) -> FieldOp {
+    FieldOp { field: String::new(), op: Op::Text(op) }
+}
+
 impl Document {
+    /// Inserts `text` at `pos` of the text field `name` and appends the operation to `ops`.
     pub(super) fn stage_insert_text(
         &mut self,
         name: &str,
         pos: usize,
         text: &str,
         utf16: bool,
-    ) -> Result<FieldOp, EditError> {
-        let op = self.stage_text(name, |rga| {
-            let op = if utf16 { rga.insert_utf16(pos, text)? } else { rga.insert(pos, text)? };
-            Ok(Some(op.to_op()))
-        })?;
-        // An insert always yields an operation; `stage_text` only passes it through.
-        op.ok_or(EditError::EmptyText)
+        ops: &mut Vec<FieldOp>,
+    ) -> Result<(), EditError> {
+        self.stage_text(name, ops, |rga, ops| {
+            let inserted = if utf16 { rga.insert_utf16(pos, text)? } else { rga.insert(pos, text)? };
+            ops.push(unnamed(inserted.to_op()));
+            Ok(())
+        })
     }
 
+    /// Deletes `len` characters at `pos` of the text field `name` and appends the operation
+    /// (none if `len` is 0) to `ops`.
     pub(super) fn stage_delete_text(
         &mut self,
         name: &str,
         pos: usize,
         len: usize,
         utf16: bool,
-    ) -> Result<Option<FieldOp>, EditError> {
-        self.stage_text(name, |rga| {
+        ops: &mut Vec<FieldOp>,
+    ) -> Result<(), EditError> {
+        self.stage_text(name, ops, |rga, ops| {
             let deleted = if utf16 { rga.delete_utf16(pos, len)? } else { rga.delete(pos, len)? };
-            Ok(deleted.into_op())
+            ops.extend(deleted.into_op().map(unnamed));
+            Ok(())
+        })
+    }
+
+    /// Replaces `len` characters at `pos` of the text field `name` by `text` and appends the
+    /// delete and then the insert operation (each only if it does something) to `ops`. Checked
+    /// whole before anything changes ([`Rga::replace`]), so it needs no undo.
+    pub(super) fn stage_replace_text(
+        &mut self,
+        name: &str,
+        pos: usize,
+        len: usize,
+        text: &str,
+        utf16: bool,
+        ops: &mut Vec<FieldOp>,
+    ) -> Result<(), EditError> {
+        self.stage_text(name, ops, |rga, ops| {
+            let (deleted, inserted) =
+                if utf16 { rga.replace_utf16(pos, len, text)? } else { rga.replace(pos, len, text)? };
+            ops.extend(deleted.into_op().map(unnamed));
+            ops.extend(inserted.map(|inserted| unnamed(inserted.to_op())));
+            Ok(())
         })
     }
 
     /// Runs `edit` on the text field `name`, or on a new empty text that is kept only if the
-    /// edit produced an operation.
+    /// edit produced an operation. `edit` appends its operations to `ops` unnamed, and only
+    /// once nothing can fail: it must change nothing when it returns an error.
     fn stage_text(
         &mut self,
         name: &str,
-        edit: impl FnOnce(&mut Rga) -> Result<Option<RgaOp>, EditError>,
-    ) -> Result<Option<FieldOp>, EditError> {
+        ops: &mut Vec<FieldOp>,
+        edit: impl FnOnce(&mut Rga, &mut Vec<FieldOp>) -> Result<(), EditError>,
+    ) -> Result<(), EditError> {
         let key = (name.to_owned(), FieldKind::Text);
-        let op = match self.fields.get_mut(&key) {
-            Some(Field::Text(rga)) => edit(rga)?,
+        let before = ops.len();
+        match self.fields.get_mut(&key) {
+            Some(Field::Text(rga)) => edit(rga, ops)?,
             Some(_) => kind_mismatch(FieldKind::Text),
             None => {
                 let mut rga = Rga::new(self.replica);
-                let op = edit(&mut rga)?;
-                if op.is_some() {
+                edit(&mut rga, ops)?;
+                if ops.len() > before {
                     self.fields.insert(key.clone(), Field::Text(Box::new(rga)));
                 }
-                op
             }
-        };
-        Ok(op.map(|op| FieldOp { field: key.0, op: Op::Text(op) }))
+        }
+        // The operations are named here, so that the copy of the name made for the lookup goes
+        // to the last one: only a replace that deletes and inserts copies it again.
+        if let Some((last, rest)) = ops[before..].split_last_mut() {
+            for op in rest {
+                op.field = key.0.clone();
+            }
+            last.field = key.0;
+        }
+        Ok(())
     }
 
     pub(super) fn stage_set_register(&mut self, name: &str, value: String) -> FieldOp {

@@ -37,33 +37,38 @@ impl<'a> Transaction<'a> {
     /// [`Document::insert_text`].
     pub fn insert_text(&mut self, field: &str, pos: usize, text: &str) -> Result<(), EditError> {
         self.save(field, FieldKind::Text);
-        let op = self.doc.stage_insert_text(field, pos, text, false)?;
-        self.ops.push(op);
-        Ok(())
+        self.doc.stage_insert_text(field, pos, text, false, &mut self.ops)
     }
 
     /// Deletes `len` characters at `pos` of the text field `field` (nothing if `len` is 0).
     pub fn delete_text(&mut self, field: &str, pos: usize, len: usize) -> Result<(), EditError> {
         self.save(field, FieldKind::Text);
-        let op = self.doc.stage_delete_text(field, pos, len, false)?;
-        self.ops.extend(op);
-        Ok(())
+        self.doc.stage_delete_text(field, pos, len, false, &mut self.ops)
     }
 
     /// [`insert_text`](Self::insert_text) at a UTF-16 position.
     pub fn insert_text_utf16(&mut self, field: &str, pos16: usize, text: &str) -> Result<(), EditError> {
         self.save(field, FieldKind::Text);
-        let op = self.doc.stage_insert_text(field, pos16, text, true)?;
-        self.ops.push(op);
-        Ok(())
+        self.doc.stage_insert_text(field, pos16, text, true, &mut self.ops)
     }
 
     /// [`delete_text`](Self::delete_text) with a UTF-16 position and length.
     pub fn delete_text_utf16(&mut self, field: &str, pos16: usize, len16: usize) -> Result<(), EditError> {
         self.save(field, FieldKind::Text);
-        let op = self.doc.stage_delete_text(field, pos16, len16, true)?;
-        self.ops.extend(op);
-        Ok(())
+        self.doc.stage_delete_text(field, pos16, len16, true, &mut self.ops)
+    }
+
+    /// Replaces `len` characters at `pos` of the text field `field` by `text`; see
+    /// [`Document::replace_text`].
+    pub fn replace_text(&mut self, field: &str, pos: usize, len: usize, text: &str) -> Result<(), EditError> {
+        self.save(field, FieldKind::Text);
+        self.doc.stage_replace_text(field, pos, len, text, false, &mut self.ops)
+    }
+
+    /// [`replace_text`](Self::replace_text) with a UTF-16 position and length.
+    pub fn replace_text_utf16(&mut self, field: &str, pos16: usize, len16: usize, text: &str) -> Result<(), EditError> {
+        self.save(field, FieldKind::Text);
+        self.doc.stage_replace_text(field, pos16, len16, text, true, &mut self.ops)
     }
 
     /// Sets the register field `field`.

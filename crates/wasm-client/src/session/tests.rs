@@ -154,7 +154,8 @@ fn remote_deltas_keep_a_utf16_editor_equal_to_the_document() {
 
     // Emoji (two UTF-16 units each) and CJK (one unit, three UTF-8 bytes) mixed.
     alice.replace(0, 0, "😀 漢字 👍🏽!").unwrap();
-    alice.replace(2, 3, "—").unwrap(); // the space after the emoji
+    // Typing over a selection is one change (a delete and an insert).
+    assert_eq!(alice.replace(2, 3, "—").unwrap().len(), 1); // the space after the emoji
     alice.replace(4, 5, "").unwrap(); // 字
     for broadcast in flush(&mut alice, &mut server) {
         let event = bob.receive(&broadcast).unwrap();
