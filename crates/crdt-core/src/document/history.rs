@@ -244,6 +244,12 @@ impl History {
     }
 
     fn intern(&mut self, replica: ReplicaId) -> u32 {
+        // Typing: the replica of the last span, without hashing its id.
+        if let Some(last) = self.spans.last() {
+            if self.replicas[last.replica as usize] == replica {
+                return last.replica;
+            }
+        }
         if let Some(index) = self.replica_index.get(&replica) {
             return *index;
         }
