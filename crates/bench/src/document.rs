@@ -14,14 +14,15 @@
 //!   save it and to load it ([`codec::decode_snapshot`] and reading the text once, as the main
 //!   report's load reads it), the entries of the final version, and the wire bytes per change:
 //!   the `ClientMsg::Changes` frame a client sends for one change, `seq` counting 1, 2, 3… on
-//!   each page open's connection.
+//!   each page open's connection, encoded with that connection's names (`encode_on`, the
+//!   `Hello` naming the replica) as the browser does.
 //! - beside them: our `Rga` alone through bincode (the main report's `ours` encoding),
 //!   diamond-types' operation log with `ENCODE_FULL` (lz4, a default feature of diamond-types
 //!   1.0) and without compression, and automerge's `save()` (one commit per trace transaction,
 //!   as in the main report), for the same trace.
 //!
 //! Only the API an editor uses is called (the edits, `replace_text`, `set_replica`, `version`,
-//! `text`, the codec, `ClientMsg::encode`); a [`Change`] is passed along and never looked into,
+//! `text`, the codec, `ClientMsg::encode_on`); a [`Change`] is passed along and never looked into,
 //! so this keeps compiling while crdt-core's internals change.
 //!
 //! A warm-up replay of every variant (the one the sizes and wire bytes are taken from) runs
@@ -31,7 +32,7 @@ use std::fmt::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crdt_core::protocol::ClientMsg;
+use crdt_core::protocol::{ClientMsg, WireNames};
 use crdt_core::{codec, Change, Document, ReplicaId};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -101,25 +102,30 @@ fn local_once(trace: &Trace, opens: usize) -> (Duration, usize) {
     (elapsed, held)
 }
 
-/// The `ClientMsg::Changes` frames a client sends, one change each.
+/// The `ClientMsg::Changes` frames a client sends, one change each, on one connection per page
+/// open (encoded as a client does: with the connection's names, after its `Hello`).
 #[derive(Default)]
 struct Wire {
     frames: usize,
     bytes: usize,
     largest: usize,
-    /// The page open whose connection is sending, and its last `seq`.
-    page: usize,
+    /// The page open whose connection is sending, its last `seq` and what it has named.
+    page: Option<usize>,
     seq: u64,
+    names: WireNames,
 }
 
 impl Wire {
     fn send(&mut self, page: usize, change: Change) {
-        if page != self.page {
-            self.page = page;
+        if self.page != Some(page) {
+            self.page = Some(page);
             self.seq = 0;
+            self.names = WireNames::new();
+            // The connection's Hello names the author (it is not counted: one per connection).
+            let _ = self.names.name_replica(change.replica);
         }
         self.seq += 1;
-        let len = ClientMsg::Changes { seq: self.seq, changes: vec![change] }.encode().len();
+        let len = ClientMsg::Changes { seq: self.seq, changes: vec![change] }.encode_on(&mut self.names).len();
         self.frames += 1;
         self.bytes += len;
         self.largest = self.largest.max(len);
@@ -396,7 +402,7 @@ pub fn header(runs: usize, budget: Duration, fresh_processes: bool) -> String {
          per round. Page opens: the patches in 50 (500) consecutive chunks, each typed by a fresh \
          replica (seeded ids). Full history: `codec::encode_snapshot`; load: `codec::decode_snapshot` \
          plus reading the text once. Wire bytes: `ClientMsg::Changes {{ seq, changes: vec![change] }}` \
-         encoded, per change, `seq` from 1 on each page open. {isolation} Every result was checked \
+         encoded on the page open's connection (`encode_on`, after its Hello), per change, `seq` from 1. {isolation} Every result was checked \
          against `endContent`.\n\n",
         budget.as_secs_f64()
     )
