@@ -121,6 +121,13 @@ impl Client {
         to_js(&version)
     }
 
+    /// The length of the document's compact encoding (`codec::encode_snapshot`, history
+    /// included), for tests and storage reports.
+    #[wasm_bindgen(js_name = snapshotSize)]
+    pub fn snapshot_size(&self) -> usize {
+        codec::encode_snapshot(self.session.doc()).len()
+    }
+
     /// Merges `export()` bytes of another tab or session; returns an event (`reset` tells
     /// whether the text changed).
     #[wasm_bindgen(js_name = mergeSaved)]
