@@ -8,6 +8,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// The default of `--snapshot-every`.
+pub const DEFAULT_SNAPSHOT_EVERY: u64 = 16384;
+
 /// The server's settings (parsed from flags by `main`, built directly by unit tests).
 #[derive(Clone, Debug, clap::Args)]
 pub struct Config {
@@ -47,8 +50,10 @@ pub struct Config {
     #[arg(long, default_value = "60s", value_parser = parse_duration)]
     pub idle_unload: Duration,
 
-    /// Snapshot a document (and truncate its log) after this many logged changes.
-    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    /// Snapshot a document (and truncate its log) after this many logged changes at the latest,
+    /// which bounds what a load replays (about 1 µs a change). It is snapshotted sooner when the
+    /// log since the last snapshot outgrows that snapshot.
+    #[arg(long, default_value_t = DEFAULT_SNAPSHOT_EVERY, value_parser = clap::value_parser!(u64).range(1..))]
     pub snapshot_every: u64,
 
     /// Snapshot a document at the latest this long after its first unsnapshotted change.
@@ -73,7 +78,7 @@ impl Config {
             hello_timeout: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(10),
             idle_unload: Duration::from_secs(60),
-            snapshot_every: 1000,
+            snapshot_every: DEFAULT_SNAPSHOT_EVERY,
             snapshot_interval: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(10),
         }

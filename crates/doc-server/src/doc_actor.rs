@@ -28,11 +28,13 @@
 //! # Invariants
 //! - The store holds exactly the changes of `doc` at the end of every round (snapshot plus log).
 //! - `log_index >= snapshot_index`; the log after `snapshot_index` holds the changes made since
-//!   the snapshot, and `changes_since_snapshot` counts them.
+//!   the snapshot; `changes_since_snapshot` and `log_bytes_since_snapshot` count the changes and
+//!   entry bytes logged since the last snapshot attempt.
 //! - `doc.pending_count() == 0`.
 //! - The actor never awaits a connection; it awaits only its own queue, timers and the store.
 
 mod load;
+mod log_entry;
 mod peers;
 mod round;
 
@@ -204,6 +206,9 @@ struct DocActor {
     log_index: u64,
     snapshot_index: u64,
     changes_since_snapshot: u64,
+    log_bytes_since_snapshot: u64,
+    /// The size of the stored snapshot (0 without one).
+    snapshot_bytes: u64,
     first_unsnapshotted: Option<Instant>,
     last_activity: Instant,
     /// A history-less snapshot made for a welcome, reused while the version is the same.
@@ -223,10 +228,12 @@ pub(crate) async fn run(
     let started = Instant::now();
     match load::load(&ctx.store, &id).await {
         Ok(loaded) => {
+            let elapsed = started.elapsed();
+            metrics.load_latency.observe(elapsed);
             tracing::info!(
                 changes = loaded.doc.version().total(),
                 replayed = loaded.replayed,
-                elapsed_ms = started.elapsed().as_millis() as u64,
+                elapsed_us = elapsed.as_micros() as u64,
                 "document loaded"
             );
             let actor = DocActor {
@@ -241,6 +248,8 @@ pub(crate) async fn run(
                 log_index: loaded.log_index,
                 snapshot_index: loaded.snapshot_index,
                 changes_since_snapshot: loaded.replayed,
+                log_bytes_since_snapshot: loaded.log_bytes,
+                snapshot_bytes: loaded.snapshot_bytes,
                 first_unsnapshotted: (loaded.replayed > 0).then(Instant::now),
                 last_activity: Instant::now(),
                 catchup_snapshot: None,
@@ -340,9 +349,7 @@ impl DocActor {
             return Next::Stop;
         }
         // Checked here too, not only by the timer, which a steady stream of commands starves.
-        let config = &self.ctx.config;
-        let overdue = self.first_unsnapshotted.is_some_and(|at| at + config.snapshot_interval <= Instant::now());
-        if self.changes_since_snapshot >= config.snapshot_every || overdue {
+        if self.snapshot_due() {
             self.snapshot().await;
         }
         Next::Continue

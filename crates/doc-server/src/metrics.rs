@@ -85,8 +85,14 @@ pub struct Metrics {
     pub heartbeat_timeouts: AtomicU64,
     /// Frames refused (malformed, oversized, wrong version, text, out of order).
     pub rejected_frames: AtomicU64,
+    /// Time to load a document from the store (snapshot plus log suffix).
+    pub load_latency: Histogram,
     /// Snapshots written.
     pub snapshots_written: AtomicU64,
+    /// Bytes of op log entries handed to the store.
+    pub log_bytes: AtomicU64,
+    /// Bytes of snapshots handed to the store.
+    pub snapshot_bytes: AtomicU64,
     /// Storage operations that failed.
     pub storage_errors: AtomicU64,
 }
@@ -137,6 +143,8 @@ impl Metrics {
                 &self.rejected_frames,
             ),
             ("doc_server_snapshots_written_total", "Document snapshots written.", &self.snapshots_written),
+            ("doc_server_log_bytes_total", "Bytes of op log entries handed to the store.", &self.log_bytes),
+            ("doc_server_snapshot_bytes_total", "Bytes of snapshots handed to the store.", &self.snapshot_bytes),
             ("doc_server_storage_errors_total", "Storage operations that failed.", &self.storage_errors),
         ];
         for (name, help, value) in counters {
@@ -153,6 +161,11 @@ impl Metrics {
             &mut out,
             "doc_server_commit_latency_seconds",
             "Time of one durable (fsync'd) op log commit.",
+        );
+        self.load_latency.render(
+            &mut out,
+            "doc_server_load_seconds",
+            "Time to load a document from the store (snapshot plus log suffix).",
         );
         out
     }

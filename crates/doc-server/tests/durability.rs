@@ -20,7 +20,7 @@ fn stored_rows(dir: &Path, doc: &str) -> (i64, i64) {
     let db = Connection::open_with_flags(dir.join("data").join("docs.sqlite3"), OpenFlags::SQLITE_OPEN_READ_ONLY)
         .expect("open the database");
     let count = |sql: &str| db.query_row(sql, params![doc], |row| row.get(0)).expect(sql);
-    (count("SELECT COUNT(*) FROM snapshots WHERE doc = ?1"), count("SELECT COUNT(*) FROM ops WHERE doc = ?1"))
+    (count("SELECT COUNT(*) FROM snapshots WHERE doc = ?1"), count("SELECT COUNT(*) FROM log WHERE doc = ?1"))
 }
 
 /// A fresh client's view of the server's document: every change any client saw acknowledged

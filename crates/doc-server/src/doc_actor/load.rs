@@ -3,19 +3,34 @@
 //!
 //! Snapshots are [`codec::encode_snapshot`], which keeps the whole history, so that after a
 //! restart the server can still answer `Hello` with the changes a client lacks rather than a
-//! snapshot. The history grows with every change and is never pruned: a document edited for a
-//! long time gets a large snapshot. Pruning it (snapshots without history once every known
-//! client is past a version) is left for later.
+//! snapshot. The history is the compact log of crdt-core, so a snapshot's size follows the
+//! document's compact size (about 100 KB for the automerge-paper trace, 260,000 keystrokes).
+//!
+//! When to snapshot is a trade between bytes written and load time (`DocActor::snapshot_due`):
+//! a snapshot is due once the log since the last one is as large as that snapshot (so snapshots
+//! never cost more bytes than the log they replace: everything written stays within about twice
+//! the log), or holds `--snapshot-every` changes (which bounds what a load replays), or its
+//! first change is `--snapshot-interval` old. A snapshot the decoder would refuse (above
+//! [`codec::MAX_SNAPSHOT_LEN`]) is never written: the log keeps every change instead.
 
 use std::sync::Arc;
 
 use crdt_core::{codec, ApplyOutcome, Document, ReplicaId};
 use tokio::time::Instant;
 
-use super::DocActor;
+use super::{log_entry, DocActor};
 use crate::metrics::Metrics;
 use crate::storage::Store;
 use crate::{DocId, ServerError};
+
+/// The log may grow to this many bytes before its size alone calls for a snapshot, so that a
+/// small document is not snapshotted on every commit.
+const MIN_SNAPSHOT_TRIGGER_BYTES: u64 = 16 << 10;
+
+/// Whether the decoder accepts a snapshot of `len` bytes.
+fn loadable_snapshot(len: usize) -> bool {
+    len <= codec::MAX_SNAPSHOT_LEN
+}
 
 /// A document rebuilt from the store.
 pub(super) struct Loaded {
@@ -26,6 +41,10 @@ pub(super) struct Loaded {
     pub snapshot_index: u64,
     /// How many changes were re-applied from the log after the snapshot.
     pub replayed: u64,
+    /// The stored snapshot's size (0 without one).
+    pub snapshot_bytes: u64,
+    /// The size of the log entries after it.
+    pub log_bytes: u64,
 }
 
 /// Reads the snapshot and the log of `id` and rebuilds the document.
@@ -47,9 +66,11 @@ pub(super) async fn load(store: &Arc<dyn Store>, id: &DocId) -> Result<Loaded, S
     };
     let mut log_index = snapshot_index;
     let mut replayed = 0;
+    let mut log_bytes = 0;
     for entry in &stored.log {
-        let changes = codec::decode_changes(&entry.bytes)
-            .map_err(|error| corrupt(format!("log entry {}: {error}", entry.index)))?;
+        log_bytes += entry.bytes.len() as u64;
+        let changes =
+            log_entry::unpack(&entry.bytes).map_err(|error| corrupt(format!("log entry {}: {error}", entry.index)))?;
         for change in changes {
             match doc.apply_change(change) {
                 Ok(ApplyOutcome::Applied { .. }) => replayed += 1,
@@ -67,7 +88,8 @@ pub(super) async fn load(store: &Arc<dyn Store>, id: &DocId) -> Result<Loaded, S
         }
         log_index = entry.index;
     }
-    Ok(Loaded { doc, log_index, snapshot_index, replayed })
+    let snapshot_bytes = stored.snapshot.as_ref().map_or(0, |(bytes, _)| bytes.len() as u64);
+    Ok(Loaded { doc, log_index, snapshot_index, replayed, snapshot_bytes, log_bytes })
 }
 
 impl DocActor {
@@ -76,6 +98,7 @@ impl DocActor {
     pub(super) async fn snapshot(&mut self) {
         if self.log_index <= self.snapshot_index {
             self.changes_since_snapshot = 0;
+            self.log_bytes_since_snapshot = 0;
             self.first_unsnapshotted = None;
             return;
         }
@@ -83,6 +106,15 @@ impl DocActor {
         let bytes = codec::encode_snapshot(&self.doc);
         let size = bytes.len();
         let through = self.log_index;
+        // The next attempt, after a failure too, comes a whole interval later.
+        self.changes_since_snapshot = 0;
+        self.log_bytes_since_snapshot = 0;
+        if !loadable_snapshot(size) {
+            tracing::error!(size, limit = codec::MAX_SNAPSHOT_LEN, "snapshot too large to load; keeping the log");
+            Metrics::inc(&self.ctx.metrics.storage_errors);
+            self.first_unsnapshotted = Some(Instant::now());
+            return;
+        }
         let store = Arc::clone(&self.ctx.store);
         let id = self.id.clone();
         let result = tokio::task::spawn_blocking(move || store.write_snapshot(&id, &bytes, through))
@@ -93,8 +125,9 @@ impl DocActor {
             Ok(()) => {
                 tracing::debug!(through, size, elapsed_ms = started.elapsed().as_millis() as u64, "snapshot written");
                 Metrics::inc(&self.ctx.metrics.snapshots_written);
+                Metrics::add(&self.ctx.metrics.snapshot_bytes, size as u64);
                 self.snapshot_index = through;
-                self.changes_since_snapshot = 0;
+                self.snapshot_bytes = size as u64;
                 self.first_unsnapshotted = None;
             }
             Err(error) => {
@@ -103,6 +136,15 @@ impl DocActor {
                 self.first_unsnapshotted = Some(Instant::now());
             }
         }
+    }
+
+    /// Whether the log since the last snapshot calls for a new one (see the module docs).
+    pub(super) fn snapshot_due(&self) -> bool {
+        let config = &self.ctx.config;
+        let overdue = self.first_unsnapshotted.is_some_and(|at| at + config.snapshot_interval <= Instant::now());
+        overdue
+            || self.changes_since_snapshot >= config.snapshot_every
+            || self.log_bytes_since_snapshot >= self.snapshot_bytes.max(MIN_SNAPSHOT_TRIGGER_BYTES)
     }
 
     /// Rebuilds the document from the store and re-applies `changes` (the round's batches so
@@ -118,5 +160,21 @@ impl DocActor {
         self.doc = loaded.doc;
         self.catchup_snapshot = None;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshots_the_decoder_refuses_are_never_written() {
+        assert!(loadable_snapshot(codec::MAX_SNAPSHOT_LEN));
+        assert!(!loadable_snapshot(codec::MAX_SNAPSHOT_LEN + 1));
+        let at_limit = vec![codec::FORMAT_VERSION; codec::MAX_SNAPSHOT_LEN + 1];
+        assert!(matches!(
+            codec::decode_snapshot(&at_limit, ReplicaId::random()),
+            Err(crdt_core::DecodeError::TooLarge { .. })
+        ));
     }
 }

@@ -5,10 +5,11 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crdt_core::protocol::{AckStatus, ServerMsg};
-use crdt_core::{codec, ApplyOutcome, Change, ReplicaId, VersionVector};
+use crdt_core::{ApplyOutcome, Change, ReplicaId, VersionVector};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
+use super::log_entry;
 use super::peers::frame;
 use super::{ConnId, DocActor, JoinRequest};
 use crate::metrics::Metrics;
@@ -132,18 +133,31 @@ impl DocActor {
         let applied: usize = round.applied.iter().map(|batch| batch.changes.len()).sum();
         if applied > 0 {
             let changes: Vec<&Change> = round.all_changes().collect();
-            let bytes = codec::encode_message(codec::KIND_CHANGES, changes.as_slice());
+            let frames = log_entry::encode_each(&changes);
             let ops: usize = changes.iter().map(|change| change.ops.len()).sum();
             let store = Arc::clone(&self.ctx.store);
             let id = self.id.clone();
             let started = Instant::now();
-            let index = tokio::task::spawn_blocking(move || store.append(&id, &bytes)).await??;
+            // Packing (deflate) runs on the blocking thread too, off the runtime's workers.
+            // A round too large for one entry becomes several, each committed before the acks.
+            let (index, logged) = tokio::task::spawn_blocking(move || {
+                let (mut index, mut logged) = (0, 0);
+                for run in log_entry::split(&frames) {
+                    let entry = log_entry::pack(run);
+                    logged += entry.len() as u64;
+                    index = store.append(&id, &entry)?;
+                }
+                Ok::<_, crate::storage::StoreError>((index, logged))
+            })
+            .await??;
             let metrics = &self.ctx.metrics;
+            Metrics::add(&metrics.log_bytes, logged);
             metrics.commit_latency.observe(started.elapsed());
             Metrics::add(&metrics.changes_applied, applied as u64);
             Metrics::add(&metrics.ops_applied, ops as u64);
             self.log_index = index;
             self.changes_since_snapshot += applied as u64;
+            self.log_bytes_since_snapshot += logged;
             self.first_unsnapshotted.get_or_insert_with(Instant::now);
             tracing::debug!(index, batches = round.applied.len(), changes = applied, "group commit");
         }

@@ -6,16 +6,23 @@
 //! serves every document; its statements are short (one insert per group commit), and the
 //! callers run them on blocking threads.
 //!
-//! Schema (version 1, in `PRAGMA user_version`):
+//! Schema (version 2, in `PRAGMA user_version`):
 //!
 //! ```sql
 //! docs      (id TEXT PRIMARY KEY, updated_ms INTEGER)
-//! ops       (idx INTEGER PRIMARY KEY AUTOINCREMENT, doc TEXT, bytes BLOB)  -- the op log
+//! log       (idx INTEGER PRIMARY KEY, doc TEXT, bytes BLOB)  -- the op log, indexed by (doc, idx)
 //! snapshots (doc TEXT PRIMARY KEY, through INTEGER, bytes BLOB)
 //! ```
 //!
-//! `AUTOINCREMENT` guarantees that a log index is never reused, even after the rows below it
-//! are deleted by a snapshot, which the snapshot's `through` relies on.
+//! A commit is paid in pages: each page a transaction changes is one more frame (page size
+//! plus 24 bytes) in the WAL, and the disk is written a page at a time. So pages are 1 KiB
+//! (for databases created since issue 17), and an append changes as few pages as it can: the log's last leaf and its index's. Log indexes come from a counter
+//! kept in memory (the next index is above every logged index and every snapshot's `through`,
+//! read once at open), not from `AUTOINCREMENT`, which would rewrite `sqlite_sequence` on every
+//! insert; a log index is still never reused, which a snapshot's `through` relies on. And
+//! `docs.updated_ms` moves only when it is a second or more behind, not on every commit.
+//!
+//! Version 1 (the log in `ops`, with `AUTOINCREMENT`) is converted when the database is opened.
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
@@ -30,31 +37,41 @@ pub const DB_FILE: &str = "docs.sqlite3";
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS docs (id TEXT PRIMARY KEY, updated_ms INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS ops (
-    idx INTEGER PRIMARY KEY AUTOINCREMENT,
-    doc TEXT NOT NULL,
-    bytes BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS ops_by_doc ON ops (doc, idx);
+CREATE TABLE IF NOT EXISTS log (idx INTEGER PRIMARY KEY, doc TEXT NOT NULL, bytes BLOB NOT NULL);
+CREATE INDEX IF NOT EXISTS log_by_doc ON log (doc, idx);
 CREATE TABLE IF NOT EXISTS snapshots (
     doc TEXT PRIMARY KEY,
     through INTEGER NOT NULL,
     bytes BLOB NOT NULL
 );
-PRAGMA user_version = 1;
 ";
+
+/// Moves a version 1 log (`ops`, `AUTOINCREMENT`) into `log`, keeping its indexes.
+const FROM_VERSION_1: &str = "
+INSERT INTO log (idx, doc, bytes) SELECT idx, doc, bytes FROM ops;
+DROP TABLE ops;
+";
+
+/// How far behind `docs.updated_ms` may fall before a commit moves it (milliseconds).
+const UPDATED_PRECISION_MS: i64 = 1000;
 
 /// The SQLite [`Store`]; see the module docs.
 #[derive(Debug)]
 pub struct SqliteStore {
     conn: Mutex<Connection>,
+    /// The index the next appended entry gets; only grows.
+    next_index: Mutex<u64>,
 }
 
 impl SqliteStore {
     /// Opens (or creates) the database in `data_dir`, creating the directory if needed.
     pub fn open(data_dir: &Path) -> Result<SqliteStore, StoreError> {
         std::fs::create_dir_all(data_dir)?;
-        let conn = Connection::open(data_dir.join(DB_FILE))?;
+        let mut conn = Connection::open(data_dir.join(DB_FILE))?;
+        // Small pages make a commit's WAL frames small (a group commit changes two or three
+        // pages); a snapshot spills into overflow pages whatever their size. Only a new
+        // database takes this; an existing one keeps its page size.
+        conn.execute_batch("PRAGMA page_size = 1024")?;
         // WAL lets readers proceed during a write; FULL makes every commit fsync the WAL, so a
         // returned COMMIT survives power loss, not just a process crash.
         let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))?;
@@ -62,8 +79,36 @@ impl SqliteStore {
             tracing::warn!(mode, "sqlite refused WAL mode; running with its default journal");
         }
         conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA busy_timeout = 5000;")?;
-        conn.execute_batch(SCHEMA)?;
-        Ok(SqliteStore { conn: Mutex::new(conn) })
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+        let tx = conn.transaction()?;
+        tx.execute_batch(SCHEMA)?;
+        // Above every index ever handed out: the log's, the snapshots' and, for a version 1
+        // database, the AUTOINCREMENT counter (its highest rows may have been truncated).
+        let mut last: i64 = tx.query_row(
+            "SELECT max(coalesce((SELECT max(idx) FROM log), 0), coalesce((SELECT max(through) FROM snapshots), 0))",
+            [],
+            |row| row.get(0),
+        )?;
+        if version < 2 {
+            let had_ops: bool = tx.query_row(
+                "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'ops'",
+                [],
+                |row| row.get(0),
+            )?;
+            if had_ops {
+                let sequence: i64 = tx.query_row(
+                    "SELECT max(coalesce((SELECT max(idx) FROM ops), 0), \
+                     coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'ops'), 0))",
+                    [],
+                    |row| row.get(0),
+                )?;
+                last = last.max(sequence);
+                tx.execute_batch(FROM_VERSION_1)?;
+            }
+            tx.execute_batch("PRAGMA user_version = 2")?;
+        }
+        tx.commit()?;
+        Ok(SqliteStore { conn: Mutex::new(conn), next_index: Mutex::new(to_u64(last) + 1) })
     }
 
     fn conn(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
@@ -92,7 +137,7 @@ impl Store for SqliteStore {
         let after = snapshot.as_ref().map_or(0, |(_, through)| *through);
         let log = {
             let mut statement =
-                tx.prepare_cached("SELECT idx, bytes FROM ops WHERE doc = ?1 AND idx > ?2 ORDER BY idx")?;
+                tx.prepare_cached("SELECT idx, bytes FROM log WHERE doc = ?1 AND idx > ?2 ORDER BY idx")?;
             let rows = statement.query_map(params![doc.as_str(), to_i64(after)], |row| {
                 Ok(LogEntry { index: to_u64(row.get(0)?), bytes: row.get(1)? })
             })?;
@@ -104,15 +149,23 @@ impl Store for SqliteStore {
 
     fn append(&self, doc: &DocId, bytes: &[u8]) -> Result<u64, StoreError> {
         let mut conn = self.conn()?;
+        // Taken while the connection is held, so indexes are handed out in commit order.
+        let mut next_index = self.next_index.lock().map_err(|_| StoreError::Poisoned)?;
+        let index = *next_index;
         let tx = conn.transaction()?;
-        tx.prepare_cached("INSERT INTO ops (doc, bytes) VALUES (?1, ?2)")?.execute(params![doc.as_str(), bytes])?;
-        let index = to_u64(tx.last_insert_rowid());
+        tx.prepare_cached("INSERT INTO log (idx, doc, bytes) VALUES (?1, ?2, ?3)")?.execute(params![
+            to_i64(index),
+            doc.as_str(),
+            bytes
+        ])?;
         tx.prepare_cached(
             "INSERT INTO docs (id, updated_ms) VALUES (?1, ?2)
-             ON CONFLICT (id) DO UPDATE SET updated_ms = excluded.updated_ms",
+             ON CONFLICT (id) DO UPDATE SET updated_ms = excluded.updated_ms
+             WHERE docs.updated_ms <= excluded.updated_ms - ?3",
         )?
-        .execute(params![doc.as_str(), to_i64(now_ms())])?;
+        .execute(params![doc.as_str(), to_i64(now_ms()), UPDATED_PRECISION_MS])?;
         tx.commit()?;
+        *next_index = index + 1;
         Ok(index)
     }
 
@@ -130,7 +183,7 @@ impl Store for SqliteStore {
              ON CONFLICT (doc) DO UPDATE SET through = excluded.through, bytes = excluded.bytes",
             params![doc.as_str(), to_i64(through), snapshot],
         )?;
-        tx.execute("DELETE FROM ops WHERE doc = ?1 AND idx <= ?2", params![doc.as_str(), to_i64(through)])?;
+        tx.execute("DELETE FROM log WHERE doc = ?1 AND idx <= ?2", params![doc.as_str(), to_i64(through)])?;
         tx.execute(
             "INSERT INTO docs (id, updated_ms) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING",
             params![doc.as_str(), to_i64(now_ms())],
@@ -188,6 +241,38 @@ mod tests {
         }
         let store = SqliteStore::open(&dir).unwrap();
         assert_eq!(store.load(&doc).unwrap().log[0].bytes, b"x");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_version_1_database_is_converted_and_never_reuses_an_index() {
+        let dir = temp_dir("sqlite-v1");
+        let doc = DocId::parse("old").unwrap();
+        std::fs::create_dir_all(&dir).unwrap();
+        {
+            let conn = Connection::open(dir.join(DB_FILE)).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE docs (id TEXT PRIMARY KEY, updated_ms INTEGER NOT NULL);
+                 CREATE TABLE ops (idx INTEGER PRIMARY KEY AUTOINCREMENT, doc TEXT NOT NULL, bytes BLOB NOT NULL);
+                 CREATE INDEX ops_by_doc ON ops (doc, idx);
+                 CREATE TABLE snapshots (doc TEXT PRIMARY KEY, through INTEGER NOT NULL, bytes BLOB NOT NULL);
+                 PRAGMA user_version = 1;
+                 INSERT INTO docs VALUES ('old', 5);
+                 INSERT INTO ops (doc, bytes) VALUES ('old', x'01'), ('old', x'02'), ('old', x'03');
+                 INSERT INTO snapshots VALUES ('old', 1, x'aa');
+                 DELETE FROM ops WHERE idx = 3;",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&dir).unwrap();
+        let loaded = store.load(&doc).unwrap();
+        assert_eq!(loaded.snapshot, Some((vec![0xaa], 1)));
+        assert_eq!(loaded.log, vec![LogEntry { index: 2, bytes: vec![2] }]);
+        assert_eq!(store.append(&doc, b"new").unwrap(), 4, "index 3 was handed out before");
+        drop(store);
+        let store = SqliteStore::open(&dir).unwrap();
+        assert_eq!(store.append(&doc, b"newer").unwrap(), 5);
+        assert_eq!(store.load(&doc).unwrap().log.len(), 3);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -44,6 +44,12 @@ impl Server {
     /// Starts the binary on `127.0.0.1:0` with its database in `dir/data` and its log appended
     /// to `dir/server.log`; returns once it printed the address it listens on.
     pub fn start(dir: &Path, extra: &[&str]) -> Server {
+        Server::start_logging(dir, extra, "info,doc_server=debug")
+    }
+
+    /// [`start`](Self::start) with the log filter `rust_log` (measurements use `warn`, so that
+    /// the log file adds nothing to the bytes the process writes).
+    pub fn start_logging(dir: &Path, extra: &[&str], rust_log: &str) -> Server {
         let log = dir.join("server.log");
         let log_file = OpenOptions::new().create(true).append(true).open(&log).expect("open the server log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_doc-server"))
@@ -52,7 +58,7 @@ impl Server {
             .args(["--web-dir"])
             .arg(dir.join("web"))
             .args(extra)
-            .env("RUST_LOG", "info,doc_server=debug")
+            .env("RUST_LOG", rust_log)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log_file))
@@ -100,6 +106,17 @@ impl Server {
             assert!(Instant::now() < deadline, "doc-server did not exit within {within:?} of SIGTERM");
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// One counter of `/proc/<pid>/io`: `write_bytes` is every page of the page cache the
+    /// process dirtied (what reaches the disk, counted once per dirtying), `wchar` the bytes it
+    /// passed to `write` calls.
+    pub fn io(&self, counter: &str) -> u64 {
+        let io = std::fs::read_to_string(format!("/proc/{}/io", self.pid())).unwrap_or_default();
+        io.lines()
+            .find_map(|line| line.strip_prefix(counter)?.strip_prefix(':'))
+            .and_then(|value| value.trim().parse().ok())
+            .unwrap_or(0)
     }
 
     /// Resident memory of the server process, in KiB.
