@@ -213,6 +213,10 @@ struct DocActor {
     last_activity: Instant,
     /// A history-less snapshot made for a welcome, reused while the version is the same.
     catchup_snapshot: Option<(VersionVector, Vec<u8>)>,
+    /// The first stored log entry the load could not read or apply, and why. The document is
+    /// served from what came before it, and no snapshot is written (it would delete that entry
+    /// and those after it from the store) until the document is loaded whole again.
+    damaged: Option<(u64, String)>,
 }
 
 /// Runs one document's actor until it unloads, fails or the server shuts down.
@@ -230,6 +234,10 @@ pub(crate) async fn run(
         Ok(loaded) => {
             let elapsed = started.elapsed();
             metrics.load_latency.observe(elapsed);
+            if loaded.damaged.is_some() {
+                // Logged by the load; counted here as a storage error.
+                Metrics::inc(&metrics.storage_errors);
+            }
             tracing::info!(
                 changes = loaded.doc.version().total(),
                 replayed = loaded.replayed,
@@ -253,6 +261,7 @@ pub(crate) async fn run(
                 first_unsnapshotted: (loaded.replayed > 0).then(Instant::now),
                 last_activity: Instant::now(),
                 catchup_snapshot: None,
+                damaged: loaded.damaged,
             };
             actor.run_loop().await;
         }

@@ -189,3 +189,46 @@ async fn idle_documents_unload_with_a_snapshot_and_reload() {
     assert_eq!(reloaded.doc.counter("edits"), 10);
     assert_eq!(server.metric("doc_server_open_documents").await, 1.0);
 }
+
+/// A damaged log entry in the store does not make the document unloadable: the server serves
+/// what came before it (and after it, where that does not depend on it), keeps the damaged
+/// entry and every later one in the store (no snapshot deletes them), and takes new edits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_log_entry_loses_nothing_before_it() {
+    let dir = common::tmp_dir("damaged-log");
+    let args = ["--snapshot-every", "1000000", "--snapshot-interval", "1h"];
+    let mut server = Server::start(&dir, &args);
+    let mut alice = Client::new("alice");
+    alice.connect(server.addr, "scarred").await.unwrap();
+    for word in ["one ", "two ", "three ", "four "] {
+        let at = alice.doc.text("body").map_or(0, |t| t.chars().count());
+        let change = alice.doc.insert_text("body", at, word).unwrap();
+        alice.send_batch(vec![change]).await.unwrap();
+        alice.pump_until(WAIT, |c| c.inflight() == 0).await.unwrap(); // one log entry each
+    }
+    server.kill();
+    let (_, log_rows) = stored_rows(&dir, "scarred");
+    assert_eq!(log_rows, 4);
+    {
+        // Damage the third entry ("three ").
+        let db = Connection::open(dir.join("data").join("docs.sqlite3")).unwrap();
+        let third: i64 = db
+            .query_row("SELECT idx FROM log WHERE doc = 'scarred' ORDER BY idx LIMIT 1 OFFSET 2", [], |r| r.get(0))
+            .unwrap();
+        db.execute("UPDATE log SET bytes = x'0badbeef' WHERE idx = ?1", params![third]).unwrap();
+    }
+    let mut server = Server::start(&dir, &args);
+    let (status, _, body) = server.get("/docs/scarred").await;
+    assert_eq!(status, 200, "the document still loads");
+    let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(value["body"], "one two ", "what came before the damaged entry is served");
+    // New edits are taken and kept; nothing of the store is compacted away.
+    let mut bob = Client::new("bob");
+    bob.connect(server.addr, "scarred").await.unwrap();
+    let change = bob.doc.insert_text("body", 0, "zero ").unwrap();
+    bob.send_batch(vec![change]).await.unwrap();
+    bob.pump_until(WAIT, |c| c.inflight() == 0).await.unwrap();
+    server.terminate(WAIT);
+    let (snapshots, log_rows) = stored_rows(&dir, "scarred");
+    assert_eq!((snapshots, log_rows), (0, 5), "no snapshot deleted the damaged entry or those after it");
+}

@@ -6,6 +6,12 @@
 //! snapshot. The history is the compact log of crdt-core, so a snapshot's size follows the
 //! document's compact size (about 100 KB for the automerge-paper trace, 260,000 keystrokes).
 //!
+//! A log entry that cannot be read or applied (a damaged store) does not make the document
+//! unloadable: it is skipped and logged, what came before it is served, and so is what came
+//! after it as far as it does not depend on it. The entry and everything after it stay in the
+//! store: no snapshot is written while the actor holds a damaged load (a snapshot deletes the
+//! log it covers).
+//!
 //! When to snapshot is a trade between bytes written and load time (`DocActor::snapshot_due`):
 //! a snapshot is due once the log since the last one is as large as that snapshot (so snapshots
 //! never cost more bytes than the log they replace: everything written stays within about twice
@@ -45,6 +51,9 @@ pub(super) struct Loaded {
     pub snapshot_bytes: u64,
     /// The size of the log entries after it.
     pub log_bytes: u64,
+    /// The first log entry that could not be read or applied, and why: the document holds
+    /// everything before it, and nothing from it on (see [`load`]).
+    pub damaged: Option<(u64, String)>,
 }
 
 /// Reads the snapshot and the log of `id` and rebuilds the document.
@@ -67,35 +76,52 @@ pub(super) async fn load(store: &Arc<dyn Store>, id: &DocId) -> Result<Loaded, S
     let mut log_index = snapshot_index;
     let mut replayed = 0;
     let mut log_bytes = 0;
+    let mut damaged: Option<(u64, String)> = None;
     for entry in &stored.log {
         log_bytes += entry.bytes.len() as u64;
-        let changes =
-            log_entry::unpack(&entry.bytes).map_err(|error| corrupt(format!("log entry {}: {error}", entry.index)))?;
-        for change in changes {
-            match doc.apply_change(change) {
-                Ok(ApplyOutcome::Applied { .. }) => replayed += 1,
-                Ok(ApplyOutcome::Duplicate) => {}
-                Ok(ApplyOutcome::Buffered) => {
-                    return Err(corrupt(format!(
-                        "log entry {} holds a change whose dependencies are not logged before it",
-                        entry.index
-                    )))
-                }
-                Err(error) => {
-                    return Err(corrupt(format!("log entry {}: {error}", entry.index)));
-                }
-            }
+        // A damaged entry is skipped, not fatal: what came before it is served, and so is what
+        // came after it as far as it does not depend on it (the rest waits in the document's
+        // buffer). The entry stays in the store untouched: the actor writes no snapshot, which
+        // would delete it.
+        if let Err(reason) = replay(&mut doc, &entry.bytes, &mut replayed, damaged.is_some()) {
+            tracing::error!(doc = %id, entry = entry.index, %reason, "damaged log entry: skipped, kept in the store");
+            damaged.get_or_insert((entry.index, reason));
         }
         log_index = entry.index;
     }
     let snapshot_bytes = stored.snapshot.as_ref().map_or(0, |(bytes, _)| bytes.len() as u64);
-    Ok(Loaded { doc, log_index, snapshot_index, replayed, snapshot_bytes, log_bytes })
+    Ok(Loaded { doc, log_index, snapshot_index, replayed, snapshot_bytes, log_bytes, damaged })
+}
+
+/// Applies one log entry's changes; counts the newly applied ones in `replayed`. On an error
+/// the changes before the failing one stay applied (each change applies whole or not at all).
+/// A change whose dependencies are missing is an error, unless an earlier entry was damaged
+/// (`after_damage`): then it may depend on that entry, and waits in the document's buffer.
+fn replay(doc: &mut Document, bytes: &[u8], replayed: &mut u64, after_damage: bool) -> Result<(), String> {
+    let changes = log_entry::unpack(bytes).map_err(|error| format!("undecodable: {error}"))?;
+    for change in changes {
+        match doc.apply_change(change) {
+            Ok(ApplyOutcome::Applied { changes, .. }) => *replayed += changes as u64,
+            Ok(ApplyOutcome::Duplicate) => {}
+            Ok(ApplyOutcome::Buffered) if after_damage => {}
+            Ok(ApplyOutcome::Buffered) => {
+                return Err("holds a change whose dependencies are not logged before it".into())
+            }
+            Err(error) => return Err(error.to_string()),
+        }
+    }
+    Ok(())
 }
 
 impl DocActor {
     /// Writes a snapshot if the log holds anything after the last one. On failure the log still
     /// holds every change, so the document stays correct; the snapshot is retried later.
     pub(super) async fn snapshot(&mut self) {
+        if let Some((entry, _)) = &self.damaged {
+            // A snapshot deletes the log it covers: the damaged entry and what follows it too.
+            tracing::warn!(entry, "no snapshot while a damaged log entry is kept");
+            return;
+        }
         if self.log_index <= self.snapshot_index {
             self.changes_since_snapshot = 0;
             self.log_bytes_since_snapshot = 0;
@@ -140,6 +166,9 @@ impl DocActor {
 
     /// Whether the log since the last snapshot calls for a new one (see the module docs).
     pub(super) fn snapshot_due(&self) -> bool {
+        if self.damaged.is_some() {
+            return false; // see `snapshot`
+        }
         let config = &self.ctx.config;
         let overdue = self.first_unsnapshotted.is_some_and(|at| at + config.snapshot_interval <= Instant::now());
         overdue
@@ -158,6 +187,7 @@ impl DocActor {
             })?;
         }
         self.doc = loaded.doc;
+        self.damaged = loaded.damaged;
         self.catchup_snapshot = None;
         Ok(())
     }
