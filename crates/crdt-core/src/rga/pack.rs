@@ -1,11 +1,11 @@
 //! The compact byte form of an [`RgaState`](super::snapshot): the texts with long repeats
 //! replaced by references and deflated, and the runs as predicted columns.
 //!
-//! # Layout (format 2)
+//! # Layout (format 3; format 2 differs only in its tag and origin codes)
 //!
 //! ```text
-//! byte 0     TAG_V2 (0xE6): bits 1-2 set, a reserved block type no deflate stream starts with,
-//!            so format 1 (a bare deflate stream) is told apart by this byte
+//! byte 0     TAG_V3 (0xEE; format 2: TAG_V2, 0xE6): bits 1-2 set, a reserved block type no
+//!            deflate stream starts with, so format 1 (a bare deflate stream) is told apart
 //! varint     length of the first stream
 //! deflate(   text literals: the bytes of the texts that long repeats did not cover )
 //! deflate(   the structure (written as stored blocks, see below; any deflate stream is read):
@@ -17,8 +17,9 @@
 //!   replica  runs of equal values: (varint replica index, varint count) until N are covered
 //!   length   N × varint: len << 1 | deleted
 //!   counter  N × varint: (offset << 2) | min(pops, 3), then varint pops - 3 if pops >= 3
-//!   origins  runs of equal codes: (byte left + 3 × right, varint count) until N are covered;
-//!            code 0 predicted, 1 the neighbour, 2 explicit (listed next)
+//!   origins  runs of equal codes: (byte left + 4 × right, varint count) until N are covered;
+//!            code 0 predicted, 1 the neighbour, 2 explicit (listed next), 3 predicted across
+//!            replicas (format 2: left + 3 × right, codes 0-2)
 //!   explicit per run in order, left then right where the code is 2:
 //!            varint 0 for none, or replica index + 1, then varint counter
 //! )
@@ -37,8 +38,10 @@
 //! When one replica typed everything, the left origin of a run is exactly the base's last
 //! character (the character just before it when it was typed is the nearest older one to its
 //! left), and its right origin is the nearest run to the right with a smaller counter (found by
-//! the same scan from the right). So origins cost nothing then; concurrent edits of several
-//! replicas fall back to the neighbouring run's boundary, or to an explicit id.
+//! the same scan from the right). So origins cost nothing then. When replicas took turns (one
+//! person's page opens, each a new replica), the same holds with characters ordered by
+//! (replica index, counter) across all replicas: code 3, [`predicted_across`]. Truly concurrent
+//! edits fall back to the neighbouring run's boundary, or to an explicit id.
 //!
 //! # Texts
 //!
@@ -76,6 +79,9 @@ use crate::varint::{put, unzigzag, Reader};
 
 /// First byte of format 2.
 const TAG_V2: u8 = 0xE6;
+/// First byte of format 3: format 2 with a fourth origin code (see the module docs). Bits 1-2
+/// set, like [`TAG_V2`]: no deflate stream starts with it.
+const TAG_V3: u8 = 0xEE;
 /// The most an unpacked state may expand to, relative to the packed bytes, plus a floor.
 const MAX_RATIO: usize = 64;
 const MAX_FLOOR: usize = 1 << 20;
@@ -123,7 +129,7 @@ pub(super) fn pack(state: &RgaState) -> Vec<u8> {
 /// (see the module docs).
 fn frame(literals: &[u8], structure: &[u8], compress: bool) -> Vec<u8> {
     let first = if compress { deflate_literals(literals) } else { deflate(literals, flate2::Compression::none()) };
-    let mut out = vec![TAG_V2];
+    let mut out = vec![TAG_V3];
     put(&mut out, first.len() as u64);
     out.extend_from_slice(&first);
     out.extend_from_slice(&deflate(structure, flate2::Compression::none()));
@@ -242,13 +248,16 @@ fn runs_to_columns(runs: &[StateRun], replicas: usize, out: &mut Vec<u8>) {
         predicted[i].0 = predicted_left(r.replica, base);
         stack.push((r.counter, r.counter + r.len, i as u32));
     }
+    let keys: Vec<(u32, u32, u32)> = runs.iter().map(|r| (r.replica, r.counter, r.len)).collect();
+    let across = if replicas > 1 { predicted_across(&keys) } else { vec![(None, None); runs.len()] };
     let codes: Vec<u8> = runs
         .iter()
         .enumerate()
         .map(|(i, r)| {
             let left = i.checked_sub(1).map(|p| (runs[p].replica, runs[p].counter + runs[p].len - 1));
             let right = runs.get(i + 1).map(|n| (n.replica, n.counter));
-            code(r.origin_left, predicted[i].0, left) + 3 * code(r.origin_right, predicted[i].1, right)
+            code(r.origin_left, predicted[i].0, left, across[i].0)
+                + 4 * code(r.origin_right, predicted[i].1, right, across[i].1)
         })
         .collect();
     let mut i = 0;
@@ -266,24 +275,71 @@ fn runs_to_columns(runs: &[StateRun], replicas: usize, out: &mut Vec<u8>) {
         }
     };
     for (r, c) in runs.iter().zip(&codes) {
-        if c % 3 == 2 {
+        if c % 4 == EXPLICIT {
             explicit(out, r.origin_left);
         }
-        if c / 3 == 2 {
+        if c / 4 == EXPLICIT {
             explicit(out, r.origin_right);
         }
     }
 }
 
-/// 0 if `origin` is the prediction, 1 if it is the neighbour's, else 2 (written explicitly).
-fn code(origin: Option<(u32, u32)>, predicted: Option<(u32, u32)>, neighbour: Option<(u32, u32)>) -> u8 {
+/// Origin code: the per-replica prediction.
+const PREDICTED: u8 = 0;
+/// Origin code: the neighbouring run's boundary.
+const NEIGHBOUR: u8 = 1;
+/// Origin code: written explicitly after the codes.
+const EXPLICIT: u8 = 2;
+/// Origin code (format 3): the prediction across replicas, [`predicted_across`].
+const ACROSS: u8 = 3;
+
+/// The code of `origin`: the first of the per-replica prediction, the neighbour's boundary and
+/// the prediction across replicas that it equals, else explicit.
+fn code(
+    origin: Option<(u32, u32)>,
+    predicted: Option<(u32, u32)>,
+    neighbour: Option<(u32, u32)>,
+    across: Option<(u32, u32)>,
+) -> u8 {
     if origin == predicted {
-        0
+        PREDICTED
     } else if origin == neighbour {
-        1
+        NEIGHBOUR
+    } else if origin == across {
+        ACROSS
     } else {
-        2
+        EXPLICIT
     }
+}
+
+/// The origins predicted across replicas, for runs `(replica, counter, len)` in document order:
+/// take the characters to have been typed in the order of `(replica index, counter)` (true when
+/// replicas took turns, as page opens of one person do, the replica table listing them in the
+/// order they first edited). Then a run's left origin is the last character of the nearest run
+/// to its left that starts earlier in that order, and its right origin the first character of
+/// the nearest such run to its right: everything between a character and its origins was typed
+/// after it. The same "all nearest smaller values" scan as the per-replica predictions, over
+/// one stack for all replicas; `None` where no such run exists.
+#[allow(clippy::type_complexity)]
+fn predicted_across(runs: &[(u32, u32, u32)]) -> Vec<(Option<(u32, u32)>, Option<(u32, u32)>)> {
+    let mut out = vec![(None, None); runs.len()];
+    let mut stack: Vec<usize> = Vec::new();
+    for (i, &(replica, counter, _)) in runs.iter().enumerate() {
+        while let Some(&j) = stack.last() {
+            let (r, c, _) = runs[j];
+            if (r, c) < (replica, counter) {
+                break;
+            }
+            out[j].1 = Some((replica, counter));
+            stack.pop();
+        }
+        if let Some(&j) = stack.last() {
+            let (r, c, len) = runs[j];
+            out[i].0 = Some((r, c + len - 1));
+        }
+        stack.push(i);
+    }
+    out
 }
 
 /// The texts (one buffer per replica) and the runs of a packed state.
@@ -293,12 +349,26 @@ fn code(origin: Option<(u32, u32)>, predicted: Option<(u32, u32)>, neighbour: Op
 /// character exactly once.
 pub(super) fn unpack(packed: &[u8], replicas: usize) -> Result<(Vec<CharBuf>, Vec<Run>), &'static str> {
     match packed.first() {
-        Some(&TAG_V2) => unpack_v2(&packed[1..], replicas, cap(packed.len())),
+        Some(&TAG_V3) => unpack_v2(&packed[1..], replicas, cap(packed.len()), Codes::Four),
+        Some(&TAG_V2) => unpack_v2(&packed[1..], replicas, cap(packed.len()), Codes::Three),
         _ => v1::unpack_v1(packed, replicas),
     }
 }
 
-fn unpack_v2(packed: &[u8], replicas: usize, mut budget: usize) -> Result<(Vec<CharBuf>, Vec<Run>), &'static str> {
+/// How a format writes its origin codes: format 2 as `left + 3 × right` with codes 0-2, format 3
+/// as `left + 4 × right` with code 3 (the prediction across replicas) added.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Codes {
+    Three,
+    Four,
+}
+
+fn unpack_v2(
+    packed: &[u8],
+    replicas: usize,
+    mut budget: usize,
+    codes: Codes,
+) -> Result<(Vec<CharBuf>, Vec<Run>), &'static str> {
     let mut rd = Reader { buf: packed, at: 0 };
     let first = rd.count()?;
     let (literal_stream, structure_stream) = packed[rd.at..].split_at(first);
@@ -332,7 +402,7 @@ fn unpack_v2(packed: &[u8], replicas: usize, mut budget: usize) -> Result<(Vec<C
     };
     let content = buffers(text)?;
     let chars: Vec<u32> = content.iter().map(CharBuf::chars).collect();
-    let runs = columns_to_runs(&mut rd, &chars)?;
+    let runs = columns_to_runs(&mut rd, &chars, codes)?;
     if rd.at != structure.len() {
         return Err("trailing bytes in text state");
     }
@@ -410,7 +480,7 @@ fn rebuild(rd: &mut Reader, literal_stream: &[u8], total: usize) -> Result<Vec<u
 /// Only the counters and the explicit origins need a check: a predicted origin is the end of
 /// an earlier run or the start of this one, a neighbour's is the end or start of a run next to
 /// it, and those runs are checked.
-fn columns_to_runs(rd: &mut Reader, chars: &[u32]) -> Result<Vec<Run>, &'static str> {
+fn columns_to_runs(rd: &mut Reader, chars: &[u32], codes: Codes) -> Result<Vec<Run>, &'static str> {
     let replicas = chars.len();
     // Every run takes at least two bytes (its counter and its length).
     let n = rd.count()?;
@@ -482,31 +552,46 @@ fn columns_to_runs(rd: &mut Reader, chars: &[u32]) -> Result<Vec<Run>, &'static 
     }
     cover.finish()?;
     // Runs of equal codes, then the explicit origins of the runs whose code says so.
+    let (base, limit) = match codes {
+        Codes::Three => (3, 9),
+        Codes::Four => (4, 16),
+    };
     let mut groups = Vec::new();
     let mut covered = 0;
+    let mut across_needed = false;
     while covered < n {
         let code = rd.bytes(1)?[0];
         let count = rd.usize()?;
-        if code >= 9 || count == 0 || count > n - covered {
+        if code >= limit || count == 0 || count > n - covered {
             return Err("bad origin column");
         }
+        across_needed |= code % base == ACROSS || code / base == ACROSS;
         groups.push((covered, code, count));
         covered += count;
     }
+    let across = if across_needed {
+        let keys: Vec<(u32, u32, u32)> = runs.iter().map(|r| (r.id.replica, r.id.counter, r.len)).collect();
+        predicted_across(&keys)
+    } else {
+        Vec::new()
+    };
+    let id = |origin: Option<(u32, u32)>| origin.map_or(Id::NONE, |(r, c)| Id::new(r, c));
     for (first, code, count) in groups {
         if code == 0 {
             continue;
         }
         for i in first..first + count {
-            match code % 3 {
+            match code % base {
                 0 => {}
                 // Counters and lengths were checked above: `last` does not overflow.
                 1 => runs[i].origin_left = i.checked_sub(1).map_or(Id::NONE, |p| runs[p].last()),
+                ACROSS => runs[i].origin_left = id(across[i].0),
                 _ => runs[i].origin_left = rd.origin(chars)?,
             }
-            match code / 3 {
+            match code / base {
                 0 => {}
                 1 => runs[i].origin_right = runs.get(i + 1).map_or(Id::NONE, |r| r.id),
+                ACROSS => runs[i].origin_right = id(across[i].1),
                 _ => runs[i].origin_right = rd.origin(chars)?,
             }
         }
