@@ -256,6 +256,12 @@ impl ServerMsg {
     }
 }
 
+/// How many bytes `changes` take as a server message's `ChangeList` (each list names its own
+/// replicas and fields): what a catch-up of them costs on the wire.
+pub fn change_list_len(changes: &[Change]) -> usize {
+    changes_bytes(changes, &mut WireNames::new()).0.len()
+}
+
 fn changes_bytes(changes: &[Change], names: &mut WireNames) -> ByteBuf {
     let mut out = Vec::new();
     wire::encode_changes(changes, names, &mut out);

@@ -20,6 +20,9 @@ use crate::metrics::Metrics;
 
 /// Changes catch-ups up to this size are sent as changes without comparing with a snapshot.
 const CATCHUP_COMPARE_FROM: usize = 64 << 10;
+/// The fewest bytes one change takes in a `ChangeList` (its replica, seq, dependency count and
+/// operation count, one byte each at least).
+const MIN_CHANGE_BYTES: u64 = 4;
 
 /// One joined connection.
 #[derive(Debug)]
@@ -130,14 +133,26 @@ impl DocActor {
 
     /// What a client at `since` lacks: the changes, or a snapshot without history when the
     /// changes are not available or larger.
+    ///
+    /// The changes are counted before any is rebuilt: when even the smallest list of that many
+    /// would be larger than the snapshot (a new reader of a long document), the snapshot goes
+    /// without rebuilding the history at all.
     fn catchup(&mut self, since: &VersionVector) -> Catchup {
+        let missing: u64 = self.doc.version().iter().map(|(replica, seq)| seq.saturating_sub(since.get(replica))).sum();
+        if missing == 0 {
+            return Catchup::Changes(Vec::new());
+        }
+        let at_least = missing.saturating_mul(MIN_CHANGE_BYTES);
+        if at_least >= CATCHUP_COMPARE_FROM as u64 {
+            let snapshot = self.catchup_snapshot();
+            if at_least >= snapshot.len() as u64 {
+                return Catchup::Snapshot(snapshot);
+            }
+        }
         let Some(changes) = self.doc.ops_since(since) else {
             return Catchup::Snapshot(self.catchup_snapshot());
         };
-        if changes.is_empty() {
-            return Catchup::Changes(changes);
-        }
-        let changes_len = codec::encode_changes(&changes).len();
+        let changes_len = crdt_core::protocol::change_list_len(&changes);
         if changes_len >= CATCHUP_COMPARE_FROM {
             let snapshot = self.catchup_snapshot();
             if snapshot.len() < changes_len {
