@@ -16,6 +16,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::codec::Bytes;
 use crate::document::Change;
 use crate::varint::Reader;
 pub use crate::wire::{WireNames, MAX_NAMES};
@@ -215,7 +216,7 @@ impl ServerMsg {
                 connection: *connection,
                 catchup: match catchup {
                     Catchup::Changes(list) => CatchupWire::Changes(changes(list)),
-                    Catchup::Snapshot(bytes) => CatchupWire::Snapshot(ByteBuf(bytes.clone())),
+                    Catchup::Snapshot(bytes) => CatchupWire::Snapshot(Bytes(bytes.clone())),
                 },
                 version,
                 hash: *hash,
@@ -235,7 +236,7 @@ impl ServerMsg {
     /// Decodes one frame (bounded: see [`crate::codec::decode_message`]).
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let wire: ServerWireOwned = codec::decode_message(KIND_SERVER, bytes)?;
-        let changes = |bytes: &ByteBuf| changes_of(&bytes.0, &mut WireNames::new());
+        let changes = |bytes: &Bytes| changes_of(&bytes.0, &mut WireNames::new());
         Ok(match wire {
             ServerWireOwned::Welcome { connection, catchup, version, hash, peers } => ServerMsg::Welcome {
                 connection,
@@ -262,10 +263,10 @@ pub fn change_list_len(changes: &[Change]) -> usize {
     changes_bytes(changes, &mut WireNames::new()).0.len()
 }
 
-fn changes_bytes(changes: &[Change], names: &mut WireNames) -> ByteBuf {
+fn changes_bytes(changes: &[Change], names: &mut WireNames) -> Bytes {
     let mut out = Vec::new();
     wire::encode_changes(changes, names, &mut out);
-    ByteBuf(out)
+    Bytes(out)
 }
 
 fn changes_of(bytes: &[u8], names: &mut WireNames) -> Result<Vec<Change>, DecodeError> {
@@ -277,76 +278,40 @@ fn changes_of(bytes: &[u8], names: &mut WireNames) -> Result<Vec<Change>, Decode
     Ok(changes)
 }
 
-/// A byte string that bincode writes and reads in one piece (a varint length, then the bytes).
-#[derive(Clone, Debug, PartialEq)]
-struct ByteBuf(Vec<u8>);
-
-impl Serialize for ByteBuf {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_bytes(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for ByteBuf {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = ByteBuf;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a byte string")
-            }
-            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<ByteBuf, E> {
-                Ok(ByteBuf(v.to_vec()))
-            }
-            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<ByteBuf, E> {
-                Ok(ByteBuf(v))
-            }
-            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<ByteBuf, A::Error> {
-                let mut out = Vec::new();
-                while let Some(b) = seq.next_element::<u8>()? {
-                    out.push(b);
-                }
-                Ok(ByteBuf(out))
-            }
-        }
-        deserializer.deserialize_byte_buf(Visitor)
-    }
-}
-
 // The messages as bincode writes them: the same variants and fields, lists of changes as
 // compact byte strings. Borrowed for encoding, owned for decoding.
 
 #[derive(Serialize)]
 enum ClientWire<'a> {
     Hello { protocol: u16, replica: ReplicaId, version: &'a VersionVector, user: &'a UserInfo },
-    Changes { seq: u64, changes: ByteBuf },
+    Changes { seq: u64, changes: Bytes },
     Presence { selection: &'a Option<Selection> },
 }
 
 #[derive(Deserialize)]
 enum ClientWireOwned {
     Hello { protocol: u16, replica: ReplicaId, version: VersionVector, user: UserInfo },
-    Changes { seq: u64, changes: ByteBuf },
+    Changes { seq: u64, changes: Bytes },
     Presence { selection: Option<Selection> },
 }
 
 #[derive(Serialize)]
 enum CatchupWire {
-    Changes(ByteBuf),
-    Snapshot(ByteBuf),
+    Changes(Bytes),
+    Snapshot(Bytes),
 }
 
 #[derive(Deserialize)]
 enum CatchupWireOwned {
-    Changes(ByteBuf),
-    Snapshot(ByteBuf),
+    Changes(Bytes),
+    Snapshot(Bytes),
 }
 
 #[derive(Serialize)]
 enum ServerWire<'a> {
     Welcome { connection: u64, catchup: CatchupWire, version: &'a VersionVector, hash: u64, peers: &'a [Peer] },
     Ack { seq: u64, status: &'a AckStatus, version: &'a VersionVector, hash: u64 },
-    Changes { changes: ByteBuf },
+    Changes { changes: Bytes },
     Presence(&'a Peer),
     PresenceGone { connection: u64 },
     Error { message: &'a str },
@@ -356,7 +321,7 @@ enum ServerWire<'a> {
 enum ServerWireOwned {
     Welcome { connection: u64, catchup: CatchupWireOwned, version: VersionVector, hash: u64, peers: Vec<Peer> },
     Ack { seq: u64, status: AckStatus, version: VersionVector, hash: u64 },
-    Changes { changes: ByteBuf },
+    Changes { changes: Bytes },
     Presence(Peer),
     PresenceGone { connection: u64 },
     Error { message: String },
