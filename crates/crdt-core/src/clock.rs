@@ -102,8 +102,8 @@ pub struct VersionVector(BTreeMap<ReplicaId, u64>);
 
 impl VersionVector {
     /// The empty version: nothing seen.
-    pub fn new() -> Self {
-        Self::default()
+    pub const fn new() -> Self {
+        VersionVector(BTreeMap::new())
     }
 
     /// How much of `replica` has been seen (0 if nothing).

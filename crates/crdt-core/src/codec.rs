@@ -136,6 +136,9 @@ pub fn decode_snapshot(bytes: &[u8], replica: ReplicaId) -> Result<Document, Dec
     let fields = Document::check_fields(replica, fields).map_err(DecodeError::Invalid)?;
     let mut rd = Reader { buf: &log, at: 0 };
     let history = crate::document::decode_log(&mut rd, history_base, &fields).map_err(DecodeError::Invalid)?;
+    // Written empty: the version is where the history reaches (snapshots written before that
+    // choice hold it, checked against the history).
+    let version = if version.is_empty() { history.reached() } else { version };
     Document::from_parts(replica, fields, version, history).map_err(DecodeError::Invalid)
 }
 
@@ -256,6 +259,9 @@ fn decode_with<T: DeserializeOwned, const LIMIT: usize>(
 }
 
 /// The snapshot payload, borrowed for encoding.
+/// The version a snapshot stores: none, see [`decode_snapshot`].
+static EMPTY_VERSION: VersionVector = VersionVector::new();
+
 #[derive(Serialize)]
 struct SnapshotRef<'a> {
     fields: Vec<(&'a str, &'a Field)>,
@@ -268,7 +274,8 @@ impl<'a> SnapshotRef<'a> {
     fn new(doc: &'a Document, history_base: &'a VersionVector, log: Vec<u8>) -> Self {
         SnapshotRef {
             fields: doc.fields_map().iter().map(|((name, _), field)| (name.as_str(), field)).collect(),
-            version: doc.version(),
+            // The history says it: `history_base` plus the changes of the log.
+            version: &EMPTY_VERSION,
             history_base,
             log,
         }

@@ -1,11 +1,13 @@
 //! Format 1 of the packed state: one deflate stream of plain columns, written before format 2
 //! and still read. Nothing in it is predicted, so every run is checked on its own afterwards.
 
+use super::columns::{Cover, NEVER_INSERTED};
 use super::flate::inflate;
-use super::{buffers, cap, unzigzag, Cover, Reader, NEVER_INSERTED};
+use super::{buffers, cap};
 use crate::rga::content::CharBuf;
 use crate::rga::id::Id;
 use crate::rga::node::Run;
+use crate::varint::{unzigzag, Reader};
 
 pub(super) fn unpack_v1(packed: &[u8], replicas: usize) -> Result<(Vec<CharBuf>, Vec<Run>), &'static str> {
     let raw = inflate(packed, cap(packed.len()))?;
