@@ -57,8 +57,10 @@ use crate::{DocId, ServerError};
 use peers::PeerEntry;
 use round::Round;
 
-/// The most commands one round takes, so that a flood cannot delay acknowledgements forever.
-pub const MAX_ROUND_COMMANDS: usize = 256;
+/// The most commands one round takes, so that a flood cannot delay acknowledgements forever:
+/// as many as the queue holds, so that everything that queued up during a commit shares the
+/// next one.
+pub const MAX_ROUND_COMMANDS: usize = COMMAND_QUEUE;
 
 /// The server's id for one WebSocket connection (unique while the process runs). A connection is
 /// not a replica: a replica may reconnect many times, each time with a new `ConnId`.

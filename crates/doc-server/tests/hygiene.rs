@@ -407,3 +407,39 @@ async fn a_connection_without_hello_is_closed() {
     assert!(started.elapsed() >= Duration::from_millis(250));
     assert_eq!(server.metric("doc_server_open_documents").await, 0.0, "no document was loaded");
 }
+
+/// A fast honest writer is not a slow consumer: one change per message, as fast as it can send,
+/// without reading, while another client watches. The server answers a round's batches of one
+/// connection with one ack and one broadcast, so neither connection's queue overflows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_writer_flooding_single_keystrokes_and_its_observer_stay_connected() {
+    const KEYSTROKES: u64 = 5000;
+    let dir = common::tmp_dir("flood");
+    let server = Server::start(&dir, &[]);
+    let mut writer = Client::new("writer");
+    let mut observer = Client::new("observer");
+    writer.connect(server.addr, "flooded").await.unwrap();
+    observer.connect(server.addr, "flooded").await.unwrap();
+    let author = writer.replica();
+    let watching = tokio::spawn(async move {
+        let seen = observer.pump_until(Duration::from_secs(60), |c| c.doc.version().get(author) == KEYSTROKES).await;
+        (seen, observer)
+    });
+    let started = Instant::now();
+    for i in 0..KEYSTROKES {
+        let change = writer.doc.insert_text("body", i as usize, "x").unwrap();
+        writer.send_batch(vec![change]).await.unwrap();
+    }
+    let sent = started.elapsed();
+    writer.pump_until(Duration::from_secs(60), |c| c.inflight() == 0).await.unwrap();
+    let acked = started.elapsed();
+    let (seen, observer) = watching.await.unwrap();
+    seen.unwrap();
+    eprintln!("{KEYSTROKES} single-keystroke messages sent in {sent:?}, all acknowledged after {acked:?}");
+    assert!(writer.is_connected() && observer.is_connected());
+    assert_eq!(observer.doc.text("body"), writer.doc.text("body"));
+    assert_eq!(server.metric("doc_server_slow_consumer_disconnects_total").await, 0.0);
+    let commits = server.metric("doc_server_commit_latency_seconds_count").await;
+    assert!(commits < KEYSTROKES as f64, "{commits} commits: the group commit shares them");
+    converge(&server, "flooded", &mut [writer, observer]).await;
+}

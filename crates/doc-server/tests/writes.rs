@@ -29,6 +29,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{client::connect_ws, Server};
+use crdt_core::protocol::WireNames;
 use crdt_core::protocol::{AckStatus, Catchup, ClientMsg, ServerMsg, UserInfo, PROTOCOL_VERSION};
 use crdt_core::{codec, Change, Document, ReplicaId};
 use futures_util::{SinkExt, StreamExt};
@@ -109,15 +110,18 @@ async fn open_page(server: &Server, doc: &Document, changes: &[Change], batch: u
         version: doc.version().clone(),
         user: UserInfo { name: "typist".into(), color: "#3366cc".into() },
     };
-    ws.send(Message::Binary(hello.encode().into())).await.expect("send hello");
+    // Names (replica ids, field names) are given once per connection, as the real client does.
+    let mut names = WireNames::new();
+    ws.send(Message::Binary(hello.encode_on(&mut names).into())).await.expect("send hello");
     let frames: VecDeque<Vec<u8>> = changes
         .chunks(batch)
         .enumerate()
-        .map(|(i, chunk)| ClientMsg::Changes { seq: i as u64 + 1, changes: chunk.to_vec() }.encode())
+        .map(|(i, chunk)| ClientMsg::Changes { seq: i as u64 + 1, changes: chunk.to_vec() }.encode_on(&mut names))
         .collect();
     let total = frames.len();
     let (mut sink, mut stream) = ws.split();
-    let slots = Arc::new(Semaphore::new(window));
+    // No window (0): every batch is sent at once, as the page sends keystrokes.
+    let slots = Arc::new(Semaphore::new(if window == 0 { Semaphore::MAX_PERMITS / 2 } else { window }));
     let reader = {
         let slots = Arc::clone(&slots);
         tokio::spawn(async move {
@@ -129,10 +133,13 @@ async fn open_page(server: &Server, doc: &Document, changes: &[Change], batch: u
                     other => panic!("connection ended after {acked} acks: {other:?}"),
                 };
                 match ServerMsg::decode(&bytes).expect("a server frame") {
-                    ServerMsg::Ack { status, .. } => {
+                    ServerMsg::Ack { seq, status, .. } => {
+                        // An ack acknowledges every batch up to its seq.
                         assert_eq!(status, AckStatus::Applied);
-                        acked += 1;
-                        slots.add_permits(1);
+                        let seq = seq as usize;
+                        assert!(seq > acked && seq <= total, "ack {seq} after {acked} of {total}");
+                        slots.add_permits(seq - acked);
+                        acked = seq;
                     }
                     ServerMsg::Welcome { catchup, .. } => {
                         assert!(matches!(catchup, Catchup::Changes(ref c) if c.is_empty()), "nothing to catch up")

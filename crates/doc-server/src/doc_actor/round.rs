@@ -174,11 +174,11 @@ impl DocActor {
         }
         // Broadcasts first: a client that reads its ack has already read the other batches of
         // the round, so when its version equals the ack's, its hash must equal too.
-        for batch in std::mem::take(&mut round.applied) {
-            let message = frame(&ServerMsg::Changes { changes: batch.changes });
-            self.broadcast(&message, Some(batch.conn));
+        for (conn, changes) in coalesce_batches(std::mem::take(&mut round.applied)) {
+            let message = frame(&ServerMsg::Changes { changes });
+            self.broadcast(&message, Some(conn));
         }
-        for ack in round.acks {
+        for ack in coalesce_acks(round.acks) {
             let counter = match ack.status {
                 AckStatus::Applied => &self.ctx.metrics.batches_applied,
                 AckStatus::Rejected { .. } => &self.ctx.metrics.batches_rejected,
@@ -207,6 +207,45 @@ impl DocActor {
     }
 }
 
+/// The round's applied batches as broadcasts: consecutive batches of one connection become one
+/// `Changes` message, so a client that sends a keystroke per message does not cost its peers a
+/// frame per keystroke. Only consecutive ones: the round's order is a causal order, and a
+/// batch may depend on one of another connection just before it (a relayed change).
+fn coalesce_batches(batches: Vec<AppliedBatch>) -> Vec<(ConnId, Vec<Change>)> {
+    let mut merged: Vec<(ConnId, Vec<Change>)> = Vec::new();
+    for batch in batches {
+        match merged.last_mut() {
+            Some((conn, changes)) if *conn == batch.conn => changes.extend(batch.changes),
+            _ => merged.push((batch.conn, batch.changes)),
+        }
+    }
+    merged
+}
+
+/// The acknowledgements to send: an `Applied` ack that the same connection's next ack of the
+/// round would also acknowledge is left out (PROTOCOL.md: an `Applied` ack of batch `seq`
+/// acknowledges every earlier batch of the connection), so a flood of small batches is
+/// answered by one ack per round, not one per batch. A `Rejected` ack is always sent, and so is
+/// the `Applied` one before it.
+fn coalesce_acks(acks: Vec<PendingAck>) -> Vec<PendingAck> {
+    let mut applied_next: BTreeSet<ConnId> = BTreeSet::new();
+    let mut kept: Vec<PendingAck> = Vec::with_capacity(acks.len());
+    for ack in acks.into_iter().rev() {
+        let applied = matches!(ack.status, AckStatus::Applied);
+        let covered = applied && applied_next.contains(&ack.conn);
+        if applied {
+            applied_next.insert(ack.conn);
+        } else {
+            applied_next.remove(&ack.conn);
+        }
+        if !covered {
+            kept.push(ack);
+        }
+    }
+    kept.reverse();
+    kept
+}
+
 /// `Document::value()` as JSON bytes (for `GET /docs/{id}`).
 pub(super) fn value_json(doc: &crdt_core::Document) -> Vec<u8> {
     serde_json::to_vec(&doc.value()).unwrap_or_else(|error| {
@@ -229,6 +268,42 @@ mod tests {
         let batch = [first.clone(), first.clone(), second.clone()];
         assert_eq!(check_batch(server.version(), &batch), Ok(()));
         assert!(check_batch(server.version(), &[second]).is_err(), "skips #1");
+    }
+
+    #[test]
+    fn acks_of_a_run_of_applied_batches_become_the_last_one() {
+        let ack = |conn, seq, applied: bool| PendingAck {
+            conn: ConnId(conn),
+            seq,
+            status: if applied { AckStatus::Applied } else { AckStatus::Rejected { reason: "no".into() } },
+        };
+        let acks = vec![
+            ack(1, 1, true),
+            ack(2, 1, true),
+            ack(1, 2, true),
+            ack(1, 3, true),
+            ack(1, 4, false),
+            ack(2, 2, true),
+            ack(1, 5, true),
+        ];
+        let kept: Vec<(u64, u64)> = coalesce_acks(acks).iter().map(|a| (a.conn.0, a.seq)).collect();
+        assert_eq!(kept, [(1, 3), (1, 4), (2, 2), (1, 5)]);
+    }
+
+    #[test]
+    fn only_consecutive_batches_of_one_connection_share_a_broadcast() {
+        let mut alice = Document::new(ReplicaId::from_u128(1));
+        let mut change = |text: &str| alice.insert_text("t", 0, text).unwrap();
+        let batch = |conn, changes| AppliedBatch { conn: ConnId(conn), changes };
+        let batches = vec![
+            batch(1, vec![change("a")]),
+            batch(1, vec![change("b"), change("c")]),
+            batch(2, vec![change("d")]),
+            batch(1, vec![change("e")]),
+        ];
+        let merged: Vec<(u64, usize)> =
+            coalesce_batches(batches).iter().map(|(conn, changes)| (conn.0, changes.len())).collect();
+        assert_eq!(merged, [(1, 3), (2, 1), (1, 1)]);
     }
 
     #[test]

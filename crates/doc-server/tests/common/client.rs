@@ -278,14 +278,22 @@ impl Client {
                 Ok(Event::Changes(n))
             }
             ServerMsg::Ack { seq, status, version, hash } => {
-                let (expected, high) = self.inflight.pop_front().ok_or("ack with nothing in flight")?;
-                if expected != seq {
-                    return Err(format!("ack for batch {seq}, expected {expected}"));
-                }
                 let applied = status == AckStatus::Applied;
-                match status {
-                    AckStatus::Applied => self.acked_own = self.acked_own.max(high),
-                    AckStatus::Rejected { reason } => self.rejected.push(reason),
+                // An Applied ack covers every earlier batch in flight; a Rejected one is its own.
+                loop {
+                    let (expected, high) = self.inflight.pop_front().ok_or("ack with nothing in flight")?;
+                    if expected > seq || (!applied && expected != seq) {
+                        return Err(format!("ack for batch {seq}, expected {expected}"));
+                    }
+                    if applied {
+                        self.acked_own = self.acked_own.max(high);
+                    }
+                    if expected == seq {
+                        break;
+                    }
+                }
+                if let AckStatus::Rejected { reason } = status {
+                    self.rejected.push(reason);
                 }
                 // The ack names the entries that changed since the welcome or the last ack.
                 self.last_ack_entries = version.len();
