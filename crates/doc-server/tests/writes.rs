@@ -8,9 +8,8 @@
 //!
 //! The client replays automerge-paper (from `../shared/traces` or `$TRACES_DIR`) through the
 //! WebSocket, one change per patch and one `Changes` batch per keystroke (`BATCH` changes per
-//! batch if set), sent as fast as the server acknowledges them with at most `WINDOW` batches in
-//! flight (default 128: the server closes a connection whose 256 queued messages, acks
-//! included, are not read in time). Written bytes are `write_bytes` of `/proc/<pid>/io`: every page of the
+//! batch if set), all sent at once as the page sends keystrokes (`WINDOW=n`: at most n batches
+//! unacknowledged; `SERVER_ARGS` passes arguments to the server). Written bytes are `write_bytes` of `/proc/<pid>/io`: every page of the
 //! page cache the server dirtied, from its start to the kill, which is what reaches the disk
 //! (ext4's journal, written by the kernel's own thread, is not in it). `wchar`, the bytes the
 //! server passed to `write`, is printed beside it. The load time is the server's own
@@ -96,6 +95,11 @@ fn type_trace(patches: &[(usize, usize, String)], opens: usize) -> (Vec<Vec<Chan
     (pages, doc)
 }
 
+/// Extra arguments for the server (`SERVER_ARGS`, split at spaces), e.g. `--snapshot-every 1000`.
+fn server_args() -> Vec<String> {
+    std::env::var("SERVER_ARGS").unwrap_or_default().split_whitespace().map(str::to_owned).collect()
+}
+
 fn env_usize(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
 }
@@ -164,7 +168,9 @@ async fn open_page(server: &Server, doc: &Document, changes: &[Change], batch: u
 /// returns the server's load time and the welcome's time, after checking the text.
 async fn reload(server: &mut Server, dir: &std::path::Path, end: &str) -> (Server, Duration, Duration) {
     server.kill();
-    let restarted = Server::start_logging(dir, &[], "warn");
+    let args = server_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let restarted = Server::start_logging(dir, &args, "warn");
     let started = Instant::now();
     let mut ws = connect_ws(restarted.addr, "paper").await.expect("connect");
     let replica = ReplicaId::random();
@@ -203,11 +209,13 @@ async fn measure(opens: usize) -> bool {
     assert_eq!(typed.text(FIELD).as_deref(), Some(end.as_str()));
     let compact = codec::encode_snapshot(&typed).len();
     let batch = env_usize("BATCH", 1);
-    let window = env_usize("WINDOW", 128);
+    let window = env_usize("WINDOW", 0);
     let changes: usize = pages.iter().map(Vec::len).sum();
 
     let dir = common::tmp_dir(&format!("writes-{opens}"));
-    let mut server = Server::start_logging(&dir, &[], "warn");
+    let args = server_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut server = Server::start_logging(&dir, &args, "warn");
     let mut doc = Document::new(typed.replica());
     let started = Instant::now();
     for page in &pages {
