@@ -51,6 +51,7 @@ mod place;
 mod run;
 mod snapshot;
 mod store;
+mod text_hash;
 mod walk;
 
 use std::collections::HashMap;
@@ -148,6 +149,33 @@ impl Rga {
             leaf = self.tree.leaves[leaf as usize].next;
         }
         String::from_utf8(out).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+    }
+
+    /// A 64-bit hash of [`value`](Self::value)'s UTF-8 bytes that does not depend on how the
+    /// text is stored, for convergence checks: after an edit it costs the leaves the edit
+    /// changed, not the whole text (see `rga/text_hash.rs`). Leading zero bytes add nothing:
+    /// hash the length too.
+    pub fn text_hash(&self) -> u64 {
+        self.text_hashed().hash
+    }
+
+    fn text_hashed(&self) -> text_hash::Hashed {
+        let tree = &self.tree;
+        let leaves = std::iter::successors(Some(tree.first_leaf), |&leaf| {
+            Some(tree.leaves[leaf as usize].next).filter(|&next| next != node::NIL)
+        });
+        tree.hashes.combine(tree.leaves.len(), leaves, |leaf| self.leaf_hashed(leaf))
+    }
+
+    /// The hash of one leaf's visible text.
+    fn leaf_hashed(&self, leaf: u32) -> text_hash::Hashed {
+        self.tree.leaves[leaf as usize]
+            .runs
+            .iter()
+            .filter(|run| !run.deleted)
+            .fold(text_hash::Hashed::EMPTY, |h, run| {
+                h.extend(self.content[run.id.replica as usize].slice_bytes(run.id.counter, run.len))
+            })
     }
 
     /// The counter the next character inserted by `replica` will have.
@@ -450,6 +478,14 @@ impl Rga {
             buf.check_invariants();
         }
         self.tree.check_invariants(&self.content);
+        // Every cached leaf hash is that leaf's, and together they hash the text.
+        for (leaf, cached) in self.tree.hashes.entries().into_iter().enumerate() {
+            if let Some(cached) = cached {
+                assert_eq!(cached, self.leaf_hashed(leaf as u32), "stale hash cached for leaf {leaf}");
+            }
+        }
+        let hashed = self.text_hashed();
+        assert_eq!(hashed, text_hash::Hashed::EMPTY.extend(self.value().as_bytes()), "text hash");
         if let Some((pos, cur)) = self.typing {
             let run = self.tree.leaves[cur.leaf as usize].runs[cur.run];
             assert!(cur.offset < run.len && !run.deleted, "typing cursor on a visible character");

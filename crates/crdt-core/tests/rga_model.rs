@@ -99,6 +99,12 @@ fn apply(rga: &mut Rga, model: &mut Vec<char>, edit: &Edit) -> Option<RgaOp> {
     }
 }
 
+/// `Rga::text_hash` computed from scratch: the polynomial of `rga/text_hash.rs` over the bytes.
+fn plain_hash(text: &str) -> u64 {
+    const B: u64 = 0x9E37_79B9_7F4A_7C15;
+    text.bytes().fold(0u64, |h, b| h.wrapping_mul(B).wrapping_add(u64::from(b)))
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
@@ -124,7 +130,10 @@ proptest! {
             prop_assert_eq!(rga.value(), s.clone());
             prop_assert_eq!(rga.len(), model.len());
             prop_assert_eq!(rga.len_utf16(), s.encode_utf16().count());
-            prop_assert_eq!(mirrored.iter().collect::<String>(), s);
+            prop_assert_eq!(mirrored.iter().collect::<String>(), s.clone());
+            // The hash kept per leaf follows every edit, local and remote.
+            prop_assert_eq!(rga.text_hash(), plain_hash(&s));
+            prop_assert_eq!(remote.text_hash(), plain_hash(&s));
         }
         for pos in 0..=model.len() {
             let p16: usize = model[..pos].iter().map(|c| c.len_utf16()).sum();
@@ -168,7 +177,10 @@ proptest! {
                 while k < pending.len() {
                     let j = (step() as usize) % pending.len();
                     match peer.apply(pending[j]) {
-                        Ok(_) => { pending.swap_remove(j); }
+                        Ok(_) => {
+                            pending.swap_remove(j);
+                            prop_assert_eq!(peer.text_hash(), plain_hash(&peer.value()));
+                        }
                         Err(ApplyError::UnknownId { .. } | ApplyError::OutOfOrder { .. }) => k += 1,
                         Err(e) => panic!("{e}"),
                     }
@@ -225,7 +237,15 @@ proptest! {
         b.set_replica(ReplicaId::from_u128(2));
         let anchor = a.anchor_at(model.len() / 2);
         let mut b_model: Vec<char> = model.clone();
-        let from_b: Vec<RgaOp> = ours.iter().filter_map(|e| apply(&mut b, &mut b_model, e)).collect();
+        prop_assert_eq!(b.text_hash(), plain_hash(&b.value()));
+        let from_b: Vec<RgaOp> = ours
+            .iter()
+            .filter_map(|e| {
+                let op = apply(&mut b, &mut b_model, e);
+                assert_eq!(b.text_hash(), plain_hash(&b.value()), "after a local edit of a loaded text");
+                op
+            })
+            .collect();
         b.check_invariants();
         // Through `&self` first: an anchor looks up an id before any remote op does.
         let c = b.clone();

@@ -7,8 +7,11 @@
 //! `(name, kind)` order, so the keys are the same on every replica that has the same fields.
 //!
 //! The state hash is FNV-1a (64 bit) over a canonical byte encoding of the values (not of the
-//! CRDT metadata), in key order: two documents with equal values have equal hashes on every
-//! platform and in every build. It is a cheap convergence check, not a cryptographic digest.
+//! CRDT metadata), in key order, where a text is its length in characters and
+//! [`Rga::text_hash`](crate::Rga::text_hash) (a polynomial hash of its bytes that the text keeps
+//! per leaf, so that hashing after a keystroke does not read the whole text): two documents
+//! with equal values have equal hashes on every platform and in every build. It is a cheap
+//! convergence check, not a cryptographic digest.
 
 use std::collections::BTreeMap;
 
@@ -150,7 +153,15 @@ pub(crate) fn state_hash(fields: &BTreeMap<(String, FieldKind), Field>) -> u64 {
     for ((name, kind), field) in fields {
         hash.str(name);
         hash.bytes(&[kind.tag()]);
+        if let Field::Text(rga) = field {
+            // The text's own hash, kept up to date per leaf: a keystroke does not make the
+            // next state hash read the whole text.
+            hash.u64(rga.len() as u64);
+            hash.u64(rga.text_hash());
+            continue;
+        }
         match FieldValue::of(field) {
+            // Text fields were hashed above.
             FieldValue::Text(text) => hash.str(&text),
             FieldValue::Register(None) => hash.bytes(&[0]),
             FieldValue::Register(Some(value)) => {

@@ -22,6 +22,7 @@ pub(crate) use super::run::{Metric, Run, Width};
 pub(crate) use super::store::LEAF_CAP;
 pub(crate) use super::store::NODE_CAP;
 use super::store::{Leaf, Leaves, Node};
+use super::text_hash::LeafHashes;
 
 /// Runs per leaf when a tree is built from a list (a loaded document): full leaves, the fewest
 /// to allocate and write. An edit in a leaf splits it once (into two halves with room to spare),
@@ -48,6 +49,8 @@ pub(crate) struct Tree {
     cache: Option<SeekCache>,
     /// The width of the whole sequence (the sum of the root's widths).
     total: Width,
+    /// The hash of each leaf's visible text, computed on demand (see `text_hash.rs`).
+    pub hashes: LeafHashes,
 }
 
 /// Deepest tree the seek cache keeps a path for (a tree this deep holds over 16^8 leaves).
@@ -84,6 +87,7 @@ impl Default for Tree {
             first_leaf: 0,
             cache: None,
             total: Width::default(),
+            hashes: LeafHashes::default(),
         }
     }
 }
@@ -237,6 +241,7 @@ impl Tree {
 
     /// Tells the seek cache that runs `from..` of `leaf` were inserted, removed or resized.
     pub fn runs_changed(&mut self, leaf: u32, from: usize) {
+        self.hashes.forget(leaf);
         if let Some(c) = self.cache.as_mut() {
             if c.leaf == leaf && from < c.run {
                 c.run = 0;
@@ -292,6 +297,7 @@ impl Tree {
     /// Propagates a change of `leaf`'s width from `old` to `new` up to the root.
     #[inline]
     pub fn update_width(&mut self, leaf: u32, old: Width, new: Width) {
+        self.hashes.forget(leaf);
         if old == new {
             return;
         }
@@ -351,6 +357,7 @@ impl Tree {
             return None;
         }
         self.cache = None;
+        self.hashes.forget(leaf);
         let old_recorded = self.recorded_width(leaf);
         let half = self.leaves[leaf as usize].runs.len() / 2;
         let new_leaf = self.leaves.len() as u32;
@@ -454,7 +461,15 @@ impl Tree {
         }
         let last = leaves.len() - 1;
         leaves[last].next = NIL;
-        let mut tree = Tree { leaves, nodes: Vec::new(), root: 0, first_leaf: 0, cache: None, total: Width::default() };
+        let mut tree = Tree {
+            leaves,
+            nodes: Vec::new(),
+            root: 0,
+            first_leaf: 0,
+            cache: None,
+            total: Width::default(),
+            hashes: LeafHashes::default(),
+        };
         let mut height = 1u8;
         loop {
             let per_node = if level.len() <= NODE_CAP { NODE_CAP } else { NODE_CAP / 2 };
