@@ -12,7 +12,7 @@
 use std::collections::HashMap;
 
 use crdt_core::codec::{decode_changes, decode_snapshot, encode_changes, encode_legacy_snapshot, encode_snapshot};
-use crdt_core::{Change, Document, ReplicaId, VersionVector};
+use crdt_core::{Change, ChangeId, Document, ReplicaId, VersionVector};
 use proptest::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -120,6 +120,14 @@ fn check_ops_since(doc: &Document, reference: &Reference, v: &VersionVector) {
 
 fn check_document(doc: &Document, reference: &Reference, versions: &[VersionVector]) {
     doc.check_invariants();
+    // Each change by its id, as it was made; nothing for ids the document has not applied.
+    for change in reference.values() {
+        let held =
+            change.seq <= doc.version().get(change.replica) && change.seq > doc.history_base().get(change.replica);
+        assert_eq!(doc.change(change.id()).as_ref(), held.then_some(change), "change {:?}", change.id());
+    }
+    let unknown = ChangeId { replica: ReplicaId::from_u128(99), seq: 1 };
+    assert_eq!(doc.change(unknown), None);
     for v in versions.iter().chain([doc.version(), &VersionVector::new()]) {
         check_ops_since(doc, reference, v);
     }

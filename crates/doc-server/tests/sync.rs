@@ -186,6 +186,37 @@ async fn rejected_batches_change_nothing() {
     assert_eq!(value["body"], "abcd");
 }
 
+/// "Applied" never means "dropped": a change under an id the server already holds with other
+/// content (a replica id used by two editors, or forged) is refused, not acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reused_change_id_is_refused_not_acknowledged_and_dropped() {
+    let dir = common::tmp_dir("reused-id");
+    let server = Server::start(&dir, &[]);
+    let replica = ReplicaId::random();
+    let mut first = Client::new("first");
+    first.doc = Document::new(replica);
+    first.connect(server.addr, "shared-id").await.unwrap();
+    let change = first.doc.insert_text("body", 0, "mine").unwrap();
+    first.queue(change);
+    first.settle().await.unwrap();
+    first.disconnect();
+
+    // Another editor with the same replica id (a restored backup, a forger), which never saw
+    // the first one's change, has its own change #1 sent.
+    let mut elsewhere = Document::new(replica);
+    let clash = elsewhere.insert_text("body", 0, "theirs").unwrap();
+    assert_eq!(clash.id(), first.doc.history()[0].id());
+    let mut second = Client::new("second");
+    second.connect(server.addr, "shared-id").await.unwrap();
+    second.send_batch(vec![clash]).await.unwrap();
+    second.pump_until(WAIT, |c| c.inflight() == 0).await.unwrap();
+    assert_eq!(second.rejected.len(), 1, "the clash is refused: {:?}", second.rejected);
+    assert!(second.rejected[0].contains("two editors used one replica id"), "{}", second.rejected[0]);
+    let (_, _, body) = server.get("/docs/shared-id").await;
+    let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(value["body"], "mine");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn http_routes_answer() {
     let dir = common::tmp_dir("http");

@@ -363,6 +363,23 @@ impl History {
         Some(out)
     }
 
+    /// The change `id`, if the log holds it (not when it is before `base` or not applied).
+    pub fn get(&self, id: ChangeId, fields: &Fields) -> Option<Change> {
+        let index = *self.replica_index.get(&id.replica)?;
+        let spans = &self.by_replica[index as usize];
+        // A replica's spans are in seq order: the first that ends after `id.seq`.
+        let at = spans.partition_point(|s| {
+            let span = &self.spans[*s as usize];
+            span.seq + span.count as u64 <= id.seq
+        });
+        let span = &self.spans[*spans.get(at)? as usize];
+        if id.seq < span.seq {
+            return None;
+        }
+        let texts = self.text_fields(fields);
+        Some(self.change(span, (id.seq - span.seq) as u32, &texts))
+    }
+
     /// Every change, in log order.
     pub fn all(&self, fields: &Fields) -> Vec<Change> {
         let texts = self.text_fields(fields);

@@ -22,7 +22,7 @@
 use super::buffer::Inserted;
 use super::change::validate_ops;
 use super::field::{Field, FieldOp};
-use super::{ApplyOutcome, Change, Document};
+use super::{ApplyOutcome, Change, ChangeId, Document};
 use crate::{ApplyError, ReplicaId, TextDelta, VersionVector};
 
 impl Document {
@@ -59,6 +59,13 @@ impl Document {
     /// [`history_base`]: Document::history_base
     pub fn ops_since(&self, version: &VersionVector) -> Option<Vec<Change>> {
         self.history.since(version, &self.fields)
+    }
+
+    /// The change `id` as this document applied it, if its history holds it (not when it is
+    /// before [`history_base`](Document::history_base) or was never applied). A server
+    /// compares a re-sent change with it: same id, other content is a reused replica id.
+    pub fn change(&self, id: ChangeId) -> Option<Change> {
+        self.history.get(id, &self.fields)
     }
 
     /// `replica`'s changes after number `after_seq`, in order; `None` if some of them are from

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use crdt_core::protocol::{AckStatus, ServerMsg};
-use crdt_core::{ApplyOutcome, Change, ReplicaId, VersionVector};
+use crdt_core::{ApplyOutcome, Change, Document, ReplicaId};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
@@ -50,12 +50,29 @@ impl Round {
 
 /// Checks that every change of a batch is well formed and either a duplicate or ready, taking
 /// the earlier changes of the batch into account. Nothing is changed.
-pub(super) fn check_batch(version: &VersionVector, changes: &[Change]) -> Result<(), String> {
-    let mut version = version.clone();
+///
+/// A duplicate must be the very change the document holds (or an earlier change of the batch
+/// holds): the same `(replica, seq)` with other content is a replica id used by two editors,
+/// and acknowledging it as applied would drop it silently.
+pub(super) fn check_batch(doc: &Document, changes: &[Change]) -> Result<(), String> {
+    let mut version = doc.version().clone();
     for (index, change) in changes.iter().enumerate() {
         change.validate().map_err(|error| format!("change {index} is invalid: {error}"))?;
         let seen = version.get(change.replica);
         if change.seq <= seen {
+            let same = if change.seq <= doc.version().get(change.replica) {
+                // `None`: from before the history's base, which cannot be compared.
+                doc.change(change.id()).is_none_or(|held| held == *change)
+            } else {
+                changes[..index].iter().rev().find(|c| c.id() == change.id()).is_none_or(|held| held == change)
+            };
+            if !same {
+                return Err(format!(
+                    "change {index} is #{} of replica {} but differs from the change the server \
+                     holds under that id: two editors used one replica id; edit as a new replica",
+                    change.seq, change.replica
+                ));
+            }
             continue;
         }
         if change.seq != seen + 1 {
@@ -84,7 +101,7 @@ impl DocActor {
             return;
         }
         let started = Instant::now();
-        let status = match check_batch(self.doc.version(), &changes) {
+        let status = match check_batch(&self.doc, &changes) {
             Err(reason) => AckStatus::Rejected { reason },
             Ok(()) => self.apply_checked(conn, changes, round).await,
         };
@@ -266,8 +283,8 @@ mod tests {
         let second = alice.insert_text("t", 1, "b").unwrap();
         let server = Document::new(ReplicaId::from_u128(9));
         let batch = [first.clone(), first.clone(), second.clone()];
-        assert_eq!(check_batch(server.version(), &batch), Ok(()));
-        assert!(check_batch(server.version(), &[second]).is_err(), "skips #1");
+        assert_eq!(check_batch(&server, &batch), Ok(()));
+        assert!(check_batch(&server, &[second]).is_err(), "skips #1");
     }
 
     #[test]
@@ -307,6 +324,24 @@ mod tests {
     }
 
     #[test]
+    fn a_reused_id_with_other_content_is_refused_not_acknowledged() {
+        let mut alice = Document::new(ReplicaId::from_u128(1));
+        let mut impostor = Document::new(ReplicaId::from_u128(1));
+        let genuine = alice.insert_text("t", 0, "a").unwrap();
+        let forged = impostor.insert_text("t", 0, "z").unwrap();
+        assert_eq!(genuine.id(), forged.id());
+        let mut server = Document::new(ReplicaId::from_u128(9));
+        assert_eq!(check_batch(&server, std::slice::from_ref(&genuine)), Ok(()));
+        // Within one batch, against the earlier change of the batch.
+        let error = check_batch(&server, &[genuine.clone(), forged.clone()]).unwrap_err();
+        assert!(error.contains("two editors used one replica id"), "{error}");
+        // Against what the server holds; the genuine one again is a plain duplicate.
+        server.apply_change(genuine.clone()).unwrap();
+        assert!(check_batch(&server, std::slice::from_ref(&forged)).is_err());
+        assert_eq!(check_batch(&server, &[genuine]), Ok(()));
+    }
+
+    #[test]
     fn check_batch_refuses_missing_dependencies() {
         let mut alice = Document::new(ReplicaId::from_u128(1));
         let mut bob = Document::new(ReplicaId::from_u128(2));
@@ -314,7 +349,7 @@ mod tests {
         bob.apply_change(from_alice).unwrap();
         let from_bob = bob.insert_text("t", 1, "b").unwrap();
         let server = Document::new(ReplicaId::from_u128(9));
-        let error = check_batch(server.version(), &[from_bob]).unwrap_err();
+        let error = check_batch(&server, &[from_bob]).unwrap_err();
         assert!(error.contains("depends on changes"), "{error}");
     }
 }
