@@ -56,12 +56,12 @@ fn protocol_md_byte_examples_are_right() {
     assert_eq!(batch.encode_on(&mut names), expected, "Changes");
     assert_eq!(ClientMsg::decode_on(&expected, 1 << 20, &mut names_after_hello()), Ok(batch));
 
-    assert_eq!(doc.state_hash(), 0xab9b_5912_239f_b420, "the hash quoted in PROTOCOL.md");
+    assert_eq!(doc.state_hash(), 0x2572_6fb0_30eb_2e3f, "the hash quoted in PROTOCOL.md");
     let ack =
         ServerMsg::Ack { seq: 1, status: AckStatus::Applied, version: doc.version().clone(), hash: doc.state_hash() };
     let mut expected = vec![0x02, 0x11, 0x01, 0x01, 0x00, 0x01];
     expected.extend(&r);
-    expected.extend([0x01, 0xfd, 0x20, 0xb4, 0x9f, 0x23, 0x12, 0x59, 0x9b, 0xab]);
+    expected.extend([0x01, 0xfd, 0x3f, 0x2e, 0xeb, 0x30, 0xb0, 0x6f, 0x72, 0x25]);
     assert_eq!(ack.encode(), expected, "Ack");
 }
 
