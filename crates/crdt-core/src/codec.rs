@@ -64,7 +64,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::document::{Field, FieldOp, History};
 use crate::varint::Reader;
-use crate::{Change, ChangeId, DecodeError, Document, ReplicaId, VersionVector};
+use crate::{Change, ChangeId, DecodeError, Document, FieldName, ReplicaId, VersionVector};
 
 /// The format version written in byte 0 of every frame.
 pub const FORMAT_VERSION: u8 = 2;
@@ -285,7 +285,7 @@ impl<'a> SnapshotRef<'a> {
 /// The snapshot payload, owned for decoding; the same layout as [`SnapshotRef`].
 #[derive(Deserialize)]
 struct SnapshotOwned {
-    fields: Vec<(String, Field)>,
+    fields: Vec<(FieldName, Field)>,
     version: VersionVector,
     history_base: VersionVector,
     log: Vec<u8>,
@@ -309,7 +309,7 @@ pub fn encode_legacy_snapshot(doc: &Document) -> Vec<u8> {
         let mut closure = deps.clone();
         closure.set(change.replica, change.seq);
         seen.insert((change.replica, change.seq), closure);
-        history.push(LegacyChange { replica: change.replica, seq: change.seq, deps, ops: change.ops });
+        history.push(LegacyChange { replica: change.replica, seq: change.seq, deps, ops: change.ops.into_vec() });
     }
     let fields: Vec<(&str, &Field)> =
         doc.fields_map().iter().map(|((name, _), field)| (name.as_str(), field)).collect();
@@ -321,7 +321,7 @@ pub fn encode_legacy_snapshot(doc: &Document) -> Vec<u8> {
 /// A format 1 snapshot.
 #[derive(Deserialize)]
 struct LegacySnapshot {
-    fields: Vec<(String, Field)>,
+    fields: Vec<(FieldName, Field)>,
     version: VersionVector,
     history_base: VersionVector,
     history: Vec<LegacyChange>,
@@ -368,7 +368,7 @@ pub fn from_legacy(changes: Vec<LegacyChange>) -> Vec<Change> {
             })
             .copied()
             .collect();
-        out.push(Change { replica: change.replica, seq: change.seq, deps, ops: change.ops.clone() });
+        out.push(Change { replica: change.replica, seq: change.seq, deps, ops: change.ops.clone().into() });
     }
     out
 }

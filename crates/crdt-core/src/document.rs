@@ -53,7 +53,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 pub use buffer::MAX_PENDING;
 pub use change::{causal_order, ApplyOutcome, Change, ChangeId, MAX_DEPS, MAX_SEQ};
-pub use field::{FieldKind, FieldOp, Op};
+pub use field::{FieldKind, FieldName, FieldOp, Op};
 pub use transaction::Transaction;
 pub use value::{DocValue, FieldValue};
 
@@ -63,13 +63,13 @@ pub(crate) use log_codec::{decode as decode_log, encode as encode_log};
 
 use buffer::Pending;
 
-use crate::{EditError, ReplicaId, Rga, VersionVector};
+use crate::{EditError, InlineVec, ReplicaId, Rga, VersionVector};
 
 /// A collaborative document; see the module docs.
 #[derive(Clone, Debug)]
 pub struct Document {
     replica: ReplicaId,
-    fields: BTreeMap<(String, FieldKind), Field>,
+    fields: BTreeMap<(FieldName, FieldKind), Field>,
     version: VersionVector,
     /// The replicas whose latest change is a head (see the invariants).
     heads: BTreeSet<ReplicaId>,
@@ -102,7 +102,7 @@ impl Document {
     }
 
     /// Checks decoded field states and keys them; every text field edits as `replica`.
-    pub(crate) fn check_fields(replica: ReplicaId, fields: Vec<(String, Field)>) -> Result<Fields, &'static str> {
+    pub(crate) fn check_fields(replica: ReplicaId, fields: Vec<(FieldName, Field)>) -> Result<Fields, &'static str> {
         let mut map = BTreeMap::new();
         for (name, mut field) in fields {
             field.validate()?;
@@ -202,8 +202,7 @@ impl Document {
     /// Errors: [`EditError::EmptyText`] for `""`, [`EditError::OutOfBounds`] past the end; the
     /// document is then unchanged.
     pub fn insert_text(&mut self, field: &str, pos: usize, text: &str) -> Result<Change, EditError> {
-        let mut ops = Vec::with_capacity(1);
-        self.stage_insert_text(field, pos, text, false, &mut ops)?;
+        let ops = self.stage_insert_text(field, pos, text, false)?;
         Ok(self.commit(ops))
     }
 
@@ -211,8 +210,7 @@ impl Document {
     ///
     /// Returns `Ok(None)` (and records nothing) when `len` is 0.
     pub fn delete_text(&mut self, field: &str, pos: usize, len: usize) -> Result<Option<Change>, EditError> {
-        let mut ops = Vec::with_capacity(1);
-        self.stage_delete_text(field, pos, len, false, &mut ops)?;
+        let ops = self.stage_delete_text(field, pos, len, false)?;
         Ok(self.commit_some(ops))
     }
 
@@ -245,23 +243,20 @@ impl Document {
         len: usize,
         text: &str,
     ) -> Result<Option<Change>, EditError> {
-        let mut ops = Vec::with_capacity(2);
-        self.stage_replace_text(field, pos, len, text, false, &mut ops)?;
+        let ops = self.stage_replace_text(field, pos, len, text, false)?;
         Ok(self.commit_some(ops))
     }
 
     /// [`insert_text`](Self::insert_text) with `pos16` in UTF-16 code units (JavaScript string
     /// positions).
     pub fn insert_text_utf16(&mut self, field: &str, pos16: usize, text: &str) -> Result<Change, EditError> {
-        let mut ops = Vec::with_capacity(1);
-        self.stage_insert_text(field, pos16, text, true, &mut ops)?;
+        let ops = self.stage_insert_text(field, pos16, text, true)?;
         Ok(self.commit(ops))
     }
 
     /// [`delete_text`](Self::delete_text) with `pos16` and `len16` in UTF-16 code units.
     pub fn delete_text_utf16(&mut self, field: &str, pos16: usize, len16: usize) -> Result<Option<Change>, EditError> {
-        let mut ops = Vec::with_capacity(1);
-        self.stage_delete_text(field, pos16, len16, true, &mut ops)?;
+        let ops = self.stage_delete_text(field, pos16, len16, true)?;
         Ok(self.commit_some(ops))
     }
 
@@ -275,46 +270,45 @@ impl Document {
         len16: usize,
         text: &str,
     ) -> Result<Option<Change>, EditError> {
-        let mut ops = Vec::with_capacity(2);
-        self.stage_replace_text(field, pos16, len16, text, true, &mut ops)?;
+        let ops = self.stage_replace_text(field, pos16, len16, text, true)?;
         Ok(self.commit_some(ops))
     }
 
     /// Sets the register field `field` to `value`.
     pub fn set_register(&mut self, field: &str, value: String) -> Change {
         let op = self.stage_set_register(field, value);
-        self.commit(vec![op])
+        self.commit(InlineVec::one(op))
     }
 
     /// Adds `value` to the set field `field`.
     pub fn add_to_set(&mut self, field: &str, value: String) -> Change {
         let op = self.stage_add_to_set(field, value);
-        self.commit(vec![op])
+        self.commit(InlineVec::one(op))
     }
 
     /// Removes `value` from the set field `field`; `Ok(None)` (nothing recorded) if it is not
     /// there. Never fails today; the `Result` leaves room for errors of future set kinds.
     pub fn remove_from_set(&mut self, field: &str, value: &str) -> Result<Option<Change>, EditError> {
         let op = self.stage_remove_from_set(field, value);
-        Ok(op.map(|op| self.commit(vec![op])))
+        Ok(op.map(|op| self.commit(InlineVec::one(op))))
     }
 
     /// Adds `n` to the counter field `field`.
     pub fn increment(&mut self, field: &str, n: u64) -> Change {
         let op = self.stage_counter(field, n, true);
-        self.commit(vec![op])
+        self.commit(InlineVec::one(op))
     }
 
     /// Subtracts `n` from the counter field `field`.
     pub fn decrement(&mut self, field: &str, n: u64) -> Change {
         let op = self.stage_counter(field, n, false);
-        self.commit(vec![op])
+        self.commit(InlineVec::one(op))
     }
 
     /// Adds `n` to the grow-only counter field `field`.
     pub fn increment_gcounter(&mut self, field: &str, n: u64) -> Change {
         let op = self.stage_gcounter(field, n);
-        self.commit(vec![op])
+        self.commit(InlineVec::one(op))
     }
 
     /// Makes several edits as one change.
@@ -426,16 +420,17 @@ impl Document {
     }
 
     fn field(&self, name: &str, kind: FieldKind) -> Option<&Field> {
-        self.fields.get(&(name.to_owned(), kind))
+        self.fields.get(&(FieldName::new(name), kind))
     }
 
     /// [`commit`](Self::commit), unless there is no operation.
-    fn commit_some(&mut self, ops: Vec<FieldOp>) -> Option<Change> {
+    fn commit_some(&mut self, ops: InlineVec<FieldOp>) -> Option<Change> {
         (!ops.is_empty()).then(|| self.commit(ops))
     }
 
     /// Records locally applied operations as this replica's next change.
-    fn commit(&mut self, ops: Vec<FieldOp>) -> Change {
+    #[inline]
+    fn commit(&mut self, ops: InlineVec<FieldOp>) -> Change {
         let seq = self.version.get(self.replica) + 1;
         // While this replica edits alone, its previous change is the only head: no deps, and
         // the heads stay as they are (the common case, checked without walking the set).
@@ -449,13 +444,13 @@ impl Document {
                 .map(|replica| ChangeId { replica: *replica, seq: self.version.get(*replica) })
                 .collect()
         };
-        let change = Change { replica: self.replica, seq, deps, ops };
-        self.version.set(self.replica, seq);
         // The new change depends on every head: it is the only one now.
         if !alone {
             self.heads.clear();
             self.heads.insert(self.replica);
         }
+        let change = Change { replica: self.replica, seq, deps, ops };
+        self.version.set(self.replica, seq);
         self.history.push(&change);
         self.debug_check();
         change
@@ -465,7 +460,7 @@ impl Document {
         &self.history
     }
 
-    pub(crate) fn fields_map(&self) -> &BTreeMap<(String, FieldKind), Field> {
+    pub(crate) fn fields_map(&self) -> &BTreeMap<(FieldName, FieldKind), Field> {
         &self.fields
     }
 }

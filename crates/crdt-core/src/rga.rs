@@ -64,7 +64,7 @@ use id::{Id, IdIndex, Replicas};
 use node::{Cursor, Metric, Run, Tree};
 pub use op::{Anchor, IdRange, LocalDelete, LocalInsert, RgaOp, TextDelta};
 
-use crate::{Applied, ApplyError, EditError, OpId, ReplicaId, VersionVector};
+use crate::{Applied, ApplyError, EditError, OpId, ReplicaId, SmolStr, VersionVector};
 
 /// A replicated text; see the module docs.
 #[derive(Clone)]
@@ -427,7 +427,7 @@ impl Rga {
             id,
             origin_left: self.replicas.to_op_id(origin_left),
             origin_right: self.replicas.to_op_id(run.origin_right),
-            text: buf.slice(start.counter, len).to_owned(),
+            text: SmolStr::new(buf.slice(start.counter, len)),
         })
     }
 

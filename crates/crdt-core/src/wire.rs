@@ -28,9 +28,9 @@
 
 use std::collections::HashMap;
 
-use crate::document::{Change, ChangeId, FieldOp, Op};
+use crate::document::{Change, ChangeId, FieldName, FieldOp, Op};
 use crate::varint::{put, Reader};
-use crate::{codec, IdRange, OpId, ReplicaId, RgaOp};
+use crate::{codec, IdRange, InlineVec, OpId, ReplicaId, RgaOp, SmolStr};
 
 /// The most replica ids, and the most field names, one direction of a connection may name.
 pub const MAX_NAMES: usize = 1 << 16;
@@ -40,8 +40,8 @@ pub const MAX_NAMES: usize = 1 << 16;
 pub struct WireNames {
     replicas: Vec<ReplicaId>,
     replica_index: HashMap<ReplicaId, u32>,
-    fields: Vec<String>,
-    field_index: HashMap<String, u32>,
+    fields: Vec<FieldName>,
+    field_index: HashMap<FieldName, u32>,
 }
 
 impl WireNames {
@@ -89,7 +89,7 @@ impl WireNames {
         }
     }
 
-    fn put_field(&mut self, out: &mut Vec<u8>, field: &str) {
+    fn put_field(&mut self, out: &mut Vec<u8>, field: &FieldName) {
         match self.field_index.get(field) {
             Some(i) => put(out, *i as u64 + 1),
             None => {
@@ -97,14 +97,14 @@ impl WireNames {
                 put(out, field.len() as u64);
                 out.extend_from_slice(field.as_bytes());
                 if self.fields.len() < MAX_NAMES {
-                    self.field_index.insert(field.to_owned(), self.fields.len() as u32);
-                    self.fields.push(field.to_owned());
+                    self.field_index.insert(field.clone(), self.fields.len() as u32);
+                    self.fields.push(field.clone());
                 }
             }
         }
     }
 
-    fn read_field(&mut self, rd: &mut Reader<'_>) -> Result<String, &'static str> {
+    fn read_field(&mut self, rd: &mut Reader<'_>) -> Result<FieldName, &'static str> {
         match rd.varint()? {
             0 => {
                 let n = rd.count()?;
@@ -115,9 +115,10 @@ impl WireNames {
                 if self.fields.len() >= MAX_NAMES {
                     return Err("too many field names on one connection");
                 }
-                self.field_index.insert(name.to_owned(), self.fields.len() as u32);
-                self.fields.push(name.to_owned());
-                Ok(name.to_owned())
+                let name = FieldName::new(name);
+                self.field_index.insert(name.clone(), self.fields.len() as u32);
+                self.fields.push(name.clone());
+                Ok(name)
             }
             k => self.fields.get(k as usize - 1).cloned().ok_or("unknown field number"),
         }
@@ -204,7 +205,7 @@ pub(crate) fn decode_changes(rd: &mut Reader<'_>, names: &mut WireNames) -> Resu
             deps.push(ChangeId { replica: names.read_replica(rd)?, seq: rd.varint()? });
         }
         let k = rd.count()?;
-        let mut ops = Vec::with_capacity(k);
+        let mut ops = InlineVec::new();
         for _ in 0..k {
             let field = names.read_field(rd)?;
             let op = match rd.bytes(1)?[0] {
@@ -224,11 +225,11 @@ pub(crate) fn decode_changes(rd: &mut Reader<'_>, names: &mut WireNames) -> Resu
                     let len = rd.count()?;
                     let text = std::str::from_utf8(rd.bytes(len)?).map_err(|_| "inserted text is not UTF-8")?;
                     let id = OpId::new(replica, counter);
-                    Op::Text(RgaOp::Insert { id, origin_left, origin_right, text: text.to_owned() })
+                    Op::Text(RgaOp::Insert { id, origin_left, origin_right, text: SmolStr::new(text) })
                 }
                 DELETE => {
                     let r = rd.count()?;
-                    let mut ranges = Vec::with_capacity(r);
+                    let mut ranges = InlineVec::new();
                     for _ in 0..r {
                         let start = OpId::new(names.read_replica(rd)?, rd.varint()?);
                         ranges.push(IdRange { start, len: rd.varint()? });

@@ -140,7 +140,7 @@ fn invalid_content_is_rejected() {
         replica: change.replica,
         seq: change.seq,
         deps: a_at(change.seq - 1),
-        ops: change.ops.clone(),
+        ops: change.ops.to_vec(),
     };
     let mut gap =
         encode_message(KIND_SNAPSHOT, &(&no_fields, a_at(2), VersionVector::new(), vec![legacy(&changes[1])]));

@@ -4,8 +4,8 @@
 
 use crdt_core::codec::{decode_snapshot, encode_snapshot, encode_snapshot_without_history};
 use crdt_core::{
-    ApplyError, ApplyOutcome, Change, ChangeId, DocValue, Document, EditError, FieldOp, FieldValue, IdRange, LwwOp, Op,
-    OpId, PnCounterOp, ReplicaId, RgaOp, TextDelta, VersionVector, MAX_PENDING,
+    ApplyError, ApplyOutcome, Change, ChangeId, DocValue, Document, EditError, FieldOp, FieldValue, IdRange, InlineVec,
+    LwwOp, Op, OpId, PnCounterOp, ReplicaId, RgaOp, TextDelta, VersionVector, MAX_PENDING,
 };
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -259,7 +259,7 @@ fn change_waits_for_its_deps_from_other_replicas() {
 #[test]
 fn the_buffer_is_bounded() {
     let mut doc = Document::new(B);
-    let change = |seq: u64| Change { replica: A, seq, deps: Vec::new(), ops: Vec::new() };
+    let change = |seq: u64| Change { replica: A, seq, deps: Vec::new(), ops: InlineVec::new() };
     for seq in 2..(MAX_PENDING as u64 + 2) {
         assert_eq!(doc.apply_change(change(seq)), Ok(ApplyOutcome::Buffered));
     }
@@ -284,7 +284,7 @@ fn invalid_change_is_rejected_whole_and_the_document_is_unchanged() {
     let mut bad = next.clone();
     bad.ops.push(FieldOp {
         field: "t".into(),
-        op: Op::Text(RgaOp::Delete { ranges: vec![IdRange { start: OpId::new(C, 7), len: 1 }] }),
+        op: Op::Text(RgaOp::Delete { ranges: InlineVec::one(IdRange { start: OpId::new(C, 7), len: 1 }) }),
     });
     bad.ops
         .push(FieldOp { field: "n".into(), op: Op::Counter(PnCounterOp { replica: A, increments: 1, decrements: 0 }) });

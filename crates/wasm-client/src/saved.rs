@@ -146,7 +146,7 @@ mod legacy_tests {
             replica: change.replica,
             seq: change.seq,
             deps: [(change.replica, change.seq - 1)].into_iter().collect(),
-            ops: change.ops.clone(),
+            ops: change.ops.to_vec(),
         };
         #[derive(Serialize)]
         struct Old {

@@ -19,9 +19,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use super::field::{Field, FieldKind, FieldOp, Op};
+use super::field::{Field, FieldKind, FieldName, FieldOp, Op};
 use crate::{
-    ApplyError, Dot, Lamport, LwwOp, LwwRegister, OrSet, OrSetOp, ReplicaId, Rga, RgaOp, TextDelta, VersionVector,
+    ApplyError, Dot, InlineVec, Lamport, LwwOp, LwwRegister, OrSet, OrSetOp, ReplicaId, Rga, RgaOp, TextDelta,
+    VersionVector,
 };
 
 /// The largest `seq` (and version vector entry) a document accepts. Far beyond anything real,
@@ -53,7 +54,7 @@ pub struct Change {
     /// `replica` itself. Empty while one replica edits alone.
     pub deps: Vec<ChangeId>,
     /// The operations, applied in order.
-    pub ops: Vec<FieldOp>,
+    pub ops: InlineVec<FieldOp>,
 }
 
 impl Change {
@@ -178,7 +179,10 @@ pub enum ApplyOutcome {
 
 /// Checks that every operation of `change` can be applied, in order, to `fields`, without
 /// changing anything.
-pub(crate) fn validate_ops(fields: &BTreeMap<(String, FieldKind), Field>, change: &Change) -> Result<(), ApplyError> {
+pub(crate) fn validate_ops(
+    fields: &BTreeMap<(FieldName, FieldKind), Field>,
+    change: &Change,
+) -> Result<(), ApplyError> {
     // What earlier operations of this change add, per field: characters per replica for texts,
     // dots per replica for sets.
     let mut text_extra: HashMap<&str, HashMap<ReplicaId, u64>> = HashMap::new();

@@ -8,11 +8,17 @@
 //! - A [`Field`]'s kind is the kind of its key in the document.
 //! - A text field's [`Rga`] uses the document's replica for local inserts.
 
+use std::borrow::Borrow;
+use std::cmp::Ordering;
+use std::fmt;
+use std::hash::{Hash, Hasher};
+use std::ops::Deref;
+
 use serde::{Deserialize, Serialize};
 
 use crate::{
     Applied, ApplyError, GCounter, GCounterOp, LwwOp, LwwRegister, OrSet, OrSetOp, PnCounter, PnCounterOp, ReplicaId,
-    Rga, RgaOp, TextDelta,
+    Rga, RgaOp, SmolStr, TextDelta,
 };
 
 /// The kind of a field. The order of the variants is the order of fields with the same name.
@@ -59,6 +65,120 @@ impl FieldKind {
     }
 }
 
+/// The name of a field: a string that is cheap to copy (up to 23 bytes inline, longer ones
+/// shared), since every operation names its field. Compared, ordered and hashed as the `str` it
+/// holds, and serialized exactly as a `String`.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct FieldName(SmolStr);
+
+impl FieldName {
+    /// The name `name`.
+    pub fn new(name: &str) -> FieldName {
+        FieldName(SmolStr::new(name))
+    }
+
+    /// The name as a string.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl Deref for FieldName {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for FieldName {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl Borrow<str> for FieldName {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl From<&str> for FieldName {
+    fn from(name: &str) -> Self {
+        FieldName::new(name)
+    }
+}
+
+impl From<String> for FieldName {
+    fn from(name: String) -> Self {
+        FieldName(SmolStr::from(name))
+    }
+}
+
+impl fmt::Debug for FieldName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.as_str().fmt(f)
+    }
+}
+
+impl fmt::Display for FieldName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.as_str().fmt(f)
+    }
+}
+
+// Names are a few bytes, and a document compares them on every edit (to find the field, and to
+// extend the history's span): comparing the bytes in place is cheaper than the call to `memcmp`
+// that `str`'s comparisons make. The results are exactly `str`'s.
+impl PartialEq for FieldName {
+    fn eq(&self, other: &Self) -> bool {
+        same_bytes(self.as_bytes(), other.as_bytes())
+    }
+}
+
+impl Eq for FieldName {}
+
+impl PartialEq<str> for FieldName {
+    fn eq(&self, other: &str) -> bool {
+        same_bytes(self.as_bytes(), other.as_bytes())
+    }
+}
+
+impl PartialEq<&str> for FieldName {
+    fn eq(&self, other: &&str) -> bool {
+        same_bytes(self.as_bytes(), other.as_bytes())
+    }
+}
+
+impl Ord for FieldName {
+    fn cmp(&self, other: &Self) -> Ordering {
+        let (a, b) = (self.as_bytes(), other.as_bytes());
+        for (x, y) in a.iter().zip(b) {
+            if x != y {
+                return x.cmp(y);
+            }
+        }
+        a.len().cmp(&b.len())
+    }
+}
+
+impl PartialOrd for FieldName {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Hash for FieldName {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+}
+
 /// One operation on one field, as carried by a [`Change`](crate::Change).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Op {
@@ -91,7 +211,7 @@ impl Op {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct FieldOp {
     /// The field's name.
-    pub field: String,
+    pub field: FieldName,
     /// The operation; its kind completes the field's key.
     pub op: Op,
 }
@@ -209,4 +329,25 @@ impl Field {
 /// The elements of a set, in ascending order.
 pub(crate) fn set_elements(set: &OrSet<String>) -> Vec<String> {
     set.iter().cloned().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FieldName;
+
+    #[test]
+    fn names_compare_and_encode_as_strings() {
+        let names = ["", "a", "ab", "b", "body", "bodz", "title", "é", "a longer name than twenty-three bytes"];
+        for a in names {
+            for b in names {
+                let (x, y) = (FieldName::new(a), FieldName::new(b));
+                assert_eq!(x.cmp(&y), a.cmp(b), "{a:?} vs {b:?}");
+                assert_eq!(x == y, a == b);
+                assert_eq!(x == b, a == b);
+            }
+            let config = bincode::config::standard();
+            let ours = bincode::serde::encode_to_vec(FieldName::new(a), config).expect("encodes");
+            assert_eq!(ours, bincode::serde::encode_to_vec(a.to_owned(), config).expect("encodes"));
+        }
+    }
 }

@@ -31,11 +31,11 @@
 use std::collections::{BTreeMap, HashMap};
 
 use super::change::{validate_deps, Change, ChangeId, MAX_SEQ};
-use super::field::{Field, FieldKind, FieldOp, Op};
-use crate::{IdRange, OpId, ReplicaId, Rga, RgaOp, VersionVector};
+use super::field::{Field, FieldKind, FieldName, FieldOp, Op};
+use crate::{IdRange, InlineVec, OpId, ReplicaId, Rga, RgaOp, VersionVector};
 
 /// A document's fields, as the history reads them to rebuild inserts.
-pub(crate) type Fields = BTreeMap<(String, FieldKind), Field>;
+pub(crate) type Fields = BTreeMap<(FieldName, FieldKind), Field>;
 
 /// The applied changes after a base version; see the module docs.
 #[derive(Clone, Debug, Default)]
@@ -44,7 +44,7 @@ pub(crate) struct History {
     pub(super) replicas: Vec<ReplicaId>,
     replica_index: HashMap<ReplicaId, u32>,
     /// Names of the text fields inserts go to.
-    pub(super) texts: Vec<String>,
+    pub(super) texts: Vec<FieldName>,
     pub(super) spans: Vec<Span>,
     /// Per replica index: its spans' indexes in `spans`, in log (and seq) order.
     by_replica: Vec<Vec<u32>>,
@@ -124,7 +124,7 @@ impl History {
     pub(super) fn from_spans(
         base: VersionVector,
         replicas: Vec<ReplicaId>,
-        texts: Vec<String>,
+        texts: Vec<FieldName>,
         spans: Vec<Span>,
     ) -> History {
         let replica_index = replicas.iter().enumerate().map(|(i, r)| (*r, i as u32)).collect();
@@ -260,11 +260,11 @@ impl History {
         index
     }
 
-    fn intern_text(&mut self, name: &str) -> u32 {
+    fn intern_text(&mut self, name: &FieldName) -> u32 {
         match self.texts.iter().position(|t| t == name) {
             Some(i) => i as u32,
             None => {
-                self.texts.push(name.to_owned());
+                self.texts.push(name.clone());
                 self.texts.len() as u32 - 1
             }
         }
@@ -471,15 +471,15 @@ impl History {
         };
         let ops = match &span.body {
             Body::Insert { text, counter, len } => {
-                vec![self.insert(replica, *text, counter + k * len, *len, texts)]
+                InlineVec::one(self.insert(replica, *text, counter + k * len, *len, texts))
             }
             Body::Delete { text, target, start, len, stride } => {
                 let counter = (*start as i64 + k as i64 * stride) as u64;
                 let range = IdRange { start: OpId::new(self.replicas[*target as usize], counter), len: *len as u64 };
-                vec![FieldOp {
+                InlineVec::one(FieldOp {
                     field: self.texts[*text as usize].clone(),
-                    op: Op::Text(RgaOp::Delete { ranges: vec![range] }),
-                }]
+                    op: Op::Text(RgaOp::Delete { ranges: InlineVec::one(range) }),
+                })
             }
             Body::Ops(ops) => ops
                 .iter()
@@ -550,7 +550,7 @@ impl History {
 
 /// The text field `name`, if there is one.
 pub(super) fn text_of<'f>(fields: &'f Fields, name: &str) -> Option<&'f Rga> {
-    match fields.get(&(name.to_owned(), FieldKind::Text)) {
+    match fields.get(&(FieldName::new(name), FieldKind::Text)) {
         Some(Field::Text(rga)) => Some(rga),
         _ => None,
     }

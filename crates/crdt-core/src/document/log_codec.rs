@@ -60,7 +60,7 @@ use super::history::{text_of, Body, Fields, History, LogOp, Span};
 use crate::codec;
 use crate::rga::pack::{deflate_best, inflate_limited};
 use crate::varint::{put, unzigzag, zigzag, Reader};
-use crate::{OpId, ReplicaId, VersionVector};
+use crate::{FieldName, OpId, ReplicaId, VersionVector};
 use visible::Visible;
 
 mod visible;
@@ -392,14 +392,14 @@ pub(crate) fn decode(rd: &mut Reader<'_>, base: VersionVector, fields: &Fields) 
         replicas.push(replica);
     }
     let t = rd.count()?;
-    let mut texts: Vec<String> = Vec::with_capacity(t);
+    let mut texts: Vec<FieldName> = Vec::with_capacity(t);
     for _ in 0..t {
         let n = rd.count()?;
         let name = std::str::from_utf8(rd.bytes(n)?).map_err(|_| "text field name is not UTF-8")?;
         if texts.iter().any(|t| t == name) {
             return Err("text field named twice");
         }
-        texts.push(name.to_owned());
+        texts.push(FieldName::new(name));
     }
     let s = rd.varint()?;
     let compressed = rd.bytes(1)?[0];

@@ -123,7 +123,7 @@ impl Document {
                 debug_assert!(false, "validated operation failed to apply: {error}");
                 return Err(error);
             }
-            deltas.extend(text_deltas.drain(..).map(|delta| (field.clone(), delta)));
+            deltas.extend(text_deltas.drain(..).map(|delta| (field.to_string(), delta)));
         }
         for dep in &change.deps {
             if self.version.get(dep.replica) == dep.seq {

@@ -9,23 +9,23 @@
 
 use std::collections::BTreeMap;
 
-use super::field::{Field, FieldKind, FieldOp};
+use super::field::{Field, FieldKind, FieldName, FieldOp};
 use super::Document;
-use crate::EditError;
+use crate::{EditError, InlineVec};
 
 /// Edits collected by [`Document::transact`].
 pub struct Transaction<'a> {
     doc: &'a mut Document,
-    ops: Vec<FieldOp>,
+    ops: InlineVec<FieldOp>,
     /// Each edited field as it was before the transaction (`None`: it did not exist).
-    saved: BTreeMap<(String, FieldKind), Option<Field>>,
+    saved: BTreeMap<(FieldName, FieldKind), Option<Field>>,
     /// Set by `finish`; a transaction dropped unfinished is rolled back.
     finished: bool,
 }
 
 impl<'a> Transaction<'a> {
     pub(super) fn new(doc: &'a mut Document) -> Self {
-        Transaction { doc, ops: Vec::new(), saved: BTreeMap::new(), finished: false }
+        Transaction { doc, ops: InlineVec::new(), saved: BTreeMap::new(), finished: false }
     }
 
     /// The document with the edits made so far.
@@ -37,38 +37,50 @@ impl<'a> Transaction<'a> {
     /// [`Document::insert_text`].
     pub fn insert_text(&mut self, field: &str, pos: usize, text: &str) -> Result<(), EditError> {
         self.save(field, FieldKind::Text);
-        self.doc.stage_insert_text(field, pos, text, false, &mut self.ops)
+        let ops = self.doc.stage_insert_text(field, pos, text, false)?;
+        self.ops.extend(ops);
+        Ok(())
     }
 
     /// Deletes `len` characters at `pos` of the text field `field` (nothing if `len` is 0).
     pub fn delete_text(&mut self, field: &str, pos: usize, len: usize) -> Result<(), EditError> {
         self.save(field, FieldKind::Text);
-        self.doc.stage_delete_text(field, pos, len, false, &mut self.ops)
+        let ops = self.doc.stage_delete_text(field, pos, len, false)?;
+        self.ops.extend(ops);
+        Ok(())
     }
 
     /// [`insert_text`](Self::insert_text) at a UTF-16 position.
     pub fn insert_text_utf16(&mut self, field: &str, pos16: usize, text: &str) -> Result<(), EditError> {
         self.save(field, FieldKind::Text);
-        self.doc.stage_insert_text(field, pos16, text, true, &mut self.ops)
+        let ops = self.doc.stage_insert_text(field, pos16, text, true)?;
+        self.ops.extend(ops);
+        Ok(())
     }
 
     /// [`delete_text`](Self::delete_text) with a UTF-16 position and length.
     pub fn delete_text_utf16(&mut self, field: &str, pos16: usize, len16: usize) -> Result<(), EditError> {
         self.save(field, FieldKind::Text);
-        self.doc.stage_delete_text(field, pos16, len16, true, &mut self.ops)
+        let ops = self.doc.stage_delete_text(field, pos16, len16, true)?;
+        self.ops.extend(ops);
+        Ok(())
     }
 
     /// Replaces `len` characters at `pos` of the text field `field` by `text`; see
     /// [`Document::replace_text`].
     pub fn replace_text(&mut self, field: &str, pos: usize, len: usize, text: &str) -> Result<(), EditError> {
         self.save(field, FieldKind::Text);
-        self.doc.stage_replace_text(field, pos, len, text, false, &mut self.ops)
+        let ops = self.doc.stage_replace_text(field, pos, len, text, false)?;
+        self.ops.extend(ops);
+        Ok(())
     }
 
     /// [`replace_text`](Self::replace_text) with a UTF-16 position and length.
     pub fn replace_text_utf16(&mut self, field: &str, pos16: usize, len16: usize, text: &str) -> Result<(), EditError> {
         self.save(field, FieldKind::Text);
-        self.doc.stage_replace_text(field, pos16, len16, text, true, &mut self.ops)
+        let ops = self.doc.stage_replace_text(field, pos16, len16, text, true)?;
+        self.ops.extend(ops);
+        Ok(())
     }
 
     /// Sets the register field `field`.
@@ -127,7 +139,7 @@ impl<'a> Transaction<'a> {
 
     /// Keeps a copy of the field before its first edit in this transaction.
     fn save(&mut self, name: &str, kind: FieldKind) {
-        let key = (name.to_owned(), kind);
+        let key = (FieldName::new(name), kind);
         if !self.saved.contains_key(&key) {
             let before = self.doc.fields.get(&key).cloned();
             self.saved.insert(key, before);
@@ -135,7 +147,7 @@ impl<'a> Transaction<'a> {
     }
 
     /// The collected operations, for the document to commit; the edits stay.
-    pub(super) fn finish(mut self) -> Vec<FieldOp> {
+    pub(super) fn finish(mut self) -> InlineVec<FieldOp> {
         self.finished = true;
         std::mem::take(&mut self.ops)
     }

@@ -18,7 +18,7 @@ use std::collections::BTreeMap;
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 
-use super::field::{Field, FieldKind};
+use super::field::{Field, FieldKind, FieldName};
 
 /// The plain value of one field.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,12 +74,12 @@ pub struct DocValue {
 }
 
 impl DocValue {
-    pub(crate) fn of(fields: &BTreeMap<(String, FieldKind), Field>) -> DocValue {
+    pub(crate) fn of(fields: &BTreeMap<(FieldName, FieldKind), Field>) -> DocValue {
         let mut entries = BTreeMap::new();
         let mut previous_name: Option<&str> = None;
         for ((name, kind), field) in fields {
             let mut key =
-                if previous_name == Some(name.as_str()) { format!("{name}#{}", kind.name()) } else { name.clone() };
+                if previous_name == Some(name.as_str()) { format!("{name}#{}", kind.name()) } else { name.to_string() };
             while entries.contains_key(&key) {
                 key.push('#');
                 key.push_str(kind.name());
@@ -147,7 +147,7 @@ impl Fnv1a {
 }
 
 /// The state hash of a document's fields; see the module docs.
-pub(crate) fn state_hash(fields: &BTreeMap<(String, FieldKind), Field>) -> u64 {
+pub(crate) fn state_hash(fields: &BTreeMap<(FieldName, FieldKind), Field>) -> u64 {
     let mut hash = Fnv1a(Fnv1a::OFFSET);
     hash.u64(fields.len() as u64);
     for ((name, kind), field) in fields {

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::OpId;
+use crate::{InlineVec, OpId, SmolStr};
 
 /// One text operation, as sent between replicas.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,12 +18,12 @@ pub enum RgaOp {
         /// The item immediately right of it, deleted or not (`None` = end).
         origin_right: Option<OpId>,
         /// The inserted text; never empty.
-        text: String,
+        text: SmolStr,
     },
     /// Delete the characters with these ids (deleting twice is harmless).
     Delete {
         /// Runs of ids: `len` consecutive counters of one replica from `start`.
-        ranges: Vec<IdRange>,
+        ranges: InlineVec<IdRange>,
     },
 }
 
@@ -57,7 +57,7 @@ impl LocalInsert<'_> {
             id: self.id,
             origin_left: self.origin_left,
             origin_right: self.origin_right,
-            text: self.text.to_owned(),
+            text: SmolStr::new(self.text),
         }
     }
 }
@@ -85,9 +85,14 @@ impl LocalDelete {
     /// deleted).
     pub fn into_op(self) -> Option<RgaOp> {
         let first = self.first?;
-        let mut ranges = Vec::with_capacity(1 + self.rest.len());
-        ranges.push(first);
-        ranges.extend(self.rest);
+        let ranges = if self.rest.is_empty() {
+            InlineVec::one(first)
+        } else {
+            let mut ranges = Vec::with_capacity(1 + self.rest.len());
+            ranges.push(first);
+            ranges.extend(self.rest);
+            InlineVec::from(ranges)
+        };
         Some(RgaOp::Delete { ranges })
     }
 
