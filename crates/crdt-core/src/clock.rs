@@ -120,6 +120,13 @@ impl VersionVector {
         }
     }
 
+    /// Counts one more change of `replica` (one lookup); returns its new entry.
+    pub fn increment(&mut self, replica: ReplicaId) -> u64 {
+        let entry = self.0.entry(replica).or_insert(0);
+        *entry += 1;
+        *entry
+    }
+
     /// Raises the entry for `replica` to at least `value`.
     pub fn raise(&mut self, replica: ReplicaId, value: u64) {
         if value > self.get(replica) {

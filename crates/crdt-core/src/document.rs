@@ -75,6 +75,9 @@ pub struct Document {
     heads: BTreeSet<ReplicaId>,
     history: History,
     pending: Pending,
+    /// The name of the text field edited last, so that the next edit of it (nearly every edit)
+    /// reuses the name instead of copying it again.
+    last_text: FieldName,
 }
 
 /// Two documents are equal when they hold the same replicated state: equal fields and version,
@@ -98,6 +101,7 @@ impl Document {
             heads: BTreeSet::new(),
             history: History::default(),
             pending: Pending::default(),
+            last_text: FieldName::default(),
         }
     }
 
@@ -125,7 +129,15 @@ impl Document {
             return Err("history does not reach the snapshot version");
         }
         let heads = history.heads(&version).into_iter().collect();
-        let doc = Document { replica, fields, version, heads, history, pending: Pending::default() };
+        let doc = Document {
+            replica,
+            fields,
+            version,
+            heads,
+            history,
+            pending: Pending::default(),
+            last_text: FieldName::default(),
+        };
         doc.debug_check();
         Ok(doc)
     }
@@ -431,7 +443,7 @@ impl Document {
     /// Records locally applied operations as this replica's next change.
     #[inline]
     fn commit(&mut self, ops: InlineVec<FieldOp>) -> Change {
-        let seq = self.version.get(self.replica) + 1;
+        let seq = self.version.increment(self.replica);
         // While this replica edits alone, its previous change is the only head: no deps, and
         // the heads stay as they are (the common case, checked without walking the set).
         let alone = self.heads.len() == 1 && self.heads.first() == Some(&self.replica);
@@ -449,11 +461,11 @@ impl Document {
             self.heads.clear();
             self.heads.insert(self.replica);
         }
-        let change = Change { replica: self.replica, seq, deps, ops };
-        self.version.set(self.replica, seq);
-        self.history.push(&change);
+        self.history.record(self.replica, seq, &deps, &ops);
         self.debug_check();
-        change
+        // Put together only here, where it is returned: a change is large enough that every
+        // move of it costs a call to `memcpy`.
+        Change { replica: self.replica, seq, deps, ops }
     }
 
     pub(crate) fn history_log(&self) -> &History {

@@ -89,12 +89,14 @@ impl Document {
         edit: impl FnOnce(&mut Rga) -> Result<R, EditError>,
         made: impl FnOnce(&R) -> bool,
     ) -> Result<(FieldName, R), EditError> {
-        let name = FieldName::new(name);
+        // Nearly every edit is of the text edited last: its name is taken from there, not copied.
+        let name = if self.last_text == name { self.last_text.clone() } else { FieldName::new(name) };
         let edited = match self.fields.get_mut(&(name.clone(), FieldKind::Text)) {
             Some(Field::Text(rga)) => edit(rga)?,
             Some(_) => kind_mismatch(FieldKind::Text),
             None => self.edit_new_text(name.clone(), edit, made)?,
         };
+        self.last_text = name.clone();
         Ok((name, edited))
     }
 

@@ -89,31 +89,6 @@ pub(super) enum LogOp {
     Other(FieldOp),
 }
 
-impl Body {
-    /// Extends a span of `count` changes with `next` if it continues the pattern.
-    fn extend(&mut self, count: u32, next: &Body) -> bool {
-        match (self, next) {
-            (Body::Insert { text, counter, len }, Body::Insert { text: t, counter: c, len: l }) => {
-                *text == *t && *len == *l && *c as u64 == *counter as u64 + count as u64 * *len as u64
-            }
-            (
-                Body::Delete { text, target, start, len, stride },
-                Body::Delete { text: t, target: g, start: s, len: l, .. },
-            ) => {
-                if *text != *t || *target != *g || *len != *l {
-                    return false;
-                }
-                if count == 1 {
-                    *stride = *s as i64 - *start as i64;
-                    return true;
-                }
-                *s as i64 == *start as i64 + count as i64 * *stride
-            }
-            _ => false,
-        }
-    }
-}
-
 impl History {
     /// An empty history starting at `base`.
     pub fn starting_at(base: VersionVector) -> History {
@@ -222,25 +197,65 @@ impl History {
     /// Appends a change that the document has just applied (the caller checked its seq and
     /// deps, and its inserts are in their texts).
     pub fn push(&mut self, change: &Change) {
-        let replica = self.intern(change.replica);
-        let body = self.body_of(change);
-        if change.deps.is_empty() {
-            if let Some(last) = self.spans.last_mut() {
-                if last.replica == replica
-                    && last.seq + last.count as u64 == change.seq
-                    && last.count < u32::MAX
-                    && last.body.extend(last.count, &body)
+        self.record(change.replica, change.seq, &change.deps, &change.ops);
+    }
+
+    /// [`push`](Self::push) of the change `(replica, seq)` with these `deps` and `ops`, before
+    /// it is put together (so that a local edit builds its change once, where it returns it).
+    pub fn record(&mut self, replica: ReplicaId, seq: u64, deps: &[ChangeId], ops: &[FieldOp]) {
+        self.changes += 1;
+        // Only a span's first change has dependencies of its own.
+        if deps.is_empty() && self.extend_last(replica, seq, ops) {
+            return;
+        }
+        let index = self.intern(replica);
+        let body = self.body_of(ops);
+        let deps = deps.iter().map(|dep| (self.intern(dep.replica), dep.seq)).collect();
+        self.by_replica[index as usize].push(self.spans.len() as u32);
+        self.spans.push(Span { replica: index, seq, count: 1, deps, body });
+    }
+
+    /// Counts the change into the last span if it is the next change of that span's replica and
+    /// continues its pattern. Reads the change in place: typing and backspacing, nearly every
+    /// change, end here without building their log form.
+    fn extend_last(&mut self, replica: ReplicaId, seq: u64, ops: &[FieldOp]) -> bool {
+        let Some(last) = self.spans.last_mut() else { return false };
+        if last.seq + last.count as u64 != seq
+            || last.count == u32::MAX
+            || self.replicas[last.replica as usize] != replica
+        {
+            return false;
+        }
+        let [FieldOp { field, op: Op::Text(op) }] = ops else { return false };
+        let count = last.count;
+        let extends = match (&mut last.body, op) {
+            (Body::Insert { text, counter, len }, RgaOp::Insert { id, text: inserted, .. }) => {
+                insert_place(*id, inserted)
+                    .is_some_and(|(c, l)| l == *len && c as u64 == *counter as u64 + count as u64 * *len as u64)
+                    && self.texts[*text as usize] == *field
+            }
+            (Body::Delete { text, target, start, len, stride }, RgaOp::Delete { ranges }) => {
+                let [range] = ranges.as_slice() else { return false };
+                let Some((s, l)) = delete_place(range) else { return false };
+                if l != *len
+                    || self.replicas[*target as usize] != range.start.replica
+                    || self.texts[*text as usize] != *field
                 {
-                    last.count += 1;
-                    self.changes += 1;
-                    return;
+                    return false;
+                }
+                if count == 1 {
+                    *stride = s as i64 - *start as i64;
+                    true
+                } else {
+                    s as i64 == *start as i64 + count as i64 * *stride
                 }
             }
+            _ => false,
+        };
+        if extends {
+            last.count += 1;
         }
-        let deps = change.deps.iter().map(|dep| (self.intern(dep.replica), dep.seq)).collect();
-        self.by_replica[replica as usize].push(self.spans.len() as u32);
-        self.spans.push(Span { replica, seq: change.seq, count: 1, deps, body });
-        self.changes += 1;
+        extends
     }
 
     fn intern(&mut self, replica: ReplicaId) -> u32 {
@@ -271,8 +286,8 @@ impl History {
     }
 
     /// A change's operations in log form.
-    fn body_of(&mut self, change: &Change) -> Body {
-        if let [FieldOp { field, op: Op::Text(op) }] = change.ops.as_slice() {
+    fn body_of(&mut self, ops: &[FieldOp]) -> Body {
+        if let [FieldOp { field, op: Op::Text(op) }] = ops {
             match op {
                 RgaOp::Insert { id, text, .. } => {
                     if let Some((counter, len)) = insert_place(*id, text) {
@@ -290,8 +305,7 @@ impl History {
                 }
             }
         }
-        let ops = change
-            .ops
+        let ops = ops
             .iter()
             .map(|field_op| match &field_op.op {
                 Op::Text(RgaOp::Insert { id, text, .. }) => match insert_place(*id, text) {
