@@ -441,7 +441,7 @@ impl Document {
     }
 
     /// Records locally applied operations as this replica's next change.
-    #[inline]
+    #[inline(always)]
     fn commit(&mut self, ops: InlineVec<FieldOp>) -> Change {
         let seq = self.version.increment(self.replica);
         // While this replica edits alone, its previous change is the only head: no deps, and

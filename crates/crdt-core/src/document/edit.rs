@@ -24,7 +24,7 @@ fn kind_mismatch(kind: FieldKind) -> ! {
 
 impl Document {
     /// Inserts `text` at `pos` of the text field `name`; returns the operation.
-    #[inline]
+    #[inline(always)]
     pub(super) fn stage_insert_text(
         &mut self,
         name: &str,
@@ -42,7 +42,7 @@ impl Document {
 
     /// Deletes `len` characters at `pos` of the text field `name`; returns the operation (none
     /// if `len` is 0).
-    #[inline]
+    #[inline(always)]
     pub(super) fn stage_delete_text(
         &mut self,
         name: &str,
@@ -82,7 +82,7 @@ impl Document {
     /// returned. Without such a field, `edit` runs on a new empty text, which is kept only if
     /// `made` says that the edit produced an operation. `edit` must change nothing when it
     /// returns an error.
-    #[inline]
+    #[inline(always)]
     fn edit_text<R>(
         &mut self,
         name: &str,

@@ -79,6 +79,7 @@ impl FieldName {
     }
 
     /// The name as a string.
+    #[inline]
     pub fn as_str(&self) -> &str {
         self.0.as_str()
     }
@@ -87,18 +88,21 @@ impl FieldName {
 impl Deref for FieldName {
     type Target = str;
 
+    #[inline]
     fn deref(&self) -> &str {
         self.as_str()
     }
 }
 
 impl AsRef<str> for FieldName {
+    #[inline]
     fn as_ref(&self) -> &str {
         self.as_str()
     }
 }
 
 impl Borrow<str> for FieldName {
+    #[inline]
     fn borrow(&self) -> &str {
         self.as_str()
     }
@@ -132,6 +136,7 @@ impl fmt::Display for FieldName {
 // extend the history's span): comparing the bytes in place is cheaper than the call to `memcmp`
 // that `str`'s comparisons make. The results are exactly `str`'s.
 impl PartialEq for FieldName {
+    #[inline]
     fn eq(&self, other: &Self) -> bool {
         same_bytes(self.as_bytes(), other.as_bytes())
     }
@@ -140,18 +145,21 @@ impl PartialEq for FieldName {
 impl Eq for FieldName {}
 
 impl PartialEq<str> for FieldName {
+    #[inline]
     fn eq(&self, other: &str) -> bool {
         same_bytes(self.as_bytes(), other.as_bytes())
     }
 }
 
 impl PartialEq<&str> for FieldName {
+    #[inline]
     fn eq(&self, other: &&str) -> bool {
         same_bytes(self.as_bytes(), other.as_bytes())
     }
 }
 
 impl Ord for FieldName {
+    #[inline]
     fn cmp(&self, other: &Self) -> Ordering {
         let (a, b) = (self.as_bytes(), other.as_bytes());
         for (x, y) in a.iter().zip(b) {
@@ -164,17 +172,20 @@ impl Ord for FieldName {
 }
 
 impl PartialOrd for FieldName {
+    #[inline]
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
 
 impl Hash for FieldName {
+    #[inline]
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.as_str().hash(state);
     }
 }
 
+#[inline]
 fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }

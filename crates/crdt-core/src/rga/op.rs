@@ -57,7 +57,13 @@ impl LocalInsert<'_> {
             id: self.id,
             origin_left: self.origin_left,
             origin_right: self.origin_right,
-            text: SmolStr::new(self.text),
+            // `new_inline` is inlined here: a keystroke's text is copied without a call into
+            // `SmolStr::new` (which also looks for a run of whitespace it could share).
+            text: if self.text.len() <= SmolStr::INLINE_CAP {
+                SmolStr::new_inline(self.text)
+            } else {
+                SmolStr::new(self.text)
+            },
         }
     }
 }
