@@ -51,22 +51,54 @@ pub struct Plan {
 /// latencies include its own lateness.
 const LATE_MS: f64 = 10.0;
 
-/// One step of a sweep and its report.
+/// One server's sweep: every step's report, the fastest step that held the bar and the
+/// slowest that did not, and the doubling steps left.
 struct SweepResult {
+    target: Target,
     steps: Vec<RunReport>,
     best: Option<usize>,
     first_miss: Option<usize>,
+    refinements_left: usize,
+}
+
+impl SweepResult {
+    fn rate(&self, step: Option<usize>) -> Option<f64> {
+        step.map(|i| self.steps[i].shape.total_rate())
+    }
+
+    /// The next total rate to try: doubling until the bar fails (or `max`), then bisecting.
+    fn next_rate(&self, sweep: &Sweep, base: &Shape) -> Option<f64> {
+        let Some(miss) = self.rate(self.first_miss) else {
+            let next = self.rate(self.best).map_or(sweep.start, |best| best * 2.0);
+            return (next <= sweep.max).then_some(next);
+        };
+        let best = self.rate(self.best)?;
+        let middle = sweep_shape(base, sweep, (best + miss) / 2.0).total_rate();
+        (self.refinements_left > 0 && middle > best && middle < miss).then_some(middle)
+    }
+
+    fn record(&mut self, report: RunReport, bar_ms: f64) {
+        let held = report.meets(bar_ms);
+        let total = report.shape.total_rate();
+        if self.first_miss.is_some() {
+            self.refinements_left = self.refinements_left.saturating_sub(1);
+        }
+        self.steps.push(report);
+        let index = Some(self.steps.len() - 1);
+        if held && self.rate(self.best).is_none_or(|best| total > best) {
+            self.best = index;
+        }
+        if !held && self.rate(self.first_miss).is_none_or(|miss| total < miss) {
+            self.first_miss = index;
+        }
+    }
 }
 
 /// Runs the plan and returns the markdown report.
 pub async fn compare(plan: &Plan) -> Result<String, String> {
     let mut runs: Vec<RunReport> = Vec::new();
     for round in 0..plan.runs {
-        let mut order = plan.targets.clone();
-        if round % 2 == 1 {
-            order.reverse();
-        }
-        for &target in &order {
+        for target in in_turn(&plan.targets, round) {
             let report = measure(target, &plan.programs, &plan.shape).await?;
             eprintln!("run {}/{}: {}", round + 1, plan.runs, one_line(&report));
             runs.push(report);
@@ -74,11 +106,18 @@ pub async fn compare(plan: &Plan) -> Result<String, String> {
     }
     let mut sweeps = Vec::new();
     if let Some(sweep) = &plan.sweep {
-        for &target in &plan.targets {
-            sweeps.push((target, run_sweep(target, &plan.programs, &plan.shape, sweep).await?));
-        }
+        sweeps = run_sweeps(plan, sweep).await?;
     }
     Ok(render(plan, &runs, &sweeps))
+}
+
+/// `targets`, reversed on odd rounds, so that neither server always runs first.
+fn in_turn(targets: &[Target], round: usize) -> Vec<Target> {
+    let mut order = targets.to_vec();
+    if round % 2 == 1 {
+        order.reverse();
+    }
+    order
 }
 
 /// Starts a fresh server, drives `shape` against it, stops it.
@@ -91,42 +130,35 @@ pub async fn measure(target: Target, programs: &Programs, shape: &Shape) -> Resu
     report
 }
 
-async fn run_sweep(target: Target, programs: &Programs, base: &Shape, sweep: &Sweep) -> Result<SweepResult, String> {
-    let mut result = SweepResult { steps: Vec::new(), best: None, first_miss: None };
-    let step = |report: RunReport, result: &mut SweepResult| {
-        eprintln!("sweep {}: {}", target.name(), one_line(&report));
-        let held = report.meets(sweep.bar_ms);
-        let total = report.shape.total_rate();
-        result.steps.push(report);
-        let index = result.steps.len() - 1;
-        let rate_of = |i: Option<usize>, steps: &[RunReport]| i.map(|i| steps[i].shape.total_rate());
-        if held && rate_of(result.best, &result.steps).is_none_or(|best| total > best) {
-            result.best = Some(index);
+/// Every target's sweep, in lockstep (one step of each in turn), so that both see the
+/// shared machine in the same state.
+async fn run_sweeps(plan: &Plan, sweep: &Sweep) -> Result<Vec<SweepResult>, String> {
+    let mut sweeps: Vec<SweepResult> = plan
+        .targets
+        .iter()
+        .map(|&target| SweepResult {
+            target,
+            steps: Vec::new(),
+            best: None,
+            first_miss: None,
+            refinements_left: sweep.refine,
+        })
+        .collect();
+    for round in 0.. {
+        let mut stepped = false;
+        for target in in_turn(&plan.targets, round) {
+            let Some(state) = sweeps.iter_mut().find(|s| s.target == target) else { continue };
+            let Some(total) = state.next_rate(sweep, &plan.shape) else { continue };
+            let report = measure(target, &plan.programs, &sweep_shape(&plan.shape, sweep, total)).await?;
+            eprintln!("sweep: {}", one_line(&report));
+            state.record(report, sweep.bar_ms);
+            stepped = true;
         }
-        if !held && rate_of(result.first_miss, &result.steps).is_none_or(|miss| total < miss) {
-            result.first_miss = Some(index);
-        }
-        held
-    };
-    let mut total = sweep.start;
-    while total <= sweep.max {
-        let report = measure(target, programs, &sweep_shape(base, sweep, total)).await?;
-        if !step(report, &mut result) {
+        if !stepped {
             break;
         }
-        total *= 2.0;
     }
-    for _ in 0..sweep.refine {
-        let (Some(best), Some(miss)) = (result.best, result.first_miss) else { break };
-        let (low, high) = (result.steps[best].shape.total_rate(), result.steps[miss].shape.total_rate());
-        let middle = sweep_shape(base, sweep, (low + high) / 2.0);
-        if middle.total_rate() <= low || middle.total_rate() >= high {
-            break;
-        }
-        let report = measure(target, programs, &middle).await?;
-        step(report, &mut result);
-    }
-    Ok(result)
+    Ok(sweeps)
 }
 
 /// The sweep's shape at `total` keystrokes/s: `base`'s rate per client, `per_doc` clients a
@@ -202,7 +234,7 @@ fn cpu_per_keystroke(r: &RunReport) -> Option<f64> {
     (r.offered > 0.0).then(|| cpu / 100.0 / r.offered * 1e6)
 }
 
-fn render(plan: &Plan, runs: &[RunReport], sweeps: &[(Target, SweepResult)]) -> String {
+fn render(plan: &Plan, runs: &[RunReport], sweeps: &[SweepResult]) -> String {
     let mut out = String::new();
     let column = |target: Target| match target {
         Target::Ours => "doc-server (ack after fsync)",
@@ -230,10 +262,10 @@ fn render(plan: &Plan, runs: &[RunReport], sweeps: &[(Target, SweepResult)]) -> 
         ),
         Target::Yjs => "no ack".into(),
     });
-    row("same: keystrokes/s delivered to every peer (offered)", &|t| {
+    row("same: keystrokes/s delivered to every peer, of those offered", &|t| {
         let delivered: Vec<_> = of(t).map(|r| Some(r.delivered)).collect();
         let offered: Vec<_> = of(t).map(|r| Some(r.offered)).collect();
-        format!("{} ({})", spread(&delivered, count), spread(&offered, count))
+        format!("{} of {}", spread(&delivered, count), spread(&offered, count))
     });
     row("same: server CPU (% of one core)", &|t| spread(&of(t).map(|r| r.server_cpu).collect::<Vec<_>>(), percent));
     row("same: server CPU per keystroke", &|t| {
@@ -247,19 +279,16 @@ fn render(plan: &Plan, runs: &[RunReport], sweeps: &[(Target, SweepResult)]) -> 
     });
     if let Some(sweep) = &plan.sweep {
         row(&format!("highest load with p99 ≤ {} ms (sweep, one run a step)", sweep.bar_ms), &|t| {
-            sweeps.iter().find(|(target, _)| *target == t).map_or("–".into(), |(_, s)| sweep_cell(s))
+            sweeps.iter().find(|s| s.target == t).map_or("–".into(), sweep_cell)
         });
         row("server CPU at that load, per keystroke", &|t| {
-            sweeps.iter().find(|(target, _)| *target == t).and_then(|(_, s)| s.best.map(|b| &s.steps[b])).map_or(
-                "–".into(),
-                |r| {
-                    format!(
-                        "{}, {}",
-                        percent(r.server_cpu),
-                        cpu_per_keystroke(r).map_or("–".into(), |v| format!("{v:.0} µs"))
-                    )
-                },
-            )
+            sweeps.iter().find(|s| s.target == t).and_then(|s| s.best.map(|b| &s.steps[b])).map_or("–".into(), |r| {
+                format!(
+                    "{}, {}",
+                    percent(r.server_cpu),
+                    cpu_per_keystroke(r).map_or("–".into(), |v| format!("{v:.0} µs"))
+                )
+            })
         });
     }
     let unhealthy: Vec<&RunReport> = runs.iter().filter(|r| !r.healthy()).collect();
@@ -274,7 +303,7 @@ fn render(plan: &Plan, runs: &[RunReport], sweeps: &[(Target, SweepResult)]) -> 
     let _ = writeln!(out, "\nEvery run:\n");
     let _ = writeln!(out, "| server | load | seen p50 / p99 / p99.9 / max | ack p99 | delivered/offered keystrokes/s | server CPU | RSS | loadgen CPU, lag p99 | notes |");
     let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|");
-    let all = runs.iter().map(|r| (r, "")).chain(sweeps.iter().flat_map(|(_, s)| s.steps.iter().map(|r| (r, "sweep"))));
+    let all = runs.iter().map(|r| (r, "")).chain(sweeps.iter().flat_map(|s| s.steps.iter().map(|r| (r, "sweep"))));
     for (r, kind) in all {
         let _ = writeln!(
             out,

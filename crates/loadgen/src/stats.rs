@@ -58,7 +58,7 @@ pub fn spread(values: &[Option<f64>], show: impl Fn(Option<f64>) -> String) -> S
     keyed.sort_by(f64::total_cmp);
     let value = |v: f64| v.is_finite().then_some(v);
     let mid = value(keyed[(keyed.len() - 1) / 2]);
-    if keyed.len() == 1 {
+    if keyed.len() == 1 || show(value(keyed[0])) == show(value(keyed[keyed.len() - 1])) {
         return show(mid);
     }
     format!("{} ({}–{})", show(mid), show(value(keyed[0])), show(value(keyed[keyed.len() - 1])))
@@ -108,5 +108,6 @@ mod tests {
         assert_eq!(thousands(1234567), "1,234,567");
         assert_eq!(thousands(999), "999");
         assert_eq!(spread(&[Some(3.0), Some(1.0), None], ms), "3.0 ms (1.0 ms–lost)");
+        assert_eq!(spread(&[Some(3.01), Some(3.02)], ms), "3.0 ms");
     }
 }
