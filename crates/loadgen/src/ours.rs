@@ -30,40 +30,43 @@ pub struct Ours {
 }
 
 impl Ours {
+    /// A new replica with an empty document, not connected.
+    fn fresh(replica: ReplicaId) -> Ours {
+        Ours {
+            doc: Document::new(replica),
+            author: replica.uuid().as_u128(),
+            names: WireNames::new(),
+            next_batch: 1,
+            base: Anchor { after: None },
+            run: Vec::new(),
+        }
+    }
+
     /// Connects to `ws://{addr}/ws/{doc}`, says hello as a new replica and applies the welcome.
     pub async fn connect(addr: &str, doc: &str, user: &str) -> Result<(Ws, Ours), String> {
         let mut ws = connect_ws(&format!("ws://{addr}/ws/{doc}")).await?;
-        let replica = ReplicaId::random();
-        let mut names = WireNames::new();
+        let mut ours = Ours::fresh(ReplicaId::random());
         let hello = ClientMsg::Hello {
             protocol: PROTOCOL_VERSION,
-            replica,
+            replica: ours.doc.replica(),
             version: VersionVector::new(),
             user: UserInfo { name: user.to_owned(), color: "#3366cc".into() },
         };
-        ws.send(Message::Binary(hello.encode_on(&mut names).into())).await.map_err(|e| format!("send: {e}"))?;
-        let mut document = Document::new(replica);
+        ws.send(Message::Binary(hello.encode_on(&mut ours.names).into())).await.map_err(|e| format!("send: {e}"))?;
         let frame = next_binary(&mut ws).await?;
         match ServerMsg::decode(&frame).map_err(|e| format!("bad welcome: {e}"))? {
             ServerMsg::Welcome { catchup: Catchup::Changes(changes), .. } => {
                 for change in changes {
-                    document.apply_change(change).map_err(|e| format!("catch-up: {e}"))?;
+                    ours.doc.apply_change(change).map_err(|e| format!("catch-up: {e}"))?;
                 }
             }
             ServerMsg::Welcome { catchup: Catchup::Snapshot(bytes), .. } => {
-                let snapshot = codec::decode_snapshot(&bytes, replica).map_err(|e| format!("snapshot: {e}"))?;
-                document.merge(&snapshot);
+                let snapshot =
+                    codec::decode_snapshot(&bytes, ours.doc.replica()).map_err(|e| format!("snapshot: {e}"))?;
+                ours.doc.merge(&snapshot);
             }
             other => return Err(format!("expected Welcome, got {other:?}")),
         }
-        let ours = Ours {
-            doc: document,
-            author: replica.uuid().as_u128(),
-            names,
-            next_batch: 1,
-            base: Anchor { after: None },
-            run: Vec::new(),
-        };
         Ok((ws, ours))
     }
 
@@ -137,5 +140,53 @@ impl Protocol for Ours {
 
     fn text(&self) -> String {
         self.doc.text(FIELD).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn typed(c: char) -> Step {
+        Step { jump: None, key: Key::Type(c) }
+    }
+
+    /// Sends `frame` through a server's decoding (on `names`) to `to`; returns the stamps seen.
+    fn relay(frame: &[u8], names: &mut WireNames, to: &mut Ours) -> Vec<Stamp> {
+        let Ok(ClientMsg::Changes { changes, .. }) = ClientMsg::decode_on(frame, 1 << 20, names) else {
+            panic!("a Changes frame");
+        };
+        let mut incoming = Incoming::default();
+        to.receive(&ServerMsg::Changes { changes }.encode(), &mut incoming).expect("applies");
+        incoming.seen
+    }
+
+    #[test]
+    fn a_typist_continues_behind_its_caret_while_others_type_before_it() {
+        let (mut ann, mut bob) = (Ours::fresh(ReplicaId::from_u128(1)), Ours::fresh(ReplicaId::from_u128(2)));
+        let mut ann_names = WireNames::new();
+        let mut bob_names = WireNames::new();
+        ann_names.name_replica(ann.doc.replica()).unwrap();
+        ann.names.name_replica(ann.doc.replica()).unwrap();
+        bob_names.name_replica(bob.doc.replica()).unwrap();
+        bob.names.name_replica(bob.doc.replica()).unwrap();
+
+        let mut steps = vec![Step { jump: Some(0.0), key: Key::Type('a') }, typed('b'), typed('c')];
+        for step in steps.drain(..) {
+            let out = ann.keystroke(step).unwrap();
+            assert_eq!(relay(&out.frame, &mut ann_names, &mut bob), vec![out.stamp]);
+        }
+        // Bob types at the start, before Ann's caret.
+        for step in [Step { jump: Some(0.0), key: Key::Type('X') }, typed('Y')] {
+            let out = bob.keystroke(step).unwrap();
+            relay(&out.frame, &mut bob_names, &mut ann);
+        }
+        let out = ann.keystroke(typed('d')).unwrap();
+        assert_eq!(out.batch, Some(4));
+        relay(&out.frame, &mut ann_names, &mut bob);
+        let out = ann.keystroke(Step { jump: None, key: Key::Backspace }).unwrap();
+        assert_eq!(relay(&out.frame, &mut ann_names, &mut bob), vec![out.stamp]);
+        assert_eq!(ann.text(), "XYabc");
+        assert_eq!(bob.text(), "XYabc");
     }
 }

@@ -42,16 +42,20 @@ pub struct Yjs {
 }
 
 impl Yjs {
+    /// A new client with an empty document, not connected.
+    fn fresh(client: ClientID) -> Yjs {
+        let doc = Doc::with_client_id(client.get());
+        let text = doc.get_or_insert_text(FIELD);
+        let base = StickyIndex::from_type(&doc.transact(), &text, Assoc::Before);
+        Yjs { doc, text, client, next_clock: 0, base, run: Vec::new() }
+    }
+
     /// Connects to `ws://{addr}/{doc}` and syncs (step 1 and 2 both ways).
     pub async fn connect(addr: &str, doc: &str) -> Result<(Ws, Yjs), String> {
         let mut ws = connect_ws(&format!("ws://{addr}/{doc}")).await?;
-        let client = ClientID::random();
-        let ydoc = Doc::with_client_id(client.get());
-        let text = ydoc.get_or_insert_text(FIELD);
-        let step1 = Message::Sync(SyncMessage::SyncStep1(ydoc.transact().state_vector())).encode_v1();
+        let mut yjs = Yjs::fresh(ClientID::random());
+        let step1 = Message::Sync(SyncMessage::SyncStep1(yjs.doc.transact().state_vector())).encode_v1();
         ws.send(WsMessage::Binary(step1.into())).await.map_err(|e| format!("send: {e}"))?;
-        let base = StickyIndex::from_type(&ydoc.transact(), &text, Assoc::Before);
-        let mut yjs = Yjs { base, doc: ydoc, text, client, next_clock: 0, run: Vec::new() };
         loop {
             let frame = next_binary(&mut ws).await?;
             let message = Message::decode_v1(&frame).map_err(|e| format!("bad message: {e}"))?;
@@ -138,5 +142,43 @@ impl Protocol for Yjs {
 
     fn text(&self) -> String {
         self.text.get_string(&self.doc.transact())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn typed(c: char) -> Step {
+        Step { jump: None, key: Key::Type(c) }
+    }
+
+    /// Delivers `frame` to `to` as y-websocket relays it; returns the stamps seen.
+    fn relay(frame: &[u8], to: &mut Yjs) -> Vec<Stamp> {
+        let mut incoming = Incoming::default();
+        to.receive(frame, &mut incoming).expect("applies");
+        incoming.seen
+    }
+
+    #[test]
+    fn a_typist_continues_behind_its_caret_while_others_type_before_it() {
+        let (mut ann, mut bob) = (Yjs::fresh(ClientID::new(1)), Yjs::fresh(ClientID::new(2)));
+        for step in [Step { jump: Some(0.0), key: Key::Type('a') }, typed('b'), typed('c')] {
+            let out = ann.keystroke(step).unwrap();
+            assert_eq!(out.batch, None);
+            assert_eq!(relay(&out.frame, &mut bob), vec![out.stamp]);
+        }
+        for step in [Step { jump: Some(0.0), key: Key::Type('X') }, typed('Y')] {
+            let out = bob.keystroke(step).unwrap();
+            relay(&out.frame, &mut ann);
+        }
+        let out = ann.keystroke(typed('d')).unwrap();
+        assert_eq!(out.stamp, Stamp { author: 1, number: 3 });
+        relay(&out.frame, &mut bob);
+        let out = ann.keystroke(Step { jump: None, key: Key::Backspace }).unwrap();
+        assert_eq!(out.stamp, Stamp { author: 1, number: 3 | Stamp::DELETE });
+        assert_eq!(relay(&out.frame, &mut bob), vec![out.stamp]);
+        assert_eq!(ann.text(), "XYabc");
+        assert_eq!(bob.text(), "XYabc");
     }
 }
