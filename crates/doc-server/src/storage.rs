@@ -20,6 +20,7 @@
 //! The methods block (SQLite is synchronous): async callers run them on
 //! `tokio::task::spawn_blocking`.
 
+mod group;
 mod sqlite;
 
 use std::collections::HashMap;
@@ -43,6 +44,10 @@ pub enum StoreError {
     /// A lock was poisoned by a panic in another thread.
     #[error("storage lock poisoned by an earlier panic")]
     Poisoned,
+    /// The group commit that held this append failed (the first error, as text: every append
+    /// of that commit gets it).
+    #[error("group commit failed: {0}")]
+    GroupCommit(String),
 }
 
 /// One op log entry: the changes of one group commit, encoded.

@@ -3,8 +3,9 @@
 //! The database runs in WAL mode with `synchronous = FULL`: every committed transaction is
 //! fsync'd to the write-ahead log before `COMMIT` returns, which is what lets the server
 //! acknowledge a batch as soon as [`Store::append`] returns. One connection behind a mutex
-//! serves every document; its statements are short (one insert per group commit), and the
-//! callers run them on blocking threads.
+//! serves every document; its statements are short (one insert per document per group
+//! commit), and the callers run them on blocking threads. Appends of all documents that arrive
+//! while a commit is in flight share the next one (`group.rs`).
 //!
 //! Schema (version 2, in `PRAGMA user_version`):
 //!
@@ -29,6 +30,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use super::group::{Append, GroupCommit};
 use super::{now_ms, DocSummary, LogEntry, Store, StoreError, StoredDoc};
 use crate::DocId;
 
@@ -61,6 +63,8 @@ pub struct SqliteStore {
     conn: Mutex<Connection>,
     /// The index the next appended entry gets; only grows.
     next_index: Mutex<u64>,
+    /// Appends of every document share commits (see `group.rs`).
+    group: GroupCommit,
 }
 
 impl SqliteStore {
@@ -108,7 +112,46 @@ impl SqliteStore {
             tx.execute_batch("PRAGMA user_version = 2")?;
         }
         tx.commit()?;
-        Ok(SqliteStore { conn: Mutex::new(conn), next_index: Mutex::new(to_u64(last) + 1) })
+        Ok(SqliteStore {
+            conn: Mutex::new(conn),
+            next_index: Mutex::new(to_u64(last) + 1),
+            group: GroupCommit::default(),
+        })
+    }
+
+    /// Writes `batch` (the appends of one group commit, see `group.rs`) in one fsync'd
+    /// transaction; returns their log indexes in order.
+    fn commit_appends(&self, batch: &[Append]) -> Result<Vec<u64>, StoreError> {
+        let mut conn = self.conn()?;
+        // Taken while the connection is held, so indexes are handed out in commit order.
+        let mut next_index = self.next_index.lock().map_err(|_| StoreError::Poisoned)?;
+        let tx = conn.transaction()?;
+        let mut indexes = Vec::with_capacity(batch.len());
+        let mut index = *next_index;
+        let now = to_i64(now_ms());
+        for append in batch {
+            tx.prepare_cached("INSERT INTO log (idx, doc, bytes) VALUES (?1, ?2, ?3)")?.execute(params![
+                to_i64(index),
+                append.doc.as_str(),
+                append.bytes
+            ])?;
+            indexes.push(index);
+            index += 1;
+        }
+        let mut docs: Vec<&str> = batch.iter().map(|append| append.doc.as_str()).collect();
+        docs.sort_unstable();
+        docs.dedup();
+        for doc in docs {
+            tx.prepare_cached(
+                "INSERT INTO docs (id, updated_ms) VALUES (?1, ?2)
+                 ON CONFLICT (id) DO UPDATE SET updated_ms = excluded.updated_ms
+                 WHERE docs.updated_ms <= excluded.updated_ms - ?3",
+            )?
+            .execute(params![doc, now, UPDATED_PRECISION_MS])?;
+        }
+        tx.commit()?;
+        *next_index = index;
+        Ok(indexes)
     }
 
     fn conn(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
@@ -148,25 +191,7 @@ impl Store for SqliteStore {
     }
 
     fn append(&self, doc: &DocId, bytes: &[u8]) -> Result<u64, StoreError> {
-        let mut conn = self.conn()?;
-        // Taken while the connection is held, so indexes are handed out in commit order.
-        let mut next_index = self.next_index.lock().map_err(|_| StoreError::Poisoned)?;
-        let index = *next_index;
-        let tx = conn.transaction()?;
-        tx.prepare_cached("INSERT INTO log (idx, doc, bytes) VALUES (?1, ?2, ?3)")?.execute(params![
-            to_i64(index),
-            doc.as_str(),
-            bytes
-        ])?;
-        tx.prepare_cached(
-            "INSERT INTO docs (id, updated_ms) VALUES (?1, ?2)
-             ON CONFLICT (id) DO UPDATE SET updated_ms = excluded.updated_ms
-             WHERE docs.updated_ms <= excluded.updated_ms - ?3",
-        )?
-        .execute(params![doc.as_str(), to_i64(now_ms()), UPDATED_PRECISION_MS])?;
-        tx.commit()?;
-        *next_index = index + 1;
-        Ok(index)
+        self.group.append(doc, bytes, |batch| self.commit_appends(batch))
     }
 
     fn write_snapshot(&self, doc: &DocId, snapshot: &[u8], through: u64) -> Result<(), StoreError> {
