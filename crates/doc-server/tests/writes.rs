@@ -170,7 +170,8 @@ async fn reload(server: &mut Server, dir: &std::path::Path, end: &str) -> (Serve
     server.kill();
     let args = server_args();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let restarted = Server::start_logging(dir, &args, "warn");
+    // The load's own log line says how many changes it replayed from the log.
+    let restarted = Server::start_logging(dir, &args, "warn,doc_server::doc_actor=info");
     let started = Instant::now();
     let mut ws = connect_ws(restarted.addr, "paper").await.expect("connect");
     let replica = ReplicaId::random();
@@ -200,6 +201,10 @@ async fn reload(server: &mut Server, dir: &std::path::Path, end: &str) -> (Serve
     assert_eq!(doc.text(FIELD).as_deref(), Some(end), "the reloaded text");
     let _ = ws.close(None).await;
     let load = Duration::from_secs_f64(restarted.metric("doc_server_load_seconds_sum").await);
+    let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+    if let Some(line) = log.lines().rev().find(|line| line.contains("document loaded")) {
+        println!("  {}", line.split_once("document loaded").map_or(line, |(_, rest)| rest).trim());
+    }
     (restarted, load, welcomed)
 }
 
