@@ -243,6 +243,8 @@ pub(crate) async fn run(
             tracing::info!(
                 changes = loaded.doc.version().total(),
                 replayed = loaded.replayed,
+                log_bytes = loaded.log_bytes,
+                snapshot_bytes = loaded.snapshot_bytes,
                 elapsed_us = elapsed.as_micros() as u64,
                 "document loaded"
             );
