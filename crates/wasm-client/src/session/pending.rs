@@ -45,7 +45,7 @@ impl Session {
             if front.seq > self.server_version.get(front.replica) {
                 break;
             }
-            let change = self.pending.pop_front().expect("front exists");
+            let Some(change) = self.pending.pop_front() else { break };
             self.forget_seq(&change);
             if let Link::Up { sent, .. } = &mut self.link {
                 *sent = sent.saturating_sub(1);
