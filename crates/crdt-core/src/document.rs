@@ -213,6 +213,7 @@ impl Document {
     ///
     /// Errors: [`EditError::EmptyText`] for `""`, [`EditError::OutOfBounds`] past the end; the
     /// document is then unchanged.
+    #[inline(always)]
     pub fn insert_text(&mut self, field: &str, pos: usize, text: &str) -> Result<Change, EditError> {
         let ops = self.stage_insert_text(field, pos, text, false)?;
         Ok(self.commit(ops))
@@ -221,6 +222,7 @@ impl Document {
     /// Deletes `len` characters from position `pos` of the text field `field`.
     ///
     /// Returns `Ok(None)` (and records nothing) when `len` is 0.
+    #[inline(always)]
     pub fn delete_text(&mut self, field: &str, pos: usize, len: usize) -> Result<Option<Change>, EditError> {
         let ops = self.stage_delete_text(field, pos, len, false)?;
         Ok(self.commit_some(ops))
@@ -248,6 +250,7 @@ impl Document {
     /// assert_eq!(change.ops.len(), 2);
     /// assert_eq!(doc.text("body").as_deref(), Some("hello there"));
     /// ```
+    #[inline(always)]
     pub fn replace_text(
         &mut self,
         field: &str,
@@ -436,6 +439,7 @@ impl Document {
     }
 
     /// [`commit`](Self::commit), unless there is no operation.
+    #[inline(always)]
     fn commit_some(&mut self, ops: InlineVec<FieldOp>) -> Option<Change> {
         (!ops.is_empty()).then(|| self.commit(ops))
     }
@@ -464,7 +468,9 @@ impl Document {
         self.history.record(self.replica, seq, &deps, &ops);
         self.debug_check();
         // Put together only here, where it is returned: a change is large enough that every
-        // move of it costs a call to `memcpy`.
+        // move of it costs a call to `memcpy`. For the same reason the text edits that return
+        // it are inlined into their callers (`#[inline(always)]`), which lets the change be
+        // built where the caller keeps it rather than copied out through each layer.
         Change { replica: self.replica, seq, deps, ops }
     }
 

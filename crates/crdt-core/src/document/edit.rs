@@ -12,6 +12,7 @@ use super::Document;
 use crate::{EditError, InlineVec, Rga, RgaOp};
 
 /// A text operation on the field `name`.
+#[inline(always)]
 fn text_op(name: FieldName, op: RgaOp) -> FieldOp {
     FieldOp { field: name, op: Op::Text(op) }
 }

@@ -68,20 +68,59 @@ impl FieldKind {
 /// The name of a field: a string that is cheap to copy (up to 23 bytes inline, longer ones
 /// shared), since every operation names its field. Compared, ordered and hashed as the `str` it
 /// holds, and serialized exactly as a `String`.
-#[derive(Clone, Default, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct FieldName(SmolStr);
+///
+/// A document compares names on every edit (to find the field, and to extend the history's
+/// span), so each name also carries its first [`KEY_BYTES`] bytes and its length packed in one
+/// integer: two names of up to that many bytes are equal exactly when their keys are, and names
+/// whose first bytes differ are ordered by their keys, without reading the strings.
+#[derive(Clone, Default)]
+pub struct FieldName {
+    key: u64,
+    name: SmolStr,
+}
+
+/// How many leading bytes of a name its key holds (the last byte of the key is the length).
+const KEY_BYTES: usize = 7;
+
+/// The key of `name`: its first [`KEY_BYTES`] bytes, big-endian and zero-padded (so that keys
+/// order as the bytes do), then its length (capped at 255).
+#[inline]
+fn key_of(name: &[u8]) -> u64 {
+    let mut key = [0u8; 8];
+    let head = name.len().min(KEY_BYTES);
+    key[..head].copy_from_slice(&name[..head]);
+    key[KEY_BYTES] = name.len().min(255) as u8;
+    u64::from_be_bytes(key)
+}
 
 impl FieldName {
     /// The name `name`.
     pub fn new(name: &str) -> FieldName {
-        FieldName(SmolStr::new(name))
+        FieldName { key: key_of(name.as_bytes()), name: SmolStr::new(name) }
     }
 
     /// The name as a string.
     #[inline]
     pub fn as_str(&self) -> &str {
-        self.0.as_str()
+        self.name.as_str()
+    }
+
+    /// Whether the key alone says what the name is.
+    #[inline]
+    fn short(&self) -> bool {
+        (self.key & 0xff) as usize <= KEY_BYTES
+    }
+}
+
+impl Serialize for FieldName {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for FieldName {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        SmolStr::deserialize(deserializer).map(FieldName::from)
     }
 }
 
@@ -116,7 +155,13 @@ impl From<&str> for FieldName {
 
 impl From<String> for FieldName {
     fn from(name: String) -> Self {
-        FieldName(SmolStr::from(name))
+        FieldName::from(SmolStr::from(name))
+    }
+}
+
+impl From<SmolStr> for FieldName {
+    fn from(name: SmolStr) -> Self {
+        FieldName { key: key_of(name.as_bytes()), name }
     }
 }
 
@@ -132,13 +177,13 @@ impl fmt::Display for FieldName {
     }
 }
 
-// Names are a few bytes, and a document compares them on every edit (to find the field, and to
-// extend the history's span): comparing the bytes in place is cheaper than the call to `memcmp`
-// that `str`'s comparisons make. The results are exactly `str`'s.
+// Equal keys of short names mean equal names; keys that differ before the length byte order
+// the names. Only long names with the same first bytes are compared byte by byte. The results
+// are exactly `str`'s.
 impl PartialEq for FieldName {
     #[inline]
     fn eq(&self, other: &Self) -> bool {
-        same_bytes(self.as_bytes(), other.as_bytes())
+        self.key == other.key && (self.short() || self.as_bytes() == other.as_bytes())
     }
 }
 
@@ -147,27 +192,27 @@ impl Eq for FieldName {}
 impl PartialEq<str> for FieldName {
     #[inline]
     fn eq(&self, other: &str) -> bool {
-        same_bytes(self.as_bytes(), other.as_bytes())
+        self.key == key_of(other.as_bytes()) && (self.short() || self.as_bytes() == other.as_bytes())
     }
 }
 
 impl PartialEq<&str> for FieldName {
     #[inline]
     fn eq(&self, other: &&str) -> bool {
-        same_bytes(self.as_bytes(), other.as_bytes())
+        *self == **other
     }
 }
 
 impl Ord for FieldName {
     #[inline]
     fn cmp(&self, other: &Self) -> Ordering {
-        let (a, b) = (self.as_bytes(), other.as_bytes());
-        for (x, y) in a.iter().zip(b) {
-            if x != y {
-                return x.cmp(y);
-            }
+        if self.key >> 8 != other.key >> 8 {
+            (self.key >> 8).cmp(&(other.key >> 8))
+        } else if self.short() && other.short() {
+            (self.key & 0xff).cmp(&(other.key & 0xff))
+        } else {
+            self.as_bytes().cmp(other.as_bytes())
         }
-        a.len().cmp(&b.len())
     }
 }
 
@@ -183,11 +228,6 @@ impl Hash for FieldName {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.as_str().hash(state);
     }
-}
-
-#[inline]
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 /// One operation on one field, as carried by a [`Change`](crate::Change).
@@ -344,11 +384,30 @@ pub(crate) fn set_elements(set: &OrSet<String>) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::FieldName;
 
     #[test]
     fn names_compare_and_encode_as_strings() {
-        let names = ["", "a", "ab", "b", "body", "bodz", "title", "é", "a longer name than twenty-three bytes"];
+        let names = [
+            "",
+            "a",
+            "ab",
+            "ab\0",
+            "ab\0x",
+            "b",
+            "body",
+            "bodz",
+            "title",
+            "é",
+            "abcdefg",
+            "abcdefg\0",
+            "abcdefgh",
+            "abcdefgz",
+            "abcdefgaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "a longer name than twenty-three bytes",
+        ];
         for a in names {
             for b in names {
                 let (x, y) = (FieldName::new(a), FieldName::new(b));
@@ -359,6 +418,19 @@ mod tests {
             let config = bincode::config::standard();
             let ours = bincode::serde::encode_to_vec(FieldName::new(a), config).expect("encodes");
             assert_eq!(ours, bincode::serde::encode_to_vec(a.to_owned(), config).expect("encodes"));
+        }
+    }
+
+    proptest! {
+        // Keys decide most comparisons: they must agree with `str`'s for names that share
+        // prefixes, hold NULs, or run past the key's bytes.
+        #[test]
+        fn names_compare_as_their_strings(a in "[ab\\x00]{0,12}", b in "[ab\\x00]{0,12}") {
+            let (x, y) = (FieldName::new(&a), FieldName::new(&b));
+            prop_assert_eq!(x.cmp(&y), a.cmp(&b));
+            prop_assert_eq!(x == y, a == b);
+            prop_assert_eq!(x == b.as_str(), a == b);
+            prop_assert_eq!(FieldName::from(a.clone()).cmp(&y), a.cmp(&b));
         }
     }
 }

@@ -52,6 +52,7 @@ pub struct LocalInsert<'t> {
 
 impl LocalInsert<'_> {
     /// The operation other replicas apply to make the same insert.
+    #[inline]
     pub fn to_op(&self) -> RgaOp {
         RgaOp::Insert {
             id: self.id,
@@ -89,6 +90,7 @@ impl LocalDelete {
 
     /// The operation other replicas apply to make the same delete (`None` if nothing was
     /// deleted).
+    #[inline]
     pub fn into_op(self) -> Option<RgaOp> {
         let first = self.first?;
         let ranges = if self.rest.is_empty() {
