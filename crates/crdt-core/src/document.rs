@@ -52,7 +52,7 @@ mod value;
 use std::collections::{BTreeMap, BTreeSet};
 
 pub use buffer::MAX_PENDING;
-pub use change::{causal_order, ApplyOutcome, Change, ChangeId, MAX_DEPS, MAX_SEQ};
+pub use change::{causal_order, ApplyOutcome, Change, ChangeId, MAX_COUNTER_TOTAL, MAX_DEPS, MAX_SEQ};
 pub use field::{FieldKind, FieldName, FieldOp, Op};
 pub use transaction::Transaction;
 pub use value::{DocValue, FieldValue};

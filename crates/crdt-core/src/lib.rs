@@ -18,7 +18,7 @@ pub use clock::{Lamport, OpId, ReplicaId, VersionVector};
 pub use counter::{GCounter, GCounterOp, PnCounter, PnCounterOp};
 pub use document::{
     causal_order, ApplyOutcome, Change, ChangeId, DocValue, Document, FieldKind, FieldName, FieldOp, FieldValue, Op,
-    Transaction, MAX_DEPS, MAX_PENDING, MAX_SEQ,
+    Transaction, MAX_COUNTER_TOTAL, MAX_DEPS, MAX_PENDING, MAX_SEQ,
 };
 pub use error::{Applied, ApplyError, DecodeError, EditError};
 pub use inline_vec::InlineVec;

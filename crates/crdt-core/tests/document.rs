@@ -88,6 +88,10 @@ struct Peer {
 
 impl Peer {
     fn receive(&mut self, change: Change) {
+        // What a server checks before it accepts a change: never refuses an honest one.
+        if change.is_ready(self.doc.version()) {
+            assert_eq!(self.doc.check_register_stamps(std::slice::from_ref(&change)), Ok(()), "{change:?}");
+        }
         if let ApplyOutcome::Applied { deltas, .. } = self.doc.apply_change(change).unwrap() {
             for (field, delta) in &deltas {
                 apply_delta(self.shadows.entry(field.clone()).or_default(), delta);
@@ -691,4 +695,77 @@ fn panicking_transaction_changes_nothing() {
     assert!(result.is_err());
     assert_eq!(a, before);
     a.check_invariants();
+}
+
+/// A change of `replica` (its next one on `doc`) that writes `time` into the register `field`.
+fn stamped_write(doc: &Document, replica: ReplicaId, field: &str, time: u64, value: &str) -> Change {
+    Change {
+        replica,
+        seq: doc.version().get(replica) + 1,
+        deps: Vec::new(),
+        ops: InlineVec::one(FieldOp {
+            field: field.into(),
+            op: Op::Register(LwwOp { stamp: crdt_core::Lamport { time, replica }, value: value.to_owned() }),
+        }),
+    }
+}
+
+#[test]
+fn a_register_write_stamped_far_ahead_is_refused_and_honest_ones_pass() {
+    let mut server = Document::new(ReplicaId::from_u128(9));
+    let mut alice = Document::new(A);
+    let mut bob = Document::new(B);
+    // Honest writes, several in one change and one after another, always pass.
+    let first = alice.transact(|tx| {
+        tx.set_register("title", "a".into());
+        tx.set_register("title", "b".into());
+        Ok(())
+    });
+    let first = first.expect("no edit error").expect("a change");
+    assert_eq!(server.check_register_stamps(std::slice::from_ref(&first)), Ok(()));
+    apply_all(&mut server, &[first.clone()]);
+    apply_all(&mut bob, &[first]);
+    let second = bob.set_register("title", "c".into());
+    let third = bob.set_register("title", "d".into());
+    assert_eq!(server.check_register_stamps(&[second.clone(), third.clone()]), Ok(()));
+    apply_all(&mut server, &[second, third]);
+    // Four writes so far: the register's stamp is 4. A write that would pin the register:
+    // stamped u64::MAX, or merely two ahead.
+    assert_eq!(server.register("title"), Some("d"));
+    let mallory = ReplicaId::from_u128(66);
+    for time in [u64::MAX, 6] {
+        let pin = stamped_write(&server, mallory, "title", time, "pinned");
+        assert_eq!(server.check_register_stamps(&[pin]), Err(0), "time {time}");
+    }
+    // One above the current stamp is what an honest replica makes; a batch is checked in order.
+    let next = 5;
+    let honest = stamped_write(&server, mallory, "title", next, "fine");
+    let mut after = honest.clone();
+    after.seq += 1;
+    after.ops = stamped_write(&server, mallory, "title", next + 2, "x").ops;
+    assert_eq!(server.check_register_stamps(&[honest.clone(), after]), Err(1));
+    assert_eq!(server.check_register_stamps(&[honest]), Ok(()));
+}
+
+#[test]
+fn counter_totals_stop_at_2_pow_53_and_larger_ones_are_invalid() {
+    let mut doc = Document::new(A);
+    let change = doc.increment("likes", u64::MAX);
+    assert_eq!(doc.counter("likes"), crdt_core::MAX_COUNTER_TOTAL as i64);
+    assert_eq!(change.validate(), Ok(()));
+    let mut other = Document::new(B);
+    apply_all(&mut other, &[change]);
+    assert_eq!(other.counter("likes"), crdt_core::MAX_COUNTER_TOTAL as i64);
+    // A forged total above the bound (it would saturate everyone's sum) is refused.
+    let forged = Change {
+        replica: C,
+        seq: 1,
+        deps: Vec::new(),
+        ops: InlineVec::one(FieldOp {
+            field: "likes".into(),
+            op: Op::Counter(PnCounterOp { replica: C, increments: u64::MAX, decrements: 0 }),
+        }),
+    };
+    assert!(matches!(other.apply_change(forged), Err(ApplyError::Invalid(_))));
+    assert_eq!(other.counter("likes"), crdt_core::MAX_COUNTER_TOTAL as i64);
 }

@@ -29,6 +29,12 @@ use crate::{
 /// it leaves room so that counting one more change can never overflow.
 pub const MAX_SEQ: u64 = u64::MAX / 2;
 
+/// The largest running total a counter operation may carry: 2^53 - 1, the largest integer a
+/// JavaScript number holds exactly (the page shows counters as numbers). A total above it
+/// would also let one replica saturate the sum and freeze the counter for everyone, so a
+/// change that carries one is invalid, and local increments stop at it.
+pub const MAX_COUNTER_TOTAL: u64 = (1 << 53) - 1;
+
 /// The most direct dependencies one change may name: one per replica that edited concurrently,
 /// so far beyond anything real.
 pub const MAX_DEPS: usize = 4096;
@@ -76,6 +82,14 @@ impl Change {
         for field_op in &self.ops {
             if op_author(&field_op.op).is_some_and(|author| author != self.replica) {
                 return Err("operation is attributed to another replica than its change");
+            }
+            let total = match &field_op.op {
+                Op::Counter(op) => op.increments.max(op.decrements),
+                Op::GCounter(op) => op.total,
+                _ => 0,
+            };
+            if total > MAX_COUNTER_TOTAL {
+                return Err("counter total is above 2^53 - 1");
             }
         }
         Ok(())

@@ -19,13 +19,49 @@
 //!
 //! [`MAX_PENDING`]: super::MAX_PENDING
 
+use std::collections::HashMap;
+
 use super::buffer::Inserted;
 use super::change::validate_ops;
-use super::field::{Field, FieldOp};
+use super::field::{Field, FieldKind, FieldName, FieldOp, Op};
 use super::{ApplyOutcome, Change, ChangeId, Document};
 use crate::{ApplyError, ReplicaId, TextDelta, VersionVector};
 
 impl Document {
+    /// Checks that the register writes of `changes` (ready to apply in this order, after
+    /// everything this document holds) carry stamps their authors could have made: at most one
+    /// above the largest stamp of that register written before it.
+    ///
+    /// A replica stamps a write one above the register's stamp it has seen, and it has seen no
+    /// more than the change's causal past, which a document that can apply the change already
+    /// holds. So an honest write is never refused; a write stamped far ahead (say `u64::MAX`)
+    /// is, because it would win against every later write and pin the register for good. Not
+    /// part of [`apply_change`](Self::apply_change), which must decide alike on every replica
+    /// whatever else each has seen: a server checks this before it accepts a batch, so no
+    /// replica ever receives such a write. Returns the index of the first change that fails.
+    pub fn check_register_stamps(&self, changes: &[Change]) -> Result<(), usize> {
+        let mut latest: HashMap<&FieldName, u64> = HashMap::new();
+        for (index, change) in changes.iter().enumerate() {
+            if change.seq <= self.version.get(change.replica) {
+                continue; // a duplicate: applying it changes nothing
+            }
+            for field_op in &change.ops {
+                let Op::Register(op) = &field_op.op else { continue };
+                let before = *latest.entry(&field_op.field).or_insert_with(|| {
+                    match self.fields.get(&(field_op.field.clone(), FieldKind::Register)) {
+                        Some(Field::Register(register)) => register.stamp().map_or(0, |stamp| stamp.time),
+                        _ => 0,
+                    }
+                });
+                if op.stamp.time > before.saturating_add(1) {
+                    return Err(index);
+                }
+                latest.insert(&field_op.field, before.max(op.stamp.time));
+            }
+        }
+        Ok(())
+    }
+
     /// Applies a change from another replica (or re-delivers one of ours); see the module docs
     /// for the cases.
     ///
