@@ -723,7 +723,7 @@ fn a_register_write_stamped_far_ahead_is_refused_and_honest_ones_pass() {
     });
     let first = first.expect("no edit error").expect("a change");
     assert_eq!(server.check_register_stamps(std::slice::from_ref(&first)), Ok(()));
-    apply_all(&mut server, &[first.clone()]);
+    apply_all(&mut server, std::slice::from_ref(&first));
     apply_all(&mut bob, &[first]);
     let second = bob.set_register("title", "c".into());
     let third = bob.set_register("title", "d".into());
