@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use axum::extract::ws::Message;
-use crdt_core::protocol::{AckStatus, Catchup, ClientMsg, ServerMsg, UserInfo, WireNames, PROTOCOL_VERSION};
+use crdt_core::protocol::{
+    AckStatus, AuthorSecret, Catchup, ClientMsg, ServerMsg, UserInfo, WireNames, PROTOCOL_VERSION,
+};
 use crdt_core::{Document, ReplicaId, VersionVector};
 use futures_util::stream;
 use tokio::sync::mpsc;
@@ -25,9 +27,15 @@ fn hello() -> ClientMsg {
     ClientMsg::Hello {
         protocol: PROTOCOL_VERSION,
         replica: ReplicaId::from_u128(1),
+        author: secret(),
         version: VersionVector::new(),
         user: UserInfo { name: "ann".into(), color: "#f00".into() },
     }
+}
+
+/// The author secret of PROTOCOL.md's example: bytes 0, 1, ..., 31.
+fn secret() -> AuthorSecret {
+    AuthorSecret(std::array::from_fn(|i| i as u8))
 }
 
 fn names_after_hello() -> WireNames {
@@ -39,8 +47,9 @@ fn names_after_hello() -> WireNames {
 #[test]
 fn protocol_md_byte_examples_are_right() {
     let r = replica_bytes();
-    let mut expected = vec![0x02, 0x10, 0x00, 0x02];
+    let mut expected = vec![0x02, 0x10, 0x00, 0x03];
     expected.extend(&r);
+    expected.extend(0..32u8);
     expected.extend([0x00, 0x03, b'a', b'n', b'n', 0x04, b'#', b'f', b'0', b'0']);
     let mut names = WireNames::new();
     assert_eq!(hello().encode_on(&mut names), expected, "Hello");
@@ -63,6 +72,19 @@ fn protocol_md_byte_examples_are_right() {
     expected.extend(&r);
     expected.extend([0x01, 0xfd, 0x3f, 0x2e, 0xeb, 0x30, 0xb0, 0x6f, 0x72, 0x25]);
     assert_eq!(ack.encode(), expected, "Ack");
+
+    // A refusal of batch 2: code 5 (NOT_OWNER), reason "no", nothing moved.
+    let refusal = ServerMsg::Ack {
+        seq: 2,
+        status: AckStatus::Rejected { code: crdt_core::protocol::reject::NOT_OWNER, reason: "no".into() },
+        version: VersionVector::new(),
+        hash: doc.state_hash(),
+    };
+    let expected = vec![
+        0x02, 0x11, 0x01, 0x02, 0x01, 0x05, 0x02, b'n', b'o', 0x00, 0xfd, 0x3f, 0x2e, 0xeb, 0x30, 0xb0, 0x6f, 0x72,
+        0x25,
+    ];
+    assert_eq!(refusal.encode(), expected, "Rejected ack");
 }
 
 type Incoming = Result<Message, std::io::Error>;
@@ -157,6 +179,16 @@ impl crate::storage::Store for FlakyStore {
     }
     fn write_snapshot(&self, doc: &DocId, snapshot: &[u8], through: u64) -> Result<(), crate::storage::StoreError> {
         self.inner.write_snapshot(doc, snapshot, through)
+    }
+    fn register_authors(
+        &self,
+        doc: &DocId,
+        authors: &[(ReplicaId, crate::storage::AuthorHash)],
+    ) -> Result<(), crate::storage::StoreError> {
+        if self.failing.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(crate::storage::StoreError::Io(std::io::Error::other("disk full")));
+        }
+        self.inner.register_authors(doc, authors)
     }
     fn list(&self) -> Result<Vec<crate::storage::DocSummary>, crate::storage::StoreError> {
         self.inner.list()
