@@ -390,6 +390,7 @@ impl DocActor {
                 Ok(()) => round.joins.push(join),
                 Err(reason) => {
                     tracing::info!(replica = %join.replica, %reason, "join refused");
+                    Metrics::inc(&self.ctx.metrics.replica_refusals);
                     let _ = join.reply.send(Err(JoinRefused::Replica(reason)));
                 }
             },

@@ -117,6 +117,9 @@ async fn forged_authorship_is_refused_and_the_victim_loses_nothing() {
     converge(&server, "forged", &mut clients).await;
     let [victim, attacker] = &clients[..] else { unreachable!() };
     assert_eq!(victim.doc.state_hash(), attacker.doc.state_hash());
+    let counted = server.metric("doc_server_ownership_rejections_total").await;
+    let not_owner = attacker.rejected_codes.iter().filter(|&&code| code == reject::NOT_OWNER).count();
+    assert_eq!(counted, not_owner as f64);
     all_tokens_present(attacker, victim, rounds as u64);
     assert!(!victim.doc.set("tokens").contains(&"victim-forged".to_owned()));
     assert!(!victim.doc.text("body").unwrap_or_default().contains("FORGED"));
@@ -235,6 +238,7 @@ async fn a_hello_cannot_take_over_a_live_replica() {
     let mut clients = vec![victim, quiet];
     converge(&server, "takeover", &mut clients).await;
     assert_eq!(clients[0].doc.text("body").unwrap(), "hello, world");
+    assert_eq!(server.metric("doc_server_replica_refusals_total").await, 3.0);
     let connections = server.metric("doc_server_connections").await;
     assert_eq!(connections, 2.0, "the refused hellos left, the victim and quiet stayed");
 }

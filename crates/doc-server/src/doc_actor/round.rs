@@ -130,6 +130,9 @@ impl DocActor {
         };
         self.ctx.metrics.apply_latency.observe(started.elapsed());
         if let AckStatus::Rejected { code, reason } = &status {
+            if *code == reject::NOT_OWNER {
+                Metrics::inc(&self.ctx.metrics.ownership_rejections);
+            }
             tracing::info!(conn = conn.0, seq, code, %reason, "batch rejected");
         }
         round.acks.push(PendingAck { conn, seq, status });
