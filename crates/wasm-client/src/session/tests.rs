@@ -547,3 +547,70 @@ fn a_batch_refused_for_good_is_discarded_and_never_stalls_the_session() {
     assert_eq!(server.doc.version().get(replica), 1);
     assert_eq!(session.pending_len(), 0);
 }
+
+/// A small deterministic generator (no dependency) for the property test below.
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((self.0 >> 33) as usize) % n.max(1)
+    }
+}
+
+/// Whatever is refused, what stays pending never depends on it: after the resync, the server
+/// takes every change left, in order, and ends with the session's text.
+#[test]
+fn discarding_refused_changes_leaves_a_deliverable_causal_closure() {
+    for seed in 0..150u64 {
+        let mut rng = Lcg(seed);
+        let me = ReplicaId::from_u128(9);
+        let mut session = Session::new(me);
+        let mut tabs: Vec<Session> = (1..=3).map(|r| Session::new(ReplicaId::from_u128(r))).collect();
+        for _ in 0..30 {
+            let who = rng.below(4);
+            if who == 3 {
+                let at = rng.below(session.body().len() + 1);
+                session.replace(at, at, "m").unwrap();
+                continue;
+            }
+            let tab = &mut tabs[who];
+            let len = tab.body().len();
+            let at = rng.below(len + 1);
+            let made = tab.replace(at, at, "t").unwrap();
+            let bytes = codec::encode_changes(&made);
+            // Some tabs hear of it, in the order it happens; the session may too.
+            for other in 0..3 {
+                if other != who && rng.below(2) == 0 {
+                    tabs[other].receive_from_tab(&bytes).unwrap();
+                }
+            }
+            if rng.below(3) > 0 {
+                session.receive_from_tab(&bytes).unwrap();
+            }
+        }
+        if session.pending_len() == 0 {
+            continue;
+        }
+        let refused: Vec<ChangeId> =
+            (0..1 + rng.below(2)).map(|_| session.pending[rng.below(session.pending_len())].id()).collect();
+        session.discard(&refused);
+        for change in &session.pending {
+            for id in &refused {
+                assert!(!(change.replica == id.replica && change.seq >= id.seq), "seed {seed}: a later change stayed");
+            }
+        }
+        session.start_resync();
+        let mut server = FakeServer::new();
+        connect(&mut session, &mut server);
+        flush(&mut session, &mut server);
+        assert_eq!(session.pending_len(), 0, "seed {seed}");
+        assert_eq!(server.doc.text(BODY).unwrap_or_default(), session.body(), "seed {seed}");
+        for id in &refused {
+            assert!(server.doc.version().get(id.replica) < id.seq, "seed {seed}: a refused change reached the server");
+        }
+        if refused.iter().any(|id| id.replica == me) {
+            assert_ne!(session.doc().replica(), me, "seed {seed}: its own replica lost a change");
+        }
+    }
+}
