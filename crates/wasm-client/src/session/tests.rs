@@ -580,9 +580,9 @@ fn discarding_refused_changes_leaves_a_deliverable_causal_closure() {
             let made = tab.replace(at, at, "t").unwrap();
             let bytes = codec::encode_changes(&made);
             // Some tabs hear of it, in the order it happens; the session may too.
-            for other in 0..3 {
-                if other != who && rng.below(2) == 0 {
-                    tabs[other].receive_from_tab(&bytes).unwrap();
+            for (index, other) in tabs.iter_mut().enumerate() {
+                if index != who && rng.below(2) == 0 {
+                    other.receive_from_tab(&bytes).unwrap();
                 }
             }
             if rng.below(3) > 0 {
