@@ -4,6 +4,9 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 
+import { readFileSync } from 'node:fs';
+
+import { initSync, Client } from '../../web/pkg/wasm_client.js';
 import {
   Proxy,
   Server,
@@ -298,5 +301,80 @@ test('7. a newcomer creates a document from the list and finds it there afterwar
     await waitForText(page, (t) => t === 'my first document');
   } finally {
     await context.close();
+  }
+});
+
+// Frames for a hand-made connection, from the same wasm client the page runs.
+initSync({ module: readFileSync(new URL('../../web/pkg/wasm_client_bg.wasm', import.meta.url)) });
+
+/**
+ * Opens a WebSocket from a blank page of `context` and says `hello`; returns the variant of the
+ * server's first message (0: Welcome, 5: Error). The socket stays open as `window.squat`.
+ */
+async function rawHello(context, id, hello) {
+  const page = await context.newPage();
+  await page.goto(`${server.url}/`);
+  const url = `${server.url.replace('http', 'ws')}/ws/${id}`;
+  return page.evaluate(
+    async ({ url, hello }) => {
+      const ws = new WebSocket(url);
+      ws.binaryType = 'arraybuffer';
+      window.squat = ws;
+      await new Promise((resolve) => (ws.onopen = resolve));
+      ws.send(new Uint8Array(hello));
+      const first = await new Promise((resolve) => (ws.onmessage = (m) => resolve(new Uint8Array(m.data))));
+      return first[2];
+    },
+    { url, hello: [...hello] },
+  );
+}
+
+test('10. a page whose replica id is still held on the server edits as a new one and loses nothing', async () => {
+  const id = newDocId('remint');
+  const net = await proxy();
+  const alice = await browser.newContext();
+  const other = await browser.newContext();
+  try {
+    const a = await openEditor(alice, net.url, id, 'Alice');
+    await caretToEnd(a);
+    await a.keyboard.type('before');
+    await eventually(async () => (await server.docValue(id))?.body === 'before', 'the first edit on the server');
+    const first = await a.evaluate(() => window.crdtEditor.client.replica);
+    const secret = await a.evaluate(() => [...window.crdtEditor.client.author]);
+
+    net.cut();
+    await waitForStatus(a, 'offline', 5000);
+    await caretToEnd(a);
+    await a.keyboard.type(' offline');
+    await waitForLocalSave(a);
+
+    // Someone else cannot take the replica id: it belongs to Alice's secret.
+    const stranger = Client.openAs(first);
+    assert.equal(await rawHello(other, id, stranger.helloFrame('Mallory', '#000')), 5, 'refused');
+    // A connection with Alice's own secret (her previous socket, as the server would still see
+    // it before the heartbeat notices it is dead) holds the id while she comes back.
+    const stale = Client.openAs(first);
+    stale.setAuthor(Uint8Array.from(secret));
+    assert.equal(await rawHello(other, id, stale.helloFrame('Alice', '#000')), 0, 'welcomed');
+
+    net.restore();
+    await waitForStatus(a, 'online', 30000);
+    const now = await a.evaluate(() => window.crdtEditor.client.replica);
+    assert.notEqual(now, first, 'the page edits as a new replica id');
+    await eventually(async () => (await server.docValue(id))?.body === 'before offline', 'the offline edit on the server');
+    await caretToEnd(a);
+    await a.keyboard.type('!');
+    await eventually(async () => (await server.docValue(id))?.body === 'before offline!', 'the next edit on the server');
+    assert.equal(await a.evaluate(() => window.crdtEditor.client.pendingCount()), 0);
+    const version = await a.evaluate(() => window.crdtEditor.client.version());
+    assert.ok(version[first] > 0, 'the old id keeps its changes (the offline ones included, as the text shows)');
+    assert.ok(version[now] >= 1, 'the new id\'s change');
+    // The connection that held the id was never closed for it.
+    const open = await other.pages().at(-1).evaluate(() => window.squat.readyState);
+    assert.equal(open, 1);
+  } finally {
+    await alice.close();
+    await other.close();
+    await net.close();
   }
 });

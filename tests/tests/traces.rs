@@ -127,7 +127,7 @@ fn every_trace_replays_to_its_end_content_locally_and_remotely() {
 /// must also decode, on the server's side of the connection, to the changes sent.
 #[test]
 fn a_keystroke_costs_a_few_tens_of_bytes_on_the_wire() {
-    use crdt_core::protocol::{ClientMsg, UserInfo, WireNames, PROTOCOL_VERSION};
+    use crdt_core::protocol::{AuthorSecret, ClientMsg, UserInfo, WireNames, PROTOCOL_VERSION};
     use crdt_core::{Document, VersionVector};
     for trace in load_traces() {
         let mut doc = Document::new(ReplicaId::from_u128(0xA));
@@ -135,6 +135,7 @@ fn a_keystroke_costs_a_few_tens_of_bytes_on_the_wire() {
         let hello = ClientMsg::Hello {
             protocol: PROTOCOL_VERSION,
             replica: doc.replica(),
+            author: AuthorSecret([7; 32]),
             version: VersionVector::new(),
             user: UserInfo { name: "a".into(), color: "#000".into() },
         };

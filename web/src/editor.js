@@ -43,7 +43,10 @@ async function main() {
   tabs.onmessage = ({ data }) => early.push(data);
   const store = await openStore();
   const replica = await store.claimReplica(docId);
+  const author = await store.authorSecret(docId);
   const { client, stateBytes } = await store.open(docId, replica, (saved) => restore(replica, saved));
+  // Proves to the server that this browser owns the replica ids its pages edited as.
+  client.setAuthor(author);
 
   // ---- Saving and sending. ----
 
@@ -189,6 +192,8 @@ async function main() {
     }
     if (event.changed || event.acked > 0 || event.kind === 'welcome') persist();
     if (event.diverged) recoverFromDivergence();
+    // Changes the server refused for good were discarded: rebuild from its copy now.
+    if (event.reconnect) connection.reconnectNow();
     if (event.message) showNotice(event.message);
     renderStatus();
   }
@@ -376,8 +381,11 @@ async function main() {
       applyEvent(event);
       flush();
     },
-    onClose: () => {
-      client.disconnected();
+    onClose: (code) => {
+      // 4002: the server refused our replica id (our previous socket may still look alive
+      // there); the client now edits as a new id and the retry connects with it. The pending
+      // changes of the old id still go out: the author secret owns them.
+      if (client.disconnected(code)) console.info('replica id refused by the server; now editing as', client.replica);
       renderCursors();
       renderPeople();
       renderStatus();

@@ -124,11 +124,32 @@ test('frames: hello first, nothing to send before the welcome', () => {
   assert.equal(c.linkState(), 'down');
   assert.equal(c.nextFrame(), undefined);
   const hello = c.helloFrame('Ada', '#e91e63');
-  assert.deepEqual([...hello.slice(0, 2)], [2, 16]); // format version, client message kind
+  assert.deepEqual([...hello.slice(0, 4)], [2, 16, 0, 3]); // format, client message, Hello, protocol 3
   assert.equal(c.linkState(), 'joining');
   assert.equal(c.nextFrame(), undefined);
-  c.disconnected();
+  assert.equal(c.disconnected(), false);
   assert.equal(c.linkState(), 'down');
   assert.equal(c.pendingCount(), 1);
   assert.ok(c.presenceFrame(3, 6) instanceof Uint8Array);
+});
+
+test('author secret: 32 bytes, carried by the hello, kept across a refused replica id', () => {
+  const c = new Client();
+  assert.equal(c.author.length, 32);
+  assert.throws(() => c.setAuthor(new Uint8Array(31)));
+  const secret = new Uint8Array(32).map((_, i) => i + 1);
+  c.setAuthor(secret);
+  assert.deepEqual([...c.author], [...secret]);
+  const hello = c.helloFrame('Ada', '#e91e63');
+  // format, kind, Hello, protocol 3, replica (0x10 + 16 bytes), then the 32 secret bytes.
+  assert.deepEqual([...hello.slice(21, 53)], [...secret]);
+  const first = c.replica;
+  c.insert(0, 'kept');
+  assert.equal(c.disconnected(1006), false);
+  assert.equal(c.replica, first);
+  assert.equal(c.disconnected(4002), true, 'the server refused the replica id');
+  assert.notEqual(c.replica, first);
+  assert.equal(c.pendingCount(), 1, 'the old id\'s change is still pending');
+  const again = c.helloFrame('Ada', '#e91e63');
+  assert.deepEqual([...again.slice(21, 53)], [...secret]);
 });

@@ -27,7 +27,54 @@ pub const KIND_CLIENT: u8 = 16;
 /// Kind byte of a frame holding a [`ServerMsg`].
 pub const KIND_SERVER: u8 = 17;
 /// The protocol revision a client states in its hello; the server refuses others.
-pub const PROTOCOL_VERSION: u16 = 2;
+pub const PROTOCOL_VERSION: u16 = 3;
+
+/// The close code of a connection whose `Hello` named a replica it may not use: one that
+/// another live connection is using, or one owned by another [`AuthorSecret`]. The client
+/// mints a new replica id and connects again (its pending changes keep their own ids).
+pub const CLOSE_REPLICA_REFUSED: u16 = 4002;
+
+/// The codes of [`AckStatus::Rejected`] (PROTOCOL.md section 5). A `u16`, not an enum, so that
+/// a client can decode a code newer than itself; treat an unknown one like [`reject::INVALID`].
+pub mod reject {
+    /// A change is malformed (`seq` 0, an operation attributed to another replica, ...).
+    pub const INVALID: u16 = 1;
+    /// A change reuses the `(replica, seq)` of a change the server holds, with other content.
+    pub const CONFLICT: u16 = 2;
+    /// A change is not ready: the server lacks earlier changes of its replica or its deps.
+    /// The only code that may pass: the same changes can be accepted once their past arrives.
+    pub const NOT_READY: u16 = 3;
+    /// A change's operations do not fit the document.
+    pub const DOES_NOT_FIT: u16 = 4;
+    /// A change is authored as a replica this connection does not own (another author
+    /// secret registered it, or another live connection is using it).
+    pub const NOT_OWNER: u16 = 5;
+}
+
+/// The proof that a connection authors as its replicas: 32 random bytes a client draws once
+/// per document (a browser keeps them with its saved state) and sends in every `Hello`. The
+/// server keeps only their SHA-256 per (document, replica), recorded when a replica is first
+/// used; changes of a replica are accepted only from connections with the same secret.
+/// `Debug` never shows the bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorSecret(pub [u8; 32]);
+
+impl AuthorSecret {
+    /// A new secret from the system's random source: two UUID v4s, 244 random bits (what
+    /// `uuid` draws through `getrandom`, `crypto.getRandomValues` in a browser).
+    pub fn random() -> AuthorSecret {
+        let mut bytes = [0u8; 32];
+        bytes[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+        bytes[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+        AuthorSecret(bytes)
+    }
+}
+
+impl std::fmt::Debug for AuthorSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AuthorSecret(..)")
+    }
+}
 
 /// Who is behind a connection, as shown to the other people in the document.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,8 +103,12 @@ pub enum ClientMsg {
     Hello {
         /// Must be [`PROTOCOL_VERSION`].
         protocol: u16,
-        /// The client's replica (one per browser profile and document).
+        /// The replica this connection edits as (a new one per page open, or one of a small
+        /// pool the browser keeps per document).
         replica: ReplicaId,
+        /// Proves that this connection may author changes as `replica` and as the client's
+        /// earlier replicas of the document (see [`AuthorSecret`]).
+        author: AuthorSecret,
         /// What the client already has; the server answers with what it lacks.
         version: VersionVector,
         /// Name and color for presence.
@@ -94,6 +145,8 @@ pub enum AckStatus {
     Applied,
     /// The batch was refused as a whole; nothing of it was applied.
     Rejected {
+        /// Why, for the client to act on: one of the [`reject`] codes.
+        code: u16,
         /// Why, for logs and for the user.
         reason: String,
     },
@@ -170,10 +223,10 @@ impl ClientMsg {
     /// Encodes as one frame on a connection whose client → server names are `names`.
     pub fn encode_on(&self, names: &mut WireNames) -> Vec<u8> {
         let wire = match self {
-            ClientMsg::Hello { protocol, replica, version, user } => {
+            ClientMsg::Hello { protocol, replica, author, version, user } => {
                 // The decoder refuses a full table; the Hello still encodes.
                 let _ = names.name_replica(*replica);
-                ClientWire::Hello { protocol: *protocol, replica: *replica, version, user }
+                ClientWire::Hello { protocol: *protocol, replica: *replica, author, version, user }
             }
             ClientMsg::Changes { seq, changes } => {
                 ClientWire::Changes { seq: *seq, changes: changes_bytes(changes, names) }
@@ -194,9 +247,9 @@ impl ClientMsg {
     pub fn decode_on(bytes: &[u8], max_len: usize, names: &mut WireNames) -> Result<Self, DecodeError> {
         let wire: ClientWireOwned = codec::decode_message_with_limit(KIND_CLIENT, bytes, max_len)?;
         Ok(match wire {
-            ClientWireOwned::Hello { protocol, replica, version, user } => {
+            ClientWireOwned::Hello { protocol, replica, author, version, user } => {
                 names.name_replica(replica).map_err(DecodeError::Invalid)?;
-                ClientMsg::Hello { protocol, replica, version, user }
+                ClientMsg::Hello { protocol, replica, author, version, user }
             }
             ClientWireOwned::Changes { seq, changes } => {
                 ClientMsg::Changes { seq, changes: changes_of(&changes.0, names)? }
@@ -283,14 +336,25 @@ fn changes_of(bytes: &[u8], names: &mut WireNames) -> Result<Vec<Change>, Decode
 
 #[derive(Serialize)]
 enum ClientWire<'a> {
-    Hello { protocol: u16, replica: ReplicaId, version: &'a VersionVector, user: &'a UserInfo },
-    Changes { seq: u64, changes: Bytes },
-    Presence { selection: &'a Option<Selection> },
+    Hello {
+        protocol: u16,
+        replica: ReplicaId,
+        author: &'a AuthorSecret,
+        version: &'a VersionVector,
+        user: &'a UserInfo,
+    },
+    Changes {
+        seq: u64,
+        changes: Bytes,
+    },
+    Presence {
+        selection: &'a Option<Selection>,
+    },
 }
 
 #[derive(Deserialize)]
 enum ClientWireOwned {
-    Hello { protocol: u16, replica: ReplicaId, version: VersionVector, user: UserInfo },
+    Hello { protocol: u16, replica: ReplicaId, author: AuthorSecret, version: VersionVector, user: UserInfo },
     Changes { seq: u64, changes: Bytes },
     Presence { selection: Option<Selection> },
 }

@@ -2,7 +2,7 @@
 //! same changes on the server's side of it, frame after frame, whatever the replicas, fields
 //! and operations; and mutated frames are errors, never panics.
 
-use crdt_core::protocol::{ClientMsg, ServerMsg, UserInfo, WireNames, PROTOCOL_VERSION};
+use crdt_core::protocol::{AuthorSecret, ClientMsg, ServerMsg, UserInfo, WireNames, PROTOCOL_VERSION};
 use crdt_core::{Change, Document, ReplicaId, VersionVector};
 use proptest::prelude::*;
 use rand::rngs::StdRng;
@@ -46,6 +46,7 @@ proptest! {
         let hello = ClientMsg::Hello {
             protocol: PROTOCOL_VERSION,
             replica: ReplicaId::from_u128(seed as u128 * 4),
+            author: AuthorSecret([7; 32]),
             version: VersionVector::new(),
             user: UserInfo { name: "a".into(), color: "#000".into() },
         };

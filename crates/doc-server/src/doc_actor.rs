@@ -22,6 +22,10 @@
 //! out not to fit the state after earlier changes of the same batch were applied, the document
 //! is rebuilt from the store plus the round's other batches, and the batch is rejected.
 //!
+//! Each connection proves which replicas it may author as (`authors.rs`): a change authored as
+//! a replica another author owns, or a `Hello` naming a replica in use by another connection, is
+//! refused; new owners are registered in the store before the round is acknowledged.
+//!
 //! Sends to connections never wait: each connection has a bounded queue, and one whose queue is
 //! full is kicked (closed as a slow consumer; it resyncs from its version when it reconnects).
 //!
@@ -31,8 +35,11 @@
 //!   the snapshot; `changes_since_snapshot` and `log_bytes_since_snapshot` count the changes and
 //!   entry bytes logged since the last snapshot attempt.
 //! - `doc.pending_count() == 0`.
+//! - At most one joined connection per replica; `authors` holds the store's registrations plus
+//!   the current round's (committed before anything of the round is sent).
 //! - The actor never awaits a connection; it awaits only its own queue, timers and the store.
 
+mod authors;
 mod load;
 mod log_entry;
 mod peers;
@@ -52,8 +59,9 @@ use tokio_util::task::TaskTracker;
 use crate::config::Config;
 use crate::metrics::{GaugeGuard, Metrics};
 use crate::registry::DocRegistry;
-use crate::storage::Store;
+use crate::storage::{AuthorHash, Store};
 use crate::{DocId, ServerError};
+pub use authors::author_hash;
 use peers::PeerEntry;
 use round::Round;
 
@@ -72,8 +80,6 @@ pub struct ConnId(pub u64);
 pub enum KickReason {
     /// Its outgoing queue was full.
     SlowConsumer,
-    /// Another connection joined with the same replica.
-    Replaced,
     /// The store failed; the document is being unloaded.
     StorageFailure,
 }
@@ -89,6 +95,8 @@ pub struct JoinRequest {
     pub user: UserInfo,
     /// What it already has, from `Hello`.
     pub since: VersionVector,
+    /// The SHA-256 of its author secret, from `Hello`.
+    pub author: AuthorHash,
     /// Its outgoing queue (bounded; the actor only ever `try_send`s).
     pub out: mpsc::Sender<Bytes>,
     /// Fired by the actor to close the connection.
@@ -104,6 +112,9 @@ pub enum JoinRefused {
     Unloading,
     /// The document could not be loaded or stored.
     Failed(String),
+    /// The connection may not use its replica id (in use by another connection, or owned by
+    /// another author): it should connect as a new replica.
+    Replica(String),
 }
 
 /// What a [`DocHandle`] can ask of the actor: a closed set.
@@ -215,6 +226,8 @@ struct DocActor {
     last_activity: Instant,
     /// A history-less snapshot made for a welcome, reused while the version is the same.
     catchup_snapshot: Option<(VersionVector, Vec<u8>)>,
+    /// Per replica, the hash of the author secret that owns it (see `authors.rs`).
+    authors: std::collections::HashMap<ReplicaId, AuthorHash>,
     /// The first stored log entry the load could not read or apply, and why. The document is
     /// served from what came before it, and no snapshot is written (it would delete that entry
     /// and those after it from the store) until the document is loaded whole again.
@@ -265,6 +278,7 @@ pub(crate) async fn run(
                 first_unsnapshotted: (loaded.replayed > 0).then(Instant::now),
                 last_activity: Instant::now(),
                 catchup_snapshot: None,
+                authors: loaded.authors.into_iter().collect(),
                 damaged: loaded.damaged,
             };
             actor.run_loop().await;
@@ -372,7 +386,14 @@ impl DocActor {
         round.commands += 1;
         self.last_activity = Instant::now();
         match command {
-            DocCommand::Join(join) => round.joins.push(join),
+            DocCommand::Join(join) => match self.check_join(&join, round) {
+                Ok(()) => round.joins.push(join),
+                Err(reason) => {
+                    tracing::info!(replica = %join.replica, %reason, "join refused");
+                    Metrics::inc(&self.ctx.metrics.replica_refusals);
+                    let _ = join.reply.send(Err(JoinRefused::Replica(reason)));
+                }
+            },
             DocCommand::Changes { conn, seq, changes } => {
                 self.apply_batch(conn, seq, changes, round).await;
             }

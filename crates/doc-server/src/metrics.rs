@@ -71,6 +71,11 @@ pub struct Metrics {
     pub batches_applied: AtomicU64,
     /// Batches acknowledged as rejected.
     pub batches_rejected: AtomicU64,
+    /// Batches rejected because a change was authored as a replica the connection does not own.
+    pub ownership_rejections: AtomicU64,
+    /// Hellos refused because their replica is in use by another connection or owned by
+    /// another author.
+    pub replica_refusals: AtomicU64,
     /// Time to apply one batch to the in-memory document.
     pub apply_latency: Histogram,
     /// Time of one durable (fsync'd) commit of the op log.
@@ -125,6 +130,16 @@ impl Metrics {
             ("doc_server_ops_applied_total", "Operations applied (inside applied changes).", &self.ops_applied),
             ("doc_server_batches_applied_total", "Batches acknowledged as applied.", &self.batches_applied),
             ("doc_server_batches_rejected_total", "Batches acknowledged as rejected.", &self.batches_rejected),
+            (
+                "doc_server_ownership_rejections_total",
+                "Batches rejected because a change was authored as a replica the connection does not own.",
+                &self.ownership_rejections,
+            ),
+            (
+                "doc_server_replica_refusals_total",
+                "Hellos refused: their replica was in use by another connection or owned by another author.",
+                &self.replica_refusals,
+            ),
             ("doc_server_bytes_in_total", "WebSocket payload bytes received.", &self.bytes_in),
             ("doc_server_bytes_out_total", "WebSocket payload bytes sent.", &self.bytes_out),
             (

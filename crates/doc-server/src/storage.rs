@@ -6,6 +6,10 @@
 //! [`crdt_core::codec::encode_changes`]. Loading decodes the snapshot and re-applies the log in
 //! order. The store only moves bytes; encoding and decoding belong to the document actor.
 //!
+//! Next to them the store keeps the *authors* of a document: per replica, the SHA-256 of the
+//! author secret that first used it (see `doc_actor/authors.rs`). A registration is never
+//! changed or removed.
+//!
 //! Log entries are numbered by an index that only grows (per store, not per document), and a
 //! snapshot records the last index it includes, so a crash between any two statements leaves a
 //! loadable document: the snapshot and the deletion of the log prefix it covers are one
@@ -16,6 +20,8 @@
 //! - A snapshot never replaces a newer one: [`Store::write_snapshot`] with an index at or below
 //!   the stored snapshot's does nothing, so an older writer cannot resurrect a truncated prefix.
 //! - `load` returns the log entries after the snapshot's index, in index order.
+//! - [`Store::register_authors`] returns only once the registrations are durable, and never
+//!   replaces the hash of a replica already registered.
 //!
 //! The methods block (SQLite is synchronous): async callers run them on
 //! `tokio::task::spawn_blocking`.
@@ -23,13 +29,18 @@
 mod group;
 mod sqlite;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use sqlite::SqliteStore;
 
+use crdt_core::ReplicaId;
+
 use crate::DocId;
+
+/// The SHA-256 of an author secret: what the server keeps of it.
+pub type AuthorHash = [u8; 32];
 
 /// What a store failed at.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +77,8 @@ pub struct StoredDoc {
     pub snapshot: Option<(Vec<u8>, u64)>,
     /// The entries after the snapshot, in order.
     pub log: Vec<LogEntry>,
+    /// Who owns each replica that ever wrote (or claimed) the document.
+    pub authors: BTreeMap<ReplicaId, AuthorHash>,
 }
 
 /// One row of `GET /docs`.
@@ -88,6 +101,10 @@ pub trait Store: Send + Sync + 'static {
     /// Stores `snapshot` as including every log entry up to `through`, and deletes those
     /// entries, in one transaction. Does nothing if the stored snapshot is as recent.
     fn write_snapshot(&self, doc: &DocId, snapshot: &[u8], through: u64) -> Result<(), StoreError>;
+
+    /// Records the owner of each replica in `authors` that has none yet (a replica already
+    /// registered keeps its owner), durably before returning.
+    fn register_authors(&self, doc: &DocId, authors: &[(ReplicaId, AuthorHash)]) -> Result<(), StoreError>;
 
     /// Every stored document, by id.
     fn list(&self) -> Result<Vec<DocSummary>, StoreError>;
@@ -141,6 +158,15 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    fn register_authors(&self, doc: &DocId, authors: &[(ReplicaId, AuthorHash)]) -> Result<(), StoreError> {
+        let mut inner = self.inner.lock().map_err(|_| StoreError::Poisoned)?;
+        let (stored, _) = inner.docs.entry(doc.clone()).or_default();
+        for (replica, hash) in authors {
+            stored.authors.entry(*replica).or_insert(*hash);
+        }
+        Ok(())
+    }
+
     fn list(&self) -> Result<Vec<DocSummary>, StoreError> {
         let inner = self.inner.lock().map_err(|_| StoreError::Poisoned)?;
         let mut docs: Vec<DocSummary> = inner
@@ -191,6 +217,15 @@ pub(crate) fn check_store_contract(store: &dyn Store) {
 
     let ids: Vec<String> = store.list().unwrap().into_iter().map(|d| d.id).collect();
     assert_eq!(ids, ["a", "b"]);
+
+    // Authors: registered once, never replaced, per document.
+    let (r1, r2) = (ReplicaId::from_u128(1), ReplicaId::from_u128(2));
+    store.register_authors(&a, &[(r1, [1; 32]), (r2, [2; 32])]).unwrap();
+    store.register_authors(&a, &[(r1, [9; 32])]).unwrap();
+    let authors = store.load(&a).unwrap().authors;
+    assert_eq!(authors, BTreeMap::from([(r1, [1; 32]), (r2, [2; 32])]));
+    assert!(store.load(&b).unwrap().authors.is_empty());
+    assert_eq!(store.load(&a).unwrap().snapshot, Some((b"snap-2".to_vec(), second)), "the rest is untouched");
     assert_eq!(store.load(&b).unwrap().log[0].bytes, b"bee");
 }
 

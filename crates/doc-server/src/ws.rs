@@ -5,7 +5,8 @@
 //! 1. *hello*: the first message must be a `Hello` of our protocol version, within
 //!    `--hello-timeout`;
 //! 2. *join*: the document's actor is asked to add the connection; it answers once it has
-//!    queued the `Welcome` (so after the document has loaded);
+//!    queued the `Welcome` (so after the document has loaded), or refuses a replica id that
+//!    another connection uses or another author owns (close code 4002);
 //! 3. *session*: a reader forwards `Changes` and `Presence` to the actor, and a writer drains
 //!    the connection's bounded queue into the socket and sends a ping every heartbeat interval.
 //!
@@ -25,14 +26,14 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::response::Response;
-use crdt_core::protocol::{ClientMsg, ServerMsg, WireNames, PROTOCOL_VERSION};
+use crdt_core::protocol::{ClientMsg, ServerMsg, WireNames, CLOSE_REPLICA_REFUSED, PROTOCOL_VERSION};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{interval_at, timeout, Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite;
 use tracing::Instrument;
 
-use crate::doc_actor::{ConnId, DocCommand, DocHandle, JoinRefused, JoinRequest, KickReason};
+use crate::doc_actor::{author_hash, ConnId, DocCommand, DocHandle, JoinRefused, JoinRequest, KickReason};
 use crate::metrics::{GaugeGuard, Metrics};
 use crate::{AppState, DocId, ServerError};
 
@@ -61,10 +62,11 @@ pub mod close_code {
     pub const INTERNAL_ERROR: u16 = 1011;
     /// Slow consumer, or the document is unavailable: reconnect later.
     pub const TRY_AGAIN_LATER: u16 = 1013;
-    /// Another connection of the same replica joined the document.
-    pub const REPLACED: u16 = 4000;
     /// Two pings went unanswered.
     pub const HEARTBEAT_TIMEOUT: u16 = 4001;
+    /// `Hello` named a replica that another connection uses or another author owns: connect
+    /// as a new replica id. (4000, which closed the *other* connection, is no longer sent.)
+    pub const REPLICA_REFUSED: u16 = crdt_core::protocol::CLOSE_REPLICA_REFUSED;
 }
 
 /// `GET /ws/{id}`: upgrades to a WebSocket for document `id`.
@@ -109,6 +111,8 @@ enum Exit {
     Unavailable(String),
     /// The document could not be loaded.
     Failed(String),
+    /// The `Hello`'s replica id is in use by another connection or owned by another author.
+    ReplicaRefused(String),
 }
 
 fn bad(code: u16, message: impl Into<String>) -> Exit {
@@ -167,10 +171,10 @@ where
         next = timeout(state.config.hello_timeout, next_message(stream, state, &missed_pongs, &mut names)) => next,
         _ = state.shutdown.cancelled() => return Exit::Shutdown,
     };
-    let (replica, version, user) = match hello {
+    let (replica, author, version, user) = match hello {
         Err(_) => return bad(close_code::POLICY_VIOLATION, "no Hello within the hello timeout"),
         Ok(Err(exit)) => return exit,
-        Ok(Ok(ClientMsg::Hello { protocol, replica, version, user })) => {
+        Ok(Ok(ClientMsg::Hello { protocol, replica, author, version, user })) => {
             if protocol != PROTOCOL_VERSION {
                 return bad(
                     close_code::PROTOCOL_ERROR,
@@ -180,7 +184,7 @@ where
             if user.name.len() > MAX_LABEL_BYTES || user.color.len() > MAX_LABEL_BYTES {
                 return bad(close_code::POLICY_VIOLATION, "user name or color is too long");
             }
-            (replica, version, user)
+            (replica, author_hash(&author), version, user)
         }
         Ok(Ok(_)) => return bad(close_code::PROTOCOL_ERROR, "the first message must be Hello"),
     };
@@ -195,7 +199,7 @@ where
         let (out, out_rx) = mpsc::channel(state.config.send_queue as usize);
         let (kick, kick_rx) = oneshot::channel();
         let (reply, answer) = oneshot::channel();
-        let join = JoinRequest { conn, replica, user: user.clone(), since: version.clone(), out, kick, reply };
+        let join = JoinRequest { conn, replica, author, user: user.clone(), since: version.clone(), out, kick, reply };
         if handle.send(DocCommand::Join(join)).await.is_err() {
             continue; // The actor unloaded after we got its handle: open again.
         }
@@ -210,6 +214,7 @@ where
             }
             Ok(Err(JoinRefused::Unloading)) | Err(_) => continue,
             Ok(Err(JoinRefused::Failed(reason))) => return Exit::Failed(reason),
+            Ok(Err(JoinRefused::Replica(reason))) => return Exit::ReplicaRefused(reason),
         }
     }
     let Some((handle, mut out_rx, mut kick_rx)) = joined else {
@@ -404,9 +409,7 @@ where
         Exit::Kicked(KickReason::SlowConsumer) | Exit::Stalled => {
             (close_code::TRY_AGAIN_LATER, Some("too slow: the outgoing queue overflowed; reconnect and resync".into()))
         }
-        Exit::Kicked(KickReason::Replaced) => {
-            (close_code::REPLACED, Some("another connection of this replica joined the document".into()))
-        }
+        Exit::ReplicaRefused(reason) => (CLOSE_REPLICA_REFUSED, Some(reason.clone())),
         Exit::Kicked(KickReason::StorageFailure) => {
             (close_code::INTERNAL_ERROR, Some("the server could not store the document; reconnect later".into()))
         }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::{converge, Client, Event, Server, WAIT};
 use crdt_core::codec::FORMAT_VERSION;
-use crdt_core::protocol::{ClientMsg, Selection, ServerMsg, UserInfo, PROTOCOL_VERSION};
+use crdt_core::protocol::{AuthorSecret, ClientMsg, Selection, ServerMsg, UserInfo, PROTOCOL_VERSION};
 use crdt_core::{Anchor, ReplicaId, VersionVector};
 use futures_util::{SinkExt, StreamExt};
 use rand::rngs::StdRng;
@@ -23,6 +23,7 @@ fn hello(protocol: u16) -> ClientMsg {
     ClientMsg::Hello {
         protocol,
         replica: ReplicaId::random(),
+        author: AuthorSecret::random(),
         version: VersionVector::new(),
         user: UserInfo { name: "tester".into(), color: "#000".into() },
     }

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use common::{client::connect_ws, Server};
 use crdt_core::protocol::WireNames;
-use crdt_core::protocol::{AckStatus, Catchup, ClientMsg, ServerMsg, UserInfo, PROTOCOL_VERSION};
+use crdt_core::protocol::{AckStatus, AuthorSecret, Catchup, ClientMsg, ServerMsg, UserInfo, PROTOCOL_VERSION};
 use crdt_core::{codec, Change, Document, ReplicaId};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::Semaphore;
@@ -111,6 +111,7 @@ async fn open_page(server: &Server, doc: &Document, changes: &[Change], batch: u
     let hello = ClientMsg::Hello {
         protocol: PROTOCOL_VERSION,
         replica: doc.replica(),
+        author: AuthorSecret::random(),
         version: doc.version().clone(),
         user: UserInfo { name: "typist".into(), color: "#3366cc".into() },
     };
@@ -178,6 +179,7 @@ async fn reload(server: &mut Server, dir: &std::path::Path, end: &str) -> (Serve
     let hello = ClientMsg::Hello {
         protocol: PROTOCOL_VERSION,
         replica,
+        author: AuthorSecret::random(),
         version: Default::default(),
         user: UserInfo { name: "reader".into(), color: "#cc3366".into() },
     };

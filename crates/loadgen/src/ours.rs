@@ -5,7 +5,9 @@
 //! A keystroke's stamp is its change's `(replica, seq)`. An `Applied` ack of batch `seq`
 //! acknowledges every earlier batch of the connection too (one ack per group commit).
 
-use crdt_core::protocol::{AckStatus, Catchup, ClientMsg, ServerMsg, UserInfo, WireNames, PROTOCOL_VERSION};
+use crdt_core::protocol::{
+    AckStatus, AuthorSecret, Catchup, ClientMsg, ServerMsg, UserInfo, WireNames, PROTOCOL_VERSION,
+};
 use crdt_core::{codec, Anchor, ApplyOutcome, Document, ReplicaId, VersionVector};
 use futures_util::SinkExt;
 use tokio_tungstenite::tungstenite::Message;
@@ -49,6 +51,7 @@ impl Ours {
         let hello = ClientMsg::Hello {
             protocol: PROTOCOL_VERSION,
             replica: ours.doc.replica(),
+            author: AuthorSecret::random(),
             version: VersionVector::new(),
             user: UserInfo { name: user.to_owned(), color: "#3366cc".into() },
         };
@@ -128,7 +131,7 @@ impl Protocol for Ours {
                 }
             }
             ServerMsg::Ack { seq, status: AckStatus::Applied, .. } => incoming.acked = Some(seq),
-            ServerMsg::Ack { seq, status: AckStatus::Rejected { reason }, .. } => {
+            ServerMsg::Ack { seq, status: AckStatus::Rejected { reason, .. }, .. } => {
                 return Err(format!("batch {seq} rejected: {reason}"))
             }
             ServerMsg::Presence(_) | ServerMsg::PresenceGone { .. } => {}

@@ -10,8 +10,14 @@
 //! nothing: the other tabs get the stored records), and saves with `takeUnsaved` (small
 //! records to append) and `compact` (the whole state, when idle), reporting each write's
 //! commit with `markSaved(takenThrough)`: own changes reach the server only after that.
+//!
+//! Such a page also keeps one author secret per document (32 random bytes, `setAuthor` before
+//! the first `helloFrame`): it proves to the server that the page owns the replica ids its
+//! earlier page opens edited as. When a connection closes, the page passes the close code to
+//! `disconnected(code)`; `true` means the server refused the replica id (code 4002) and the
+//! client now edits as a new one: connect again.
 
-use crdt_core::protocol::UserInfo;
+use crdt_core::protocol::{AuthorSecret, UserInfo};
 use std::collections::BTreeMap;
 
 use crdt_core::{codec, Change, ReplicaId};
@@ -133,6 +139,22 @@ impl Client {
     #[wasm_bindgen(js_name = mergeSaved)]
     pub fn merge_saved(&mut self, saved: &[u8]) -> WasmResult<JsValue> {
         to_js(&self.session.merge_saved(saved)?)
+    }
+
+    /// The author secret (32 bytes) this client proves its replicas with: random for a new
+    /// client; a page that saves stores it with the document and sets it with `setAuthor`.
+    #[wasm_bindgen(getter)]
+    pub fn author(&self) -> Vec<u8> {
+        self.session.author().0.to_vec()
+    }
+
+    /// Authors as `secret` (exactly 32 bytes, e.g. from `crypto.getRandomValues`, kept per
+    /// document in the browser's storage) from the next `helloFrame` on.
+    #[wasm_bindgen(js_name = setAuthor)]
+    pub fn set_author(&mut self, secret: &[u8]) -> WasmResult<()> {
+        let bytes: [u8; 32] = secret.try_into().map_err(|_| JsError::new("an author secret is exactly 32 bytes"))?;
+        self.session.set_author(AuthorSecret(bytes));
+        Ok(())
     }
 
     /// This page's replica id (a UUID string).
@@ -265,9 +287,12 @@ impl Client {
         self.session.start_resync();
     }
 
-    /// The WebSocket closed.
-    pub fn disconnected(&mut self) {
-        self.session.disconnected();
+    /// The WebSocket closed, with its close `code` if it had one. Returns `true` when the
+    /// server refused this client's replica id (code 4002: another live connection uses it):
+    /// the client now edits as a new replica id (see `replica`); connect again, and its pending
+    /// changes, the old id's included, go out on the new connection.
+    pub fn disconnected(&mut self, code: Option<u16>) -> bool {
+        self.session.disconnected_with(code)
     }
 
     /// The next batch of pending changes to send, or `undefined`. Call until `undefined`.

@@ -63,6 +63,9 @@ pub struct Event {
     pub diverged: bool,
     /// A message for the user (server error, refused change).
     pub message: Option<String>,
+    /// Connect again now: the session discarded changes the server refused for good, and the
+    /// next connection rebuilds the document from the server's copy.
+    pub reconnect: bool,
 }
 
 impl Event {
@@ -77,6 +80,7 @@ impl Event {
             acked: 0,
             diverged: false,
             message: None,
+            reconnect: false,
         }
     }
 }

@@ -18,8 +18,18 @@
 //! - the link: down, joining (hello sent, waiting for `Welcome`) or up. On an up link, the
 //!   first `sent` pending changes have been sent on this connection; the rest go out with
 //!   [`Session::next_frame`]. Batch numbers (`seq`) restart at 1 on every connection. A batch
-//!   the server refuses stalls the connection: nothing is dropped, and the next connection
-//!   offers the same changes again.
+//!   the server refuses as not ready (`reject::NOT_READY`: its causal past is missing there)
+//!   stalls the connection: nothing is dropped, and the next connection offers the same
+//!   changes again. A batch refused for good (any other code: authored as a replica another
+//!   author owns, an id the server holds with other content, ...) would be refused on every
+//!   connection: its changes and those that depend on them are discarded, the next connection
+//!   rebuilds the document from the server's copy, and if the current replica is among them
+//!   the session edits as a new one. So a refusal never stalls the session for ever.
+//! - ownership: every `Hello` carries the session's [`AuthorSecret`], which the server
+//!   registers for each replica the session writes as. When the server refuses the replica of
+//!   a `Hello` (another live connection uses it: close code [`CLOSE_REPLICA_REFUSED`]), the
+//!   session mints a new replica id ([`Session::disconnected_with`]); its pending changes keep
+//!   their own replica ids and are still delivered, since the same secret owns those too.
 //! - the other people in the document (presence), with their selections as [`Anchor`]s that
 //!   follow their characters.
 //!
@@ -30,8 +40,11 @@
 //!   `pending_seqs` holds exactly the `(replica, seq)` of the pending changes.
 //! - On an up link, `sent <= pending.len()`.
 //! - Every pending change is applied in the document, and `pending` is in causal order.
-//! - With storage, no own change above `saved_through` is in a frame [`Session::next_frame`]
-//!   returned.
+//! - With storage, no own change whose *ordinal* is above `saved_through` is in a frame
+//!   [`Session::next_frame`] returned. An own change's ordinal is its `seq` plus the base of its
+//!   replica: 0 for the replica the session started with, and for each replica minted since,
+//!   the ordinal of the last change of the one before (`minted`). So ordinals only grow, and
+//!   equal `seq`s for a session that never minted a new replica.
 //!
 //! Every per-keystroke cost is independent of the number of pending and past changes: a local
 //! edit appends to `pending` and `unsaved`; an acknowledgement removes covered changes from
@@ -45,10 +58,12 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use crdt_core::protocol::{
-    AckStatus, Catchup, ClientMsg, Peer, Selection, ServerMsg, UserInfo, WireNames, PROTOCOL_VERSION,
+    reject, AckStatus, AuthorSecret, Catchup, ClientMsg, Peer, Selection, ServerMsg, UserInfo, WireNames,
+    CLOSE_REPLICA_REFUSED, PROTOCOL_VERSION,
 };
 use crdt_core::{
-    codec, Anchor, ApplyOutcome, Change, DecodeError, Document, EditError, ReplicaId, TextDelta, VersionVector,
+    codec, Anchor, ApplyOutcome, Change, ChangeId, DecodeError, Document, EditError, ReplicaId, TextDelta,
+    VersionVector,
 };
 
 use crate::event::{Delta, Event, EventKind, PeerView};
@@ -84,6 +99,9 @@ enum Link {
         next_seq: u64,
         /// How many of the first pending changes have been sent on this connection.
         sent: usize,
+        /// The batches sent and not acknowledged yet: their `seq` and the ids of their changes
+        /// (so that a refusal names exactly what was refused).
+        inflight: VecDeque<(u64, Vec<ChangeId>)>,
         /// The server refused a batch: send nothing more on this connection (later changes
         /// most likely depend on the refused ones). They stay pending for the next one.
         stalled: bool,
@@ -120,6 +138,12 @@ pub struct Session {
     names: WireNames,
     /// The next `Welcome` replaces the document (divergence recovery).
     resyncing: bool,
+    /// Proves to the server that this session authors as its replicas.
+    author: AuthorSecret,
+    /// The replicas this session edited as before the current one, each with its ordinal
+    /// base (see the module invariants); and the current replica's base.
+    minted: Vec<(ReplicaId, u64)>,
+    base: u64,
 }
 
 impl Session {
@@ -139,7 +163,41 @@ impl Session {
             from_tabs: Vec::new(),
             names: WireNames::new(),
             resyncing: false,
+            author: AuthorSecret::random(),
+            minted: Vec::new(),
+            base: 0,
         }
+    }
+
+    /// The secret this session proves its authorship with (drawn at random by
+    /// [`Session::new`]; a page that saves keeps one per document and sets it with
+    /// [`Session::set_author`]).
+    pub fn author(&self) -> &AuthorSecret {
+        &self.author
+    }
+
+    /// Authors as `author` from the next connection on: the secret the browser keeps for this
+    /// document, which owns the replicas its earlier pages edited as.
+    pub fn set_author(&mut self, author: AuthorSecret) {
+        self.author = author;
+    }
+
+    /// Edits as `replica` from now on (a fresh id: see [`Document::set_replica`]). The changes
+    /// made as the earlier replica stay pending under its id; write-ahead still holds for them.
+    pub fn remint(&mut self, replica: ReplicaId) {
+        let old = self.doc.replica();
+        if replica == old {
+            return;
+        }
+        let next_base = self.base + self.doc.version().get(old);
+        self.minted.push((old, self.base));
+        self.base = next_base;
+        self.doc.set_replica(replica);
+    }
+
+    /// The ordinal of `change` if this session made it (see the module invariants).
+    fn own_ordinal(&self, change: &Change) -> Option<u64> {
+        ordinal(change, self.doc.replica(), self.base, &self.minted)
     }
 
     /// A session restored from [`Session::export`] bytes, edited as `replica`.
@@ -310,7 +368,7 @@ impl Session {
         let version = if self.resyncing { VersionVector::new() } else { self.doc.version().clone() };
         // A new connection: nothing is named on it yet.
         self.names = WireNames::new();
-        ClientMsg::Hello { protocol: PROTOCOL_VERSION, replica: self.doc.replica(), version, user }
+        ClientMsg::Hello { protocol: PROTOCOL_VERSION, replica: self.doc.replica(), author: self.author, version, user }
             .encode_on(&mut self.names)
     }
 
@@ -320,17 +378,34 @@ impl Session {
         self.peers.clear();
     }
 
+    /// The connection is gone with the WebSocket close `code` (if one came). Returns whether
+    /// the session now edits as a new replica: the server refused its replica id
+    /// ([`CLOSE_REPLICA_REFUSED`]: another live connection uses it, such as this page's own
+    /// previous socket that the server has not seen die yet). Connect again then; the pending
+    /// changes of the old id are delivered on the new connection.
+    pub fn disconnected_with(&mut self, code: Option<u16>) -> bool {
+        self.disconnected();
+        if code == Some(CLOSE_REPLICA_REFUSED) {
+            self.remint(ReplicaId::random());
+            return true;
+        }
+        false
+    }
+
     /// The next `Changes` frame to send, if the link is up and some pending changes have not
     /// been sent on it yet. Call until it returns `None`.
     pub fn next_frame(&mut self) -> Option<Vec<u8>> {
-        let Link::Up { next_seq, sent, stalled: false, .. } = &mut self.link else {
+        let Link::Up { next_seq, sent, stalled: false, inflight, .. } = &mut self.link else {
             return None;
         };
         let mut end = self.pending.len().min(*sent + MAX_BATCH);
         if let Some(saved) = self.saved_through {
             // Write-ahead: stop at the first own change that is not stored yet.
-            let me = self.doc.replica();
-            let unsaved = self.pending.range(*sent..end).position(|c| c.replica == me && c.seq > saved);
+            let (me, base, minted) = (self.doc.replica(), self.base, &self.minted);
+            let unsaved = self
+                .pending
+                .range(*sent..end)
+                .position(|c| ordinal(c, me, base, minted).is_some_and(|ordinal| ordinal > saved));
             if let Some(offset) = unsaved {
                 end = *sent + offset;
             }
@@ -342,6 +417,7 @@ impl Session {
         let seq = *next_seq;
         *next_seq += 1;
         *sent = end;
+        inflight.push_back((seq, changes.iter().map(Change::id).collect()));
         Some(ClientMsg::Changes { seq, changes }.encode_on(&mut self.names))
     }
 
@@ -486,7 +562,8 @@ impl Session {
         }
         self.server_version.merge(&version);
         event.diverged = self.diverged(&version, hash);
-        self.link = Link::Up { connection, next_seq: 1, sent: 0, stalled: false, told: version };
+        self.link =
+            Link::Up { connection, next_seq: 1, sent: 0, inflight: VecDeque::new(), stalled: false, told: version };
         event.acked = self.prune();
         self.peers = peers
             .into_iter()
@@ -552,19 +629,28 @@ impl Session {
         let mut event = Event::new(EventKind::Ack);
         // An ack carries the entries of the server's version that changed since the last
         // Welcome or Ack of this connection; `told` is the whole of it.
-        let told = match &mut self.link {
-            Link::Up { told, .. } => {
+        let (told, refused) = match &mut self.link {
+            Link::Up { told, inflight, .. } => {
                 told.merge(&version);
-                told.clone()
+                // Acks come in `seq` order; an Applied one covers the earlier batches too.
+                let mut refused = Vec::new();
+                while inflight.front().is_some_and(|(sent, _)| *sent <= seq) {
+                    if let Some((sent, ids)) = inflight.pop_front() {
+                        if sent == seq {
+                            refused = ids;
+                        }
+                    }
+                }
+                (told.clone(), refused)
             }
-            _ => version,
+            _ => (version, Vec::new()),
         };
         match status {
             AckStatus::Applied => {
                 self.server_version.merge(&told);
                 event.acked = self.prune();
             }
-            AckStatus::Rejected { reason } => {
+            AckStatus::Rejected { code: reject::NOT_READY, reason } => {
                 // Nothing is dropped: the refused changes are in the text and in storage, and
                 // the next connection offers them again (by then the server may have what they
                 // depend on). This connection sends nothing more.
@@ -576,9 +662,60 @@ impl Session {
                      when the connection is renewed"
                 ));
             }
+            AckStatus::Rejected { reason, .. } => {
+                // Refused for good: offering these again would be refused again, for ever.
+                let discarded = self.discard(&refused);
+                if let Link::Up { stalled, sent, .. } = &mut self.link {
+                    *stalled = true;
+                    *sent = 0;
+                }
+                self.start_resync();
+                event.reconnect = true;
+                event.message = Some(format!(
+                    "the server refused {discarded} of your changes for good ({reason}); they were discarded and \
+                     the document is reloaded from the server's copy"
+                ));
+            }
         }
         event.diverged = self.diverged(&told, hash);
         event
+    }
+
+    /// Drops `refused` and every pending change that depends on one of them (later changes of
+    /// the same replica, and changes whose deps reach them) from `pending`, `unsaved` and the
+    /// changes waiting from other tabs; returns how many pending changes went. If the current
+    /// replica lost a change, the session edits as a new replica (its next seq would follow
+    /// a change nobody else will ever have). The document still holds them until the resync.
+    fn discard(&mut self, refused: &[ChangeId]) -> usize {
+        let mut bad_from: HashMap<ReplicaId, u64> = HashMap::new();
+        for id in refused {
+            let from = bad_from.entry(id.replica).or_insert(id.seq);
+            *from = (*from).min(id.seq);
+        }
+        let depends = |change: &Change, bad_from: &HashMap<ReplicaId, u64>| {
+            bad_from.get(&change.replica).is_some_and(|&from| change.seq >= from)
+                || change.deps.iter().any(|dep| bad_from.get(&dep.replica).is_some_and(|&from| dep.seq >= from))
+        };
+        // `pending` is in causal order, so one pass sees a change's past before it.
+        let before = self.pending.len();
+        let mut kept = VecDeque::with_capacity(before);
+        for change in std::mem::take(&mut self.pending) {
+            if depends(&change, &bad_from) {
+                let from = bad_from.entry(change.replica).or_insert(change.seq);
+                *from = (*from).min(change.seq);
+                self.forget_seq(&change);
+            } else {
+                kept.push_back(change);
+            }
+        }
+        self.pending = kept;
+        self.unsaved.retain(|change| !depends(change, &bad_from));
+        self.from_tabs.retain(|change| !depends(change, &bad_from));
+        self.needs_compaction = true;
+        if bad_from.contains_key(&self.doc.replica()) {
+            self.remint(ReplicaId::random());
+        }
+        before - self.pending.len()
     }
 
     /// True if this document is at exactly `version` but its state differs from the server's.
@@ -613,6 +750,15 @@ impl Session {
         }
         self.adopt_tab_changes(in_order);
     }
+}
+
+/// The ordinal of `change` if it is an own change of a session whose current replica is `me`
+/// (with ordinal base `base`) and whose earlier replicas are `minted`.
+fn ordinal(change: &Change, me: ReplicaId, base: u64, minted: &[(ReplicaId, u64)]) -> Option<u64> {
+    if change.replica == me {
+        return Some(base + change.seq);
+    }
+    minted.iter().find(|(replica, _)| *replica == change.replica).map(|(_, base)| base + change.seq)
 }
 
 impl From<TextDelta> for Delta {

@@ -13,7 +13,8 @@ export class Connection {
    * @param {string} options.url
    * @param {() => void} options.onOpen called when the socket opens (send the hello here)
    * @param {(bytes: Uint8Array) => void} options.onFrame called for every binary frame
-   * @param {() => void} options.onClose called when an open or opening socket goes away
+   * @param {(code?: number) => void} options.onClose called when an open or opening socket goes
+   *   away, with the close code the server sent (undefined when we dropped it ourselves)
    */
   constructor({ url, onOpen, onFrame, onClose }) {
     this.url = url;
@@ -51,11 +52,11 @@ export class Connection {
     socket.onmessage = (message) => {
       if (message.data instanceof ArrayBuffer) this.onFrame(new Uint8Array(message.data));
     };
-    socket.onclose = () => {
+    socket.onclose = (event) => {
       clearTimeout(this.joinTimer);
       if (this.socket !== socket) return;
       this.socket = null;
-      this.onClose();
+      this.onClose(event.code);
       this.scheduleRetry();
     };
   }

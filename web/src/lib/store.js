@@ -10,6 +10,11 @@
 // - `log`: [docId, replica, n] -> { bytes }, records of changes (`Client.takeUnsaved()`) that
 //   tab appended after its state, written as it types.
 //
+// - `replicas` also holds, under the key `author:<docId>` (no document id contains a colon),
+//   the document's author secret: 32 random bytes drawn once per browser profile and document.
+//   Every hello carries it; the server keeps its hash for each replica id it first saw with it,
+//   so this browser's pages, whatever id they edit as, own the changes of all its ids.
+//
 // Each tab writes only under its own replica, so two tabs never overwrite each other. Opening a
 // document reads every state and record of it, builds one client from them, stores that as its
 // own compacted state, and deletes what it absorbed, all in one readwrite transaction: no other
@@ -102,6 +107,24 @@ export class DocStore {
     if (!current.includes(replica)) store.put([...current, replica], docId);
     await done(add);
     return replica;
+  }
+
+  /**
+   * The author secret of `docId` in this browser (32 bytes), drawn and stored on first use. One
+   * readwrite transaction, so two tabs opening a new document at once agree on one secret.
+   * @returns {Promise<Uint8Array>}
+   */
+  async authorSecret(docId) {
+    const tx = this.db.transaction(REPLICAS, 'readwrite');
+    const store = tx.objectStore(REPLICAS);
+    const key = `author:${docId}`;
+    let secret = await request(store.get(key));
+    if (!(secret instanceof Uint8Array) || secret.length !== 32) {
+      secret = crypto.getRandomValues(new Uint8Array(32));
+      store.put(secret, key);
+    }
+    await done(tx);
+    return secret;
   }
 
   /** The pool of replica ids for `docId` (tests and the curious). */

@@ -54,6 +54,8 @@ pub(super) struct Loaded {
     /// The first log entry that could not be read or applied, and why: the document holds
     /// everything before it, and nothing from it on (see [`load`]).
     pub damaged: Option<(u64, String)>,
+    /// The registered owners of the document's replicas.
+    pub authors: std::collections::BTreeMap<ReplicaId, crate::storage::AuthorHash>,
 }
 
 /// Reads the snapshot and the log of `id` and rebuilds the document.
@@ -90,7 +92,8 @@ pub(super) async fn load(store: &Arc<dyn Store>, id: &DocId) -> Result<Loaded, S
         log_index = entry.index;
     }
     let snapshot_bytes = stored.snapshot.as_ref().map_or(0, |(bytes, _)| bytes.len() as u64);
-    Ok(Loaded { doc, log_index, snapshot_index, replayed, snapshot_bytes, log_bytes, damaged })
+    let authors = stored.authors;
+    Ok(Loaded { doc, log_index, snapshot_index, replayed, snapshot_bytes, log_bytes, damaged, authors })
 }
 
 /// Applies one log entry's changes; counts the newly applied ones in `replayed`. On an error

@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{ConnId, DocActor, JoinRefused, JoinRequest, KickReason};
 use crate::metrics::Metrics;
+use crate::storage::AuthorHash;
 
 /// Changes catch-ups up to this size are sent as changes without comparing with a snapshot.
 const CATCHUP_COMPARE_FROM: usize = 64 << 10;
@@ -30,6 +31,8 @@ pub(super) struct PeerEntry {
     pub out: mpsc::Sender<Bytes>,
     pub kick: Option<oneshot::Sender<KickReason>>,
     pub peer: Peer,
+    /// The hash of the connection's author secret.
+    pub author: AuthorHash,
     /// The replicas whose entry of the document's version changed since this connection's
     /// `Welcome` or last `Ack`: its next `Ack` carries just those (PROTOCOL.md §5), so an ack
     /// does not grow with the number of replicas that ever edited the document.
@@ -105,13 +108,7 @@ impl DocActor {
     /// Answers a join: the welcome goes first into the new connection's queue, then the others
     /// learn of it. Called only between rounds, when everything in the document is durable.
     pub(super) fn welcome(&mut self, join: JoinRequest, version: &VersionVector, hash: u64) {
-        // A replica has one live connection: an older one is most likely a dead socket whose
-        // client reconnected before the heartbeat noticed.
-        let stale: Vec<ConnId> =
-            self.peers.iter().filter(|(_, entry)| entry.peer.replica == join.replica).map(|(conn, _)| *conn).collect();
-        self.dropped.extend(stale.into_iter().map(|conn| (conn, Some(KickReason::Replaced))));
-        self.settle_dropped();
-
+        // `check_join` refused a second connection of one replica when the join arrived.
         let peer = Peer { connection: join.conn.0, replica: join.replica, user: join.user, selection: None };
         let welcome = ServerMsg::Welcome {
             connection: join.conn.0,
@@ -125,7 +122,10 @@ impl DocActor {
             return;
         }
         let announce = frame(&ServerMsg::Presence(peer.clone()));
-        self.peers.insert(join.conn, PeerEntry { out: join.out, kick: Some(join.kick), peer, untold: BTreeSet::new() });
+        self.peers.insert(
+            join.conn,
+            PeerEntry { out: join.out, kick: Some(join.kick), peer, author: join.author, untold: BTreeSet::new() },
+        );
         self.broadcast(&announce, Some(join.conn));
         self.settle_dropped();
         let _ = join.reply.send(Ok(()));

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use crdt_core::protocol::{AckStatus, ServerMsg};
+use crdt_core::protocol::{reject, AckStatus, ServerMsg};
 use crdt_core::{ApplyOutcome, Change, Document, ReplicaId};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
@@ -13,6 +13,7 @@ use super::log_entry;
 use super::peers::frame;
 use super::{ConnId, DocActor, JoinRequest};
 use crate::metrics::Metrics;
+use crate::storage::AuthorHash;
 use crate::ServerError;
 
 /// The work gathered by one round.
@@ -26,6 +27,8 @@ pub(super) struct Round {
     pub values: Vec<oneshot::Sender<Vec<u8>>>,
     /// Set when a rejected batch could not be undone: the round must not be acknowledged.
     pub failure: Option<ServerError>,
+    /// Replicas first authored in this round, with their owners: stored before any ack.
+    pub registrations: Vec<(ReplicaId, AuthorHash)>,
 }
 
 /// The newly applied changes of one batch (duplicates left out).
@@ -54,10 +57,10 @@ impl Round {
 /// A duplicate must be the very change the document holds (or an earlier change of the batch
 /// holds): the same `(replica, seq)` with other content is a replica id used by two editors,
 /// and acknowledging it as applied would drop it silently.
-pub(super) fn check_batch(doc: &Document, changes: &[Change]) -> Result<(), String> {
+pub(super) fn check_batch(doc: &Document, changes: &[Change]) -> Result<(), (u16, String)> {
     let mut version = doc.version().clone();
     for (index, change) in changes.iter().enumerate() {
-        change.validate().map_err(|error| format!("change {index} is invalid: {error}"))?;
+        change.validate().map_err(|error| (reject::INVALID, format!("change {index} is invalid: {error}")))?;
         let seen = version.get(change.replica);
         if change.seq <= seen {
             let same = if change.seq <= doc.version().get(change.replica) {
@@ -67,25 +70,34 @@ pub(super) fn check_batch(doc: &Document, changes: &[Change]) -> Result<(), Stri
                 changes[..index].iter().rev().find(|c| c.id() == change.id()).is_none_or(|held| held == change)
             };
             if !same {
-                return Err(format!(
-                    "change {index} is #{} of replica {} but differs from the change the server \
-                     holds under that id: two editors used one replica id; edit as a new replica",
-                    change.seq, change.replica
+                return Err((
+                    reject::CONFLICT,
+                    format!(
+                        "change {index} is #{} of replica {} but differs from the change the server \
+                         holds under that id: two editors used one replica id; edit as a new replica",
+                        change.seq, change.replica
+                    ),
                 ));
             }
             continue;
         }
         if change.seq != seen + 1 {
-            return Err(format!(
-                "change {index} is #{} of replica {} but the server has only {seen} of its \
-                 changes: send every change after the version in Welcome, in order",
-                change.seq, change.replica
+            return Err((
+                reject::NOT_READY,
+                format!(
+                    "change {index} is #{} of replica {} but the server has only {seen} of its \
+                     changes: send every change after the version in Welcome, in order",
+                    change.seq, change.replica
+                ),
             ));
         }
         if !change.deps_seen(&version) {
-            return Err(format!(
-                "change {index} depends on changes the server does not have: send every change \
-                 after the version in Welcome, in causal order"
+            return Err((
+                reject::NOT_READY,
+                format!(
+                    "change {index} depends on changes the server does not have: send every change \
+                     after the version in Welcome, in causal order"
+                ),
             ));
         }
         version.set(change.replica, change.seq);
@@ -101,13 +113,27 @@ impl DocActor {
             return;
         }
         let started = Instant::now();
-        let status = match check_batch(&self.doc, &changes) {
-            Err(reason) => AckStatus::Rejected { reason },
-            Ok(()) => self.apply_checked(conn, changes, round).await,
+        // Ownership first: a change authored as someone else's replica is refused as such,
+        // whatever else is wrong with it.
+        let checked = self
+            .check_authors(conn, &changes, round)
+            .and_then(|new_authors| check_batch(&self.doc, &changes).map(|()| new_authors));
+        let status = match checked {
+            Err((code, reason)) => AckStatus::Rejected { code, reason },
+            Ok(new_authors) => {
+                let status = self.apply_checked(conn, changes, round).await;
+                if status == AckStatus::Applied {
+                    self.register(conn, new_authors, round);
+                }
+                status
+            }
         };
         self.ctx.metrics.apply_latency.observe(started.elapsed());
-        if let AckStatus::Rejected { reason } = &status {
-            tracing::info!(conn = conn.0, seq, %reason, "batch rejected");
+        if let AckStatus::Rejected { code, reason } = &status {
+            if *code == reject::NOT_OWNER {
+                Metrics::inc(&self.ctx.metrics.ownership_rejections);
+            }
+            tracing::info!(conn = conn.0, seq, code, %reason, "batch rejected");
         }
         round.acks.push(PendingAck { conn, seq, status });
     }
@@ -133,7 +159,7 @@ impl DocActor {
                     round.failure.get_or_insert(error);
                 }
             }
-            return AckStatus::Rejected { reason };
+            return AckStatus::Rejected { code: reject::DOES_NOT_FIT, reason };
         }
         if !applied.is_empty() {
             round.applied.push(AppliedBatch { conn, changes: applied });
@@ -146,6 +172,14 @@ impl DocActor {
     pub(super) async fn finish(&mut self, mut round: Round) -> Result<(), ServerError> {
         if let Some(error) = round.failure.take() {
             return Err(error);
+        }
+        if !round.registrations.is_empty() {
+            // Before the log: a crash in between leaves an owner without changes (harmless),
+            // never changes whose replica anyone could claim.
+            let registrations = std::mem::take(&mut round.registrations);
+            let store = Arc::clone(&self.ctx.store);
+            let id = self.id.clone();
+            tokio::task::spawn_blocking(move || store.register_authors(&id, &registrations)).await??;
         }
         let applied: usize = round.applied.iter().map(|batch| batch.changes.len()).sum();
         if applied > 0 {
@@ -292,7 +326,7 @@ mod tests {
         let ack = |conn, seq, applied: bool| PendingAck {
             conn: ConnId(conn),
             seq,
-            status: if applied { AckStatus::Applied } else { AckStatus::Rejected { reason: "no".into() } },
+            status: if applied { AckStatus::Applied } else { AckStatus::Rejected { code: 1, reason: "no".into() } },
         };
         let acks = vec![
             ack(1, 1, true),
@@ -333,7 +367,8 @@ mod tests {
         let mut server = Document::new(ReplicaId::from_u128(9));
         assert_eq!(check_batch(&server, std::slice::from_ref(&genuine)), Ok(()));
         // Within one batch, against the earlier change of the batch.
-        let error = check_batch(&server, &[genuine.clone(), forged.clone()]).unwrap_err();
+        let (code, error) = check_batch(&server, &[genuine.clone(), forged.clone()]).unwrap_err();
+        assert_eq!(code, reject::CONFLICT);
         assert!(error.contains("two editors used one replica id"), "{error}");
         // Against what the server holds; the genuine one again is a plain duplicate.
         server.apply_change(genuine.clone()).unwrap();
@@ -349,7 +384,8 @@ mod tests {
         bob.apply_change(from_alice).unwrap();
         let from_bob = bob.insert_text("t", 1, "b").unwrap();
         let server = Document::new(ReplicaId::from_u128(9));
-        let error = check_batch(&server, &[from_bob]).unwrap_err();
+        let (code, error) = check_batch(&server, &[from_bob]).unwrap_err();
+        assert_eq!(code, reject::NOT_READY);
         assert!(error.contains("depends on changes"), "{error}");
     }
 }

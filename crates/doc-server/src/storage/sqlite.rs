@@ -7,12 +7,13 @@
 //! commit), and the callers run them on blocking threads. Appends of all documents that arrive
 //! while a commit is in flight share the next one (`group.rs`).
 //!
-//! Schema (version 2, in `PRAGMA user_version`):
+//! Schema (version 3, in `PRAGMA user_version`):
 //!
 //! ```sql
 //! docs      (id TEXT PRIMARY KEY, updated_ms INTEGER)
 //! log       (idx INTEGER PRIMARY KEY, doc TEXT, bytes BLOB)  -- the op log, indexed by (doc, idx)
 //! snapshots (doc TEXT PRIMARY KEY, through INTEGER, bytes BLOB)
+//! authors   (doc TEXT, replica BLOB, hash BLOB, PRIMARY KEY (doc, replica))  -- since version 3
 //! ```
 //!
 //! A commit is paid in pages: each page a transaction changes is one more frame (page size
@@ -31,8 +32,9 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::group::{Append, GroupCommit};
-use super::{now_ms, DocSummary, LogEntry, Store, StoreError, StoredDoc};
+use super::{now_ms, AuthorHash, DocSummary, LogEntry, Store, StoreError, StoredDoc};
 use crate::DocId;
+use crdt_core::ReplicaId;
 
 /// The file name of the database inside the data directory.
 pub const DB_FILE: &str = "docs.sqlite3";
@@ -46,6 +48,12 @@ CREATE TABLE IF NOT EXISTS snapshots (
     through INTEGER NOT NULL,
     bytes BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS authors (
+    doc TEXT NOT NULL,
+    replica BLOB NOT NULL,
+    hash BLOB NOT NULL,
+    PRIMARY KEY (doc, replica)
+) WITHOUT ROWID;
 ";
 
 /// Moves a version 1 log (`ops`, `AUTOINCREMENT`) into `log`, keeping its indexes.
@@ -109,7 +117,10 @@ impl SqliteStore {
                 last = last.max(sequence);
                 tx.execute_batch(FROM_VERSION_1)?;
             }
-            tx.execute_batch("PRAGMA user_version = 2")?;
+        }
+        if version < 3 {
+            // Version 3 only added `authors`, which SCHEMA creates.
+            tx.execute_batch("PRAGMA user_version = 3")?;
         }
         tx.commit()?;
         Ok(SqliteStore {
@@ -186,8 +197,25 @@ impl Store for SqliteStore {
             })?;
             rows.collect::<Result<Vec<_>, _>>()?
         };
+        let authors = {
+            let mut statement = tx.prepare_cached("SELECT replica, hash FROM authors WHERE doc = ?1")?;
+            let rows = statement
+                .query_map(params![doc.as_str()], |row| Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, Vec<u8>>(1)?)))?;
+            let mut authors = std::collections::BTreeMap::new();
+            for row in rows {
+                let (replica, hash) = row?;
+                // Only this store writes the table; a row of another shape is skipped (its
+                // replica is then unowned, as it was before ownership existed).
+                let (Ok(replica), Ok(hash)) = (<[u8; 16]>::try_from(replica), AuthorHash::try_from(hash)) else {
+                    tracing::warn!(doc = doc.as_str(), "skipping a malformed authors row");
+                    continue;
+                };
+                authors.insert(ReplicaId::from_u128(u128::from_be_bytes(replica)), hash);
+            }
+            authors
+        };
         tx.commit()?;
-        Ok(StoredDoc { snapshot, log })
+        Ok(StoredDoc { snapshot, log, authors })
     }
 
     fn append(&self, doc: &DocId, bytes: &[u8]) -> Result<u64, StoreError> {
@@ -213,6 +241,18 @@ impl Store for SqliteStore {
             "INSERT INTO docs (id, updated_ms) VALUES (?1, ?2) ON CONFLICT (id) DO NOTHING",
             params![doc.as_str(), to_i64(now_ms())],
         )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn register_authors(&self, doc: &DocId, authors: &[(ReplicaId, AuthorHash)]) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        // One transaction, fsync'd at commit (synchronous = FULL) like every other.
+        let tx = conn.transaction()?;
+        for (replica, hash) in authors {
+            tx.prepare_cached("INSERT INTO authors (doc, replica, hash) VALUES (?1, ?2, ?3) ON CONFLICT DO NOTHING")?
+                .execute(params![doc.as_str(), replica.uuid().as_bytes().as_slice(), hash.as_slice()])?;
+        }
         tx.commit()?;
         Ok(())
     }

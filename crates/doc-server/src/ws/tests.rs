@@ -4,7 +4,9 @@
 use std::sync::Arc;
 
 use axum::extract::ws::Message;
-use crdt_core::protocol::{AckStatus, Catchup, ClientMsg, ServerMsg, UserInfo, WireNames, PROTOCOL_VERSION};
+use crdt_core::protocol::{
+    AckStatus, AuthorSecret, Catchup, ClientMsg, ServerMsg, UserInfo, WireNames, PROTOCOL_VERSION,
+};
 use crdt_core::{Document, ReplicaId, VersionVector};
 use futures_util::stream;
 use tokio::sync::mpsc;
@@ -25,9 +27,15 @@ fn hello() -> ClientMsg {
     ClientMsg::Hello {
         protocol: PROTOCOL_VERSION,
         replica: ReplicaId::from_u128(1),
+        author: secret(),
         version: VersionVector::new(),
         user: UserInfo { name: "ann".into(), color: "#f00".into() },
     }
+}
+
+/// The author secret of PROTOCOL.md's example: bytes 0, 1, ..., 31.
+fn secret() -> AuthorSecret {
+    AuthorSecret(std::array::from_fn(|i| i as u8))
 }
 
 fn names_after_hello() -> WireNames {
@@ -39,8 +47,9 @@ fn names_after_hello() -> WireNames {
 #[test]
 fn protocol_md_byte_examples_are_right() {
     let r = replica_bytes();
-    let mut expected = vec![0x02, 0x10, 0x00, 0x02];
+    let mut expected = vec![0x02, 0x10, 0x00, 0x03];
     expected.extend(&r);
+    expected.extend(0..32u8);
     expected.extend([0x00, 0x03, b'a', b'n', b'n', 0x04, b'#', b'f', b'0', b'0']);
     let mut names = WireNames::new();
     assert_eq!(hello().encode_on(&mut names), expected, "Hello");
@@ -63,6 +72,19 @@ fn protocol_md_byte_examples_are_right() {
     expected.extend(&r);
     expected.extend([0x01, 0xfd, 0x3f, 0x2e, 0xeb, 0x30, 0xb0, 0x6f, 0x72, 0x25]);
     assert_eq!(ack.encode(), expected, "Ack");
+
+    // A refusal of batch 2: code 5 (NOT_OWNER), reason "no", nothing moved.
+    let refusal = ServerMsg::Ack {
+        seq: 2,
+        status: AckStatus::Rejected { code: crdt_core::protocol::reject::NOT_OWNER, reason: "no".into() },
+        version: VersionVector::new(),
+        hash: doc.state_hash(),
+    };
+    let expected = vec![
+        0x02, 0x11, 0x01, 0x02, 0x01, 0x05, 0x02, b'n', b'o', 0x00, 0xfd, 0x3f, 0x2e, 0xeb, 0x30, 0xb0, 0x6f, 0x72,
+        0x25,
+    ];
+    assert_eq!(refusal.encode(), expected, "Rejected ack");
 }
 
 type Incoming = Result<Message, std::io::Error>;
@@ -138,11 +160,13 @@ async fn a_session_through_channels_syncs_and_closes_on_bad_input() {
     assert_eq!(state.metrics.connections.load(std::sync::atomic::Ordering::Relaxed), 0);
 }
 
-/// A store whose appends fail while `failing` is set.
+/// A store whose appends and registrations fail while `failing` is set, and whose
+/// registrations alone fail while `failing_registrations` is.
 #[derive(Default)]
 struct FlakyStore {
     inner: MemoryStore,
     failing: std::sync::atomic::AtomicBool,
+    failing_registrations: std::sync::atomic::AtomicBool,
 }
 
 impl crate::storage::Store for FlakyStore {
@@ -157,6 +181,18 @@ impl crate::storage::Store for FlakyStore {
     }
     fn write_snapshot(&self, doc: &DocId, snapshot: &[u8], through: u64) -> Result<(), crate::storage::StoreError> {
         self.inner.write_snapshot(doc, snapshot, through)
+    }
+    fn register_authors(
+        &self,
+        doc: &DocId,
+        authors: &[(ReplicaId, crate::storage::AuthorHash)],
+    ) -> Result<(), crate::storage::StoreError> {
+        if self.failing.load(std::sync::atomic::Ordering::Relaxed)
+            || self.failing_registrations.load(std::sync::atomic::Ordering::Relaxed)
+        {
+            return Err(crate::storage::StoreError::Io(std::io::Error::other("disk full")));
+        }
+        self.inner.register_authors(doc, authors)
     }
     fn list(&self) -> Result<Vec<crate::storage::DocSummary>, crate::storage::StoreError> {
         self.inner.list()
@@ -205,4 +241,71 @@ async fn a_failed_commit_is_never_acknowledged() {
         panic!("ack");
     };
     assert_eq!(&version, doc.version());
+}
+
+#[tokio::test]
+async fn an_owner_is_registered_durably_before_the_ack_or_nothing_is_acknowledged() {
+    use crate::storage::Store;
+    let store = Arc::new(FlakyStore::default());
+    let dir = std::env::temp_dir().join("doc-server-ws-unit-owners");
+    let state = AppState::new(Config::with_data_dir(dir), store.clone());
+    let id = DocId::parse("t").unwrap();
+    let (input, mut output, session) = start(&state);
+    let mut names = WireNames::new();
+    input.send(binary(&mut names, &hello())).await.unwrap();
+    assert!(matches!(next_server_msg(&mut output).await, ServerMsg::Welcome { .. }));
+
+    // The registration fails: the change is not acknowledged, nor logged.
+    store.failing_registrations.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut doc = Document::new(ReplicaId::from_u128(1));
+    let change = doc.insert_text("t", 0, "mine").unwrap();
+    input.send(binary(&mut names, &ClientMsg::Changes { seq: 1, changes: vec![change.clone()] })).await.unwrap();
+    let ServerMsg::Error { message } = next_server_msg(&mut output).await else {
+        panic!("an error, not an ack");
+    };
+    assert!(message.contains("could not store"), "{message}");
+    drop(input);
+    session.await.unwrap();
+    let stored = store.load(&id).unwrap();
+    assert!(stored.log.is_empty() && stored.authors.is_empty(), "nothing of the round was stored");
+
+    // It works: the change is acknowledged once the store holds the secret's hash (never the
+    // secret itself) for the replica.
+    store.failing_registrations.store(false, std::sync::atomic::Ordering::Relaxed);
+    let (input, mut output, _session) = start(&state);
+    let mut names = WireNames::new();
+    input.send(binary(&mut names, &hello())).await.unwrap();
+    assert!(matches!(next_server_msg(&mut output).await, ServerMsg::Welcome { .. }));
+    input.send(binary(&mut names, &ClientMsg::Changes { seq: 1, changes: vec![change] })).await.unwrap();
+    let ServerMsg::Ack { status: AckStatus::Applied, .. } = next_server_msg(&mut output).await else {
+        panic!("ack");
+    };
+    let authors = store.load(&id).unwrap().authors;
+    assert_eq!(authors.get(&ReplicaId::from_u128(1)), Some(&crate::doc_actor::author_hash(&secret())));
+    assert_ne!(authors[&ReplicaId::from_u128(1)], secret().0);
+
+    // Another author cannot write as that replica.
+    let (other_in, mut other_out, _other) = start(&state);
+    let mut other_names = WireNames::new();
+    let other_hello = ClientMsg::Hello {
+        protocol: PROTOCOL_VERSION,
+        replica: ReplicaId::from_u128(2),
+        author: AuthorSecret([9; 32]),
+        version: VersionVector::new(),
+        user: UserInfo { name: "eve".into(), color: "#000".into() },
+    };
+    other_in.send(binary(&mut other_names, &other_hello)).await.unwrap();
+    assert!(matches!(next_server_msg(&mut other_out).await, ServerMsg::Welcome { .. }));
+    let forged = doc.insert_text("t", 0, "not ").unwrap();
+    other_in.send(binary(&mut other_names, &ClientMsg::Changes { seq: 1, changes: vec![forged] })).await.unwrap();
+    loop {
+        match next_server_msg(&mut other_out).await {
+            ServerMsg::Ack { status: AckStatus::Rejected { code, .. }, .. } => {
+                assert_eq!(code, crdt_core::protocol::reject::NOT_OWNER);
+                break;
+            }
+            ServerMsg::Presence(_) => {}
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+    }
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use crdt_core::codec;
 use crdt_core::protocol::{
-    AckStatus, Catchup, ClientMsg, Peer, Selection, ServerMsg, UserInfo, WireNames, PROTOCOL_VERSION,
+    AckStatus, AuthorSecret, Catchup, ClientMsg, Peer, Selection, ServerMsg, UserInfo, WireNames, PROTOCOL_VERSION,
 };
 use crdt_core::{ApplyOutcome, Change, Document, ReplicaId, VersionVector};
 use futures_util::{SinkExt, StreamExt};
@@ -54,6 +54,9 @@ pub enum Event {
 pub struct Client {
     pub name: String,
     pub doc: Document,
+    /// The secret that proves this client authors as its replicas (one per client, so two
+    /// clients are two authors).
+    pub author: AuthorSecret,
     ws: Option<Ws>,
     /// What this connection's frames have named.
     names: WireNames,
@@ -78,6 +81,8 @@ pub struct Client {
     pub hash_checks: u64,
     /// Reasons of rejected batches.
     pub rejected: Vec<String>,
+    /// Codes of rejected batches (`crdt_core::protocol::reject`), in the same order.
+    pub rejected_codes: Vec<u16>,
 }
 
 impl Client {
@@ -88,6 +93,7 @@ impl Client {
             last_ack_entries: 0,
             name: name.to_owned(),
             doc: Document::new(ReplicaId::random()),
+            author: AuthorSecret::random(),
             ws: None,
             next_seq: 1,
             inflight: VecDeque::new(),
@@ -99,6 +105,7 @@ impl Client {
             caught_up_by_snapshot: false,
             hash_checks: 0,
             rejected: Vec::new(),
+            rejected_codes: Vec::new(),
         }
     }
 
@@ -126,6 +133,7 @@ impl Client {
         let hello = ClientMsg::Hello {
             protocol: PROTOCOL_VERSION,
             replica: self.replica(),
+            author: self.author,
             version: self.doc.version().clone(),
             user: UserInfo { name: self.name.clone(), color: "#3366cc".into() },
         };
@@ -292,8 +300,9 @@ impl Client {
                         break;
                     }
                 }
-                if let AckStatus::Rejected { reason } = status {
+                if let AckStatus::Rejected { code, reason } = status {
                     self.rejected.push(reason);
+                    self.rejected_codes.push(code);
                 }
                 // The ack names the entries that changed since the welcome or the last ack.
                 self.last_ack_entries = version.len();

@@ -82,23 +82,23 @@ impl Session {
             return None;
         }
         let take = self.unsaved.len().min(MAX_RECORD);
-        let me = self.doc.replica();
         let changes: Vec<Change> = self.unsaved.drain(..take).collect();
-        if let Some(seq) = changes.iter().filter(|c| c.replica == me).map(|c| c.seq).max() {
-            self.taken_through = self.taken_through.max(seq);
+        if let Some(ordinal) = changes.iter().filter_map(|c| self.own_ordinal(c)).max() {
+            self.taken_through = self.taken_through.max(ordinal);
         }
         let record =
             SavedChanges { changes: codec::encode_changes(&changes), server_version: self.server_version.clone() };
         Some(record.encode())
     }
 
-    /// The highest own change number in what [`Session::take_unsaved`] and
+    /// The highest own change ordinal (its `seq`, unless the session minted a new replica:
+    /// see the module docs of `session.rs`) in what [`Session::take_unsaved`] and
     /// [`Session::compact`] returned so far: pass it to [`Session::mark_saved`] once stored.
     pub fn taken_through(&self) -> u64 {
         self.taken_through
     }
 
-    /// Storage holds every own change up to `through`: they may now be sent.
+    /// Storage holds every own change up to ordinal `through`: they may now be sent.
     pub fn mark_saved(&mut self, through: u64) {
         if let Some(saved) = &mut self.saved_through {
             *saved = (*saved).max(through);
@@ -110,7 +110,8 @@ impl Session {
         self.needs_compaction
     }
 
+    /// The ordinal of the current replica's latest change (its seq, plus the replica's base).
     fn own_seq(&self) -> u64 {
-        self.doc.version().get(self.doc.replica())
+        self.base + self.doc.version().get(self.doc.replica())
     }
 }

@@ -335,7 +335,7 @@ fn a_rejected_batch_is_kept_and_offered_again_on_the_next_connection() {
     session.replace(1, 1, "y").unwrap();
     let rejected = ServerMsg::Ack {
         seq: 1,
-        status: AckStatus::Rejected { reason: "test".to_owned() },
+        status: AckStatus::Rejected { code: reject::NOT_READY, reason: "test".to_owned() },
         version: server.doc.version().clone(),
         hash: server.doc.state_hash(),
     };
@@ -429,4 +429,188 @@ fn a_resync_rebuilds_the_document_from_the_server_and_keeps_unsent_edits() {
     assert_eq!(session.pending_len(), 1);
     flush(&mut session, &mut server);
     assert_eq!(server.doc.text(BODY).as_deref(), Some("[other] acked unsent"));
+}
+
+/// The `Hello` a session sends, decoded.
+fn hello_of(session: &mut Session) -> (ReplicaId, AuthorSecret) {
+    match ClientMsg::decode(&session.hello(user("a"))).unwrap() {
+        ClientMsg::Hello { replica, author, .. } => (replica, author),
+        other => panic!("expected hello, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_refused_replica_is_reminted_and_its_pending_changes_still_go_out() {
+    let mut server = FakeServer::new();
+    let first = ReplicaId::from_u128(1);
+    let mut session = Session::new(first);
+    connect(&mut session, &mut server);
+    session.replace(0, 0, "a").unwrap();
+    flush(&mut session, &mut server);
+    session.disconnected();
+    session.replace(1, 1, "b").unwrap(); // offline, as the first replica
+
+    // The server refuses the replica (its previous socket still looks alive there).
+    let (replica, author) = hello_of(&mut session);
+    assert_eq!(replica, first);
+    assert!(!session.disconnected_with(Some(1006)), "other closes keep the replica");
+    assert!(session.disconnected_with(Some(CLOSE_REPLICA_REFUSED)));
+    let (replica, same_author) = hello_of(&mut session);
+    assert_ne!(replica, first, "a new replica id");
+    assert_eq!(session.doc().replica(), replica);
+    assert_eq!(same_author, author, "the secret that owns the first replica too");
+
+    connect(&mut session, &mut server);
+    flush(&mut session, &mut server);
+    assert_eq!(session.pending_len(), 0, "the first replica's offline change was delivered");
+    assert_eq!(server.doc.version().get(first), 2);
+    session.replace(2, 2, "c").unwrap();
+    flush(&mut session, &mut server);
+    assert_eq!(server.doc.version().get(replica), 1, "new edits go out as the new replica");
+    assert_eq!(server.doc.text(BODY).as_deref(), Some("abc"));
+}
+
+#[test]
+fn write_ahead_holds_across_a_new_replica() {
+    let mut server = FakeServer::new();
+    let first = ReplicaId::from_u128(1);
+    let mut session = Session::with_storage(first);
+    session.restored();
+    session.replace(0, 0, "x").unwrap();
+    let _record = session.take_unsaved().unwrap();
+    assert_eq!(session.taken_through(), 1);
+    session.disconnected_with(Some(CLOSE_REPLICA_REFUSED));
+    let second = session.doc().replica();
+    session.replace(1, 1, "y").unwrap();
+    let _record = session.take_unsaved().unwrap();
+    assert_eq!(session.taken_through(), 2, "ordinals keep growing across replicas");
+
+    connect(&mut session, &mut server);
+    assert!(session.next_frame().is_none(), "nothing is stored yet");
+    session.mark_saved(1);
+    let frame = session.next_frame().expect("the first replica's stored change");
+    let (ack, _) = server.handle(second, &frame);
+    session.receive(&ack).unwrap();
+    assert_eq!(server.doc.version().get(first), 1);
+    assert_eq!(server.doc.version().get(second), 0, "the second replica's change is not stored yet");
+    assert!(session.next_frame().is_none());
+    session.mark_saved(2);
+    flush(&mut session, &mut server);
+    assert_eq!(server.doc.text(BODY).as_deref(), Some("xy"));
+}
+
+#[test]
+fn a_batch_refused_for_good_is_discarded_and_never_stalls_the_session() {
+    let mut server = FakeServer::new();
+    let first = ReplicaId::from_u128(1);
+    let mut session = Session::new(first);
+    connect(&mut session, &mut server);
+    // A change of another replica, which the server will accept.
+    let mut other = Session::new(ReplicaId::from_u128(2));
+    let theirs = codec::encode_changes(&other.replace(0, 0, "theirs ").unwrap());
+    session.receive_from_tab(&theirs).unwrap();
+    let ours_at = session.body().len();
+    session.replace(ours_at, ours_at, "refused").unwrap();
+    // Batch 1 holds both; the server says the first replica is not this author's.
+    let frame = session.next_frame().unwrap();
+    let mut names = WireNames::new();
+    names.name_replica(first).unwrap(); // as the Hello did
+    let ClientMsg::Changes { changes, .. } = ClientMsg::decode_on(&frame, 1 << 24, &mut names).unwrap() else {
+        panic!("a batch")
+    };
+    assert_eq!(changes.len(), 2);
+    // Typed after the batch went out: depends on the refused change.
+    session.replace(0, 0, "later ").unwrap();
+    let refusal = ServerMsg::Ack {
+        seq: 1,
+        status: AckStatus::Rejected { code: reject::NOT_OWNER, reason: "not yours".to_owned() },
+        version: VersionVector::new(),
+        hash: server.doc.state_hash(),
+    };
+    let event = session.receive(&refusal.encode()).unwrap();
+    assert!(event.reconnect, "the page reconnects at once");
+    assert!(event.message.unwrap().contains("not yours"));
+    assert_eq!(session.pending_len(), 0, "the whole refused batch and what depends on it went");
+    assert_ne!(session.doc().replica(), first, "the first replica's next seq can never be accepted");
+    assert!(session.next_frame().is_none());
+
+    // The next connection rebuilds from the server's copy and carries on.
+    session.disconnected();
+    let (replica, _) = hello_of(&mut session);
+    session.disconnected();
+    let event = connect(&mut session, &mut server);
+    assert!(event.reset);
+    assert_eq!(session.body(), "");
+    session.replace(0, 0, "fresh").unwrap();
+    flush(&mut session, &mut server);
+    assert_eq!(server.doc.text(BODY).as_deref(), Some("fresh"));
+    assert_eq!(server.doc.version().get(replica), 1);
+    assert_eq!(session.pending_len(), 0);
+}
+
+/// A small deterministic generator (no dependency) for the property test below.
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((self.0 >> 33) as usize) % n.max(1)
+    }
+}
+
+/// Whatever is refused, what stays pending never depends on it: after the resync, the server
+/// takes every change left, in order, and ends with the session's text.
+#[test]
+fn discarding_refused_changes_leaves_a_deliverable_causal_closure() {
+    for seed in 0..150u64 {
+        let mut rng = Lcg(seed);
+        let me = ReplicaId::from_u128(9);
+        let mut session = Session::new(me);
+        let mut tabs: Vec<Session> = (1..=3).map(|r| Session::new(ReplicaId::from_u128(r))).collect();
+        for _ in 0..30 {
+            let who = rng.below(4);
+            if who == 3 {
+                let at = rng.below(session.body().len() + 1);
+                session.replace(at, at, "m").unwrap();
+                continue;
+            }
+            let tab = &mut tabs[who];
+            let len = tab.body().len();
+            let at = rng.below(len + 1);
+            let made = tab.replace(at, at, "t").unwrap();
+            let bytes = codec::encode_changes(&made);
+            // Some tabs hear of it, in the order it happens; the session may too.
+            for (index, other) in tabs.iter_mut().enumerate() {
+                if index != who && rng.below(2) == 0 {
+                    other.receive_from_tab(&bytes).unwrap();
+                }
+            }
+            if rng.below(3) > 0 {
+                session.receive_from_tab(&bytes).unwrap();
+            }
+        }
+        if session.pending_len() == 0 {
+            continue;
+        }
+        let refused: Vec<ChangeId> =
+            (0..1 + rng.below(2)).map(|_| session.pending[rng.below(session.pending_len())].id()).collect();
+        session.discard(&refused);
+        for change in &session.pending {
+            for id in &refused {
+                assert!(!(change.replica == id.replica && change.seq >= id.seq), "seed {seed}: a later change stayed");
+            }
+        }
+        session.start_resync();
+        let mut server = FakeServer::new();
+        connect(&mut session, &mut server);
+        flush(&mut session, &mut server);
+        assert_eq!(session.pending_len(), 0, "seed {seed}");
+        assert_eq!(server.doc.text(BODY).unwrap_or_default(), session.body(), "seed {seed}");
+        for id in &refused {
+            assert!(server.doc.version().get(id.replica) < id.seq, "seed {seed}: a refused change reached the server");
+        }
+        if refused.iter().any(|id| id.replica == me) {
+            assert_ne!(session.doc().replica(), me, "seed {seed}: its own replica lost a change");
+        }
+    }
 }
