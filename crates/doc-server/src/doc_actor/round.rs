@@ -102,7 +102,15 @@ pub(super) fn check_batch(doc: &Document, changes: &[Change]) -> Result<(), (u16
         }
         version.set(change.replica, change.seq);
     }
-    Ok(())
+    doc.check_register_stamps(changes).map_err(|index| {
+        (
+            reject::DOES_NOT_FIT,
+            format!(
+                "change {index} writes a register with a stamp ahead of every write before it: it \
+                 would win against every later write and pin the register"
+            ),
+        )
+    })
 }
 
 impl DocActor {
@@ -319,6 +327,31 @@ mod tests {
         let batch = [first.clone(), first.clone(), second.clone()];
         assert_eq!(check_batch(&server, &batch), Ok(()));
         assert!(check_batch(&server, &[second]).is_err(), "skips #1");
+    }
+
+    #[test]
+    fn check_batch_refuses_a_register_write_stamped_ahead() {
+        let mallory = ReplicaId::from_u128(66);
+        let mut server = Document::new(ReplicaId::from_u128(9));
+        let mut alice = Document::new(ReplicaId::from_u128(1));
+        let honest = alice.set_register("title", "ours".into());
+        assert_eq!(check_batch(&server, std::slice::from_ref(&honest)), Ok(()));
+        server.apply_change(honest).unwrap();
+        let write = |time| Change {
+            replica: mallory,
+            seq: 1,
+            deps: Vec::new(),
+            ops: crdt_core::InlineVec::one(crdt_core::FieldOp {
+                field: "title".into(),
+                op: crdt_core::Op::Register(crdt_core::LwwOp {
+                    stamp: crdt_core::Lamport { time, replica: mallory },
+                    value: "pinned".into(),
+                }),
+            }),
+        };
+        let refused = check_batch(&server, &[write(u64::MAX)]).unwrap_err();
+        assert_eq!(refused.0, reject::DOES_NOT_FIT, "{refused:?}");
+        assert_eq!(check_batch(&server, &[write(2)]), Ok(()), "one above the stamp held");
     }
 
     #[test]
