@@ -9,7 +9,8 @@
 //! | `GET /ws/{id}`      | the WebSocket of document `id` (PROTOCOL.md)                  |
 //! | `GET /docs`         | JSON `[{"id": ..., "updated_ms": ...}]` of stored documents   |
 //! | `GET /docs/{id}`    | JSON value of document `id` (`Document::value()`), or 404     |
-//! | `GET /healthz`      | `ok`                                                          |
+//! | `GET /healthz`      | `ok`: the process answers (liveness)                          |
+//! | `GET /readyz`       | `ready`, or 503 when the store refuses a durable write now    |
 //! | `GET /metrics`      | Prometheus text format                                        |
 //!
 //! When the web bundle is not built, the HTML routes answer a short plain-text page saying so.
@@ -39,6 +40,7 @@ pub fn router(state: AppState) -> Router {
         .route("/docs", get(list_docs))
         .route("/docs/{id}", get(doc_value))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .with_state(state)
 }
@@ -121,13 +123,91 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
+/// Ready when the store commits a small write durably now ([`Store::probe`](crate::storage::Store::probe)),
+/// which is what every acknowledgement needs: a full, read-only or failing disk makes it 503,
+/// so a load balancer sends people elsewhere while `/healthz` still says the process lives.
+/// One probe runs at a time, and a result younger than [`READY_FOR`] is reused, so probing
+/// often costs the disk little.
+async fn readyz(State(state): State<AppState>) -> Response {
+    let mut last = state.ready.lock().await;
+    let fresh = last.as_ref().filter(|(at, _)| at.elapsed() < READY_FOR).map(|(_, result)| result.clone());
+    let result = match fresh {
+        Some(result) => result,
+        None => {
+            let store = std::sync::Arc::clone(&state.store);
+            let result = match tokio::task::spawn_blocking(move || store.probe()).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(error)) => Err(error.to_string()),
+                Err(error) => Err(error.to_string()),
+            };
+            if let Err(error) = &result {
+                tracing::warn!(%error, "not ready: the store refused a write");
+            }
+            *last = Some((tokio::time::Instant::now(), result.clone()));
+            result
+        }
+    };
+    match result {
+        Ok(()) => "ready\n".into_response(),
+        Err(error) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: the store refused a write: {error}\n"))
+            .into_response(),
+    }
+}
+
+/// How long a `/readyz` answer is reused.
+const READY_FOR: std::time::Duration = std::time::Duration::from_secs(1);
+
 async fn metrics(State(state): State<AppState>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render()).into_response()
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use crate::config::Config;
+    use crate::storage::{AuthorHash, DocSummary, MemoryStore, Store, StoreError, StoredDoc};
+
+    /// A store whose every operation fails, as on a dead disk.
+    struct Broken;
+
+    impl Store for Broken {
+        fn load(&self, _: &DocId) -> Result<StoredDoc, StoreError> {
+            Err(StoreError::Poisoned)
+        }
+        fn append(&self, _: &DocId, _: &[u8]) -> Result<u64, StoreError> {
+            Err(StoreError::Poisoned)
+        }
+        fn write_snapshot(&self, _: &DocId, _: &[u8], _: u64) -> Result<(), StoreError> {
+            Err(StoreError::Poisoned)
+        }
+        fn register_authors(&self, _: &DocId, _: &[(crdt_core::ReplicaId, AuthorHash)]) -> Result<(), StoreError> {
+            Err(StoreError::Poisoned)
+        }
+        fn list(&self) -> Result<Vec<DocSummary>, StoreError> {
+            Err(StoreError::Poisoned)
+        }
+        fn exists(&self, _: &DocId) -> Result<bool, StoreError> {
+            Err(StoreError::Poisoned)
+        }
+        fn probe(&self) -> Result<(), StoreError> {
+            Err(StoreError::Poisoned)
+        }
+    }
+
+    #[tokio::test]
+    async fn readyz_says_whether_the_store_takes_writes_and_healthz_only_that_we_live() {
+        let config = || Config::with_data_dir(std::env::temp_dir());
+        let good = AppState::new(config(), Arc::new(MemoryStore::default()));
+        let bad = AppState::new(config(), Arc::new(Broken));
+        assert_eq!(readyz(State(good)).await.status(), StatusCode::OK);
+        let refused = readyz(State(bad.clone())).await;
+        assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+        // Within a second the answer is reused, without probing again.
+        assert_eq!(readyz(State(bad)).await.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(healthz().await, "ok\n");
+    }
 
     #[test]
     fn asset_paths_stay_inside_the_assets_directory() {

@@ -62,6 +62,8 @@ pub struct AppState {
     pub tracker: TaskTracker,
     /// The next connection id.
     pub next_conn: Arc<AtomicU64>,
+    /// The last `/readyz` probe: when, and what the store said.
+    pub ready: Arc<tokio::sync::Mutex<Option<(tokio::time::Instant, Result<(), String>)>>>,
 }
 
 impl AppState {
@@ -78,7 +80,16 @@ impl AppState {
             shutdown: shutdown.clone(),
             tracker: tracker.clone(),
         });
-        AppState { registry, store, metrics, config, shutdown, tracker, next_conn: Arc::new(AtomicU64::new(1)) }
+        AppState {
+            registry,
+            store,
+            metrics,
+            config,
+            shutdown,
+            tracker,
+            next_conn: Arc::new(AtomicU64::new(1)),
+            ready: Arc::default(),
+        }
     }
 }
 

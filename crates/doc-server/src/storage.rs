@@ -111,6 +111,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// Whether anything was ever stored for `doc`.
     fn exists(&self, doc: &DocId) -> Result<bool, StoreError>;
+
+    /// Commits a small write durably, the way an append is committed: an error when the store
+    /// cannot take writes now (disk full, read-only, a failing disk). What `/readyz` asks.
+    fn probe(&self) -> Result<(), StoreError>;
 }
 
 /// Milliseconds since the Unix epoch (0 if the clock is before it).
@@ -181,6 +185,10 @@ impl Store for MemoryStore {
     fn exists(&self, doc: &DocId) -> Result<bool, StoreError> {
         let inner = self.inner.lock().map_err(|_| StoreError::Poisoned)?;
         Ok(inner.docs.contains_key(doc))
+    }
+
+    fn probe(&self) -> Result<(), StoreError> {
+        self.inner.lock().map(drop).map_err(|_| StoreError::Poisoned)
     }
 }
 

@@ -226,6 +226,8 @@ async fn http_routes_answer() {
     assert!(content_type.starts_with("text/plain"));
     assert!(String::from_utf8_lossy(&body).contains("not built"));
     assert_eq!(server.get("/healthz").await.0, 200);
+    let (status, _, body) = server.get("/readyz").await;
+    assert_eq!((status, body.as_slice()), (200, b"ready\n".as_slice()), "the SQLite store takes a durable write");
     assert_eq!(server.get("/docs/not!valid").await.0, 400);
     assert_eq!(server.get("/docs/never-written").await.0, 404);
     assert_eq!(server.get("/ws/bad.id").await.0, 400);

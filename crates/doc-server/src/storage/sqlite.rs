@@ -14,6 +14,7 @@
 //! log       (idx INTEGER PRIMARY KEY, doc TEXT, bytes BLOB)  -- the op log, indexed by (doc, idx)
 //! snapshots (doc TEXT PRIMARY KEY, through INTEGER, bytes BLOB)
 //! authors   (doc TEXT, replica BLOB, hash BLOB, PRIMARY KEY (doc, replica))  -- since version 3
+//! probe     (id INTEGER PRIMARY KEY, at_ms INTEGER)  -- one row, rewritten by `/readyz`
 //! ```
 //!
 //! A commit is paid in pages: each page a transaction changes is one more frame (page size
@@ -48,6 +49,7 @@ CREATE TABLE IF NOT EXISTS snapshots (
     through INTEGER NOT NULL,
     bytes BLOB NOT NULL
 );
+CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS authors (
     doc TEXT NOT NULL,
     replica BLOB NOT NULL,
@@ -265,6 +267,18 @@ impl Store for SqliteStore {
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
     }
 
+    fn probe(&self) -> Result<(), StoreError> {
+        // A committed write through the connection every commit uses, fsync'd like them.
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        tx.execute(
+            "INSERT INTO probe (id, at_ms) VALUES (1, ?1) ON CONFLICT (id) DO UPDATE SET at_ms = excluded.at_ms",
+            params![to_i64(now_ms())],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
     fn exists(&self, doc: &DocId) -> Result<bool, StoreError> {
         let conn = self.conn()?;
         let found = conn.query_row("SELECT 1 FROM docs WHERE id = ?1", params![doc.as_str()], |_| Ok(())).optional()?;
@@ -287,6 +301,19 @@ mod tests {
         let dir = temp_dir("sqlite-contract");
         let store = SqliteStore::open(&dir).unwrap();
         super::super::check_store_contract(&store);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_probe_commits_while_writes_work_and_fails_when_they_do_not() {
+        let dir = temp_dir("sqlite-probe");
+        let store = SqliteStore::open(&dir).unwrap();
+        store.probe().unwrap();
+        store.probe().unwrap();
+        // A store that cannot take writes any more (as on a read-only or failing disk).
+        store.conn().unwrap().execute_batch("PRAGMA query_only = 1").unwrap();
+        assert!(store.probe().is_err());
+        assert!(store.append(&DocId::parse("a").unwrap(), b"x").is_err(), "the probe says what an append meets");
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -200,6 +200,12 @@ impl crate::storage::Store for FlakyStore {
     fn exists(&self, doc: &DocId) -> Result<bool, crate::storage::StoreError> {
         self.inner.exists(doc)
     }
+    fn probe(&self) -> Result<(), crate::storage::StoreError> {
+        if self.failing.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(crate::storage::StoreError::Io(std::io::Error::other("disk full")));
+        }
+        self.inner.probe()
+    }
 }
 
 #[tokio::test]
