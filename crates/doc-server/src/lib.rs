@@ -62,9 +62,12 @@ pub struct AppState {
     pub tracker: TaskTracker,
     /// The next connection id.
     pub next_conn: Arc<AtomicU64>,
-    /// The last `/readyz` probe: when, and what the store said.
-    pub ready: Arc<tokio::sync::Mutex<Option<(tokio::time::Instant, Result<(), String>)>>>,
+    /// The last `/readyz` probe.
+    pub ready: Arc<tokio::sync::Mutex<Option<ReadyProbe>>>,
 }
+
+/// When `/readyz` last probed the store, and what the store said.
+pub type ReadyProbe = (tokio::time::Instant, Result<(), String>);
 
 impl AppState {
     /// A state with no document loaded.
