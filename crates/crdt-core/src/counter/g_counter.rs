@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{Applied, ApplyError, ReplicaId, MAX_COUNTER_TOTAL};
+use crate::{Applied, ApplyError, ReplicaId};
 
 /// A grow-only counter: the sum of one running total per replica.
 ///
@@ -39,13 +39,12 @@ impl GCounter {
         Self::default()
     }
 
-    /// Adds `n` to `replica`'s total (stopping at [`MAX_COUNTER_TOTAL`], above which other
-    /// replicas refuse a total) and returns the operation to send.
+    /// Adds `n` to `replica`'s total (saturating at `u64::MAX`) and returns the operation to send.
     ///
     /// An increment by 0 changes nothing; the returned operation then re-states the current
     /// total and applies elsewhere as a duplicate or a harmless catch-up.
     pub fn increment(&mut self, replica: ReplicaId, n: u64) -> GCounterOp {
-        let total = self.get(replica).saturating_add(n).min(MAX_COUNTER_TOTAL);
+        let total = self.get(replica).saturating_add(n);
         let op = GCounterOp { replica, total };
         self.raise(replica, total);
         self.debug_check();

@@ -32,7 +32,7 @@ pub const MAX_SEQ: u64 = u64::MAX / 2;
 /// The largest running total a counter operation may carry: 2^53 - 1, the largest integer a
 /// JavaScript number holds exactly (the page shows counters as numbers). A total above it
 /// would also let one replica saturate the sum and freeze the counter for everyone, so a
-/// change that carries one is invalid, and local increments stop at it.
+/// change that carries one is invalid, and a document's local increments stop at it.
 pub const MAX_COUNTER_TOTAL: u64 = (1 << 53) - 1;
 
 /// The most direct dependencies one change may name: one per replica that edited concurrently,

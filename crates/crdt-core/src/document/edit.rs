@@ -9,12 +9,17 @@
 
 use super::field::{Field, FieldKind, FieldName, FieldOp, Op};
 use super::Document;
-use crate::{EditError, InlineVec, Rga, RgaOp};
+use crate::{EditError, InlineVec, Rga, RgaOp, MAX_COUNTER_TOTAL};
 
 /// A text operation on the field `name`.
 #[inline(always)]
 fn text_op(name: FieldName, op: RgaOp) -> FieldOp {
     FieldOp { field: name, op: Op::Text(op) }
+}
+
+/// How much a counter total of `total` may still grow: up to [`MAX_COUNTER_TOTAL`].
+fn room(total: u64) -> u64 {
+    MAX_COUNTER_TOTAL.saturating_sub(total)
 }
 
 /// The field under a key of `kind` has another kind: impossible, because keys are always made
@@ -150,9 +155,10 @@ impl Document {
     pub(super) fn stage_counter(&mut self, name: &str, n: u64, up: bool) -> FieldOp {
         let replica = self.replica;
         let name = FieldName::new(name);
+        // A total stops at MAX_COUNTER_TOTAL, above which other replicas refuse it.
         let op = match self.entry(name.clone(), FieldKind::Counter) {
-            Field::Counter(counter) if up => counter.increment(replica, n),
-            Field::Counter(counter) => counter.decrement(replica, n),
+            Field::Counter(counter) if up => counter.increment(replica, n.min(room(counter.get(replica).0))),
+            Field::Counter(counter) => counter.decrement(replica, n.min(room(counter.get(replica).1))),
             _ => kind_mismatch(FieldKind::Counter),
         };
         FieldOp { field: name, op: Op::Counter(op) }
@@ -162,7 +168,7 @@ impl Document {
         let replica = self.replica;
         let name = FieldName::new(name);
         let op = match self.entry(name.clone(), FieldKind::GCounter) {
-            Field::GCounter(counter) => counter.increment(replica, n),
+            Field::GCounter(counter) => counter.increment(replica, n.min(room(counter.get(replica)))),
             _ => kind_mismatch(FieldKind::GCounter),
         };
         FieldOp { field: name, op: Op::GCounter(op) }
