@@ -18,5 +18,6 @@ scripts/build-web.sh
 echo "==> building the server (release)"
 cargo build --release -p doc-server
 
-echo "==> starting doc-server: open http://$LISTEN/ in two browser windows"
+echo "==> starting doc-server: open http://$LISTEN/, press New document, then Share and open the edit link in a second window"
+echo "    (links carry signed tokens; the secret is generated into ./data/secret.key; --open turns tokens off, for development only)"
 exec target/release/doc-server "${LISTEN_FLAG[@]}" --data-dir ./data --web-dir web/dist "$@"

@@ -290,7 +290,8 @@ test('7. a newcomer creates a document from the list and finds it there afterwar
     const page = await context.newPage();
     await page.goto(`${server.url}/`);
     await page.getByRole('button', { name: 'New document' }).click();
-    await page.waitForURL(/\/d\/[A-Za-z0-9_-]+$/);
+    // The edit link: the new id, its token in the fragment.
+    await page.waitForURL(/\/d\/[A-Za-z0-9_-]+#v1\.w\./);
     const id = decodeURIComponent(new URL(page.url()).pathname.slice(3));
     await waitForStatus(page, 'online');
     await caretToEnd(page);

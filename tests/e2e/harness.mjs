@@ -1,13 +1,16 @@
 // Test harness for the browser end-to-end tests: the real doc-server binary on a free port with
 // a temporary data directory, a TCP proxy that can cut one page's WebSocket traffic, and
 // headless Debian Chromium driven by playwright-core (never a downloaded browser).
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+
+const execFileAsync = promisify(execFile);
 
 const root = path.resolve(fileURLToPath(new URL('../..', import.meta.url)));
 // playwright-core is a dev dependency of web/ (installed by `npm ci` there).
@@ -19,15 +22,17 @@ export const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 
 /** The doc-server process; `stop()` and `start()` again keep the port and the data. */
 export class Server {
-  static async start() {
+  /** `secure`: access tokens required (links); otherwise `--open`. */
+  static async start({ secure = false } = {}) {
     const dataDir = await mkdtemp(path.join(tmpdir(), 'crdt-e2e-'));
-    const server = new Server(dataDir);
+    const server = new Server(dataDir, secure);
     await server.start('127.0.0.1:0');
     return server;
   }
 
-  constructor(dataDir) {
+  constructor(dataDir, secure = false) {
     this.dataDir = dataDir;
+    this.secure = secure;
     this.process = null;
     this.addr = null;
     this.log = [];
@@ -44,7 +49,10 @@ export class Server {
   async start(listen = this.addr) {
     const child = spawn(
       SERVER_BIN,
-      ['--listen', listen, '--data-dir', this.dataDir, '--web-dir', WEB_DIR, '--shutdown-timeout', '2s'],
+      [
+        ...(this.secure ? [] : ['--open']),
+        ...['--listen', listen, '--data-dir', this.dataDir, '--web-dir', WEB_DIR, '--shutdown-timeout', '2s'],
+      ],
       { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' } },
     );
     this.process = child;
@@ -90,8 +98,17 @@ export class Server {
     }
   }
 
-  async docValue(id) {
-    const response = await fetch(`${this.url}/docs/${id}`);
+  /** A token from `doc-server token` (signed with this server's secret, in its data dir). */
+  async token(id, role = 'write', expiresIn = '1h') {
+    const { stdout } = await execFileAsync(SERVER_BIN, [
+      'token', '--doc', id, '--role', role, '--expires-in', expiresIn, '--data-dir', this.dataDir,
+    ]);
+    return stdout.split('\n')[0].trim();
+  }
+
+  async docValue(id, token) {
+    const headers = token ? { Authorization: `Bearer ${token}` } : {};
+    const response = await fetch(`${this.url}/docs/${id}`, { headers });
     if (!response.ok) throw new Error(`GET /docs/${id}: ${response.status}`);
     return response.json();
   }

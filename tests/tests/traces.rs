@@ -138,6 +138,7 @@ fn a_keystroke_costs_a_few_tens_of_bytes_on_the_wire() {
             author: AuthorSecret([7; 32]),
             version: VersionVector::new(),
             user: UserInfo { name: "a".into(), color: "#000".into() },
+            token: String::new(),
         };
         ClientMsg::decode_on(&hello.encode_on(&mut client), 1 << 20, &mut server).unwrap();
         let (mut frames, mut bytes) = (0u64, 0u64);

@@ -9,7 +9,7 @@
 //   socket frame  -> client.receive() -> event.deltas -> CodeMirror (annotated as remote)
 //   other tab     -> client.receiveFromTab(record) -> same as a socket frame
 
-import { Annotation, ChangeSet, EditorState, Transaction } from '@codemirror/state';
+import { Annotation, ChangeSet, Compartment, EditorState, Transaction } from '@codemirror/state';
 import { EditorView, keymap, drawSelection, highlightActiveLine, placeholder } from '@codemirror/view';
 import { defaultKeymap, history, historyKeymap } from '@codemirror/commands';
 
@@ -20,6 +20,7 @@ import { describeStatus } from './lib/status.js';
 import { Saver } from './lib/saver.js';
 import { openStore } from './lib/store.js';
 import { loadUser, saveUser } from './lib/user.js';
+import { absolute, knownDocs, roleOf, tokenFor } from './lib/links.js';
 
 /** Marks editor transactions that come from the document, so they are not sent back. */
 const fromDocument = Annotation.define();
@@ -29,6 +30,13 @@ const MAX_COMPOSED_DELTAS = 64;
 const $ = (selector) => document.querySelector(selector);
 const docId = decodeURIComponent(location.pathname.replace(/^\/d\//, '').replace(/\/$/, ''));
 const likedKey = `crdt-editor:liked:${docId}`;
+/** The link's access token ('' without one: fine for a server in --open mode). */
+const token = tokenFor(docId);
+/** A view link: the text is shown live but cannot be changed here. */
+const readOnly = roleOf(token) === 'read';
+/** Close codes of a refused link (PROTOCOL.md section 9). */
+const CLOSE_UNAUTHORIZED = 4003;
+const CLOSE_TOKEN_EXPIRED = 4004;
 
 async function main() {
   await init({ module_or_path: new URL('./wasm_client_bg.wasm', import.meta.url) });
@@ -104,6 +112,12 @@ async function main() {
 
   // ---- The editor. ----
 
+  /** Whether the text can be changed here: not with a view link, nor once a link is refused. */
+  const access = new Compartment();
+  const editable = (yes) => [EditorState.readOnly.of(!yes), EditorView.editable.of(yes)];
+  /** The close code that refused our link, once one did. */
+  let refused = null;
+
   const view = new EditorView({
     parent: $('#editor'),
     state: EditorState.create({
@@ -119,7 +133,8 @@ async function main() {
         placeholder('Start typing…'),
         keymap.of([...defaultKeymap, ...historyKeymap]),
         remoteCursors,
-        EditorView.contentAttributes.of({ 'aria-label': 'Document text' }),
+        access.of(editable(!readOnly)),
+        EditorView.contentAttributes.of({ 'aria-label': readOnly ? 'Document text (view only)' : 'Document text' }),
         EditorView.updateListener.of((update) => {
           if (update.docChanged && !update.transactions.some((tr) => tr.annotation(fromDocument))) {
             sendLocalChanges(update.changes);
@@ -283,7 +298,8 @@ async function main() {
         madeLocally();
         renderFields();
       });
-      chip.append(document.createTextNode(tag), remove);
+      chip.append(document.createTextNode(tag));
+      if (!readOnly) chip.append(remove);
       tags.append(chip);
     }
 
@@ -301,7 +317,9 @@ async function main() {
   // ---- Status. ----
 
   function renderStatus() {
-    const { state, text } = describeStatus({ link: client.linkState(), pending: client.pendingCount() });
+    const { state, text } = refused
+      ? { state: 'offline', text: refused === CLOSE_TOKEN_EXPIRED ? 'link expired' : 'no access' }
+      : describeStatus({ link: client.linkState(), pending: client.pendingCount() });
     const status = $('#status');
     status.dataset.state = state;
     status.textContent = text;
@@ -320,6 +338,79 @@ async function main() {
     console.warn('state hash differs from the server at the same version: resyncing');
     client.startResync();
     connection.reconnectNow();
+  }
+
+  // ---- Access: view-only pages and the share panel. ----
+
+  function setUpAccess() {
+    if (readOnly) {
+      $('#access').hidden = false;
+      titleInput.readOnly = true;
+      $('#tag-form').hidden = true;
+      $('#like').disabled = true;
+    }
+    const button = $('#share');
+    button.addEventListener('click', async () => {
+      const panel = $('#share-panel');
+      panel.hidden = !panel.hidden;
+      button.setAttribute('aria-expanded', String(!panel.hidden));
+      if (!panel.hidden) await renderShareLinks();
+    });
+  }
+
+  /** The links this page can give: the view link always, the edit link unless it is one. */
+  async function shareLinks() {
+    if (!token) return { edit: absolute(`/d/${encodeURIComponent(docId)}`) };
+    if (readOnly) return { view: absolute(`/d/${encodeURIComponent(docId)}#${token}`) };
+    const known = knownDocs()[docId];
+    if (known?.edit && known?.view) return { edit: absolute(known.edit), view: absolute(known.view) };
+    const response = await fetch(`/docs/${encodeURIComponent(docId)}/links`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${token}` },
+    });
+    if (!response.ok) throw new Error(`the server answered ${response.status}`);
+    const links = await response.json();
+    return { edit: links.edit && absolute(links.edit), view: absolute(links.view) };
+  }
+
+  async function renderShareLinks() {
+    const box = $('#share-links');
+    box.replaceChildren('Making links…');
+    let links;
+    try {
+      links = await shareLinks();
+    } catch (error) {
+      box.replaceChildren(`Could not make links (${error.message}).`);
+      return;
+    }
+    box.replaceChildren();
+    for (const [kind, label] of [['edit', 'Edit link'], ['view', 'View link']]) {
+      if (!links[kind]) continue;
+      const row = document.createElement('div');
+      row.className = 'share-row';
+      const name = document.createElement('label');
+      name.textContent = label;
+      const field = document.createElement('input');
+      field.type = 'text';
+      field.readOnly = true;
+      field.value = links[kind];
+      field.id = `share-${kind}`;
+      name.htmlFor = field.id;
+      const copy = document.createElement('button');
+      copy.type = 'button';
+      copy.textContent = 'Copy';
+      copy.addEventListener('click', async () => {
+        field.select();
+        try {
+          await navigator.clipboard.writeText(field.value);
+          copy.textContent = 'Copied';
+        } catch {
+          copy.textContent = 'Select and copy';
+        }
+      });
+      row.append(name, field, copy);
+      box.append(row);
+    }
   }
 
   function showNotice(message) {
@@ -363,7 +454,7 @@ async function main() {
   const connection = new Connection({
     url: wsUrl,
     onOpen: () => {
-      connection.send(client.helloFrame(user.name, user.color));
+      connection.send(client.helloFrame(user.name, user.color, token));
       renderStatus();
     },
     onFrame: (bytes) => {
@@ -382,6 +473,20 @@ async function main() {
       flush();
     },
     onClose: (code) => {
+      if (code === CLOSE_UNAUTHORIZED || code === CLOSE_TOKEN_EXPIRED) {
+        // Retrying with the same link cannot help: say so, and keep what is here readable.
+        connection.stop();
+        refused = code;
+        showNotice(
+          code === CLOSE_TOKEN_EXPIRED
+            ? 'This link has expired. Ask the person who shared it for a new one.'
+            : token
+              ? 'This link does not open this document. Ask the person who shared it for a new one.'
+              : 'This document needs a link to open: ask its owner to share one with you.',
+        );
+        view.dispatch({ effects: access.reconfigure(editable(false)) });
+        renderStatus();
+      }
       // 4002: the server refused our replica id (our previous socket may still look alive
       // there); the client now edits as a new id and the retry connects with it. The pending
       // changes of the old id still go out: the author secret owns them.
@@ -392,9 +497,13 @@ async function main() {
     },
   });
 
-  // One view per page open; it is saved and sent like any other change.
-  client.addView();
-  madeLocally();
+  // One view per page open; it is saved and sent like any other change (a view link sends
+  // nothing: the server would refuse it).
+  if (!readOnly) {
+    client.addView();
+    madeLocally();
+  }
+  setUpAccess();
   renderFields();
   renderPeople();
   renderStatus();

@@ -27,12 +27,24 @@ pub const KIND_CLIENT: u8 = 16;
 /// Kind byte of a frame holding a [`ServerMsg`].
 pub const KIND_SERVER: u8 = 17;
 /// The protocol revision a client states in its hello; the server refuses others.
-pub const PROTOCOL_VERSION: u16 = 3;
+pub const PROTOCOL_VERSION: u16 = 4;
 
 /// The close code of a connection whose `Hello` named a replica it may not use: one that
 /// another live connection is using, or one owned by another [`AuthorSecret`]. The client
 /// mints a new replica id and connects again (its pending changes keep their own ids).
 pub const CLOSE_REPLICA_REFUSED: u16 = 4002;
+
+/// The close code of a connection whose `Hello` presented no access token, or one that does
+/// not grant reading this document (a bad signature, another document, malformed): do not
+/// reconnect with the same token.
+pub const CLOSE_UNAUTHORIZED: u16 = 4003;
+
+/// The close code of a connection whose `Hello` presented an access token that has expired:
+/// ask for a new link.
+pub const CLOSE_TOKEN_EXPIRED: u16 = 4004;
+
+/// The longest access token a `Hello` may carry, in bytes.
+pub const MAX_TOKEN_BYTES: usize = 1024;
 
 /// The codes of [`AckStatus::Rejected`] (PROTOCOL.md section 5). A `u16`, not an enum, so that
 /// a client can decode a code newer than itself; treat an unknown one like [`reject::INVALID`].
@@ -49,6 +61,8 @@ pub mod reject {
     /// A change is authored as a replica this connection does not own (another author
     /// secret registered it, or another live connection is using it).
     pub const NOT_OWNER: u16 = 5;
+    /// The connection's access token grants reading only: nothing it sends is applied.
+    pub const READ_ONLY: u16 = 6;
 }
 
 /// The proof that a connection authors as its replicas: 32 random bytes a client draws once
@@ -113,6 +127,9 @@ pub enum ClientMsg {
         version: VersionVector,
         /// Name and color for presence.
         user: UserInfo,
+        /// The access token of the link the client was given (PROTOCOL.md section 9a); empty
+        /// when it has none (a server in `--open` mode needs none).
+        token: String,
     },
     /// A batch of the client's changes. `seq` numbers batches on this connection (1, 2, ...);
     /// the server acknowledges each `seq` once the batch is durable.
@@ -223,10 +240,10 @@ impl ClientMsg {
     /// Encodes as one frame on a connection whose client → server names are `names`.
     pub fn encode_on(&self, names: &mut WireNames) -> Vec<u8> {
         let wire = match self {
-            ClientMsg::Hello { protocol, replica, author, version, user } => {
+            ClientMsg::Hello { protocol, replica, author, version, user, token } => {
                 // The decoder refuses a full table; the Hello still encodes.
                 let _ = names.name_replica(*replica);
-                ClientWire::Hello { protocol: *protocol, replica: *replica, author, version, user }
+                ClientWire::HelloWithToken { protocol: *protocol, replica: *replica, author, version, user, token }
             }
             ClientMsg::Changes { seq, changes } => {
                 ClientWire::Changes { seq: *seq, changes: changes_bytes(changes, names) }
@@ -247,9 +264,15 @@ impl ClientMsg {
     pub fn decode_on(bytes: &[u8], max_len: usize, names: &mut WireNames) -> Result<Self, DecodeError> {
         let wire: ClientWireOwned = codec::decode_message_with_limit(KIND_CLIENT, bytes, max_len)?;
         Ok(match wire {
+            // Protocol 3's hello (no token) still decodes, so that its `protocol` is refused
+            // by number rather than as an undecodable frame.
             ClientWireOwned::Hello { protocol, replica, author, version, user } => {
                 names.name_replica(replica).map_err(DecodeError::Invalid)?;
-                ClientMsg::Hello { protocol, replica, author, version, user }
+                ClientMsg::Hello { protocol, replica, author, version, user, token: String::new() }
+            }
+            ClientWireOwned::HelloWithToken { protocol, replica, author, version, user, token } => {
+                names.name_replica(replica).map_err(DecodeError::Invalid)?;
+                ClientMsg::Hello { protocol, replica, author, version, user, token }
             }
             ClientWireOwned::Changes { seq, changes } => {
                 ClientMsg::Changes { seq, changes: changes_of(&changes.0, names)? }
@@ -336,6 +359,8 @@ fn changes_of(bytes: &[u8], names: &mut WireNames) -> Result<Vec<Change>, Decode
 
 #[derive(Serialize)]
 enum ClientWire<'a> {
+    /// Protocol 3's hello: no longer sent, kept for the variant indexes.
+    #[allow(dead_code)]
     Hello {
         protocol: u16,
         replica: ReplicaId,
@@ -350,13 +375,41 @@ enum ClientWire<'a> {
     Presence {
         selection: &'a Option<Selection>,
     },
+    /// Since protocol 4: the hello with an access token.
+    HelloWithToken {
+        protocol: u16,
+        replica: ReplicaId,
+        author: &'a AuthorSecret,
+        version: &'a VersionVector,
+        user: &'a UserInfo,
+        token: &'a str,
+    },
 }
 
 #[derive(Deserialize)]
 enum ClientWireOwned {
-    Hello { protocol: u16, replica: ReplicaId, author: AuthorSecret, version: VersionVector, user: UserInfo },
-    Changes { seq: u64, changes: Bytes },
-    Presence { selection: Option<Selection> },
+    Hello {
+        protocol: u16,
+        replica: ReplicaId,
+        author: AuthorSecret,
+        version: VersionVector,
+        user: UserInfo,
+    },
+    Changes {
+        seq: u64,
+        changes: Bytes,
+    },
+    Presence {
+        selection: Option<Selection>,
+    },
+    HelloWithToken {
+        protocol: u16,
+        replica: ReplicaId,
+        author: AuthorSecret,
+        version: VersionVector,
+        user: UserInfo,
+        token: String,
+    },
 }
 
 #[derive(Serialize)]

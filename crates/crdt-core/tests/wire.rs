@@ -49,6 +49,7 @@ proptest! {
             author: AuthorSecret([7; 32]),
             version: VersionVector::new(),
             user: UserInfo { name: "a".into(), color: "#000".into() },
+            token: String::new(),
         };
         let (mut sender, mut receiver) = (WireNames::new(), WireNames::new());
         let frame = hello.encode_on(&mut sender);

@@ -15,7 +15,7 @@ pub const DEFAULT_SNAPSHOT_EVERY: u64 = 8192;
 #[derive(Clone, Debug, clap::Args)]
 pub struct Config {
     /// Directory of the embedded database (created if missing).
-    #[arg(long, default_value = "./data")]
+    #[arg(long, default_value = "./data", global = true)]
     pub data_dir: PathBuf,
 
     /// Directory of the built browser client (index.html, editor.html, assets/).
@@ -64,6 +64,26 @@ pub struct Config {
     /// How long shutdown waits for connections and documents to finish before giving up.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
+
+    /// Development mode: no access tokens; anyone who reaches the server reads, writes and
+    /// lists every document and reads the metrics. Never use it where others can connect.
+    #[arg(long)]
+    pub open: bool,
+
+    /// File holding the secret that signs access tokens (32 bytes or more). Default: the
+    /// DOC_SERVER_SECRET environment variable, else `secret.key` in the data directory,
+    /// generated at first start.
+    #[arg(long, global = true)]
+    pub secret_file: Option<PathBuf>,
+
+    /// How long the links made for a new document stay valid.
+    #[arg(long, default_value = "365d", value_parser = parse_duration)]
+    pub link_ttl: Duration,
+
+    /// An origin (e.g. `https://app.example.com`) whose pages may open WebSockets and call the
+    /// HTTP API, besides the server's own; repeat for several. `*` allows any origin.
+    #[arg(long = "allow-origin")]
+    pub allowed_origins: Vec<String>,
 }
 
 impl Config {
@@ -82,11 +102,15 @@ impl Config {
             snapshot_every: DEFAULT_SNAPSHOT_EVERY,
             snapshot_interval: Duration::from_secs(30),
             shutdown_timeout: Duration::from_secs(10),
+            open: false,
+            secret_file: None,
+            link_ttl: Duration::from_secs(365 * 86_400),
+            allowed_origins: Vec::new(),
         }
     }
 }
 
-/// Parses `250ms`, `15s`, `2m`, `1h` or a bare number of seconds.
+/// Parses `250ms`, `15s`, `2m`, `1h`, `7d` or a bare number of seconds.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
@@ -99,7 +123,8 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "s" => Ok(Duration::from_secs(value)),
         "m" => Ok(Duration::from_secs(value.saturating_mul(60))),
         "h" => Ok(Duration::from_secs(value.saturating_mul(3600))),
-        _ => Err(format!("unknown unit {unit:?} in {text:?}: use ms, s, m or h")),
+        "d" => Ok(Duration::from_secs(value.saturating_mul(86_400))),
+        _ => Err(format!("unknown unit {unit:?} in {text:?}: use ms, s, m, h or d")),
     }
 }
 
@@ -115,7 +140,8 @@ mod tests {
         assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
         assert!(parse_duration("ms").is_err());
         assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        assert!(parse_duration("5d").is_err());
+        assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(172_800)));
+        assert!(parse_duration("5w").is_err());
         assert!(parse_duration("").is_err());
     }
 }

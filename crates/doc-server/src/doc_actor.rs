@@ -97,6 +97,8 @@ pub struct JoinRequest {
     pub since: VersionVector,
     /// The SHA-256 of its author secret, from `Hello`.
     pub author: AuthorHash,
+    /// Whether its access token lets it send changes (a view link's does not).
+    pub writable: bool,
     /// Its outgoing queue (bounded; the actor only ever `try_send`s).
     pub out: mpsc::Sender<Bytes>,
     /// Fired by the actor to close the connection.

@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use crdt_core::DecodeError;
 
+use crate::auth::AuthError;
 use crate::doc_id::InvalidDocId;
 use crate::storage::StoreError;
 
@@ -48,6 +49,9 @@ pub enum ServerError {
     /// Socket or file IO failed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
+    /// The request's access token (or its page's origin) does not allow it.
+    #[error(transparent)]
+    Unauthorized(#[from] AuthError),
 }
 
 impl From<tokio::task::JoinError> for ServerError {
@@ -59,6 +63,13 @@ impl From<tokio::task::JoinError> for ServerError {
 impl IntoResponse for ServerError {
     fn into_response(self) -> Response {
         let (status, public) = match &self {
+            ServerError::Unauthorized(AuthError::Forbidden(_) | AuthError::Origin(_)) => {
+                (StatusCode::FORBIDDEN, self.to_string())
+            }
+            ServerError::Unauthorized(_) => {
+                let headers = [(axum::http::header::WWW_AUTHENTICATE, "Bearer")];
+                return (StatusCode::UNAUTHORIZED, headers, self.to_string()).into_response();
+            }
             ServerError::InvalidDocId(error) => (StatusCode::BAD_REQUEST, error.to_string()),
             ServerError::NotFound(_) => (StatusCode::NOT_FOUND, self.to_string()),
             ServerError::Decode(error) => (StatusCode::BAD_REQUEST, error.to_string()),

@@ -7,11 +7,17 @@
 //! | `GET /d/{id}`       | `<web-dir>/editor.html` (the editor page for document `id`)   |
 //! | `GET /assets/{*p}`  | a file under `<web-dir>/assets/`                              |
 //! | `GET /ws/{id}`      | the WebSocket of document `id` (PROTOCOL.md)                  |
-//! | `GET /docs`         | JSON `[{"id": ..., "updated_ms": ...}]` of stored documents   |
-//! | `GET /docs/{id}`    | JSON value of document `id` (`Document::value()`), or 404     |
+//! | `POST /docs`        | a new document id and its edit and view links (anyone)        |
+//! | `GET /docs`         | JSON `[{"id": ..., "updated_ms": ...}]` of stored documents (admin `*`) |
+//! | `GET /docs/{id}`    | JSON value of document `id` (`Document::value()`), or 404 (read) |
+//! | `POST /docs/{id}/links` | links of the caller's role and below (write)              |
 //! | `GET /healthz`      | `ok`: the process answers (liveness)                          |
 //! | `GET /readyz`       | `ready`, or 503 when the store refuses a durable write now    |
-//! | `GET /metrics`      | Prometheus text format                                        |
+//! | `GET /metrics`      | Prometheus text format (admin `*`)                            |
+//!
+//! The role in brackets is what the request's `Authorization: Bearer <token>` must grant (see
+//! `auth.rs`; 401 without a valid token, 403 with one that does not reach); `--open` asks for
+//! none. Pages of other origins get CORS headers only when `--allow-origin` names them.
 //!
 //! When the web bundle is not built, the HTML routes answer a short plain-text page saying so.
 //! Asset paths are confined to the assets directory: any `..`, absolute or backslashed
@@ -19,12 +25,16 @@
 
 use std::path::{Component, Path as FsPath, PathBuf};
 
-use axum::extract::{Path, State};
-use axum::http::{header, StatusCode};
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 
+use crate::auth::{now_secs, Auth, Role};
 use crate::{AppState, DocId, ServerError};
 
 const NOT_BUILT: &str = "doc-server is running, but the web client is not built.\n\
@@ -37,12 +47,69 @@ pub fn router(state: AppState) -> Router {
         .route("/d/{id}", get(editor))
         .route("/assets/{*path}", get(asset))
         .route("/ws/{id}", get(crate::ws::ws_route))
-        .route("/docs", get(list_docs))
+        .route("/docs", get(list_docs).post(create_doc))
         .route("/docs/{id}", get(doc_value))
+        .route("/docs/{id}/links", post(doc_links))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), cors))
         .with_state(state)
+}
+
+/// The token of `Authorization: Bearer <token>`, if any.
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// The role the request's bearer token grants on `doc` (`None`: the server-wide routes), if
+/// at least `need`; a refusal is counted and becomes 401 or 403.
+pub(crate) fn authorize(
+    state: &AppState,
+    headers: &HeaderMap,
+    doc: Option<&DocId>,
+    need: Role,
+) -> Result<Role, ServerError> {
+    state.auth.check(bearer(headers), doc, need).map_err(|error| {
+        state.metrics.auth_refusal(&error);
+        tracing::debug!(%error, "request refused");
+        ServerError::Unauthorized(error)
+    })
+}
+
+/// CORS for pages of the origins `--allow-origin` names: their requests get
+/// `Access-Control-Allow-Origin`, and their preflights an answer. Other origins get no CORS
+/// headers, so their pages' browsers withhold the answers (same-origin pages need none).
+async fn cors(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let origin = request.headers().get(header::ORIGIN).and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let listed = origin.as_deref().filter(|origin| {
+        state.config.allowed_origins.iter().any(|entry| entry == "*" || entry.trim_end_matches('/') == *origin)
+    });
+    let allow = listed.and_then(|origin| HeaderValue::from_str(origin).ok());
+    let preflight = request.method() == Method::OPTIONS;
+    let mut response = if preflight {
+        if allow.is_some() {
+            StatusCode::NO_CONTENT.into_response()
+        } else {
+            StatusCode::FORBIDDEN.into_response()
+        }
+    } else {
+        next.run(request).await
+    };
+    if let Some(allow) = allow {
+        let headers = response.headers_mut();
+        headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allow);
+        headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+        if preflight {
+            headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST"));
+            headers
+                .insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("authorization, content-type"));
+            headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
+        }
+    }
+    response
 }
 
 async fn index(State(state): State<AppState>) -> Response {
@@ -96,14 +163,20 @@ fn content_type(path: &FsPath) -> &'static str {
     }
 }
 
-async fn list_docs(State(state): State<AppState>) -> Result<Response, ServerError> {
+async fn list_docs(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ServerError> {
+    authorize(&state, &headers, None, Role::Admin)?;
     let store = state.store.clone();
     let docs = tokio::task::spawn_blocking(move || store.list()).await??;
     Ok(axum::Json(docs).into_response())
 }
 
-async fn doc_value(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ServerError> {
+async fn doc_value(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ServerError> {
     let id = DocId::parse(&id)?;
+    authorize(&state, &headers, Some(&id), Role::Read)?;
     let handle = match state.registry.get(&id) {
         Some(handle) => handle,
         None => {
@@ -117,6 +190,52 @@ async fn doc_value(State(state): State<AppState>, Path(id): Path<String>) -> Res
     };
     let json = handle.value().await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
+}
+
+/// The links of a document: `/d/{id}#<token>` for each role, as the page wants them.
+#[derive(Debug, serde::Serialize)]
+struct Links {
+    id: String,
+    /// Edit link (write), when the caller may give one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    edit: Option<String>,
+    /// View link (read).
+    view: String,
+    /// When the links stop working (milliseconds since the Unix epoch).
+    expires_ms: u64,
+}
+
+fn links(auth: &Auth, id: &DocId, up_to: Role, ttl: std::time::Duration) -> Links {
+    let expires = now_secs().saturating_add(ttl.as_secs());
+    let link = |role| format!("/d/{id}#{}", auth.mint(id.as_str(), role, expires));
+    Links {
+        id: id.to_string(),
+        edit: (up_to >= Role::Write).then(|| link(Role::Write)),
+        view: link(Role::Read),
+        expires_ms: expires.saturating_mul(1000),
+    }
+}
+
+/// `POST /docs`: a new document (an unguessable id: 144 random bits) and its links. Nothing
+/// is stored until someone writes through them.
+async fn create_doc(State(state): State<AppState>) -> Result<Response, ServerError> {
+    let mut bytes = [0u8; 18];
+    getrandom::fill(&mut bytes).map_err(|error| ServerError::Task(format!("no random source: {error}")))?;
+    let id = DocId::parse(&URL_SAFE_NO_PAD.encode(bytes))?;
+    tracing::info!(doc_id = %id, "document created");
+    Ok((StatusCode::CREATED, axum::Json(links(&state.auth, &id, Role::Write, state.config.link_ttl))).into_response())
+}
+
+/// `POST /docs/{id}/links`: new links of the caller's role and below (a write token gets an
+/// edit and a view link, to share).
+async fn doc_links(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ServerError> {
+    let id = DocId::parse(&id)?;
+    let role = authorize(&state, &headers, Some(&id), Role::Write)?;
+    Ok(axum::Json(links(&state.auth, &id, role, state.config.link_ttl)).into_response())
 }
 
 async fn healthz() -> &'static str {
@@ -157,8 +276,9 @@ async fn readyz(State(state): State<AppState>) -> Response {
 /// How long a `/readyz` answer is reused.
 const READY_FOR: std::time::Duration = std::time::Duration::from_secs(1);
 
-async fn metrics(State(state): State<AppState>) -> Response {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render()).into_response()
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ServerError> {
+    authorize(&state, &headers, None, Role::Admin)?;
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render()).into_response())
 }
 
 #[cfg(test)]

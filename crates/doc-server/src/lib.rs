@@ -17,6 +17,7 @@
 //! **Architecture Invariant:** doc-server is the only crate that knows about WebSockets; the
 //! message types themselves live in crdt-core so that the browser client shares them.
 
+pub mod auth;
 pub mod config;
 pub mod doc_actor;
 pub mod doc_id;
@@ -36,6 +37,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+pub use auth::Auth;
 pub use config::Config;
 pub use doc_id::DocId;
 pub use error::ServerError;
@@ -64,14 +66,18 @@ pub struct AppState {
     pub next_conn: Arc<AtomicU64>,
     /// The last `/readyz` probe.
     pub ready: Arc<tokio::sync::Mutex<Option<ReadyProbe>>>,
+    /// Checks and mints access tokens.
+    pub auth: Arc<Auth>,
 }
 
 /// When `/readyz` last probed the store, and what the store said.
 pub type ReadyProbe = (tokio::time::Instant, Result<(), String>);
 
 impl AppState {
-    /// A state with no document loaded.
+    /// A state with no document loaded, whose tokens are signed with a secret drawn now
+    /// (`main` sets the server's lasting one with [`AppState::with_auth`]).
     pub fn new(config: Config, store: Arc<dyn Store>) -> AppState {
+        let auth = Auth::ephemeral(config.open);
         let metrics = Arc::new(Metrics::default());
         let config = Arc::new(config);
         let shutdown = CancellationToken::new();
@@ -92,7 +98,14 @@ impl AppState {
             tracker,
             next_conn: Arc::new(AtomicU64::new(1)),
             ready: Arc::default(),
+            auth: Arc::new(auth),
         }
+    }
+
+    /// The same state, checking and minting tokens with `auth`.
+    pub fn with_auth(mut self, auth: Auth) -> AppState {
+        self.auth = Arc::new(auth);
+        self
     }
 }
 

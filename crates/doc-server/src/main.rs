@@ -11,16 +11,24 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::Parser;
+use doc_server::auth::Role;
 use doc_server::storage::SqliteStore;
-use doc_server::{AppState, Config};
+use doc_server::{AppState, Auth, Config, DocId};
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
 /// Collaborative document server: one actor per document, durable op log, WebSocket sync.
+///
+/// Documents are reached through links that carry signed access tokens (read, write or
+/// admin): `POST /docs` creates a document and answers its links, `doc-server token` mints
+/// one from the command line. `--open` turns tokens off, for development only.
 #[derive(Debug, Parser)]
 #[command(name = "doc-server", version)]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
     /// Address to listen on (port 0 picks a free port; the chosen address is printed).
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
@@ -29,9 +37,38 @@ struct Cli {
     config: Config,
 }
 
+#[derive(Debug, clap::Subcommand)]
+enum Command {
+    /// Prints an access token signed with this server's secret (same --data-dir or
+    /// --secret-file as the server), and the link that carries it.
+    Token {
+        /// The document id, or `*` for every document (with `--role admin`: listing, metrics).
+        #[arg(long)]
+        doc: String,
+        /// read (view link), write (edit link) or admin.
+        #[arg(long, default_value = "write", value_parser = Role::parse)]
+        role: Role,
+        /// How long the token stays valid (`30d`, `12h`, ...).
+        #[arg(long, default_value = "30d", value_parser = doc_server::config::parse_duration)]
+        expires_in: std::time::Duration,
+        /// The server's public address, for the printed link.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        base_url: String,
+    },
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging();
+    if let Some(Command::Token { doc, role, expires_in, base_url }) = &cli.command {
+        return match mint_token(&cli.config, doc, *role, *expires_in, base_url) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("doc-server token: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
@@ -60,7 +97,40 @@ fn init_logging() {
         .init();
 }
 
+/// `doc-server token`: prints the token, then the link (for a single document).
+fn mint_token(
+    config: &Config,
+    doc: &str,
+    role: Role,
+    expires_in: std::time::Duration,
+    base_url: &str,
+) -> Result<(), String> {
+    if doc != doc_server::auth::ANY_DOC {
+        DocId::parse(doc).map_err(|error| error.to_string())?;
+    }
+    let auth = server_auth(config)?;
+    let token = auth.mint(doc, role, doc_server::auth::now_secs().saturating_add(expires_in.as_secs()));
+    println!("{token}");
+    if doc != doc_server::auth::ANY_DOC {
+        println!("{}/d/{doc}#{token}", base_url.trim_end_matches('/'));
+    }
+    Ok(())
+}
+
+/// The server's token checker: its lasting secret, and `--open`.
+fn server_auth(config: &Config) -> Result<Auth, String> {
+    let secret = Auth::load_secret(config.secret_file.as_deref(), &config.data_dir)?;
+    Auth::new(secret, config.open)
+}
+
 async fn serve(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
+    let auth = server_auth(&cli.config)?;
+    if auth.is_open() {
+        let warning = "--open: ACCESS TOKENS ARE OFF. Anyone who can reach this server can read, change and list \
+                       every document. Use it for development on a machine only you can reach.";
+        tracing::warn!("{warning}");
+        eprintln!("\n!!! {warning}\n");
+    }
     let store = SqliteStore::open(&cli.config.data_dir)
         .map_err(|error| format!("cannot open the store in {}: {error}", cli.config.data_dir.display()))?;
     let listener = tokio::net::TcpListener::bind(cli.listen)
@@ -73,7 +143,7 @@ async fn serve(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         writeln!(stdout, "listening on {address}")?;
         stdout.flush()?;
     }
-    let state = AppState::new(cli.config, Arc::new(store));
+    let state = AppState::new(cli.config, Arc::new(store)).with_auth(auth);
     doc_server::run(listener, state, shutdown_signal()).await?;
     Ok(())
 }

@@ -100,7 +100,14 @@ pub struct Metrics {
     pub snapshot_bytes: AtomicU64,
     /// Storage operations that failed.
     pub storage_errors: AtomicU64,
+    /// Requests and connections refused for their access token, by [`AUTH_REASONS`].
+    pub auth_refusals: [AtomicU64; AUTH_REASONS.len()],
+    /// Batches rejected because the connection's link is view-only.
+    pub read_only_rejections: AtomicU64,
 }
+
+/// The `reason` labels of `doc_server_auth_refusals_total` ([`crate::auth::AuthError::label`]).
+pub const AUTH_REASONS: [&str; 5] = ["missing", "malformed", "bad_signature", "expired", "forbidden"];
 
 impl Metrics {
     /// Adds `n` to a counter.
@@ -111,6 +118,13 @@ impl Metrics {
     /// Adds 1 to a counter.
     pub fn inc(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one refusal for `error`.
+    pub fn auth_refusal(&self, error: &crate::auth::AuthError) {
+        if let Some(index) = AUTH_REASONS.iter().position(|reason| *reason == error.label()) {
+            Metrics::inc(&self.auth_refusals[index]);
+        }
     }
 
     /// Renders every metric in the Prometheus text format.
@@ -161,11 +175,22 @@ impl Metrics {
             ("doc_server_log_bytes_total", "Bytes of op log entries handed to the store.", &self.log_bytes),
             ("doc_server_snapshot_bytes_total", "Bytes of snapshots handed to the store.", &self.snapshot_bytes),
             ("doc_server_storage_errors_total", "Storage operations that failed.", &self.storage_errors),
+            (
+                "doc_server_read_only_rejections_total",
+                "Batches rejected because the connection's link is view-only.",
+                &self.read_only_rejections,
+            ),
         ];
         for (name, help, value) in counters {
             let _ = writeln!(out, "# HELP {name} {help}");
             let _ = writeln!(out, "# TYPE {name} counter");
             let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
+        }
+        let name = "doc_server_auth_refusals_total";
+        let _ = writeln!(out, "# HELP {name} Requests and connections refused for their access token, by reason.");
+        let _ = writeln!(out, "# TYPE {name} counter");
+        for (reason, value) in AUTH_REASONS.iter().zip(&self.auth_refusals) {
+            let _ = writeln!(out, "{name}{{reason=\"{reason}\"}} {}", value.load(Ordering::Relaxed));
         }
         self.apply_latency.render(
             &mut out,

@@ -26,13 +26,17 @@ use std::time::Duration;
 use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::response::Response;
-use crdt_core::protocol::{ClientMsg, ServerMsg, WireNames, CLOSE_REPLICA_REFUSED, PROTOCOL_VERSION};
+use crdt_core::protocol::{
+    ClientMsg, ServerMsg, WireNames, CLOSE_REPLICA_REFUSED, CLOSE_TOKEN_EXPIRED, CLOSE_UNAUTHORIZED, MAX_TOKEN_BYTES,
+    PROTOCOL_VERSION,
+};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{interval_at, timeout, Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite;
 use tracing::Instrument;
 
+use crate::auth::{Auth, AuthError, Role};
 use crate::doc_actor::{author_hash, ConnId, DocCommand, DocHandle, JoinRefused, JoinRequest, KickReason};
 use crate::metrics::{GaugeGuard, Metrics};
 use crate::{AppState, DocId, ServerError};
@@ -67,15 +71,30 @@ pub mod close_code {
     /// `Hello` named a replica that another connection uses or another author owns: connect
     /// as a new replica id. (4000, which closed the *other* connection, is no longer sent.)
     pub const REPLICA_REFUSED: u16 = crdt_core::protocol::CLOSE_REPLICA_REFUSED;
+    /// `Hello` presented no access token, or one that does not let it read this document.
+    pub const UNAUTHORIZED: u16 = crdt_core::protocol::CLOSE_UNAUTHORIZED;
+    /// `Hello` presented an access token that expired.
+    pub const TOKEN_EXPIRED: u16 = crdt_core::protocol::CLOSE_TOKEN_EXPIRED;
 }
 
 /// `GET /ws/{id}`: upgrades to a WebSocket for document `id`.
 pub async fn ws_route(
     Path(id): Path<String>,
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ServerError> {
     let doc_id = DocId::parse(&id)?;
+    // Browsers let any site's page open a WebSocket to us (cross-site WebSocket hijacking):
+    // only pages of our own origin and the listed ones may upgrade, whatever token they hold.
+    let header = |name| headers.get(name).and_then(|value: &axum::http::HeaderValue| value.to_str().ok());
+    let origin = header(axum::http::header::ORIGIN);
+    if !Auth::origin_allowed(origin, header(axum::http::header::HOST), &state.config.allowed_origins) {
+        let error = AuthError::Origin(origin.unwrap_or_default().chars().take(100).collect());
+        state.metrics.auth_refusal(&error);
+        tracing::info!(%error, "websocket upgrade refused");
+        return Err(error.into());
+    }
     let config = &state.config;
     let tracker = state.tracker.clone();
     Ok(upgrade
@@ -113,6 +132,8 @@ enum Exit {
     Failed(String),
     /// The `Hello`'s replica id is in use by another connection or owned by another author.
     ReplicaRefused(String),
+    /// The `Hello`'s access token does not let it read the document.
+    Unauthorized(AuthError),
 }
 
 fn bad(code: u16, message: impl Into<String>) -> Exit {
@@ -147,6 +168,10 @@ where
                 tracing::info!("closing connection: heartbeat timeout");
             }
             Exit::Failed(reason) => tracing::error!(%reason, "closing connection: document unavailable"),
+            Exit::Unauthorized(error) => {
+                state.metrics.auth_refusal(error);
+                tracing::info!(%error, "closing connection: not authorized");
+            }
             other => tracing::debug!(exit = ?other, "connection ends"),
         }
         goodbye(&mut sink, &mut stream, &exit).await;
@@ -171,10 +196,10 @@ where
         next = timeout(state.config.hello_timeout, next_message(stream, state, &missed_pongs, &mut names)) => next,
         _ = state.shutdown.cancelled() => return Exit::Shutdown,
     };
-    let (replica, author, version, user) = match hello {
+    let (replica, author, version, user, role) = match hello {
         Err(_) => return bad(close_code::POLICY_VIOLATION, "no Hello within the hello timeout"),
         Ok(Err(exit)) => return exit,
-        Ok(Ok(ClientMsg::Hello { protocol, replica, author, version, user })) => {
+        Ok(Ok(ClientMsg::Hello { protocol, replica, author, version, user, token })) => {
             if protocol != PROTOCOL_VERSION {
                 return bad(
                     close_code::PROTOCOL_ERROR,
@@ -184,7 +209,15 @@ where
             if user.name.len() > MAX_LABEL_BYTES || user.color.len() > MAX_LABEL_BYTES {
                 return bad(close_code::POLICY_VIOLATION, "user name or color is too long");
             }
-            (replica, author_hash(&author), version, user)
+            if token.len() > MAX_TOKEN_BYTES {
+                return bad(close_code::POLICY_VIOLATION, "the access token is too long");
+            }
+            // Reading is the least a connection does; what it may send is decided per batch.
+            let role = match state.auth.check(Some(&token), Some(doc_id), Role::Read) {
+                Ok(role) => role,
+                Err(error) => return Exit::Unauthorized(error),
+            };
+            (replica, author_hash(&author), version, user, role)
         }
         Ok(Ok(_)) => return bad(close_code::PROTOCOL_ERROR, "the first message must be Hello"),
     };
@@ -199,7 +232,17 @@ where
         let (out, out_rx) = mpsc::channel(state.config.send_queue as usize);
         let (kick, kick_rx) = oneshot::channel();
         let (reply, answer) = oneshot::channel();
-        let join = JoinRequest { conn, replica, author, user: user.clone(), since: version.clone(), out, kick, reply };
+        let join = JoinRequest {
+            conn,
+            replica,
+            author,
+            user: user.clone(),
+            since: version.clone(),
+            writable: role >= Role::Write,
+            out,
+            kick,
+            reply,
+        };
         if handle.send(DocCommand::Join(join)).await.is_err() {
             continue; // The actor unloaded after we got its handle: open again.
         }
@@ -410,6 +453,8 @@ where
             (close_code::TRY_AGAIN_LATER, Some("too slow: the outgoing queue overflowed; reconnect and resync".into()))
         }
         Exit::ReplicaRefused(reason) => (CLOSE_REPLICA_REFUSED, Some(reason.clone())),
+        Exit::Unauthorized(error @ AuthError::Expired) => (CLOSE_TOKEN_EXPIRED, Some(error.to_string())),
+        Exit::Unauthorized(error) => (CLOSE_UNAUTHORIZED, Some(error.to_string())),
         Exit::Kicked(KickReason::StorageFailure) => {
             (close_code::INTERNAL_ERROR, Some("the server could not store the document; reconnect later".into()))
         }

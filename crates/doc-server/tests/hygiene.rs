@@ -26,6 +26,7 @@ fn hello(protocol: u16) -> ClientMsg {
         author: AuthorSecret::random(),
         version: VersionVector::new(),
         user: UserInfo { name: "tester".into(), color: "#000".into() },
+        token: String::new(),
     }
 }
 

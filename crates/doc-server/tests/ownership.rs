@@ -39,6 +39,7 @@ async fn hello_outcome(server: &Server, doc: &str, replica: ReplicaId, author: A
         author,
         version: Default::default(),
         user: UserInfo { name: "mallory".into(), color: "#000".into() },
+        token: String::new(),
     };
     ws.send(Message::Binary(hello.encode().into())).await.unwrap();
     let mut error = String::new();

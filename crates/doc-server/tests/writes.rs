@@ -114,6 +114,7 @@ async fn open_page(server: &Server, doc: &Document, changes: &[Change], batch: u
         author: AuthorSecret::random(),
         version: doc.version().clone(),
         user: UserInfo { name: "typist".into(), color: "#3366cc".into() },
+        token: String::new(),
     };
     // Names (replica ids, field names) are given once per connection, as the real client does.
     let mut names = WireNames::new();
@@ -182,6 +183,7 @@ async fn reload(server: &mut Server, dir: &std::path::Path, end: &str) -> (Serve
         author: AuthorSecret::random(),
         version: Default::default(),
         user: UserInfo { name: "reader".into(), color: "#cc3366".into() },
+        token: String::new(),
     };
     ws.send(Message::Binary(hello.encode().into())).await.expect("send hello");
     let welcome = loop {

@@ -54,6 +54,7 @@ impl Ours {
             author: AuthorSecret::random(),
             version: VersionVector::new(),
             user: UserInfo { name: user.to_owned(), color: "#3366cc".into() },
+            token: String::new(),
         };
         ws.send(Message::Binary(hello.encode_on(&mut ours.names).into())).await.map_err(|e| format!("send: {e}"))?;
         let frame = next_binary(&mut ws).await?;

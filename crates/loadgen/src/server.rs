@@ -79,7 +79,7 @@ impl ServerProcess {
                 let binary = programs.doc_server.as_ref().ok_or("no --doc-server binary given")?;
                 let mut command = Command::new(binary);
                 command
-                    .args(["--listen", "127.0.0.1:0", "--data-dir"])
+                    .args(["--open", "--listen", "127.0.0.1:0", "--data-dir"])
                     .arg(dir.join("data"))
                     .arg("--web-dir")
                     .arg(dir.join("web"))

@@ -22,7 +22,7 @@ async fn loadgen_smoke_run_against_doc_server() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("local address").to_string();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let state = AppState::new(Config::with_data_dir(dir.clone()), Arc::new(store));
+    let state = AppState::new(Config { open: true, ..Config::with_data_dir(dir.clone()) }, Arc::new(store));
     let server = tokio::spawn(doc_server::run(listener, state, async move {
         let _ = stopped.await;
     }));

@@ -274,10 +274,11 @@ impl Client {
 
     // ---- Sync. ----
 
-    /// The first frame of a connection.
+    /// The first frame of a connection. `token` is the access token of the page's link
+    /// (the part after `#` in its address); leave it out when the server runs `--open`.
     #[wasm_bindgen(js_name = helloFrame)]
-    pub fn hello_frame(&mut self, name: String, color: String) -> Vec<u8> {
-        self.session.hello(UserInfo { name, color })
+    pub fn hello_frame(&mut self, name: String, color: String, token: Option<String>) -> Vec<u8> {
+        self.session.hello(UserInfo { name, color }, token.as_deref().unwrap_or(""))
     }
 
     /// After `diverged` was reported: the next connection rebuilds the document from the

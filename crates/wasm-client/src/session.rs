@@ -361,15 +361,23 @@ impl Session {
     // ---- The protocol. ----
 
     /// Starts a connection: the `Hello` frame to send first. Forgets the previous
-    /// connection's batches; their changes are still pending and are sent again.
-    pub fn hello(&mut self, user: UserInfo) -> Vec<u8> {
+    /// connection's batches; their changes are still pending and are sent again. `token` is
+    /// the access token of the page's link (empty for none).
+    pub fn hello(&mut self, user: UserInfo, token: &str) -> Vec<u8> {
         self.link = Link::Joining;
         self.peers.clear();
         let version = if self.resyncing { VersionVector::new() } else { self.doc.version().clone() };
         // A new connection: nothing is named on it yet.
         self.names = WireNames::new();
-        ClientMsg::Hello { protocol: PROTOCOL_VERSION, replica: self.doc.replica(), author: self.author, version, user }
-            .encode_on(&mut self.names)
+        ClientMsg::Hello {
+            protocol: PROTOCOL_VERSION,
+            replica: self.doc.replica(),
+            author: self.author,
+            version,
+            user,
+            token: token.to_owned(),
+        }
+        .encode_on(&mut self.names)
     }
 
     /// The connection is gone.

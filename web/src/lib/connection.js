@@ -25,7 +25,18 @@ export class Connection {
     this.attempt = 0;
     this.retryTimer = null;
     this.joinTimer = null;
-    window.addEventListener('online', () => this.reconnectNow());
+    this.stopped = false;
+    window.addEventListener('online', () => {
+      if (!this.stopped) this.reconnectNow();
+    });
+  }
+
+  /** Gives up for good (the server refused our link): no more retries. */
+  stop() {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    clearTimeout(this.joinTimer);
+    this.retryTimer = null;
   }
 
   get isOpen() {
@@ -75,6 +86,7 @@ export class Connection {
 
   /** Drops the current socket (if any) and connects again at once. */
   reconnectNow() {
+    if (this.stopped) return;
     const socket = this.socket;
     if (socket) {
       this.socket = null;
@@ -88,7 +100,7 @@ export class Connection {
   }
 
   scheduleRetry() {
-    if (this.retryTimer !== null) return;
+    if (this.retryTimer !== null || this.stopped) return;
     const delay = backoffDelay(this.attempt);
     this.attempt += 1;
     this.retryTimer = setTimeout(() => this.start(), delay);

@@ -33,6 +33,8 @@ pub(super) struct PeerEntry {
     pub peer: Peer,
     /// The hash of the connection's author secret.
     pub author: AuthorHash,
+    /// Whether it may send changes (see `JoinRequest::writable`).
+    pub writable: bool,
     /// The replicas whose entry of the document's version changed since this connection's
     /// `Welcome` or last `Ack`: its next `Ack` carries just those (PROTOCOL.md §5), so an ack
     /// does not grow with the number of replicas that ever edited the document.
@@ -124,7 +126,14 @@ impl DocActor {
         let announce = frame(&ServerMsg::Presence(peer.clone()));
         self.peers.insert(
             join.conn,
-            PeerEntry { out: join.out, kick: Some(join.kick), peer, author: join.author, untold: BTreeSet::new() },
+            PeerEntry {
+                out: join.out,
+                kick: Some(join.kick),
+                peer,
+                author: join.author,
+                writable: join.writable,
+                untold: BTreeSet::new(),
+            },
         );
         self.broadcast(&announce, Some(join.conn));
         self.settle_dropped();

@@ -116,8 +116,15 @@ pub(super) fn check_batch(doc: &Document, changes: &[Change]) -> Result<(), (u16
 impl DocActor {
     /// Applies one batch from `conn` whole or not at all, and queues its acknowledgement.
     pub(super) async fn apply_batch(&mut self, conn: ConnId, seq: u64, changes: Vec<Change>, round: &mut Round) {
-        if !self.peers.contains_key(&conn) {
+        let Some(writable) = self.peers.get(&conn).map(|entry| entry.writable) else {
             // Kicked or never joined: its client resends after reconnecting.
+            return;
+        };
+        if !writable {
+            let reason = "this connection's link is view-only: nothing it sends is applied".to_owned();
+            tracing::info!(conn = conn.0, seq, "batch from a view-only connection rejected");
+            Metrics::inc(&self.ctx.metrics.read_only_rejections);
+            round.acks.push(PendingAck { conn, seq, status: AckStatus::Rejected { code: reject::READ_ONLY, reason } });
             return;
         }
         let started = Instant::now();

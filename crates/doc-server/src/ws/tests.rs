@@ -30,6 +30,7 @@ fn hello() -> ClientMsg {
         author: secret(),
         version: VersionVector::new(),
         user: UserInfo { name: "ann".into(), color: "#f00".into() },
+        token: String::new(),
     }
 }
 
@@ -47,10 +48,10 @@ fn names_after_hello() -> WireNames {
 #[test]
 fn protocol_md_byte_examples_are_right() {
     let r = replica_bytes();
-    let mut expected = vec![0x02, 0x10, 0x00, 0x03];
+    let mut expected = vec![0x02, 0x10, 0x03, 0x04];
     expected.extend(&r);
     expected.extend(0..32u8);
-    expected.extend([0x00, 0x03, b'a', b'n', b'n', 0x04, b'#', b'f', b'0', b'0']);
+    expected.extend([0x00, 0x03, b'a', b'n', b'n', 0x04, b'#', b'f', b'0', b'0', 0x00]);
     let mut names = WireNames::new();
     assert_eq!(hello().encode_on(&mut names), expected, "Hello");
 
@@ -117,7 +118,7 @@ fn binary(names: &mut WireNames, message: &ClientMsg) -> Incoming {
 #[tokio::test]
 async fn a_session_through_channels_syncs_and_closes_on_bad_input() {
     let dir = std::env::temp_dir().join("doc-server-ws-unit");
-    let state = AppState::new(Config::with_data_dir(dir), Arc::new(MemoryStore::default()));
+    let state = AppState::new(open_config(dir), Arc::new(MemoryStore::default()));
     let (input, mut output, session) = start(&state);
 
     let mut names = WireNames::new();
@@ -212,7 +213,7 @@ impl crate::storage::Store for FlakyStore {
 async fn a_failed_commit_is_never_acknowledged() {
     let store = Arc::new(FlakyStore::default());
     let dir = std::env::temp_dir().join("doc-server-ws-unit-flaky");
-    let state = AppState::new(Config::with_data_dir(dir), store.clone());
+    let state = AppState::new(open_config(dir), store.clone());
     let (input, mut output, session) = start(&state);
     let mut names = WireNames::new();
     input.send(binary(&mut names, &hello())).await.unwrap();
@@ -254,7 +255,7 @@ async fn an_owner_is_registered_durably_before_the_ack_or_nothing_is_acknowledge
     use crate::storage::Store;
     let store = Arc::new(FlakyStore::default());
     let dir = std::env::temp_dir().join("doc-server-ws-unit-owners");
-    let state = AppState::new(Config::with_data_dir(dir), store.clone());
+    let state = AppState::new(open_config(dir), store.clone());
     let id = DocId::parse("t").unwrap();
     let (input, mut output, session) = start(&state);
     let mut names = WireNames::new();
@@ -299,6 +300,7 @@ async fn an_owner_is_registered_durably_before_the_ack_or_nothing_is_acknowledge
         author: AuthorSecret([9; 32]),
         version: VersionVector::new(),
         user: UserInfo { name: "eve".into(), color: "#000".into() },
+        token: String::new(),
     };
     other_in.send(binary(&mut other_names, &other_hello)).await.unwrap();
     assert!(matches!(next_server_msg(&mut other_out).await, ServerMsg::Welcome { .. }));
@@ -314,4 +316,9 @@ async fn an_owner_is_registered_durably_before_the_ack_or_nothing_is_acknowledge
             other => panic!("expected a refusal, got {other:?}"),
         }
     }
+}
+
+/// The defaults, without access tokens (these tests are about the session).
+fn open_config(dir: std::path::PathBuf) -> Config {
+    Config { open: true, ..Config::with_data_dir(dir) }
 }

@@ -57,6 +57,8 @@ pub struct Client {
     /// The secret that proves this client authors as its replicas (one per client, so two
     /// clients are two authors).
     pub author: AuthorSecret,
+    /// The access token its hellos present (empty: none, for a server in `--open` mode).
+    pub token: String,
     ws: Option<Ws>,
     /// What this connection's frames have named.
     names: WireNames,
@@ -94,6 +96,7 @@ impl Client {
             name: name.to_owned(),
             doc: Document::new(ReplicaId::random()),
             author: AuthorSecret::random(),
+            token: String::new(),
             ws: None,
             next_seq: 1,
             inflight: VecDeque::new(),
@@ -136,6 +139,7 @@ impl Client {
             author: self.author,
             version: self.doc.version().clone(),
             user: UserInfo { name: self.name.clone(), color: "#3366cc".into() },
+            token: self.token.clone(),
         };
         self.send(&hello).await?;
         let welcome =

@@ -9,7 +9,7 @@ pub mod client;
 pub mod server;
 
 pub use client::{Client, Event};
-pub use server::{http_get, metric, tmp_dir, Server};
+pub use server::{http_get, http_request, metric, tmp_dir, Server};
 
 use std::time::Duration;
 

@@ -50,6 +50,15 @@ impl Server {
     /// [`start`](Self::start) with the log filter `rust_log` (measurements use `warn`, so that
     /// the log file adds nothing to the bytes the process writes).
     pub fn start_logging(dir: &Path, extra: &[&str], rust_log: &str) -> Server {
+        // Tests of sync and storage need no tokens; the authorization tests start it without.
+        let mut args = vec!["--open"];
+        args.extend_from_slice(extra);
+        Server::start_exactly(dir, &args, rust_log)
+    }
+
+    /// Starts the binary with exactly `extra` after the listen address and directories (no
+    /// `--open`: access tokens are required).
+    pub fn start_exactly(dir: &Path, extra: &[&str], rust_log: &str) -> Server {
         let log = dir.join("server.log");
         let log_file = OpenOptions::new().create(true).append(true).open(&log).expect("open the server log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_doc-server"))
@@ -165,8 +174,21 @@ pub fn metric(page: &str, name: &str) -> f64 {
 
 /// A minimal HTTP/1.1 GET (one request per connection).
 pub async fn http_get(addr: SocketAddr, path: &str) -> (u16, String, Vec<u8>) {
+    http_request(addr, "GET", path, &[]).await
+}
+
+/// A minimal HTTP/1.1 request with no body and extra `headers` (one request per connection);
+/// returns the status code, the content type and the body.
+pub async fn http_request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String, Vec<u8>) {
     let mut stream = TcpStream::connect(addr).await.expect("connect");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let extra: String = headers.iter().map(|(name, value)| format!("{name}: {value}\r\n")).collect();
+    let length = if method == "POST" { "Content-Length: 0\r\n" } else { "" };
+    let request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}{length}Connection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.expect("send request");
     let mut response = Vec::new();
     tokio::time::timeout(super::WAIT, stream.read_to_end(&mut response))

@@ -62,7 +62,7 @@ pub(super) fn user(name: &str) -> UserInfo {
 }
 
 pub(super) fn connect(session: &mut Session, server: &mut FakeServer) -> Event {
-    let hello = session.hello(user("a"));
+    let hello = session.hello(user("a"), "");
     let (welcome, _) = server.handle(session.doc().replica(), &hello);
     session.receive(&welcome).expect("welcome decodes")
 }
@@ -417,7 +417,7 @@ fn a_resync_rebuilds_the_document_from_the_server_and_keeps_unsent_edits() {
     session.replace(6, 6, "unsent").unwrap();
 
     session.start_resync();
-    let hello = session.hello(user("a"));
+    let hello = session.hello(user("a"), "");
     match ClientMsg::decode(&hello).unwrap() {
         ClientMsg::Hello { version, .. } => assert!(version.is_empty(), "a resync asks for everything"),
         other => panic!("expected hello, got {other:?}"),
@@ -433,7 +433,7 @@ fn a_resync_rebuilds_the_document_from_the_server_and_keeps_unsent_edits() {
 
 /// The `Hello` a session sends, decoded.
 fn hello_of(session: &mut Session) -> (ReplicaId, AuthorSecret) {
-    match ClientMsg::decode(&session.hello(user("a"))).unwrap() {
+    match ClientMsg::decode(&session.hello(user("a"), "")).unwrap() {
         ClientMsg::Hello { replica, author, .. } => (replica, author),
         other => panic!("expected hello, got {other:?}"),
     }

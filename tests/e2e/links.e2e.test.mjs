@@ -1,0 +1,93 @@
+// Capability links in the browser (issue 18, must-show 4), against a server that requires
+// tokens: a new document opens on its edit link, its view link shows live edits to a second
+// browser that cannot change anything, and a dead link says so instead of showing a blank page.
+//
+//   node --test --test-concurrency=1 tests/e2e/   (scripts/e2e.sh builds everything first)
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { Server, caretToEnd, editorText, launchBrowser, waitForStatus, waitForText } from './harness.mjs';
+
+let server;
+let browser;
+
+before(async () => {
+  server = await Server.start({ secure: true });
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.close();
+});
+
+test('11. create → edit link → a second browser on the view link sees live edits but cannot type', async () => {
+  const writer = await browser.newContext();
+  const viewer = await browser.newContext();
+  try {
+    const page = await writer.newPage();
+    await page.goto(`${server.url}/`);
+    await page.getByRole('button', { name: 'New document' }).click();
+    await page.waitForURL(/\/d\/[A-Za-z0-9_-]+#v1\.w\./);
+    const id = decodeURIComponent(new URL(page.url()).pathname.slice(3));
+    await waitForStatus(page, 'online');
+    await caretToEnd(page);
+    await page.keyboard.type('written with the edit link');
+    await waitForStatus(page, 'online');
+
+    // The share panel gives the view link.
+    await page.getByRole('button', { name: 'Share' }).click();
+    const viewLink = await page.locator('#share-view').inputValue();
+    assert.match(viewLink, new RegExp(`/d/${id}#v1\\.r\\.`));
+    assert.match(await page.locator('#share-edit').inputValue(), /#v1\.w\./);
+
+    const reader = await viewer.newPage();
+    await reader.goto(viewLink);
+    await waitForStatus(reader, 'online');
+    await waitForText(reader, (t) => t === 'written with the edit link');
+    await reader.locator('#access', { hasText: 'View only' }).waitFor();
+    assert.equal(await reader.locator('.cm-content').getAttribute('contenteditable'), 'false');
+
+    // The reader tries to type, change the title and add a tag: nothing changes anywhere.
+    await reader.locator('.cm-content').click();
+    await reader.keyboard.type('vandalism');
+    assert.equal(await reader.locator('#title').getAttribute('readonly'), '');
+    assert.equal(await reader.locator('#tag-form').isHidden(), true);
+
+    // Live edits still arrive.
+    await caretToEnd(page);
+    await page.keyboard.type(', and more');
+    await waitForText(reader, (t) => t === 'written with the edit link, and more');
+    const admin = await server.token('*', 'admin');
+    assert.equal((await server.docValue(id, admin)).body, 'written with the edit link, and more');
+    assert.equal(await editorText(reader), 'written with the edit link, and more');
+    await waitForStatus(reader, 'online');
+  } finally {
+    await writer.close();
+    await viewer.close();
+  }
+});
+
+test('12. an expired or a wrong link shows a clear message, not a blank page', async () => {
+  const context = await browser.newContext();
+  try {
+    const id = 'links-expired';
+    const expired = await server.token(id, 'write', '0s');
+    const page = await context.newPage();
+    await page.goto(`${server.url}/d/${id}#${expired}`);
+    await page.locator('#notice', { hasText: 'This link has expired' }).waitFor();
+    await page.locator('#status', { hasText: 'link expired' }).waitFor();
+
+    const other = await server.token('links-other-doc', 'write');
+    const wrong = await context.newPage();
+    await wrong.goto(`${server.url}/d/${id}#${other}`);
+    await wrong.locator('#notice', { hasText: 'does not open this document' }).waitFor();
+
+    const bare = await (await browser.newContext()).newPage();
+    await bare.goto(`${server.url}/d/${id}`);
+    await bare.locator('#notice', { hasText: 'needs a link' }).waitFor();
+    await bare.context().close();
+  } finally {
+    await context.close();
+  }
+});
