@@ -80,6 +80,12 @@ pub struct Config {
     #[arg(long, default_value = "365d", value_parser = parse_duration)]
     pub link_ttl: Duration,
 
+    /// Memory the loaded documents may use together (`512MiB`, `2GiB`, bytes). Opening a
+    /// document beyond it first unloads the documents nobody has open, least recently used
+    /// first; if that is not enough, the document is refused for now (close 1013, HTTP 503).
+    #[arg(long, default_value = "1GiB", value_parser = parse_bytes)]
+    pub memory_budget: u64,
+
     /// An origin (e.g. `https://app.example.com`) whose pages may open WebSockets and call the
     /// HTTP API, besides the server's own; repeat for several. `*` allows any origin.
     #[arg(long = "allow-origin")]
@@ -106,6 +112,7 @@ impl Config {
             secret_file: None,
             link_ttl: Duration::from_secs(365 * 86_400),
             allowed_origins: Vec::new(),
+            memory_budget: 1 << 30,
         }
     }
 }
@@ -128,9 +135,40 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// Parses a size: `4096`, `64KiB`, `512MiB`, `2GiB` (also `KB`/`MB`/`GB` as powers of 1,000).
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let at = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(at);
+    let value: u64 = number.parse().map_err(|_| format!("{text:?} is not a size such as 512MiB or 2GiB"))?;
+    let scale: u64 = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "KB" => 1_000,
+        "MB" => 1_000_000,
+        "GB" => 1_000_000_000,
+        other => return Err(format!("unknown unit {other:?} in {text:?}: use B, KiB, MiB or GiB")),
+    };
+    value.checked_mul(scale).ok_or_else(|| format!("{text:?} is too large"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parses_sizes() {
+        assert_eq!(parse_bytes("4096"), Ok(4096));
+        assert_eq!(parse_bytes("64KiB"), Ok(65_536));
+        assert_eq!(parse_bytes("512MiB"), Ok(512 << 20));
+        assert_eq!(parse_bytes("2GiB"), Ok(2 << 30));
+        assert_eq!(parse_bytes("3MB"), Ok(3_000_000));
+        assert!(parse_bytes("MiB").is_err());
+        assert!(parse_bytes("5TiB").is_err());
+        assert!(parse_bytes("99999999999999GiB").is_err());
+    }
 
     #[test]
     fn parses_durations() {

@@ -45,6 +45,7 @@ mod log_entry;
 mod peers;
 mod round;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -59,7 +60,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::Config;
 use crate::metrics::{GaugeGuard, Metrics};
 use crate::registry::DocRegistry;
-use crate::storage::{AuthorHash, Store};
+use crate::storage::{now_ms, AuthorHash, Store};
 use crate::{DocId, ServerError};
 pub use authors::author_hash;
 use peers::PeerEntry;
@@ -150,6 +151,20 @@ pub enum DocCommand {
         /// Receives `serde_json` bytes of `Document::value()`.
         reply: oneshot::Sender<Vec<u8>>,
     },
+    /// Unload now if no connection has the document open (the memory budget needs room).
+    Unload,
+}
+
+/// What an actor tells the registry about itself without being asked (for the memory
+/// budget): its size and whether anyone has it open.
+#[derive(Debug, Default)]
+pub struct ActorStatus {
+    /// Heap bytes of the document, measured at most a second ago.
+    pub memory: AtomicU64,
+    /// Connections joined now.
+    pub connections: AtomicU64,
+    /// When the document was last used (milliseconds since the Unix epoch).
+    pub last_used_ms: AtomicU64,
 }
 
 /// The only way into a document actor. Cheap to clone.
@@ -157,6 +172,7 @@ pub enum DocCommand {
 pub struct DocHandle {
     tx: mpsc::Sender<DocCommand>,
     generation: u64,
+    status: Arc<ActorStatus>,
 }
 
 impl DocHandle {
@@ -181,6 +197,16 @@ impl DocHandle {
     pub fn is_closed(&self) -> bool {
         self.tx.is_closed()
     }
+
+    /// What the actor last said about itself.
+    pub fn status(&self) -> &Arc<ActorStatus> {
+        &self.status
+    }
+
+    /// Asks the actor to unload if nobody has the document open; never waits.
+    pub(crate) fn request_unload(&self) -> bool {
+        self.tx.try_send(DocCommand::Unload).is_ok()
+    }
 }
 
 /// What every actor needs from the server.
@@ -204,8 +230,12 @@ const COMMAND_QUEUE: usize = 1024;
 /// Creates the channel of a new actor; the registry spawns [`run`] with the receiver.
 pub(crate) fn channel(generation: u64) -> (DocHandle, mpsc::Receiver<DocCommand>) {
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
-    (DocHandle { tx, generation }, rx)
+    let status = Arc::new(ActorStatus { last_used_ms: AtomicU64::new(now_ms()), ..ActorStatus::default() });
+    (DocHandle { tx, generation, status }, rx)
 }
+
+/// How often at most an actor measures its document's heap.
+const MEASURE_EVERY: Duration = Duration::from_secs(1);
 
 /// The state owned by one actor task; see the module docs.
 struct DocActor {
@@ -234,12 +264,19 @@ struct DocActor {
     /// served from what came before it, and no snapshot is written (it would delete that entry
     /// and those after it from the store) until the document is loaded whole again.
     damaged: Option<(u64, String)>,
+    /// Shared with the handles (the memory budget reads it).
+    status: Arc<ActorStatus>,
+    /// The memory last published in `status` (and added to the server-wide gauge), and when.
+    measured: (i64, Instant),
+    /// The registry asked for room: unload after this round if nobody has the document open.
+    unload_requested: bool,
 }
 
 /// Runs one document's actor until it unloads, fails or the server shuts down.
 pub(crate) async fn run(
     id: DocId,
     generation: u64,
+    status: Arc<ActorStatus>,
     rx: mpsc::Receiver<DocCommand>,
     registry: Weak<DocRegistry>,
     ctx: ActorContext,
@@ -282,6 +319,9 @@ pub(crate) async fn run(
                 catchup_snapshot: None,
                 authors: loaded.authors.into_iter().collect(),
                 damaged: loaded.damaged,
+                status,
+                measured: (0, Instant::now()),
+                unload_requested: false,
             };
             actor.run_loop().await;
         }
@@ -320,7 +360,10 @@ async fn retire(
                 }
             }
             // Only joined connections send these, and none is joined any more.
-            DocCommand::Changes { .. } | DocCommand::Presence { .. } | DocCommand::Leave { .. } => {}
+            DocCommand::Changes { .. }
+            | DocCommand::Presence { .. }
+            | DocCommand::Leave { .. }
+            | DocCommand::Unload => {}
         }
     }
 }
@@ -334,6 +377,29 @@ enum Next {
 
 impl DocActor {
     async fn run_loop(mut self) {
+        self.measure();
+        self.run_until_stopped().await;
+        // However the actor ended, its memory leaves the server-wide gauge.
+        self.ctx.metrics.document_memory.fetch_sub(self.measured.0, Ordering::Relaxed);
+        self.status.memory.store(0, Ordering::Relaxed);
+    }
+
+    /// Measures the document's heap and publishes it (to `status` and the gauge), at most every
+    /// [`MEASURE_EVERY`]: the measure walks the text's runs.
+    fn publish_memory(&mut self) {
+        if self.measured.1.elapsed() >= MEASURE_EVERY {
+            self.measure();
+        }
+    }
+
+    fn measure(&mut self) {
+        let bytes = i64::try_from(self.doc.heap_size()).unwrap_or(i64::MAX);
+        self.ctx.metrics.document_memory.fetch_add(bytes - self.measured.0, Ordering::Relaxed);
+        self.status.memory.store(u64::try_from(bytes).unwrap_or(0), Ordering::Relaxed);
+        self.measured = (bytes, Instant::now());
+    }
+
+    async fn run_until_stopped(&mut self) {
         loop {
             let deadline = self.next_deadline();
             let command = tokio::select! {
@@ -381,6 +447,12 @@ impl DocActor {
         if self.snapshot_due() {
             self.snapshot().await;
         }
+        self.publish_memory();
+        self.status.connections.store(self.peers.len() as u64, Ordering::Relaxed);
+        self.status.last_used_ms.store(now_ms(), Ordering::Relaxed);
+        if std::mem::take(&mut self.unload_requested) && self.peers.is_empty() {
+            return self.unload("memory budget").await;
+        }
         Next::Continue
     }
 
@@ -402,6 +474,7 @@ impl DocActor {
             DocCommand::Presence { conn, selection } => self.presence(conn, selection),
             DocCommand::Leave { conn } => self.leave(conn),
             DocCommand::Value { reply } => round.values.push(reply),
+            DocCommand::Unload => self.unload_requested = true,
         }
     }
 
@@ -422,12 +495,20 @@ impl DocActor {
         if !self.peers.is_empty() || self.last_activity + config.idle_unload > now {
             return Next::Continue;
         }
+        self.unload("idle").await
+    }
+
+    /// Snapshots and unloads, unless commands arrived during the snapshot (they keep the
+    /// document loaded).
+    async fn unload(&mut self, why: &'static str) -> Next {
         self.snapshot().await;
-        // Commands that arrived during the snapshot keep the document loaded.
         if !self.rx.is_empty() {
             return Next::Continue;
         }
-        tracing::info!("document idle: unloading");
+        tracing::info!(why, "unloading the document");
+        if why == "memory budget" {
+            Metrics::inc(&self.ctx.metrics.memory_evictions);
+        }
         retire(&self.registry, &self.id, self.generation, &mut self.rx, JoinRefused::Unloading, Some(&self.doc)).await;
         Next::Stop
     }

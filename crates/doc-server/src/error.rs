@@ -40,6 +40,9 @@ pub enum ServerError {
     /// The document's actor stopped (it unloaded, failed, or the server is shutting down).
     #[error("the document is not available right now")]
     ActorGone,
+    /// Loading another document would exceed `--memory-budget`, and every loaded one is in use.
+    #[error("the server is at its memory budget: try again later")]
+    OverBudget,
     /// The server is shutting down and takes no new work.
     #[error("the server is shutting down")]
     ShuttingDown,
@@ -73,7 +76,9 @@ impl IntoResponse for ServerError {
             ServerError::InvalidDocId(error) => (StatusCode::BAD_REQUEST, error.to_string()),
             ServerError::NotFound(_) => (StatusCode::NOT_FOUND, self.to_string()),
             ServerError::Decode(error) => (StatusCode::BAD_REQUEST, error.to_string()),
-            ServerError::ActorGone | ServerError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, self.to_string()),
+            ServerError::ActorGone | ServerError::ShuttingDown | ServerError::OverBudget => {
+                (StatusCode::SERVICE_UNAVAILABLE, self.to_string())
+            }
             ServerError::Store(_) | ServerError::Load { .. } | ServerError::Task(_) | ServerError::Io(_) => {
                 tracing::error!(error = %self, "request failed");
                 (StatusCode::INTERNAL_SERVER_ERROR, "internal error (see the server log)".to_owned())

@@ -104,6 +104,12 @@ pub struct Metrics {
     pub auth_refusals: [AtomicU64; AUTH_REASONS.len()],
     /// Batches rejected because the connection's link is view-only.
     pub read_only_rejections: AtomicU64,
+    /// Heap bytes of the loaded documents, as their actors last measured them.
+    pub document_memory: AtomicI64,
+    /// Documents unloaded early to stay within `--memory-budget`.
+    pub memory_evictions: AtomicU64,
+    /// Document opens refused because the budget was spent on documents in use.
+    pub memory_refusals: AtomicU64,
 }
 
 /// The `reason` labels of `doc_server_auth_refusals_total` ([`crate::auth::AuthError::label`]).
@@ -133,6 +139,11 @@ impl Metrics {
         let gauges = [
             ("doc_server_connections", "Open WebSocket connections.", &self.connections),
             ("doc_server_open_documents", "Documents loaded in memory.", &self.open_documents),
+            (
+                "doc_server_document_memory_bytes",
+                "Heap bytes of the loaded documents, as last measured (at most a second old).",
+                &self.document_memory,
+            ),
         ];
         for (name, help, value) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}");
@@ -175,6 +186,16 @@ impl Metrics {
             ("doc_server_log_bytes_total", "Bytes of op log entries handed to the store.", &self.log_bytes),
             ("doc_server_snapshot_bytes_total", "Bytes of snapshots handed to the store.", &self.snapshot_bytes),
             ("doc_server_storage_errors_total", "Storage operations that failed.", &self.storage_errors),
+            (
+                "doc_server_memory_evictions_total",
+                "Documents nobody had open, unloaded early to stay within --memory-budget.",
+                &self.memory_evictions,
+            ),
+            (
+                "doc_server_memory_refusals_total",
+                "Document opens refused: the memory budget was spent on documents in use.",
+                &self.memory_refusals,
+            ),
             (
                 "doc_server_read_only_rejections_total",
                 "Batches rejected because the connection's link is view-only.",

@@ -9,6 +9,13 @@
 //! The map is behind a `std::sync::Mutex`: it is held only to look up or insert, never across
 //! an `.await`, so the blocking mutex is the right tool (as in mini-redis).
 //!
+//! **Memory budget.** Each actor publishes its document's heap size (measured at most every
+//! second) and whether anyone has it open. Before a new document loads, the registry adds up
+//! what the loaded ones use; above `--memory-budget`, it asks the documents nobody has open to
+//! unload, least recently used first, until enough would be freed; if none can go, the new
+//! document is refused for now ([`ServerError::OverBudget`]: close 1013, HTTP 503). A document
+//! already loaded is never refused, so the people in it keep working.
+//!
 //! # Invariants
 //! - At most one live actor per document id, and it is the one in the map.
 //! - No actor is spawned once shutdown has begun.
@@ -44,14 +51,54 @@ impl DocRegistry {
         if let Some(handle) = docs.get(id).filter(|handle| !handle.is_closed()) {
             return Ok(handle.clone());
         }
+        self.make_room(&docs)?;
         let generation = self.next_generation.fetch_add(1, Ordering::Relaxed);
         let (handle, rx) = doc_actor::channel(generation);
         docs.insert(id.clone(), handle.clone());
         // A root span: the actor outlives the connection that happened to spawn it.
         let span = tracing::info_span!(parent: None, "doc", doc_id = %id, generation);
-        let actor = doc_actor::run(id.clone(), generation, rx, Arc::downgrade(self), self.ctx.clone());
+        let status = Arc::clone(handle.status());
+        let actor = doc_actor::run(id.clone(), generation, status, rx, Arc::downgrade(self), self.ctx.clone());
         self.ctx.tracker.spawn(actor.instrument(span));
         Ok(handle)
+    }
+
+    /// Keeps the loaded documents within the memory budget before one more loads: asks the
+    /// least recently used documents nobody has open to unload; refuses when none can.
+    fn make_room(&self, docs: &HashMap<DocId, DocHandle>) -> Result<(), ServerError> {
+        let budget = self.ctx.config.memory_budget;
+        let used: u64 = docs.values().map(|handle| handle.status().memory.load(Ordering::Relaxed)).sum();
+        if used < budget {
+            return Ok(());
+        }
+        // Free down to 90 % of the budget, so that the next opens do not each evict one.
+        let mut to_free = used - budget / 10 * 9;
+        let mut idle: Vec<(&DocId, &DocHandle)> = docs
+            .iter()
+            .filter(|(_, handle)| !handle.is_closed() && handle.status().connections.load(Ordering::Relaxed) == 0)
+            .collect();
+        idle.sort_by_key(|(_, handle)| handle.status().last_used_ms.load(Ordering::Relaxed));
+        let mut asked = 0;
+        for (id, handle) in idle {
+            if to_free == 0 {
+                break;
+            }
+            if handle.request_unload() {
+                tracing::info!(doc_id = %id, used, budget, "over the memory budget: unloading a document nobody has open");
+                to_free = to_free.saturating_sub(handle.status().memory.load(Ordering::Relaxed));
+                asked += 1;
+            }
+        }
+        if asked == 0 {
+            crate::metrics::Metrics::inc(&self.ctx.metrics.memory_refusals);
+            tracing::warn!(
+                used,
+                budget,
+                "over the memory budget and every loaded document is in use: refusing to load one more"
+            );
+            return Err(ServerError::OverBudget);
+        }
+        Ok(())
     }
 
     /// The handle of `id`'s actor if the document is loaded.

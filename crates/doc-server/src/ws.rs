@@ -227,6 +227,7 @@ where
         let handle = match state.registry.open(doc_id) {
             Ok(handle) => handle,
             Err(ServerError::ShuttingDown) => return Exit::Shutdown,
+            Err(error @ ServerError::OverBudget) => return Exit::Unavailable(error.to_string()),
             Err(error) => return Exit::Failed(error.to_string()),
         };
         let (out, out_rx) = mpsc::channel(state.config.send_queue as usize);
