@@ -379,3 +379,40 @@ test('10. a page whose replica id is still held on the server edits as a new one
     await net.close();
   }
 });
+
+test('13. Ctrl+F searches and replaces in the whole text; Ctrl+S says where the edits are', async () => {
+  const id = newDocId('search');
+  const context = await browser.newContext();
+  try {
+    const page = await openEditor(context, server.url, id, 'Sam');
+    assert.equal(await page.locator('.cm-content').getAttribute('spellcheck'), 'true');
+    await caretToEnd(page);
+    // Far more lines than the screen shows: the browser's find would miss the last ones.
+    const text = Array.from({ length: 300 }, (_, i) => (i % 100 === 99 ? 'alpha beta' : `line ${i}`)).join('\n');
+    await page.evaluate((text) => window.crdtEditor.view.dispatch({ changes: { from: 0, insert: text } }), text);
+    await waitForStatus(page, 'online');
+
+    await page.keyboard.press('Control+f');
+    await page.locator('.cm-search input[name=search]').fill('alpha');
+    await page.locator('.cm-search input[name=replace]').fill('gamma');
+    await page.locator('.cm-search button[name=replaceAll]').click();
+    const expected = text.replaceAll('alpha', 'gamma');
+    // The whole text, not only the lines on screen (CodeMirror renders just those).
+    const whole = () => page.evaluate(() => window.crdtEditor.view.state.doc.toString());
+    await eventually(async () => (await whole()) === expected, 'every match replaced');
+    await waitForStatus(page, 'online');
+    assert.equal((await server.docValue(id)).body, expected);
+
+    let dialogs = 0;
+    page.on('dialog', (dialog) => {
+      dialogs += 1;
+      dialog.dismiss();
+    });
+    await page.locator('.cm-content').click();
+    await page.keyboard.press('Control+s');
+    await page.locator('#notice', { hasText: 'save as you type' }).waitFor();
+    assert.equal(dialogs, 0);
+  } finally {
+    await context.close();
+  }
+});

@@ -12,6 +12,7 @@
 import { Annotation, ChangeSet, Compartment, EditorState, Transaction } from '@codemirror/state';
 import { EditorView, keymap, drawSelection, highlightActiveLine, placeholder } from '@codemirror/view';
 import { defaultKeymap, history, historyKeymap } from '@codemirror/commands';
+import { highlightSelectionMatches, search, searchKeymap } from '@codemirror/search';
 
 import init, { Client } from '../pkg/wasm_client.js';
 import { Connection } from './lib/connection.js';
@@ -131,10 +132,19 @@ async function main() {
         // editor offsets are always the document's UTF-16 offsets.
         EditorState.lineSeparator.of('\n'),
         placeholder('Start typing…'),
-        keymap.of([...defaultKeymap, ...historyKeymap]),
+        // Ctrl+F / Cmd+F: the editor's own search and replace, which sees the whole text (the
+        // browser's find sees only the lines on screen). Ctrl+S says where the edits are
+        // instead of opening the browser's save dialog.
+        search({ top: true }),
+        highlightSelectionMatches(),
+        keymap.of([{ key: 'Mod-s', run: () => (showSaved(), true), preventDefault: true }]),
+        keymap.of([...searchKeymap, ...defaultKeymap, ...historyKeymap]),
         remoteCursors,
         access.of(editable(!readOnly)),
-        EditorView.contentAttributes.of({ 'aria-label': readOnly ? 'Document text (view only)' : 'Document text' }),
+        EditorView.contentAttributes.of({
+          'aria-label': readOnly ? 'Document text (view only)' : 'Document text',
+          spellcheck: 'true',
+        }),
         EditorView.updateListener.of((update) => {
           if (update.docChanged && !update.transactions.some((tr) => tr.annotation(fromDocument))) {
             sendLocalChanges(update.changes);
@@ -413,10 +423,32 @@ async function main() {
     }
   }
 
-  function showNotice(message) {
+  /** Ctrl+S: everything is saved as it is typed; say where it is now. */
+  function showSaved() {
+    const pending = client.pendingCount();
+    const local = $('#status').dataset.local === 'saving' ? 'being saved on this device' : 'saved on this device';
+    const server =
+      pending === 0 ? 'and on the server' : `; ${pending === 1 ? '1 edit' : `${pending} edits`} not on the server yet`;
+    showNotice(`Your edits save as you type: ${local} ${server}.`, 3000);
+  }
+
+  // Closing the tab while an edit is not yet stored anywhere (a few milliseconds after a key)
+  // asks first; once it is in this browser's storage, closing loses nothing.
+  window.addEventListener('beforeunload', (event) => {
+    if ($('#status').dataset.local === 'saving') {
+      event.preventDefault();
+      event.returnValue = '';
+    }
+  });
+
+  let noticeTimer = null;
+  /** Shows `message` above the document; for `forMs` only, if given. */
+  function showNotice(message, forMs) {
     const notice = $('#notice');
+    clearTimeout(noticeTimer);
     notice.textContent = message;
     notice.hidden = false;
+    if (forMs) noticeTimer = setTimeout(() => (notice.hidden = true), forMs);
   }
 
   // ---- Your name. ----
