@@ -116,7 +116,7 @@ test('2. a page loses the network, both keep typing, everything merges when it r
     await a.keyboard.type('alice offline 1, typed while the network is cut off\nalice offline 2\n', { delay: 5 });
     await caretToStart(b);
     await b.keyboard.type('bob online > ', { delay: 5 });
-    await a.locator('#status', { hasText: 'not yet saved' }).waitFor();
+    await a.locator('#status', { hasText: 'kept on this device' }).waitFor();
     // Nothing crossed while cut.
     assert.ok(!(await editorText(b)).includes('alice offline'));
     assert.ok(!(await editorText(a)).includes('bob online'));
@@ -156,7 +156,7 @@ test('3. an edit made offline survives a reload while still offline, then merges
     await a.reload();
     await waitForText(a, (t) => t === 'saved online. typed offline.', 10000);
     await waitForStatus(a, 'offline', 5000);
-    await a.locator('#status', { hasText: 'not yet saved' }).waitFor();
+    await a.locator('#status', { hasText: 'kept on this device' }).waitFor();
     await caretToEnd(a);
     await a.keyboard.type(' after reload.');
     await caretToStart(b);
@@ -235,7 +235,7 @@ test('5. the status shows offline within seconds of losing the server, and onlin
     await caretToEnd(page);
     await page.keyboard.type('before the crash');
     await waitForText(page, (t) => t === 'before the crash');
-    await page.locator('#status[data-state="online"]').waitFor();
+    await waitForStatus(page, 'online');
 
     const lost = Date.now();
     await server.kill();
@@ -244,12 +244,12 @@ test('5. the status shows offline within seconds of losing the server, and onlin
     assert.ok(noticed < 5000, `offline shown after ${noticed} ms`);
 
     await page.keyboard.type(' and during');
-    await page.locator('#status', { hasText: 'offline · ' }).waitFor();
-    await page.locator('#status', { hasText: 'edits not yet saved' }).waitFor();
+    await page.locator('#status', { hasText: 'Reconnecting' }).waitFor();
+    await page.locator('#status', { hasText: 'edits kept on this device' }).waitFor();
 
     await server.restart();
     await waitForStatus(page, 'online', 30000);
-    assert.equal(await page.locator('#status').innerText(), 'online');
+    assert.equal(await page.locator('#status').innerText(), 'Saved');
     assert.equal((await server.docValue(id)).body, 'before the crash and during');
   } finally {
     await context.close();
@@ -414,5 +414,60 @@ test('13. Ctrl+F searches and replaces in the whole text; Ctrl+S says where the 
     assert.equal(dialogs, 0);
   } finally {
     await context.close();
+  }
+});
+
+test('14. a calm status: no flicker while typing over a slow link, offline at once, a dropped peer leaves within 5 s', async () => {
+  const id = newDocId('calm');
+  const net = await proxy();
+  net.delayMs = 100;
+  const alice = await browser.newContext();
+  const bob = await browser.newContext();
+  try {
+    const a = await openEditor(alice, net.url, id, 'Alice');
+    const b = await openEditor(bob, server.url, id, 'Bob');
+    await b.locator('#people .person', { hasText: 'Alice' }).waitFor();
+
+    // Every text the pill shows, with its time, recorded in the page.
+    await a.evaluate(() => {
+      window.statusLog = [];
+      const pill = document.querySelector('#status');
+      new MutationObserver(() => window.statusLog.push([performance.now(), pill.textContent])).observe(pill, {
+        childList: true,
+        characterData: true,
+        subtree: true,
+      });
+    });
+    await caretToEnd(a);
+    await a.keyboard.type('ten keys a second over a link with 100 ms each way, for five seconds.'.slice(0, 50), {
+      delay: 100,
+    });
+    await waitForStatus(a, 'online');
+    const log = await a.evaluate(() => window.statusLog);
+    for (let i = 1; i < log.length; i++) {
+      assert.ok(log[i][0] - log[i - 1][0] >= 490, `the status changed twice within ${log[i][0] - log[i - 1][0]} ms`);
+    }
+    console.log(`  status texts while typing 50 keys at 10/s with 100 ms latency: ${JSON.stringify(log.map(([, t]) => t))}`);
+
+    // Alice's network goes silent (no close, no reset): Bob sees her leave within 5 s.
+    const silenced = Date.now();
+    net.silent = true;
+    await b.locator('#people .person', { hasText: 'Alice' }).waitFor({ state: 'detached', timeout: 5000 });
+    const gone = Date.now() - silenced;
+    console.log(`  a silent peer left Bob's list after ${gone} ms`);
+    assert.ok(gone <= 5000, `${gone} ms`);
+
+    // Bob's browser goes offline: his pill says so within 2 s.
+    const cut = Date.now();
+    await bob.setOffline(true);
+    await waitForStatus(b, 'offline', 2000);
+    await b.locator('#status', { hasText: 'Offline' }).waitFor({ timeout: 2000 });
+    console.log(`  "Offline" shown ${Date.now() - cut} ms after the browser went offline`);
+    await bob.setOffline(false);
+    await waitForStatus(b, 'online', 30000);
+  } finally {
+    await alice.close();
+    await bob.close();
+    await net.close();
   }
 });

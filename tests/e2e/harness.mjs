@@ -134,6 +134,10 @@ export class Proxy {
   constructor(target) {
     this.target = target; // { port }
     this.blocked = false;
+    /** WebSocket bytes are dropped without closing anything (a network that went silent). */
+    this.silent = false;
+    /** Added to every WebSocket chunk, each way (ms). */
+    this.delayMs = 0;
     this.sockets = new Set(); // [client, upstream, state]
     this.server = net.createServer((client) => this.accept(client));
   }
@@ -151,14 +155,22 @@ export class Proxy {
       upstream.destroy();
       this.sockets.delete(pair);
     };
+    const forward = (to, chunk) => {
+      if (pair.websocket && this.silent) return;
+      if (pair.websocket && this.delayMs > 0) {
+        setTimeout(() => to.destroyed || to.write(chunk), this.delayMs);
+      } else {
+        to.write(chunk);
+      }
+    };
     client.on('data', (chunk) => {
       if (chunk.subarray(0, 8).toString('latin1') === 'GET /ws/') pair.websocket = true;
       if (pair.websocket && this.blocked) return close();
-      upstream.write(chunk);
+      forward(upstream, chunk);
     });
     upstream.on('data', (chunk) => {
       if (pair.websocket && this.blocked) return close();
-      client.write(chunk);
+      forward(client, chunk);
     });
     client.on('error', close);
     upstream.on('error', close);
@@ -242,8 +254,13 @@ export async function waitForLocalSave(page) {
   await page.locator('#status[data-local="saved"]').waitFor({ timeout: 10000 });
 }
 
+/**
+ * Waits until the status pill shows `state`; 'online' also waits until every edit is
+ * acknowledged (the pill keeps showing "Saved" through short saves, see lib/status.js).
+ */
 export async function waitForStatus(page, state, timeout = 20000) {
-  await page.locator(`#status[data-state="${state}"]`).waitFor({ timeout });
+  const settled = state === 'online' ? '[data-link="up"][data-pending="0"]' : '';
+  await page.locator(`#status[data-state="${state}"]${settled}`).waitFor({ timeout });
 }
 
 /** Puts the caret at the end of the text, as Ctrl+End does. */

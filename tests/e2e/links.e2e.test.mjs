@@ -76,7 +76,7 @@ test('12. an expired or a wrong link shows a clear message, not a blank page', a
     const page = await context.newPage();
     await page.goto(`${server.url}/d/${id}#${expired}`);
     await page.locator('#notice', { hasText: 'This link has expired' }).waitFor();
-    await page.locator('#status', { hasText: 'link expired' }).waitFor();
+    await page.locator('#status', { hasText: 'Link expired' }).waitFor();
 
     const other = await server.token('links-other-doc', 'write');
     const wrong = await context.newPage();

@@ -17,7 +17,7 @@ import { highlightSelectionMatches, search, searchKeymap } from '@codemirror/sea
 import init, { Client } from '../pkg/wasm_client.js';
 import { Connection } from './lib/connection.js';
 import { remoteCursors, setRemoteCursors } from './lib/cursors.js';
-import { describeStatus } from './lib/status.js';
+import { StatusView, describeStatus } from './lib/status.js';
 import { Saver } from './lib/saver.js';
 import { openStore } from './lib/store.js';
 import { loadUser, saveUser } from './lib/user.js';
@@ -326,14 +326,36 @@ async function main() {
 
   // ---- Status. ----
 
+  const statusView = new StatusView($('#status'), $('#status-live'));
+  let statusTicker = null;
+  /** When the connection (made further down) next tries to connect. */
+  let retryAt = () => null;
   function renderStatus() {
-    const { state, text } = refused
-      ? { state: 'offline', text: refused === CLOSE_TOKEN_EXPIRED ? 'link expired' : 'no access' }
-      : describeStatus({ link: client.linkState(), pending: client.pendingCount() });
-    const status = $('#status');
-    status.dataset.state = state;
-    status.textContent = text;
+    const link = client.linkState();
+    const nextTry = retryAt();
+    // The facts, undebounced, for tests and the curious (the pill shows them calmly).
+    const pill = $('#status');
+    pill.dataset.link = link;
+    pill.dataset.pending = String(client.pendingCount());
+    statusView.set(
+      refused
+        ? { state: 'offline', text: refused === CLOSE_TOKEN_EXPIRED ? 'Link expired' : 'No access' }
+        : describeStatus({
+            link,
+            pending: client.pendingCount(),
+            browserOnline: navigator.onLine,
+            retryInMs: nextTry === null ? null : nextTry - performance.now(),
+          }),
+    );
+    // While disconnected, the countdown to the next attempt moves once a second.
+    if (link === 'down' && !refused && statusTicker === null) {
+      statusTicker = setInterval(renderStatus, 1000);
+    } else if ((link !== 'down' || refused) && statusTicker !== null) {
+      clearInterval(statusTicker);
+      statusTicker = null;
+    }
   }
+
 
   // A divergence (same version as the server, other state hash) is a bug somewhere. Recover
   // once per page by rebuilding from the server's copy plus our unsaved edits; if it happens
@@ -528,6 +550,13 @@ async function main() {
       renderStatus();
     },
   });
+
+  retryAt = () => connection.retryAt;
+  window.addEventListener('offline', () => {
+    connection.dropForOffline();
+    renderStatus();
+  });
+  window.addEventListener('online', renderStatus);
 
   // One view per page open; it is saved and sent like any other change (a view link sends
   // nothing: the server would refuse it).

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { backoffDelay, BACKOFF } from '../src/lib/backoff.js';
-import { describeStatus } from '../src/lib/status.js';
+import { StatusView, describeStatus } from '../src/lib/status.js';
 
 test('backoff grows exponentially, is capped, and is jittered within [d/2, d]', () => {
   const low = () => 0;
@@ -20,9 +20,97 @@ test('backoff grows exponentially, is capped, and is jittered within [d/2, d]', 
 });
 
 test('status line', () => {
-  assert.deepEqual(describeStatus({ link: 'up', pending: 0 }), { state: 'online', text: 'online' });
-  assert.deepEqual(describeStatus({ link: 'down', pending: 0 }), { state: 'offline', text: 'offline' });
-  assert.deepEqual(describeStatus({ link: 'down', pending: 3 }), { state: 'offline', text: 'offline · 3 edits not yet saved' });
-  assert.deepEqual(describeStatus({ link: 'up', pending: 1 }), { state: 'syncing', text: 'syncing · 1 edit not yet saved' });
-  assert.deepEqual(describeStatus({ link: 'joining', pending: 0 }), { state: 'syncing', text: 'syncing' });
+  assert.deepEqual(describeStatus({ link: 'up', pending: 0 }), { state: 'online', text: 'Saved' });
+  assert.deepEqual(describeStatus({ link: 'up', pending: 1 }), { state: 'syncing', text: 'Saving…' });
+  assert.deepEqual(describeStatus({ link: 'down', pending: 0, browserOnline: false }), { state: 'offline', text: 'Offline' });
+  assert.deepEqual(describeStatus({ link: 'down', pending: 3, browserOnline: false }), {
+    state: 'offline',
+    text: 'Offline — 3 edits kept on this device',
+  });
+  assert.deepEqual(describeStatus({ link: 'down', pending: 1, retryInMs: 4200 }), {
+    state: 'offline',
+    text: 'Reconnecting in 5 s — 1 edit kept on this device',
+  });
+  assert.deepEqual(describeStatus({ link: 'down', pending: 0 }), { state: 'offline', text: 'Reconnecting…' });
+  assert.deepEqual(describeStatus({ link: 'joining', pending: 0 }), { state: 'syncing', text: 'Connecting…' });
+});
+
+/** A clock and timers the test moves by hand. */
+function fakeTime() {
+  let now = 0;
+  let timers = [];
+  const realSet = globalThis.setTimeout;
+  const realClear = globalThis.clearTimeout;
+  globalThis.setTimeout = (fn, ms) => {
+    const timer = { at: now + ms, fn };
+    timers.push(timer);
+    return timer;
+  };
+  globalThis.clearTimeout = (timer) => (timers = timers.filter((t) => t !== timer));
+  return {
+    now: () => now,
+    advance(ms) {
+      const until = now + ms;
+      for (;;) {
+        timers.sort((a, b) => a.at - b.at);
+        const next = timers[0];
+        if (!next || next.at > until) break;
+        timers.shift();
+        now = next.at;
+        next.fn();
+      }
+      now = until;
+    },
+    restore() {
+      globalThis.setTimeout = realSet;
+      globalThis.clearTimeout = realClear;
+    },
+  };
+}
+
+test('the status pill changes at most twice a second, hides short saves, announces states once', () => {
+  const time = fakeTime();
+  try {
+    // Every text the pill shows and every announcement, with the time they happened.
+    const changes = [];
+    const announced = [];
+    const element = {
+      dataset: {},
+      set textContent(text) {
+        if (changes.at(-1)?.[1] !== text) changes.push([time.now(), text]);
+      },
+    };
+    const live = {
+      set textContent(text) {
+        announced.push(text);
+      },
+    };
+    const view = new StatusView(element, live, { now: time.now });
+    view.set(describeStatus({ link: 'up', pending: 0 }));
+    // Ten keys a second for five seconds, each acknowledged 100 ms later.
+    for (let key = 0; key < 50; key++) {
+      view.set(describeStatus({ link: 'up', pending: 1 }));
+      time.advance(100);
+      view.set(describeStatus({ link: 'up', pending: 0 }));
+      time.advance(0);
+    }
+    assert.deepEqual(changes.map(([, text]) => text), ['Saved'], 'short saves never show');
+
+    // The network goes: offline at once (the last change was long ago), then the kept count
+    // grows with every key without announcing anything new.
+    time.advance(1000);
+    for (let pending = 1; pending <= 20; pending++) {
+      view.set(describeStatus({ link: 'down', pending, browserOnline: false }));
+      time.advance(100);
+    }
+    const offline = changes.filter(([, text]) => text.startsWith('Offline'));
+    assert.ok(offline.length >= 2 && offline.length <= 5, `${offline.length} offline texts in 2 s`);
+    for (let i = 1; i < changes.length; i++) {
+      assert.ok(changes[i][0] - changes[i - 1][0] >= 500, `changes ${changes[i - 1]} and ${changes[i]} too close`);
+    }
+    assert.deepEqual(announced, ['Saved', 'Offline']);
+    assert.equal(element.dataset.state, 'offline');
+  } finally {
+    time.restore();
+  }
 });

@@ -34,8 +34,10 @@ pub struct Config {
     #[arg(long, default_value_t = 8 << 10)]
     pub ws_buffer_bytes: usize,
 
-    /// Interval between WebSocket pings; a connection that misses two pongs is closed.
-    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    /// Interval between WebSocket pings; a connection whose ping is still unanswered when the
+    /// next is due is closed, and the others see it leave (so within two intervals of a
+    /// network drop).
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
     pub heartbeat_interval: Duration,
 
     /// How long a new connection may take to send its hello.
@@ -101,7 +103,7 @@ impl Config {
             max_message_bytes: 1 << 20,
             send_queue: 256,
             ws_buffer_bytes: 8 << 10,
-            heartbeat_interval: Duration::from_secs(15),
+            heartbeat_interval: Duration::from_secs(2),
             hello_timeout: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(10),
             idle_unload: Duration::from_secs(60),

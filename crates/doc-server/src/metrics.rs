@@ -86,7 +86,7 @@ pub struct Metrics {
     pub bytes_out: AtomicU64,
     /// Connections closed because their outgoing queue overflowed or a send stalled.
     pub slow_consumer_disconnects: AtomicU64,
-    /// Connections closed because they missed two pongs.
+    /// Connections closed because they left a ping unanswered for a heartbeat interval.
     pub heartbeat_timeouts: AtomicU64,
     /// Frames refused (malformed, oversized, wrong version, text, out of order).
     pub rejected_frames: AtomicU64,
@@ -174,7 +174,7 @@ impl Metrics {
             ),
             (
                 "doc_server_heartbeat_timeouts_total",
-                "Connections closed after missing two pongs.",
+                "Connections closed after leaving a ping unanswered for a heartbeat interval.",
                 &self.heartbeat_timeouts,
             ),
             (

@@ -12,7 +12,8 @@
 //!
 //! The session ends at the first of: the client closes; bad input (an `Error` message and a
 //! close frame with a code from PROTOCOL.md); the actor kicks the connection (slow consumer);
-//! a send stalls for two heartbeat intervals; two pings go unanswered; shutdown.
+//! a send stalls for two heartbeat intervals (10 s at least); a ping is still unanswered when
+//! the next is due; shutdown.
 //!
 //! # Invariants
 //! - Every path out of the session tells the actor `Leave`, so presence never outlives a socket.
@@ -45,6 +46,8 @@ use crate::{AppState, DocId, ServerError};
 pub const MAX_LABEL_BYTES: usize = 256;
 /// How long the final error and close frames may take to go out.
 const GOODBYE_TIMEOUT: Duration = Duration::from_secs(1);
+/// The shortest time a send may make no progress before the connection counts as stalled.
+const STALL_FLOOR: Duration = Duration::from_secs(10);
 /// Frames written between two flushes at most.
 const MAX_FRAMES_PER_FLUSH: usize = 64;
 
@@ -66,7 +69,7 @@ pub mod close_code {
     pub const INTERNAL_ERROR: u16 = 1011;
     /// Slow consumer, or the document is unavailable: reconnect later.
     pub const TRY_AGAIN_LATER: u16 = 1013;
-    /// Two pings went unanswered.
+    /// A ping went unanswered for a whole heartbeat interval.
     pub const HEARTBEAT_TIMEOUT: u16 = 4001;
     /// `Hello` named a replica that another connection uses or another author owns: connect
     /// as a new replica id. (4000, which closed the *other* connection, is no longer sent.)
@@ -122,7 +125,7 @@ enum Exit {
     Kicked(KickReason),
     /// A send did not complete within two heartbeat intervals.
     Stalled,
-    /// Two pings went unanswered.
+    /// A ping was still unanswered when the next was due.
     HeartbeatTimeout,
     /// The server is shutting down.
     Shutdown,
@@ -396,7 +399,9 @@ where
     Si::Error: Display,
 {
     let interval = state.config.heartbeat_interval;
-    let stall_limit = interval * 2;
+    // A send may take longer than a heartbeat on a slow link (a large catch-up): it is a
+    // stall only after two intervals, and never before STALL_FLOOR.
+    let stall_limit = (interval * 2).max(STALL_FLOOR);
     let mut ticker = interval_at(Instant::now() + interval, interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
     loop {
@@ -427,7 +432,9 @@ where
                 }
             }
             _ = ticker.tick() => {
-                if missed_pongs.fetch_add(1, Ordering::Relaxed) >= 2 {
+                // The previous ping is still unanswered a whole interval later: the peer is gone
+                // (browsers answer pings from their network thread, however busy the page is).
+                if missed_pongs.fetch_add(1, Ordering::Relaxed) >= 1 {
                     return Exit::HeartbeatTimeout;
                 }
                 match timeout(stall_limit, sink.send(Message::Ping(Default::default()))).await {

@@ -233,7 +233,7 @@ async fn a_client_that_never_reads_is_disconnected_and_memory_stays_bounded() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_connection_that_misses_two_pongs_is_closed() {
+async fn a_connection_that_misses_a_pong_is_closed_by_the_next_ping() {
     let dir = common::tmp_dir("heartbeat");
     let server = Server::start(&dir, &["--heartbeat-interval", "200ms"]);
     let mut alice = Client::new("alice");
@@ -250,7 +250,7 @@ async fn a_connection_that_misses_two_pongs_is_closed() {
     alice.pump_until(WAIT, |c| c.peers.contains_key(&connection)).await.unwrap();
     alice.pump_until(WAIT, |c| !c.peers.contains_key(&connection)).await.unwrap();
     let elapsed = started.elapsed();
-    assert!(elapsed >= Duration::from_millis(400) && elapsed < Duration::from_secs(3), "closed after {elapsed:?}");
+    assert!(elapsed >= Duration::from_millis(200) && elapsed < Duration::from_secs(3), "closed after {elapsed:?}");
     // Alice answers pings (her client reads), so she stays through many intervals.
     let quiet = tokio::time::timeout(Duration::from_millis(1500), alice.next_event()).await;
     assert!(quiet.is_err(), "alice got {quiet:?}");

@@ -26,6 +26,8 @@ export class Connection {
     this.retryTimer = null;
     this.joinTimer = null;
     this.stopped = false;
+    /** When the next connection attempt is due (`performance.now()` time), while one waits. */
+    this.retryAt = null;
     window.addEventListener('online', () => {
       if (!this.stopped) this.reconnectNow();
     });
@@ -46,6 +48,7 @@ export class Connection {
   start() {
     clearTimeout(this.retryTimer);
     this.retryTimer = null;
+    this.retryAt = null;
     let socket;
     try {
       socket = new WebSocket(this.url);
@@ -84,6 +87,19 @@ export class Connection {
     return true;
   }
 
+  /** The browser says its network is gone: drop the socket now rather than wait for TCP to
+   * notice; retries go on with backoff (and at once when the browser is back online). */
+  dropForOffline() {
+    const socket = this.socket;
+    if (!socket) return;
+    this.socket = null;
+    socket.onclose = null;
+    socket.close();
+    clearTimeout(this.joinTimer);
+    this.onClose();
+    this.scheduleRetry();
+  }
+
   /** Drops the current socket (if any) and connects again at once. */
   reconnectNow() {
     if (this.stopped) return;
@@ -103,6 +119,7 @@ export class Connection {
     if (this.retryTimer !== null || this.stopped) return;
     const delay = backoffDelay(this.attempt);
     this.attempt += 1;
+    this.retryAt = performance.now() + delay;
     this.retryTimer = setTimeout(() => this.start(), delay);
   }
 }
