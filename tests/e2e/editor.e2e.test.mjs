@@ -471,3 +471,43 @@ test('14. a calm status: no flicker while typing over a slow link, offline at on
     await net.close();
   }
 });
+
+test('15. axe-core finds no serious or critical accessibility problem on the list or the editor', async () => {
+  const axe = readFileSync(new URL('../../web/node_modules/axe-core/axe.min.js', import.meta.url), 'utf8');
+  const audit = async (page) => {
+    await page.addScriptTag({ content: axe });
+    return page.evaluate(async () =>
+      (await window.axe.run(document)).violations
+        .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+        .map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`),
+    );
+  };
+  const id = newDocId('a11y');
+  const alice = await browser.newContext();
+  const bob = await browser.newContext();
+  try {
+    const list = await alice.newPage();
+    await list.goto(`${server.url}/`);
+    await list.locator('#docs li').first().waitFor();
+    assert.deepEqual(await audit(list), [], 'the document list');
+
+    // The editor in its busiest state: empty (placeholder), someone else's named caret, every
+    // label colour, the share panel open.
+    const a = await openEditor(alice, server.url, id, 'Alice');
+    const b = await openEditor(bob, server.url, id, 'Bob');
+    await a.locator('.remote-caret .remote-name', { hasText: 'Bob' }).waitFor();
+    await a.getByRole('button', { name: 'Share' }).click();
+    await a.locator('#share-links .share-row').first().waitFor();
+    assert.deepEqual(await audit(a), [], 'the editor');
+    // Screen readers hear who came, from a live region, not the carets inside the text.
+    await a.locator('#people-live', { hasText: 'Bob joined' }).waitFor();
+    assert.equal(await a.locator('.remote-caret').first().getAttribute('aria-hidden'), 'true');
+    await caretToEnd(b);
+    await b.keyboard.type('hello');
+    await waitForText(a, (t) => t === 'hello');
+    assert.deepEqual(await audit(a), [], 'the editor with text');
+  } finally {
+    await alice.close();
+    await bob.close();
+  }
+});

@@ -240,7 +240,21 @@ async function main() {
     view.dispatch({ effects: setRemoteCursors.of(client.peers()) });
   }
 
+  /** Who is here (by connection), to say who joined and left. */
+  let present = null;
+  function announcePeople() {
+    const now = new Map(client.peers().map((peer) => [peer.connection, peer.name]));
+    if (present !== null) {
+      const joined = [...now].filter(([id]) => !present.has(id)).map(([, name]) => `${name} joined`);
+      const left = [...present].filter(([id]) => !now.has(id)).map(([, name]) => `${name} left`);
+      const news = [...joined, ...left];
+      if (news.length > 0) $('#people-live').textContent = news.join(', ');
+    }
+    present = now;
+  }
+
   function renderPeople() {
+    announcePeople();
     const list = $('#people');
     list.replaceChildren();
     const me = person(`${user.name} (you)`, user.color);

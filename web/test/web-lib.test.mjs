@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 
 import { backoffDelay, BACKOFF } from '../src/lib/backoff.js';
 import { StatusView, describeStatus } from '../src/lib/status.js';
+import { COLORS } from '../src/lib/user.js';
 
 test('backoff grows exponentially, is capped, and is jittered within [d/2, d]', () => {
   const low = () => 0;
@@ -112,5 +113,24 @@ test('the status pill changes at most twice a second, hides short saves, announc
     assert.equal(element.dataset.state, 'offline');
   } finally {
     time.restore();
+  }
+});
+
+test('every name label reads with at least AA contrast (4.5:1)', async () => {
+  // cursors.js imports CodeMirror, which node resolves from web/node_modules.
+  const { readableOn } = await import('../src/lib/cursors.js');
+  const luminance = (hex) => {
+    const [r, g, b] = [1, 3, 5]
+      .map((at) => parseInt(hex.slice(at, at + 2), 16) / 255)
+      .map((c) => (c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4));
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  };
+  const contrast = (a, b) => {
+    const [hi, lo] = [luminance(a), luminance(b)].sort((x, y) => y - x);
+    return (hi + 0.05) / (lo + 0.05);
+  };
+  for (const color of [...COLORS, '#ffff00', '#777777', '#000000', '#ffffff']) {
+    const text = readableOn(color) === '#fff' ? '#ffffff' : '#000000';
+    assert.ok(contrast(color, text) >= 4.5, `${text} on ${color}: ${contrast(color, text).toFixed(2)}`);
   }
 });

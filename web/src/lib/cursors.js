@@ -22,10 +22,13 @@ class CaretWidget extends WidgetType {
   toDOM() {
     const caret = document.createElement('span');
     caret.className = 'remote-caret';
+    // Not part of the text: screen readers hear who joins and leaves from the people list.
+    caret.setAttribute('aria-hidden', 'true');
     caret.style.borderLeftColor = this.color;
     const label = document.createElement('span');
     label.className = 'remote-name';
     label.style.backgroundColor = this.color;
+    label.style.color = readableOn(this.color);
     label.textContent = this.name;
     caret.append(label);
     return caret;
@@ -34,6 +37,24 @@ class CaretWidget extends WidgetType {
   ignoreEvent() {
     return true;
   }
+}
+
+/** Relative luminance of a `#rrggbb` colour (WCAG 2). */
+function luminance(hex) {
+  const channels = [1, 3, 5].map((at) => parseInt(hex.slice(at, at + 2), 16) / 255);
+  const [r, g, b] = channels.map((c) => (c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4));
+  return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+}
+
+/**
+ * Black or white, whichever reads better on `background`: one of the two always has a
+ * contrast of at least 4.58:1 (WCAG AA asks 4.5:1). Any colour that is not `#rrggbb` gets
+ * white.
+ */
+export function readableOn(background) {
+  if (!/^#[0-9a-fA-F]{6}$/.test(background ?? '')) return '#fff';
+  const l = luminance(background);
+  return (1.05) / (l + 0.05) >= (l + 0.05) / 0.05 ? '#fff' : '#000';
 }
 
 function build(peers, docLength) {

@@ -1,7 +1,8 @@
 // Who this browser is, for the presence list and the name beside the cursor.
 
 const KEY = 'crdt-editor:user';
-const COLORS = [
+/** The colours a person may get (their caret, label and dot). */
+export const COLORS = [
   '#e91e63', '#3f51b5', '#009688', '#ff9800', '#9c27b0', '#4caf50',
   '#795548', '#2196f3', '#f44336', '#00acc1', '#8bc34a', '#673ab7',
 ];
