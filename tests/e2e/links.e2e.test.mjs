@@ -91,3 +91,46 @@ test('12. an expired or a wrong link shows a clear message, not a blank page', a
     await context.close();
   }
 });
+
+test('16. the list shows titles, last edits and who is here; a mistyped address creates nothing', async () => {
+  const writer = await browser.newContext();
+  const viewer = await browser.newContext();
+  try {
+    const page = await writer.newPage();
+    await page.goto(`${server.url}/`);
+    await page.getByRole('button', { name: 'New document' }).click();
+    await page.waitForURL(/\/d\/[A-Za-z0-9_-]+#v1\.w\./);
+    const id = decodeURIComponent(new URL(page.url()).pathname.slice(3));
+    await waitForStatus(page, 'online');
+    await page.locator('#title').fill('Quarterly plan');
+    await caretToEnd(page);
+    await page.keyboard.type('numbers go here');
+    await waitForStatus(page, 'online');
+    await page.getByRole('button', { name: 'Share' }).click();
+    const viewLink = await page.locator('#share-view').inputValue();
+    const reader = await viewer.newPage();
+    await reader.goto(viewLink);
+    await waitForStatus(reader, 'online');
+
+    await page.getByRole('link', { name: 'All documents' }).click();
+    const row = page.locator('#docs li', { hasText: id });
+    await row.locator('.doc-title', { hasText: 'Quarterly plan' }).waitFor();
+    await row.locator('.doc-meta', { hasText: 'edited just now' }).waitFor();
+    await row.locator('.doc-meta', { hasText: '1 person here now' }).waitFor();
+
+    // A typo in the address: the page says it needs a link, and nothing is created.
+    const typo = `${id.slice(0, -1)}${id.endsWith('x') ? 'y' : 'x'}`;
+    const lost = await writer.newPage();
+    await lost.goto(`${server.url}/d/${typo}`);
+    await lost.locator('#notice', { hasText: 'needs a link' }).waitFor();
+    const admin = await server.token('*', 'admin');
+    const response = await fetch(`${server.url}/docs/${typo}`, { headers: { Authorization: `Bearer ${admin}` } });
+    assert.equal(response.status, 404);
+    const bad = await fetch(`${server.url}/d/not a document`);
+    assert.equal(bad.status, 400);
+    assert.match(await bad.text(), /No such document/);
+  } finally {
+    await writer.close();
+    await viewer.close();
+  }
+});

@@ -27,7 +27,7 @@ function showEmpty(text) {
   list.replaceChildren(item);
 }
 
-/** The server's list when it gives one (open mode), else null. */
+/** The server's list when it gives one (open mode, or an operator), else null. */
 async function serverDocs() {
   try {
     const response = await fetch('/docs');
@@ -37,13 +37,48 @@ async function serverDocs() {
   }
 }
 
+/** Title, last edit and people now of each document this browser has a link to. */
+async function summaries(tokens) {
+  if (tokens.length === 0) return [];
+  try {
+    const response = await fetch('/docs/summaries', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ tokens: tokens.slice(0, 500) }),
+    });
+    return response.ok ? await response.json() : [];
+  } catch {
+    return [];
+  }
+}
+
+function ago(ms) {
+  const seconds = Math.round((Date.now() - ms) / 1000);
+  if (seconds < 60) return 'just now';
+  if (seconds < 3600) return `${Math.round(seconds / 60)} min ago`;
+  if (seconds < 86400) return `${Math.round(seconds / 3600)} h ago`;
+  return new Date(ms).toLocaleDateString();
+}
+
 async function load() {
   const known = knownDocs();
   const rows = new Map();
-  for (const [id, doc] of Object.entries(known)) rows.set(id, { id, when: doc.openedMs ?? 0, role: doc.role, token: doc.token });
-  for (const doc of (await serverDocs()) ?? []) {
+  for (const [id, doc] of Object.entries(known)) {
+    rows.set(id, { id, when: doc.openedMs ?? 0, role: doc.role, token: doc.token });
+  }
+  const [fromServer, fromLinks] = await Promise.all([
+    serverDocs(),
+    summaries(Object.values(known).map((doc) => doc.token).filter(Boolean)),
+  ]);
+  for (const doc of [...(fromServer ?? []), ...fromLinks]) {
     const row = rows.get(doc.id) ?? { id: doc.id };
-    rows.set(doc.id, { ...row, when: Math.max(row.when ?? 0, doc.updated_ms) });
+    rows.set(doc.id, {
+      ...row,
+      title: doc.title ?? row.title,
+      edited: doc.exists === false ? row.edited : doc.updated_ms,
+      here: doc.here,
+      when: Math.max(row.when ?? 0, doc.updated_ms ?? 0),
+    });
   }
   const docs = [...rows.values()].sort((a, b) => b.when - a.when);
   if (docs.length === 0) {
@@ -55,15 +90,23 @@ async function load() {
     const item = document.createElement('li');
     const link = document.createElement('a');
     link.href = `/d/${encodeURIComponent(doc.id)}${doc.token ? `#${doc.token}` : ''}`;
-    link.textContent = doc.id;
+    const title = document.createElement('span');
+    title.className = 'doc-title';
+    title.textContent = doc.title || 'Untitled';
+    const id = document.createElement('span');
+    id.className = 'doc-list-id';
+    id.textContent = doc.id;
+    link.append(title, ' ', id);
     item.append(link);
-    if (doc.role === 'read') item.append(' ', Object.assign(document.createElement('span'), { className: 'access', textContent: 'view only' }));
-    if (doc.when) {
-      const when = document.createElement('time');
-      when.dateTime = new Date(doc.when).toISOString();
-      when.textContent = new Date(doc.when).toLocaleString();
-      item.append(' ', when);
-    }
+    const details = [];
+    if (doc.role === 'read') details.push('view only');
+    details.push(doc.edited ? `edited ${ago(doc.edited)}` : 'not edited yet');
+    if (doc.here) details.push(doc.here === 1 ? '1 person here now' : `${doc.here} people here now`);
+    const meta = document.createElement('span');
+    meta.className = 'doc-meta';
+    meta.textContent = details.join(' · ');
+    if (doc.edited) meta.title = new Date(doc.edited).toLocaleString();
+    item.append(' ', meta);
     list.append(item);
   }
 }

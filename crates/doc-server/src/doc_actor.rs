@@ -270,7 +270,14 @@ struct DocActor {
     measured: (i64, Instant),
     /// The registry asked for room: unload after this round if nobody has the document open.
     unload_requested: bool,
+    /// The title last recorded for listings (`Store::set_title`).
+    listed_title: Option<String>,
 }
+
+/// The register the editor keeps a document's title in (`wasm_client::session::TITLE`).
+const TITLE_FIELD: &str = "title";
+/// The longest title recorded for listings, in bytes (a longer one is cut at a character).
+const MAX_LISTED_TITLE: usize = 200;
 
 /// Runs one document's actor until it unloads, fails or the server shuts down.
 pub(crate) async fn run(
@@ -322,6 +329,7 @@ pub(crate) async fn run(
                 status,
                 measured: (0, Instant::now()),
                 unload_requested: false,
+                listed_title: None,
             };
             actor.run_loop().await;
         }
@@ -392,6 +400,28 @@ impl DocActor {
         }
     }
 
+    /// Records the title for listings when it changed (in the background: a listing may lag,
+    /// the document never waits for it).
+    fn list_title(&mut self) {
+        let Some(title) = self.doc.register(TITLE_FIELD) else { return };
+        if self.listed_title.as_deref() == Some(title) {
+            return;
+        }
+        let mut end = title.len().min(MAX_LISTED_TITLE);
+        while !title.is_char_boundary(end) {
+            end -= 1;
+        }
+        self.listed_title = Some(title.to_owned());
+        let (store, id, title) = (Arc::clone(&self.ctx.store), self.id.clone(), title[..end].to_owned());
+        let metrics = Arc::clone(&self.ctx.metrics);
+        self.ctx.tracker.spawn_blocking(move || {
+            if let Err(error) = store.set_title(&id, &title) {
+                Metrics::inc(&metrics.storage_errors);
+                tracing::warn!(doc_id = %id, %error, "could not record the title for listings");
+            }
+        });
+    }
+
     fn measure(&mut self) {
         let bytes = i64::try_from(self.doc.heap_size()).unwrap_or(i64::MAX);
         self.ctx.metrics.document_memory.fetch_add(bytes - self.measured.0, Ordering::Relaxed);
@@ -448,6 +478,7 @@ impl DocActor {
             self.snapshot().await;
         }
         self.publish_memory();
+        self.list_title();
         self.status.connections.store(self.peers.len() as u64, Ordering::Relaxed);
         self.status.last_used_ms.store(now_ms(), Ordering::Relaxed);
         if std::mem::take(&mut self.unload_requested) && self.peers.is_empty() {

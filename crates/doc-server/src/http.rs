@@ -9,6 +9,7 @@
 //! | `GET /ws/{id}`      | the WebSocket of document `id` (PROTOCOL.md)                  |
 //! | `POST /docs`        | a new document id and its edit and view links (anyone)        |
 //! | `GET /docs`         | JSON `[{"id": ..., "updated_ms": ...}]` of stored documents (admin `*`) |
+//! | `POST /docs/summaries` | title, last edit and people now of each document the given tokens open |
 //! | `GET /docs/{id}`    | JSON value of document `id` (`Document::value()`), or 404 (read) |
 //! | `POST /docs/{id}/links` | links of the caller's role and below (write)              |
 //! | `GET /healthz`      | `ok`: the process answers (liveness)                          |
@@ -48,11 +49,13 @@ pub fn router(state: AppState) -> Router {
         .route("/assets/{*path}", get(asset))
         .route("/ws/{id}", get(crate::ws::ws_route))
         .route("/docs", get(list_docs).post(create_doc))
+        .route("/docs/summaries", post(summaries))
         .route("/docs/{id}", get(doc_value))
         .route("/docs/{id}/links", post(doc_links))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), cors))
         .with_state(state)
 }
@@ -116,9 +119,30 @@ async fn index(State(state): State<AppState>) -> Response {
     html_page(&state.config.web_dir.join("index.html")).await
 }
 
-async fn editor(State(state): State<AppState>, Path(id): Path<String>) -> Result<Response, ServerError> {
-    DocId::parse(&id)?;
-    Ok(html_page(&state.config.web_dir.join("editor.html")).await)
+async fn editor(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    if DocId::parse(&id).is_err() {
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "No such document",
+            "This address does not name a document: check the link you were given.",
+        );
+    }
+    html_page(&state.config.web_dir.join("editor.html")).await
+}
+
+async fn not_found() -> Response {
+    error_page(StatusCode::NOT_FOUND, "Page not found", "There is nothing at this address.")
+}
+
+/// A small HTML page for people who followed a bad link (tools read the status).
+fn error_page(status: StatusCode, title: &str, text: &str) -> Response {
+    let page = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{title}</title>\
+         <link rel=\"stylesheet\" href=\"/assets/style.css\"></head><body class=\"index\">\
+         <header><h1>{title}</h1></header><main><p>{text}</p><p><a href=\"/\">Your documents</a></p></main>\
+         </body></html>\n"
+    );
+    (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response()
 }
 
 async fn html_page(path: &FsPath) -> Response {
@@ -163,10 +187,77 @@ fn content_type(path: &FsPath) -> &'static str {
     }
 }
 
+/// A document as a list shows it.
+#[derive(Debug, serde::Serialize)]
+struct Listed {
+    id: String,
+    /// `None` before it has a title (or when it was never written).
+    title: Option<String>,
+    /// When it last changed (ms since the Unix epoch); 0 if it was never written.
+    updated_ms: u64,
+    /// Connections to it now.
+    here: u64,
+    /// Whether anything was ever written to it.
+    exists: bool,
+}
+
+fn listed(state: &AppState, id: &DocId, summary: Option<crate::storage::DocSummary>) -> Listed {
+    let here = state
+        .registry
+        .get(id)
+        .map_or(0, |handle| handle.status().connections.load(std::sync::atomic::Ordering::Relaxed));
+    Listed {
+        id: id.to_string(),
+        exists: summary.is_some(),
+        title: summary.as_ref().and_then(|s| s.title.clone()),
+        updated_ms: summary.map_or(0, |s| s.updated_ms),
+        here,
+    }
+}
+
 async fn list_docs(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ServerError> {
     authorize(&state, &headers, None, Role::Admin)?;
     let store = state.store.clone();
     let docs = tokio::task::spawn_blocking(move || store.list()).await??;
+    let docs: Vec<Listed> = docs
+        .into_iter()
+        .filter_map(|summary| Some(listed(&state, &DocId::parse(&summary.id).ok()?, Some(summary))))
+        .collect();
+    Ok(axum::Json(docs).into_response())
+}
+
+/// The most tokens one `POST /docs/summaries` may carry.
+const MAX_SUMMARIES: usize = 500;
+
+#[derive(serde::Deserialize)]
+struct SummariesRequest {
+    tokens: Vec<String>,
+}
+
+/// `POST /docs/summaries` with `{"tokens": [...]}`: for each token that opens a document (read
+/// or more; others are skipped), what a list shows of it. The page's document list sends the
+/// links this browser holds, so it shows titles without an admin token.
+async fn summaries(
+    State(state): State<AppState>,
+    axum::Json(request): axum::Json<SummariesRequest>,
+) -> Result<Response, ServerError> {
+    if request.tokens.len() > MAX_SUMMARIES {
+        return Ok((StatusCode::PAYLOAD_TOO_LARGE, format!("at most {MAX_SUMMARIES} tokens at once")).into_response());
+    }
+    let ids: Vec<DocId> = request
+        .tokens
+        .iter()
+        .filter_map(|token| {
+            let grant = state.auth.verify(token).ok()?;
+            DocId::parse(&grant.doc).ok()
+        })
+        .collect();
+    let store = state.store.clone();
+    let found = tokio::task::spawn_blocking(move || {
+        ids.into_iter().map(|id| store.summary(&id).map(|summary| (id, summary))).collect::<Result<Vec<_>, _>>()
+    })
+    .await??;
+    let docs: Vec<Listed> = found.into_iter().map(|(id, summary)| listed(&state, &id, summary)).collect();
     Ok(axum::Json(docs).into_response())
 }
 
@@ -306,6 +397,12 @@ mod tests {
             Err(StoreError::Poisoned)
         }
         fn list(&self) -> Result<Vec<DocSummary>, StoreError> {
+            Err(StoreError::Poisoned)
+        }
+        fn summary(&self, _: &DocId) -> Result<Option<DocSummary>, StoreError> {
+            Err(StoreError::Poisoned)
+        }
+        fn set_title(&self, _: &DocId, _: &str) -> Result<(), StoreError> {
             Err(StoreError::Poisoned)
         }
         fn exists(&self, _: &DocId) -> Result<bool, StoreError> {

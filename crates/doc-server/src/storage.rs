@@ -88,6 +88,8 @@ pub struct DocSummary {
     pub id: String,
     /// When it last changed (milliseconds since the Unix epoch).
     pub updated_ms: u64,
+    /// Its title as last recorded ([`Store::set_title`]); `None` before it had one.
+    pub title: Option<String>,
 }
 
 /// Durable storage of documents; see the module docs.
@@ -108,6 +110,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every stored document, by id.
     fn list(&self) -> Result<Vec<DocSummary>, StoreError>;
+
+    /// The summary of `doc`, if anything was ever stored for it.
+    fn summary(&self, doc: &DocId) -> Result<Option<DocSummary>, StoreError>;
+
+    /// Records `doc`'s title for listings (not part of the document's durable history, which
+    /// holds the title itself: a lost update only shows an older title in a list).
+    fn set_title(&self, doc: &DocId, title: &str) -> Result<(), StoreError>;
 
     /// Whether anything was ever stored for `doc`.
     fn exists(&self, doc: &DocId) -> Result<bool, StoreError>;
@@ -132,6 +141,7 @@ pub struct MemoryStore {
 struct MemoryInner {
     next_index: u64,
     docs: HashMap<DocId, (StoredDoc, u64)>,
+    titles: HashMap<DocId, String>,
 }
 
 impl Store for MemoryStore {
@@ -176,10 +186,29 @@ impl Store for MemoryStore {
         let mut docs: Vec<DocSummary> = inner
             .docs
             .iter()
-            .map(|(id, (_, updated_ms))| DocSummary { id: id.to_string(), updated_ms: *updated_ms })
+            .map(|(id, (_, updated_ms))| DocSummary {
+                id: id.to_string(),
+                updated_ms: *updated_ms,
+                title: inner.titles.get(id).cloned(),
+            })
             .collect();
         docs.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(docs)
+    }
+
+    fn summary(&self, doc: &DocId) -> Result<Option<DocSummary>, StoreError> {
+        let inner = self.inner.lock().map_err(|_| StoreError::Poisoned)?;
+        Ok(inner.docs.get(doc).map(|(_, updated_ms)| DocSummary {
+            id: doc.to_string(),
+            updated_ms: *updated_ms,
+            title: inner.titles.get(doc).cloned(),
+        }))
+    }
+
+    fn set_title(&self, doc: &DocId, title: &str) -> Result<(), StoreError> {
+        let mut inner = self.inner.lock().map_err(|_| StoreError::Poisoned)?;
+        inner.titles.insert(doc.clone(), title.to_owned());
+        Ok(())
     }
 
     fn exists(&self, doc: &DocId) -> Result<bool, StoreError> {
@@ -225,6 +254,14 @@ pub(crate) fn check_store_contract(store: &dyn Store) {
 
     let ids: Vec<String> = store.list().unwrap().into_iter().map(|d| d.id).collect();
     assert_eq!(ids, ["a", "b"]);
+
+    // Titles: recorded for listings, the latest wins.
+    assert_eq!(store.summary(&a).unwrap().unwrap().title, None);
+    store.set_title(&a, "First").unwrap();
+    store.set_title(&a, "Second").unwrap();
+    assert_eq!(store.summary(&a).unwrap().unwrap().title.as_deref(), Some("Second"));
+    assert_eq!(store.list().unwrap()[0].title.as_deref(), Some("Second"));
+    assert_eq!(store.summary(&DocId::parse("never").unwrap()).unwrap(), None);
 
     // Authors: registered once, never replaced, per document.
     let (r1, r2) = (ReplicaId::from_u128(1), ReplicaId::from_u128(2));

@@ -7,10 +7,10 @@
 //! commit), and the callers run them on blocking threads. Appends of all documents that arrive
 //! while a commit is in flight share the next one (`group.rs`).
 //!
-//! Schema (version 3, in `PRAGMA user_version`):
+//! Schema (version 4, in `PRAGMA user_version`):
 //!
 //! ```sql
-//! docs      (id TEXT PRIMARY KEY, updated_ms INTEGER)
+//! docs      (id TEXT PRIMARY KEY, updated_ms INTEGER, title TEXT)  -- title since version 4
 //! log       (idx INTEGER PRIMARY KEY, doc TEXT, bytes BLOB)  -- the op log, indexed by (doc, idx)
 //! snapshots (doc TEXT PRIMARY KEY, through INTEGER, bytes BLOB)
 //! authors   (doc TEXT, replica BLOB, hash BLOB, PRIMARY KEY (doc, replica))  -- since version 3
@@ -41,7 +41,7 @@ use crdt_core::ReplicaId;
 pub const DB_FILE: &str = "docs.sqlite3";
 
 const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS docs (id TEXT PRIMARY KEY, updated_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS docs (id TEXT PRIMARY KEY, updated_ms INTEGER NOT NULL, title TEXT);
 CREATE TABLE IF NOT EXISTS log (idx INTEGER PRIMARY KEY, doc TEXT NOT NULL, bytes BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS log_by_doc ON log (doc, idx);
 CREATE TABLE IF NOT EXISTS snapshots (
@@ -120,9 +120,16 @@ impl SqliteStore {
                 tx.execute_batch(FROM_VERSION_1)?;
             }
         }
-        if version < 3 {
-            // Version 3 only added `authors`, which SCHEMA creates.
-            tx.execute_batch("PRAGMA user_version = 3")?;
+        if version < 4 {
+            // Version 3 added `authors`, which SCHEMA creates; version 4 the listing title.
+            let has_title: bool =
+                tx.query_row("SELECT count(*) > 0 FROM pragma_table_info('docs') WHERE name = 'title'", [], |row| {
+                    row.get(0)
+                })?;
+            if !has_title {
+                tx.execute_batch("ALTER TABLE docs ADD COLUMN title TEXT")?;
+            }
+            tx.execute_batch("PRAGMA user_version = 4")?;
         }
         tx.commit()?;
         Ok(SqliteStore {
@@ -261,10 +268,32 @@ impl Store for SqliteStore {
 
     fn list(&self) -> Result<Vec<DocSummary>, StoreError> {
         let conn = self.conn()?;
-        let mut statement = conn.prepare_cached("SELECT id, updated_ms FROM docs ORDER BY id")?;
-        let rows =
-            statement.query_map([], |row| Ok(DocSummary { id: row.get(0)?, updated_ms: to_u64(row.get(1)?) }))?;
+        let mut statement = conn.prepare_cached("SELECT id, updated_ms, title FROM docs ORDER BY id")?;
+        let rows = statement.query_map([], |row| {
+            Ok(DocSummary { id: row.get(0)?, updated_ms: to_u64(row.get(1)?), title: row.get(2)? })
+        })?;
         Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn summary(&self, doc: &DocId) -> Result<Option<DocSummary>, StoreError> {
+        let conn = self.conn()?;
+        let summary = conn
+            .prepare_cached("SELECT updated_ms, title FROM docs WHERE id = ?1")?
+            .query_row(params![doc.as_str()], |row| {
+                Ok(DocSummary { id: doc.to_string(), updated_ms: to_u64(row.get(0)?), title: row.get(1)? })
+            })
+            .optional()?;
+        Ok(summary)
+    }
+
+    fn set_title(&self, doc: &DocId, title: &str) -> Result<(), StoreError> {
+        let conn = self.conn()?;
+        conn.prepare_cached(
+            "INSERT INTO docs (id, updated_ms, title) VALUES (?1, ?2, ?3)
+             ON CONFLICT (id) DO UPDATE SET title = excluded.title",
+        )?
+        .execute(params![doc.as_str(), to_i64(now_ms()), title])?;
+        Ok(())
     }
 
     fn probe(&self) -> Result<(), StoreError> {

@@ -198,6 +198,12 @@ impl crate::storage::Store for FlakyStore {
     fn list(&self) -> Result<Vec<crate::storage::DocSummary>, crate::storage::StoreError> {
         self.inner.list()
     }
+    fn summary(&self, doc: &DocId) -> Result<Option<crate::storage::DocSummary>, crate::storage::StoreError> {
+        self.inner.summary(doc)
+    }
+    fn set_title(&self, doc: &DocId, title: &str) -> Result<(), crate::storage::StoreError> {
+        self.inner.set_title(doc, title)
+    }
     fn exists(&self, doc: &DocId) -> Result<bool, crate::storage::StoreError> {
         self.inner.exists(doc)
     }
