@@ -511,3 +511,73 @@ test('15. axe-core finds no serious or critical accessibility problem on the lis
     await bob.close();
   }
 });
+
+test('17. history: every version of three sessions by two people, with its authors; restore brings a deleted paragraph back', async () => {
+  const id = newDocId('history');
+  const alice = await browser.newContext();
+  const bob = await browser.newContext();
+  try {
+    const a = await openEditor(alice, server.url, id, 'Alice');
+    const b = await openEditor(bob, server.url, id, 'Bob');
+    const texts = [];
+    // Session 1: Alice writes a paragraph.
+    await caretToEnd(a);
+    await a.keyboard.type('First paragraph by Alice.\n');
+    await waitForStatus(a, 'online');
+    await waitForText(b, (t) => t === 'First paragraph by Alice.\n');
+    texts.push(await editorText(a));
+    // Session 2: Bob adds his.
+    await caretToEnd(b);
+    await b.keyboard.type('Second paragraph by Bob.');
+    await waitForStatus(b, 'online');
+    await waitForText(a, (t) => t.endsWith('by Bob.'));
+    texts.push(await editorText(b));
+    // Session 3: Alice deletes her paragraph and writes another.
+    await caretToStart(a);
+    await a.keyboard.press('Shift+End');
+    await a.keyboard.press('Backspace');
+    await a.keyboard.type('Third, by Alice again.');
+    await waitForStatus(a, 'online');
+    await waitForText(b, (t) => t.startsWith('Third'));
+    texts.push(await editorText(a));
+    assert.deepEqual(texts, [
+      'First paragraph by Alice.\n',
+      'First paragraph by Alice.\nSecond paragraph by Bob.',
+      'Third, by Alice again.\nSecond paragraph by Bob.',
+    ]);
+
+    // Bob opens the history and walks the slider from the first version to the last.
+    await b.getByRole('button', { name: 'History' }).click();
+    await b.locator('#history-label', { hasText: ' of ' }).waitFor();
+    const slider = b.locator('#history-slider');
+    const count = Number(await slider.getAttribute('max'));
+    const seen = new Map();
+    for (let version = 1; version <= count; version++) {
+      await slider.fill(String(version));
+      await b.locator('#history-label', { hasText: `${version} of ${count}` }).waitFor();
+      const text = await b.locator('#history-text').textContent();
+      const authors = await b.locator('#history-label').textContent();
+      if (!seen.has(text)) seen.set(text, { version, authors });
+    }
+    for (const text of texts) assert.ok(seen.has(text), `the history shows ${JSON.stringify(text)}`);
+    assert.match(seen.get(texts[0]).authors, /Alice/);
+    assert.match(seen.get(texts[1]).authors, /Bob/);
+    assert.match(seen.get(texts[2]).authors, /Alice/);
+    // Who wrote each passage.
+    await slider.fill(String(count));
+    await b.locator(`#history-label`, { hasText: `${count} of ${count}` }).waitFor();
+    assert.equal(await b.locator('#history-text .passage[data-author="Bob"]').textContent(), 'Second paragraph by Bob.');
+    assert.match(await b.locator('#history-text .passage[data-author="Alice"]').first().textContent(), /Third/);
+
+    // Restore the version with Alice's first paragraph: it is back for everyone.
+    await slider.fill(String(seen.get(texts[1]).version));
+    await b.locator('#history-label', { hasText: `${seen.get(texts[1]).version} of ${count}` }).waitFor();
+    await b.getByRole('button', { name: 'Restore this version' }).click();
+    await waitForText(a, (t) => t === texts[1]);
+    await waitForStatus(b, 'online');
+    assert.equal((await server.docValue(id)).body, texts[1]);
+  } finally {
+    await alice.close();
+    await bob.close();
+  }
+});

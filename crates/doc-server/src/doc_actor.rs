@@ -40,6 +40,7 @@
 //! - The actor never awaits a connection; it awaits only its own queue, timers and the store.
 
 mod authors;
+mod history;
 mod load;
 mod log_entry;
 mod peers;
@@ -153,6 +154,13 @@ pub enum DocCommand {
     },
     /// Unload now if no connection has the document open (the memory budget needs room).
     Unload,
+    /// The history view's data as JSON (`history.rs`): the outline, or the text at a point.
+    History {
+        /// `None`: the outline; `Some(n)`: the body after the first `n` changes.
+        at: Option<usize>,
+        /// Receives the JSON, or why there is none.
+        reply: oneshot::Sender<Result<Vec<u8>, String>>,
+    },
 }
 
 /// What an actor tells the registry about itself without being asked (for the memory
@@ -185,6 +193,13 @@ impl DocHandle {
     pub async fn value(&self) -> Result<Vec<u8>, ServerError> {
         let (reply, answer) = oneshot::channel();
         self.send(DocCommand::Value { reply }).await?;
+        answer.await.map_err(|_| ServerError::ActorGone)
+    }
+
+    /// The history view's data as JSON (see `history.rs`), or why there is none.
+    pub async fn history(&self, at: Option<usize>) -> Result<Result<Vec<u8>, String>, ServerError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(DocCommand::History { at, reply }).await?;
         answer.await.map_err(|_| ServerError::ActorGone)
     }
 
@@ -272,6 +287,8 @@ struct DocActor {
     unload_requested: bool,
     /// The title last recorded for listings (`Store::set_title`).
     listed_title: Option<String>,
+    /// The name each replica's person gave (see `history.rs`).
+    names: std::collections::HashMap<ReplicaId, String>,
 }
 
 /// The register the editor keeps a document's title in (`wasm_client::session::TITLE`).
@@ -330,6 +347,7 @@ pub(crate) async fn run(
                 measured: (0, Instant::now()),
                 unload_requested: false,
                 listed_title: None,
+                names: loaded.names.into_iter().collect(),
             };
             actor.run_loop().await;
         }
@@ -372,6 +390,9 @@ async fn retire(
             | DocCommand::Presence { .. }
             | DocCommand::Leave { .. }
             | DocCommand::Unload => {}
+            DocCommand::History { reply, .. } => {
+                let _ = reply.send(Err("the document is unloading: try again".into()));
+            }
         }
     }
 }
@@ -506,6 +527,9 @@ impl DocActor {
             DocCommand::Leave { conn } => self.leave(conn),
             DocCommand::Value { reply } => round.values.push(reply),
             DocCommand::Unload => self.unload_requested = true,
+            DocCommand::History { at, reply } => {
+                let _ = reply.send(self.history_json(at));
+            }
         }
     }
 

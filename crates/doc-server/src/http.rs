@@ -11,6 +11,7 @@
 //! | `GET /docs`         | JSON `[{"id": ..., "updated_ms": ...}]` of stored documents (admin `*`) |
 //! | `POST /docs/summaries` | title, last edit and people now of each document the given tokens open |
 //! | `GET /docs/{id}`    | JSON value of document `id` (`Document::value()`), or 404 (read) |
+//! | `GET /docs/{id}/history[/{n}]` | the history's outline, or the body after `n` changes (read) |
 //! | `POST /docs/{id}/links` | links of the caller's role and below (write)              |
 //! | `GET /healthz`      | `ok`: the process answers (liveness)                          |
 //! | `GET /readyz`       | `ready`, or 503 when the store refuses a durable write now    |
@@ -52,6 +53,8 @@ pub fn router(state: AppState) -> Router {
         .route("/docs/summaries", post(summaries))
         .route("/docs/{id}", get(doc_value))
         .route("/docs/{id}/links", post(doc_links))
+        .route("/docs/{id}/history", get(doc_history))
+        .route("/docs/{id}/history/{at}", get(doc_history_at))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -261,6 +264,50 @@ async fn summaries(
     Ok(axum::Json(docs).into_response())
 }
 
+/// `GET /docs/{id}/history`: the outline of the document's past (`[{"upto", "authors"}]`).
+async fn doc_history(
+    state: State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ServerError> {
+    history(state, id, None, headers).await
+}
+
+/// `GET /docs/{id}/history/{n}`: the body after the history's first `n` changes, as passages
+/// (`[{"author", "text"}]`).
+async fn doc_history_at(
+    state: State<AppState>,
+    Path((id, at)): Path<(String, usize)>,
+    headers: HeaderMap,
+) -> Result<Response, ServerError> {
+    history(state, id, Some(at), headers).await
+}
+
+async fn history(
+    State(state): State<AppState>,
+    id: String,
+    at: Option<usize>,
+    headers: HeaderMap,
+) -> Result<Response, ServerError> {
+    let id = DocId::parse(&id)?;
+    authorize(&state, &headers, Some(&id), Role::Read)?;
+    let handle = match state.registry.get(&id) {
+        Some(handle) => handle,
+        None => {
+            let store = state.store.clone();
+            let lookup = id.clone();
+            if !tokio::task::spawn_blocking(move || store.exists(&lookup)).await?? {
+                return Err(ServerError::NotFound(id.to_string()));
+            }
+            state.registry.open(&id)?
+        }
+    };
+    Ok(match handle.history(at).await? {
+        Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+        Err(reason) => (StatusCode::CONFLICT, reason).into_response(),
+    })
+}
+
 async fn doc_value(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -403,6 +450,9 @@ mod tests {
             Err(StoreError::Poisoned)
         }
         fn set_title(&self, _: &DocId, _: &str) -> Result<(), StoreError> {
+            Err(StoreError::Poisoned)
+        }
+        fn set_names(&self, _: &DocId, _: &[(crdt_core::ReplicaId, String)]) -> Result<(), StoreError> {
             Err(StoreError::Poisoned)
         }
         fn exists(&self, _: &DocId) -> Result<bool, StoreError> {

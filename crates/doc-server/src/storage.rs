@@ -79,6 +79,8 @@ pub struct StoredDoc {
     pub log: Vec<LogEntry>,
     /// Who owns each replica that ever wrote (or claimed) the document.
     pub authors: BTreeMap<ReplicaId, AuthorHash>,
+    /// The name each replica's person gave when it last connected (for the history view).
+    pub names: BTreeMap<ReplicaId, String>,
 }
 
 /// One row of `GET /docs`.
@@ -113,6 +115,10 @@ pub trait Store: Send + Sync + 'static {
 
     /// The summary of `doc`, if anything was ever stored for it.
     fn summary(&self, doc: &DocId) -> Result<Option<DocSummary>, StoreError>;
+
+    /// Records the names people gave for their replicas of `doc` (the latest wins), for the
+    /// history view. Cosmetic like the title: not part of the acknowledged history.
+    fn set_names(&self, doc: &DocId, names: &[(ReplicaId, String)]) -> Result<(), StoreError>;
 
     /// Records `doc`'s title for listings (not part of the document's durable history, which
     /// holds the title itself: a lost update only shows an older title in a list).
@@ -211,6 +217,13 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    fn set_names(&self, doc: &DocId, names: &[(ReplicaId, String)]) -> Result<(), StoreError> {
+        let mut inner = self.inner.lock().map_err(|_| StoreError::Poisoned)?;
+        let (stored, _) = inner.docs.entry(doc.clone()).or_default();
+        stored.names.extend(names.iter().cloned());
+        Ok(())
+    }
+
     fn exists(&self, doc: &DocId) -> Result<bool, StoreError> {
         let inner = self.inner.lock().map_err(|_| StoreError::Poisoned)?;
         Ok(inner.docs.contains_key(doc))
@@ -272,6 +285,11 @@ pub(crate) fn check_store_contract(store: &dyn Store) {
     assert!(store.load(&b).unwrap().authors.is_empty());
     assert_eq!(store.load(&a).unwrap().snapshot, Some((b"snap-2".to_vec(), second)), "the rest is untouched");
     assert_eq!(store.load(&b).unwrap().log[0].bytes, b"bee");
+
+    // Names: per replica, the latest wins.
+    store.set_names(&a, &[(r1, "Ann".into()), (r2, "Bo".into())]).unwrap();
+    store.set_names(&a, &[(r1, "Anne".into())]).unwrap();
+    assert_eq!(store.load(&a).unwrap().names, BTreeMap::from([(r1, "Anne".to_owned()), (r2, "Bo".to_owned())]));
 }
 
 #[cfg(test)]

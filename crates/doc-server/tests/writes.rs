@@ -253,6 +253,21 @@ async fn measure(opens: usize) -> bool {
         .map(|e| e.metadata().map_or(0, |m| m.len()))
         .sum();
 
+    // The history view's first look (issue 22): the outline, then the text at its last point.
+    let started = Instant::now();
+    let (status, _, outline) = server.get("/docs/paper/history").await;
+    let outline_time = started.elapsed();
+    assert_eq!(status, 200, "{}", String::from_utf8_lossy(&outline));
+    let points: Vec<serde_json::Value> = serde_json::from_slice(&outline).expect("the outline");
+    let last = points.last().and_then(|p| p["upto"].as_u64()).unwrap_or(0);
+    let started = Instant::now();
+    let (status, _, passages) = server.get(&format!("/docs/paper/history/{last}")).await;
+    let version_time = started.elapsed();
+    assert_eq!(status, 200);
+    let passages: Vec<serde_json::Value> = serde_json::from_slice(&passages).expect("passages");
+    let text: String = passages.iter().filter_map(|p| p["text"].as_str()).collect();
+    assert_eq!(text, end, "the last version is the text");
+
     let mut loads = Vec::new();
     for _ in 0..3 {
         let (restarted, load, welcomed) = reload(&mut server, &dir, &end).await;
@@ -275,6 +290,13 @@ async fn measure(opens: usize) -> bool {
     );
     println!(
         "  handed to write(): {wchar} bytes; log entries {log_bytes} + snapshots {snapshot_bytes} bytes; files at the kill {on_disk} bytes"
+    );
+    println!(
+        "  history view: outline of {} points {:.0} ms, then the text at the last one {:.0} ms ({:.0} ms together)",
+        points.len(),
+        outline_time.as_secs_f64() * 1e3,
+        version_time.as_secs_f64() * 1e3,
+        (outline_time + version_time).as_secs_f64() * 1e3
     );
     for (i, (load, welcomed)) in loads.iter().enumerate() {
         println!(

@@ -56,6 +56,8 @@ pub(super) struct Loaded {
     pub damaged: Option<(u64, String)>,
     /// The registered owners of the document's replicas.
     pub authors: std::collections::BTreeMap<ReplicaId, crate::storage::AuthorHash>,
+    /// The names people gave for their replicas.
+    pub names: std::collections::BTreeMap<ReplicaId, String>,
 }
 
 /// Reads the snapshot and the log of `id` and rebuilds the document.
@@ -92,8 +94,8 @@ pub(super) async fn load(store: &Arc<dyn Store>, id: &DocId) -> Result<Loaded, S
         log_index = entry.index;
     }
     let snapshot_bytes = stored.snapshot.as_ref().map_or(0, |(bytes, _)| bytes.len() as u64);
-    let authors = stored.authors;
-    Ok(Loaded { doc, log_index, snapshot_index, replayed, snapshot_bytes, log_bytes, damaged, authors })
+    let (authors, names) = (stored.authors, stored.names);
+    Ok(Loaded { doc, log_index, snapshot_index, replayed, snapshot_bytes, log_bytes, damaged, authors, names })
 }
 
 /// Applies one log entry's changes; counts the newly applied ones in `replayed`. On an error

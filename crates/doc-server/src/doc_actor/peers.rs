@@ -123,6 +123,9 @@ impl DocActor {
             let _ = join.reply.send(Err(JoinRefused::Failed("the connection's queue refused the welcome".into())));
             return;
         }
+        if join.writable {
+            self.note_name(join.replica, &peer.user.name);
+        }
         let announce = frame(&ServerMsg::Presence(peer.clone()));
         self.peers.insert(
             join.conn,

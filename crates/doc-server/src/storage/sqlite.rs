@@ -15,6 +15,7 @@
 //! snapshots (doc TEXT PRIMARY KEY, through INTEGER, bytes BLOB)
 //! authors   (doc TEXT, replica BLOB, hash BLOB, PRIMARY KEY (doc, replica))  -- since version 3
 //! probe     (id INTEGER PRIMARY KEY, at_ms INTEGER)  -- one row, rewritten by `/readyz`
+//! names     (doc TEXT, replica BLOB, name TEXT, PRIMARY KEY (doc, replica))  -- since version 4
 //! ```
 //!
 //! A commit is paid in pages: each page a transaction changes is one more frame (page size
@@ -50,6 +51,12 @@ CREATE TABLE IF NOT EXISTS snapshots (
     bytes BLOB NOT NULL
 );
 CREATE TABLE IF NOT EXISTS probe (id INTEGER PRIMARY KEY, at_ms INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS names (
+    doc TEXT NOT NULL,
+    replica BLOB NOT NULL,
+    name TEXT NOT NULL,
+    PRIMARY KEY (doc, replica)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS authors (
     doc TEXT NOT NULL,
     replica BLOB NOT NULL,
@@ -223,8 +230,21 @@ impl Store for SqliteStore {
             }
             authors
         };
+        let names = {
+            let mut statement = tx.prepare_cached("SELECT replica, name FROM names WHERE doc = ?1")?;
+            let rows = statement
+                .query_map(params![doc.as_str()], |row| Ok((row.get::<_, Vec<u8>>(0)?, row.get::<_, String>(1)?)))?;
+            let mut names = std::collections::BTreeMap::new();
+            for row in rows {
+                let (replica, name) = row?;
+                if let Ok(replica) = <[u8; 16]>::try_from(replica) {
+                    names.insert(ReplicaId::from_u128(u128::from_be_bytes(replica)), name);
+                }
+            }
+            names
+        };
         tx.commit()?;
-        Ok(StoredDoc { snapshot, log, authors })
+        Ok(StoredDoc { snapshot, log, authors, names })
     }
 
     fn append(&self, doc: &DocId, bytes: &[u8]) -> Result<u64, StoreError> {
@@ -284,6 +304,20 @@ impl Store for SqliteStore {
             })
             .optional()?;
         Ok(summary)
+    }
+
+    fn set_names(&self, doc: &DocId, names: &[(ReplicaId, String)]) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn.transaction()?;
+        for (replica, name) in names {
+            tx.prepare_cached(
+                "INSERT INTO names (doc, replica, name) VALUES (?1, ?2, ?3)
+                 ON CONFLICT (doc, replica) DO UPDATE SET name = excluded.name",
+            )?
+            .execute(params![doc.as_str(), replica.uuid().as_bytes().as_slice(), name])?;
+        }
+        tx.commit()?;
+        Ok(())
     }
 
     fn set_title(&self, doc: &DocId, title: &str) -> Result<(), StoreError> {

@@ -204,6 +204,9 @@ impl crate::storage::Store for FlakyStore {
     fn set_title(&self, doc: &DocId, title: &str) -> Result<(), crate::storage::StoreError> {
         self.inner.set_title(doc, title)
     }
+    fn set_names(&self, doc: &DocId, names: &[(ReplicaId, String)]) -> Result<(), crate::storage::StoreError> {
+        self.inner.set_names(doc, names)
+    }
     fn exists(&self, doc: &DocId) -> Result<bool, crate::storage::StoreError> {
         self.inner.exists(doc)
     }
