@@ -581,3 +581,60 @@ test('17. history: every version of three sessions by two people, with its autho
     await bob.close();
   }
 });
+
+test('18. one entry per person across tabs, names shown while their person is busy, header in view, monospace on request', async () => {
+  const id = newDocId('comfort');
+  const alice = await browser.newContext();
+  const bob = await browser.newContext();
+  try {
+    const a1 = await openEditor(alice, server.url, id, 'Alice');
+    const a2 = await alice.newPage();
+    await a2.goto(`${server.url}/d/${id}`);
+    await waitForStatus(a2, 'online');
+    const b = await openEditor(bob, server.url, id, 'Bob');
+    await b.locator('#people .person', { hasText: 'Alice (2 tabs)' }).waitFor();
+    assert.equal(await b.locator('#people .person', { hasText: 'Alice' }).count(), 1);
+    await a1.locator('#people .me', { hasText: '(you, 2 tabs)' }).waitFor();
+    await a2.close();
+
+    // Alice types: Bob sees her name by her caret, which fades once she has been still a while.
+    await caretToEnd(a1);
+    await a1.keyboard.type('busy here');
+    const label = b.locator('.remote-caret', { has: b.locator('.remote-name', { hasText: 'Alice' }) });
+    await b.locator('.remote-caret.recent .remote-name', { hasText: 'Alice' }).waitFor();
+    await b.waitForFunction(() => !document.querySelector('.remote-caret.recent'), null, { timeout: 6000 });
+    // Faded out (after its 0.3 s transition).
+    await label.locator('.remote-name').evaluate(
+      (el) =>
+        new Promise((resolve, reject) => {
+          const deadline = performance.now() + 2000;
+          const check = () => {
+            if (getComputedStyle(el).opacity === '0') return resolve();
+            if (performance.now() > deadline) return reject(new Error(`opacity ${getComputedStyle(el).opacity}`));
+            requestAnimationFrame(check);
+          };
+          check();
+        }),
+    );
+
+    // A long document scrolled down: the header (status, share, history) is still at the top.
+    await b.evaluate(() => {
+      const view = window.crdtEditor.view;
+      view.dispatch({ changes: { from: view.state.doc.length, insert: '\nline'.repeat(300) } });
+    });
+    await b.mouse.wheel(0, 5000);
+    await b.waitForFunction(() => window.scrollY > 500);
+    const top = await b.locator('header').evaluate((el) => el.getBoundingClientRect().top);
+    assert.equal(top, 0);
+
+    // Monospace on request, remembered.
+    await b.getByRole('button', { name: 'Monospace' }).click();
+    const font = await b.locator('.cm-content').evaluate((el) => getComputedStyle(el).fontFamily);
+    assert.match(font, /mono/i);
+    await b.reload();
+    await b.locator('#editor.mono').waitFor();
+  } finally {
+    await alice.close();
+    await bob.close();
+  }
+});

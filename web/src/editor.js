@@ -236,8 +236,23 @@ async function main() {
     }, 30);
   }
 
+  /** When each remote caret last moved (by connection), to show its name for a while. */
+  const caretMoved = new Map();
+  const NAME_SHOWN_MS = 3000;
+  let cursorsTimer = null;
   function renderCursors() {
-    view.dispatch({ effects: setRemoteCursors.of(client.peers()) });
+    const now = performance.now();
+    const peers = client.peers().map((peer) => {
+      const last = caretMoved.get(peer.connection);
+      if (!last || last.head !== peer.head || last.anchor !== peer.anchor) {
+        caretMoved.set(peer.connection, { head: peer.head, anchor: peer.anchor, at: now });
+      }
+      return { ...peer, recent: now - caretMoved.get(peer.connection).at < NAME_SHOWN_MS };
+    });
+    view.dispatch({ effects: setRemoteCursors.of(peers) });
+    // Hide the names again once they have been still for a while.
+    clearTimeout(cursorsTimer);
+    if (peers.some((peer) => peer.recent)) cursorsTimer = setTimeout(renderCursors, NAME_SHOWN_MS);
   }
 
   /** Who is here (by connection), to say who joined and left. */
@@ -257,10 +272,19 @@ async function main() {
     announcePeople();
     const list = $('#people');
     list.replaceChildren();
-    const me = person(`${user.name} (you)`, user.color);
+    // One entry per person: their tabs (one connection each) share a name and colour.
+    const tabs = new Map();
+    for (const peer of client.peers()) {
+      const key = `${peer.name}\u0000${peer.color}`;
+      tabs.set(key, { name: peer.name, color: peer.color, count: (tabs.get(key)?.count ?? 0) + 1 });
+    }
+    const myKey = `${user.name}\u0000${user.color}`;
+    const mine = tabs.get(myKey)?.count ?? 0;
+    tabs.delete(myKey);
+    const me = person(mine > 0 ? `${user.name} (you, ${mine + 1} tabs)` : `${user.name} (you)`, user.color);
     me.classList.add('me');
     list.append(me);
-    for (const peer of client.peers()) list.append(person(peer.name, peer.color));
+    for (const { name, color, count } of tabs.values()) list.append(person(count > 1 ? `${name} (${count} tabs)` : name, color));
   }
 
   function person(name, color) {
@@ -475,6 +499,22 @@ async function main() {
     slider.max = String(points.length);
     slider.value = String(points.length);
     await showVersion(points.length - 1);
+  }
+
+  /** Prose font by default; monospace when the person asks (remembered in this browser). */
+  function setUpFont() {
+    const key = 'crdt-editor:mono';
+    const button = $('#mono');
+    const apply = (mono) => {
+      $('#editor').classList.toggle('mono', mono);
+      button.setAttribute('aria-pressed', String(mono));
+    };
+    apply(localStorage.getItem(key) === '1');
+    button.addEventListener('click', () => {
+      const mono = button.getAttribute('aria-pressed') !== 'true';
+      localStorage.setItem(key, mono ? '1' : '0');
+      apply(mono);
+    });
   }
 
   function setUpHistory() {
@@ -694,6 +734,7 @@ async function main() {
   }
   setUpAccess();
   setUpHistory();
+  setUpFont();
   renderFields();
   renderPeople();
   renderStatus();

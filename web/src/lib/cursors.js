@@ -5,23 +5,25 @@
 import { StateEffect, StateField } from '@codemirror/state';
 import { Decoration, EditorView, WidgetType } from '@codemirror/view';
 
-/** Replace the remote cursors: `[{connection, name, color, anchor, head}]`. */
+/** Replace the remote cursors: `[{connection, name, color, anchor, head, recent}]` (`recent`:
+ * the person typed or moved there a moment ago, so their name shows). */
 export const setRemoteCursors = StateEffect.define();
 
 class CaretWidget extends WidgetType {
-  constructor(name, color) {
+  constructor(name, color, recent) {
     super();
     this.name = name;
     this.color = color;
+    this.recent = recent;
   }
 
   eq(other) {
-    return other.name === this.name && other.color === this.color;
+    return other.name === this.name && other.color === this.color && other.recent === this.recent;
   }
 
   toDOM() {
     const caret = document.createElement('span');
-    caret.className = 'remote-caret';
+    caret.className = this.recent ? 'remote-caret recent' : 'remote-caret';
     // Not part of the text: screen readers hear who joins and leaves from the people list.
     caret.setAttribute('aria-hidden', 'true');
     caret.style.borderLeftColor = this.color;
@@ -73,7 +75,9 @@ function build(peers, docLength) {
       );
     }
     ranges.push(
-      Decoration.widget({ widget: new CaretWidget(peer.name, peer.color), side: 1 }).range(peer.head),
+      Decoration.widget({ widget: new CaretWidget(peer.name, peer.color, Boolean(peer.recent)), side: 1 }).range(
+        peer.head,
+      ),
     );
   }
   return Decoration.set(ranges, true);
