@@ -198,6 +198,8 @@ test('4. title, tags, likes and views converge between two pages', async () => {
     await a.locator('#tag-input').press('Enter');
     await a.locator('.tag[data-tag="2025"]').waitFor();
     await a.getByRole('button', { name: 'Remove tag 2025' }).click();
+    // The keyboard stays in the tags: on the next tag's button or the new-tag box.
+    assert.ok(await a.evaluate(() => document.activeElement?.matches('.remove-tag, #tag-input')), 'focus kept');
 
     await a.locator('#like').click();
     await b.locator('#like').click();

@@ -342,9 +342,13 @@ async function main() {
       remove.textContent = '×';
       remove.setAttribute('aria-label', `Remove tag ${tag}`);
       remove.addEventListener('click', () => {
+        const next = chip.nextElementSibling?.dataset.tag ?? chip.previousElementSibling?.dataset.tag;
         client.removeTag(tag);
         madeLocally();
         renderFields();
+        // Keep the keyboard where it was: on the next tag's button, else the new-tag box.
+        const target = next && [...$('#tags').children].find((li) => li.dataset.tag === next);
+        (target?.querySelector('button') ?? $('#tag-input')).focus();
       });
       chip.append(document.createTextNode(tag));
       if (!readOnly) chip.append(remove);
