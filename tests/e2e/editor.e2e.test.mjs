@@ -11,6 +11,7 @@ import {
   Proxy,
   Server,
   caretToEnd,
+  createFromList,
   caretToStart,
   editorText,
   launchBrowser,
@@ -289,13 +290,8 @@ test('6. two tabs of one browser stay in sync through BroadcastChannel while off
 test('7. a newcomer creates a document from the list and finds it there afterwards', async () => {
   const context = await browser.newContext();
   try {
-    const page = await context.newPage();
-    await page.goto(`${server.url}/`);
-    await page.getByRole('button', { name: 'New document' }).click();
     // The edit link: the new id, its token in the fragment.
-    await page.waitForURL(/\/d\/[A-Za-z0-9_-]+#v1\.w\./);
-    const id = decodeURIComponent(new URL(page.url()).pathname.slice(3));
-    await waitForStatus(page, 'online');
+    const { page, id } = await createFromList(context, server.url);
     await caretToEnd(page);
     await page.keyboard.type('my first document');
     await waitForStatus(page, 'online');

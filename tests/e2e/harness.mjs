@@ -236,6 +236,21 @@ export async function openEditor(context, baseUrl, docId, name) {
   return page;
 }
 
+/**
+ * Creates a document the way a newcomer does: the list's New document button. Waits for its
+ * editor on the edit link (`#v1.w.…` when the server makes tokens) and for it to be online;
+ * returns the page and the document id.
+ */
+export async function createFromList(context, baseUrl) {
+  const page = await context.newPage();
+  await page.goto(`${baseUrl}/`);
+  await page.getByRole('button', { name: 'New document' }).click();
+  await page.waitForURL(/\/d\/[A-Za-z0-9_-]+#v1\.w\./);
+  const id = decodeURIComponent(new URL(page.url()).pathname.slice(3));
+  await waitForStatus(page, 'online');
+  return { page, id };
+}
+
 /** The text as the page shows it: the editor's lines, without the other people's name labels. */
 export function editorText(page) {
   return page.locator('.cm-content').evaluate((content) =>

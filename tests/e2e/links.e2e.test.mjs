@@ -6,7 +6,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { Server, caretToEnd, editorText, launchBrowser, waitForStatus, waitForText } from './harness.mjs';
+import { Server, caretToEnd, createFromList, editorText, launchBrowser, waitForStatus, waitForText } from './harness.mjs';
 
 let server;
 let browser;
@@ -25,12 +25,8 @@ test('11. create → edit link → a second browser on the view link sees live e
   const writer = await browser.newContext();
   const viewer = await browser.newContext();
   try {
-    const page = await writer.newPage();
-    await page.goto(`${server.url}/`);
-    await page.getByRole('button', { name: 'New document' }).click();
-    await page.waitForURL(/\/d\/[A-Za-z0-9_-]+#v1\.w\./);
-    const id = decodeURIComponent(new URL(page.url()).pathname.slice(3));
-    await waitForStatus(page, 'online');
+    // The edit link: the new id, its token in the fragment.
+    const { page, id } = await createFromList(writer, server.url);
     await caretToEnd(page);
     await page.keyboard.type('written with the edit link');
     await waitForStatus(page, 'online');
@@ -96,12 +92,8 @@ test('16. the list shows titles, last edits and who is here; a mistyped address 
   const writer = await browser.newContext();
   const viewer = await browser.newContext();
   try {
-    const page = await writer.newPage();
-    await page.goto(`${server.url}/`);
-    await page.getByRole('button', { name: 'New document' }).click();
-    await page.waitForURL(/\/d\/[A-Za-z0-9_-]+#v1\.w\./);
-    const id = decodeURIComponent(new URL(page.url()).pathname.slice(3));
-    await waitForStatus(page, 'online');
+    // The edit link: the new id, its token in the fragment.
+    const { page, id } = await createFromList(writer, server.url);
     await page.locator('#title').fill('Quarterly plan');
     await caretToEnd(page);
     await page.keyboard.type('numbers go here');

@@ -283,6 +283,20 @@ async fn doc_history_at(
     history(state, id, Some(at), headers).await
 }
 
+/// The actor of a document that exists in the store, loading it if needed (a read never
+/// creates a document: 404 for one never written).
+async fn stored_doc(state: &AppState, id: &DocId) -> Result<crate::doc_actor::DocHandle, ServerError> {
+    if let Some(handle) = state.registry.get(id) {
+        return Ok(handle);
+    }
+    let store = state.store.clone();
+    let lookup = id.clone();
+    if !tokio::task::spawn_blocking(move || store.exists(&lookup)).await?? {
+        return Err(ServerError::NotFound(id.to_string()));
+    }
+    state.registry.open(id)
+}
+
 async fn history(
     State(state): State<AppState>,
     id: String,
@@ -291,17 +305,7 @@ async fn history(
 ) -> Result<Response, ServerError> {
     let id = DocId::parse(&id)?;
     authorize(&state, &headers, Some(&id), Role::Read)?;
-    let handle = match state.registry.get(&id) {
-        Some(handle) => handle,
-        None => {
-            let store = state.store.clone();
-            let lookup = id.clone();
-            if !tokio::task::spawn_blocking(move || store.exists(&lookup)).await?? {
-                return Err(ServerError::NotFound(id.to_string()));
-            }
-            state.registry.open(&id)?
-        }
-    };
+    let handle = stored_doc(&state, &id).await?;
     Ok(match handle.history(at).await? {
         Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
         Err(reason) => (StatusCode::CONFLICT, reason).into_response(),
@@ -315,17 +319,7 @@ async fn doc_value(
 ) -> Result<Response, ServerError> {
     let id = DocId::parse(&id)?;
     authorize(&state, &headers, Some(&id), Role::Read)?;
-    let handle = match state.registry.get(&id) {
-        Some(handle) => handle,
-        None => {
-            let store = state.store.clone();
-            let lookup = id.clone();
-            if !tokio::task::spawn_blocking(move || store.exists(&lookup)).await?? {
-                return Err(ServerError::NotFound(id.to_string()));
-            }
-            state.registry.open(&id)?
-        }
-    };
+    let handle = stored_doc(&state, &id).await?;
     let json = handle.value().await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
 }
