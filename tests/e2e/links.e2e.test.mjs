@@ -16,6 +16,14 @@ before(async () => {
   browser = await launchBrowser();
 });
 
+async function eventually(check, what, timeout = 10000) {
+  const deadline = Date.now() + timeout;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
 after(async () => {
   await browser?.close();
   await server?.close();
@@ -88,7 +96,7 @@ test('12. an expired or a wrong link shows a clear message, not a blank page', a
   }
 });
 
-test('16. the list shows titles, last edits and who is here; a mistyped address creates nothing', async () => {
+test('16. the list shows titles, last edits and who is here, and renames; a mistyped address creates nothing', async () => {
   const writer = await browser.newContext();
   const viewer = await browser.newContext();
   try {
@@ -109,6 +117,12 @@ test('16. the list shows titles, last edits and who is here; a mistyped address 
     await row.locator('.doc-title', { hasText: 'Quarterly plan' }).waitFor();
     await row.locator('.doc-meta', { hasText: 'edited just now' }).waitFor();
     await row.locator('.doc-meta', { hasText: '1 person here now' }).waitFor();
+
+    // Renamed from the list: the reader, who has it open, sees the new title at once.
+    page.once('dialog', (dialog) => dialog.accept('Plan for the year'));
+    await row.getByRole('button', { name: 'Rename Quarterly plan' }).click();
+    await row.locator('.doc-title', { hasText: 'Plan for the year' }).waitFor();
+    await eventually(async () => (await reader.locator('#title').inputValue()) === 'Plan for the year', 'the new title');
 
     // A typo in the address: the page says it needs a link, and nothing is created.
     const typo = `${id.slice(0, -1)}${id.endsWith('x') ? 'y' : 'x'}`;

@@ -60,6 +60,35 @@ function ago(ms) {
   return new Date(ms).toLocaleDateString();
 }
 
+/** Renames a document from the list: the server makes the change as its own replica, and
+ * whoever has the document open sees the new title at once. */
+function renameButton(doc, titleElement) {
+  const button = document.createElement('button');
+  button.type = 'button';
+  button.className = 'rename';
+  button.textContent = 'Rename';
+  button.setAttribute('aria-label', `Rename ${doc.title || 'Untitled'}`);
+  button.addEventListener('click', async () => {
+    const title = prompt('New title', doc.title ?? '');
+    if (title === null || title.trim() === (doc.title ?? '')) return;
+    const headers = { 'Content-Type': 'application/json' };
+    if (doc.token) headers.Authorization = `Bearer ${doc.token}`;
+    const response = await fetch(`/docs/${encodeURIComponent(doc.id)}/title`, {
+      method: 'POST',
+      headers,
+      body: JSON.stringify({ title }),
+    });
+    if (!response.ok) {
+      alert(`Could not rename it: ${(await response.text()) || response.status}`);
+      return;
+    }
+    doc.title = title.trim();
+    titleElement.textContent = doc.title || 'Untitled';
+    button.setAttribute('aria-label', `Rename ${doc.title || 'Untitled'}`);
+  });
+  return button;
+}
+
 async function load() {
   const known = knownDocs();
   const rows = new Map();
@@ -107,6 +136,7 @@ async function load() {
     meta.textContent = details.join(' · ');
     if (doc.edited) meta.title = new Date(doc.edited).toLocaleString();
     item.append(' ', meta);
+    if (doc.role !== 'read') item.append(' ', renameButton(doc, title));
     list.append(item);
   }
 }

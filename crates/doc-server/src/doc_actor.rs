@@ -154,6 +154,13 @@ pub enum DocCommand {
     },
     /// Unload now if no connection has the document open (the memory budget needs room).
     Unload,
+    /// An edit made by the server itself; answered once it is durable (and sent to everyone).
+    Edit {
+        /// What to change.
+        edit: ServerEdit,
+        /// `Ok` once the change is committed.
+        reply: oneshot::Sender<Result<(), String>>,
+    },
     /// The history view's data as JSON (`history.rs`): the outline, or the text at a point.
     History {
         /// `None`: the outline; `Some(n)`: the body after the first `n` changes.
@@ -193,6 +200,13 @@ impl DocHandle {
     pub async fn value(&self) -> Result<Vec<u8>, ServerError> {
         let (reply, answer) = oneshot::channel();
         self.send(DocCommand::Value { reply }).await?;
+        answer.await.map_err(|_| ServerError::ActorGone)
+    }
+
+    /// Makes `edit` as the server's own replica; returns once it is durable.
+    pub async fn edit(&self, edit: ServerEdit) -> Result<Result<(), String>, ServerError> {
+        let (reply, answer) = oneshot::channel();
+        self.send(DocCommand::Edit { edit, reply }).await?;
         answer.await.map_err(|_| ServerError::ActorGone)
     }
 
@@ -247,6 +261,27 @@ pub(crate) fn channel(generation: u64) -> (DocHandle, mpsc::Receiver<DocCommand>
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
     let status = Arc::new(ActorStatus { last_used_ms: AtomicU64::new(now_ms()), ..ActorStatus::default() });
     (DocHandle { tx, generation, status }, rx)
+}
+
+/// The replica the server writes a document as (edits made over HTTP): derived from the
+/// document id, so it is the same on every load and every server; no client may connect or
+/// write as it (`authors.rs`).
+pub fn server_replica(id: &DocId) -> ReplicaId {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(format!("doc-server replica of {id}").as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    ReplicaId::from_u128(u128::from_be_bytes(bytes))
+}
+
+/// The connection id the server's own edits go out as (connections count from 1).
+const SERVER_CONN: ConnId = ConnId(0);
+
+/// An edit the server makes as its own replica ([`server_replica`]).
+#[derive(Debug)]
+pub enum ServerEdit {
+    /// Sets the document's title (the `title` register the editor shows).
+    SetTitle(String),
 }
 
 /// How often at most an actor measures its document's heap.
@@ -393,6 +428,9 @@ async fn retire(
             DocCommand::History { reply, .. } => {
                 let _ = reply.send(Err("the document is unloading: try again".into()));
             }
+            DocCommand::Edit { reply, .. } => {
+                let _ = reply.send(Err("the document is unloading: try again".into()));
+            }
         }
     }
 }
@@ -529,6 +567,13 @@ impl DocActor {
             DocCommand::Unload => self.unload_requested = true,
             DocCommand::History { at, reply } => {
                 let _ = reply.send(self.history_json(at));
+            }
+            DocCommand::Edit { edit, reply } => {
+                let change = match edit {
+                    ServerEdit::SetTitle(title) => self.doc.set_register(TITLE_FIELD, title),
+                };
+                round.applied.push(round::AppliedBatch { conn: SERVER_CONN, changes: vec![change] });
+                round.edits.push(reply);
             }
         }
     }

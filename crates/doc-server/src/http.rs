@@ -12,6 +12,7 @@
 //! | `POST /docs/summaries` | title, last edit and people now of each document the given tokens open |
 //! | `GET /docs/{id}`    | JSON value of document `id` (`Document::value()`), or 404 (read) |
 //! | `GET /docs/{id}/history[/{n}]` | the history's outline, or the body after `n` changes (read) |
+//! | `POST /docs/{id}/title` | `{"title": "..."}`: renames the document, as the server's own replica (write) |
 //! | `POST /docs/{id}/links` | links of the caller's role and below (write)              |
 //! | `GET /healthz`      | `ok`: the process answers (liveness)                          |
 //! | `GET /readyz`       | `ready`, or 503 when the store refuses a durable write now    |
@@ -53,6 +54,7 @@ pub fn router(state: AppState) -> Router {
         .route("/docs/summaries", post(summaries))
         .route("/docs/{id}", get(doc_value))
         .route("/docs/{id}/links", post(doc_links))
+        .route("/docs/{id}/title", post(doc_title))
         .route("/docs/{id}/history", get(doc_history))
         .route("/docs/{id}/history/{at}", get(doc_history_at))
         .route("/healthz", get(healthz))
@@ -281,6 +283,38 @@ async fn doc_history_at(
     headers: HeaderMap,
 ) -> Result<Response, ServerError> {
     history(state, id, Some(at), headers).await
+}
+
+/// The longest title `POST /docs/{id}/title` takes, in characters.
+const MAX_TITLE_CHARS: usize = 1000;
+
+#[derive(serde::Deserialize)]
+struct TitleRequest {
+    title: String,
+}
+
+/// `POST /docs/{id}/title`: sets the title as the server's own replica (a rename from the
+/// document list); answers 204 once the change is durable, and everyone in the document sees it
+/// like any edit.
+async fn doc_title(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    axum::Json(request): axum::Json<TitleRequest>,
+) -> Result<Response, ServerError> {
+    let id = DocId::parse(&id)?;
+    authorize(&state, &headers, Some(&id), Role::Write)?;
+    let title = request.title.trim().to_owned();
+    if title.chars().count() > MAX_TITLE_CHARS {
+        return Ok(
+            (StatusCode::BAD_REQUEST, format!("a title has at most {MAX_TITLE_CHARS} characters")).into_response()
+        );
+    }
+    let handle = state.registry.open(&id)?;
+    Ok(match handle.edit(crate::doc_actor::ServerEdit::SetTitle(title)).await? {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, reason).into_response(),
+    })
 }
 
 /// The actor of a document that exists in the store, loading it if needed (a read never

@@ -241,3 +241,58 @@ async fn pages_of_other_origins_cannot_connect_or_read_answers() {
     assert_eq!(preflight("https://evil.example").await, 403);
     tokio::time::sleep(Duration::from_millis(10)).await;
 }
+
+/// A POST with a JSON body and a bearer token.
+async fn post_json(server: &Server, path: &str, token: &str, body: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        server.addr,
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(WAIT, stream.read_to_end(&mut response)).await.unwrap().unwrap();
+    String::from_utf8_lossy(&response).split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rename_over_http_reaches_everyone_and_the_servers_replica_is_its_own() {
+    let (server, _dir) = secure_server("auth-rename");
+    let later = now_secs() + 3600;
+    let (write, read) = (auth().mint(DOC, Role::Write, later), auth().mint(DOC, Role::Read, later));
+    let mut reader = Client::new("reader");
+    reader.token = read.clone();
+    reader.connect(server.addr, DOC).await.unwrap();
+
+    assert_eq!(post_json(&server, &format!("/docs/{DOC}/title"), &read, r#"{"title": "no"}"#).await, 403);
+    assert_eq!(post_json(&server, &format!("/docs/{DOC}/title"), &write, r#"{"title": "Renamed"}"#).await, 204);
+    reader.pump_until(WAIT, |c| c.doc.register("title") == Some("Renamed")).await.unwrap();
+    assert_eq!(post_json(&server, &format!("/docs/{DOC}/title"), &write, r#"{"title": "Again"}"#).await, 204);
+    reader.pump_until(WAIT, |c| c.doc.register("title") == Some("Again")).await.unwrap();
+    // Both renames are one replica's: the version grows by one entry, not one per request.
+    let server_replica = doc_server::doc_actor::server_replica(&doc_server::DocId::parse(DOC).unwrap());
+    assert_eq!(reader.doc.version().get(server_replica), 2);
+
+    // Nobody connects or writes as the server's replica.
+    let mut ws = connect_ws(server.addr, DOC).await.unwrap();
+    let hello = ClientMsg::Hello {
+        protocol: PROTOCOL_VERSION,
+        replica: server_replica,
+        author: AuthorSecret::random(),
+        version: Default::default(),
+        user: UserInfo { name: "mallory".into(), color: "#000".into() },
+        token: write.clone(),
+    };
+    ws.send(Message::Binary(hello.encode().into())).await.unwrap();
+    let code = loop {
+        match tokio::time::timeout(WAIT, ws.next()).await.unwrap() {
+            Some(Ok(Message::Close(frame))) => break u16::from(frame.unwrap().code),
+            Some(Ok(_)) => {}
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(code, crdt_core::protocol::CLOSE_REPLICA_REFUSED);
+}

@@ -35,6 +35,9 @@ impl DocActor {
     /// Why `join` may not join (its replica is in use or owned by another author), if so.
     pub(super) fn check_join(&self, join: &JoinRequest, round: &Round) -> Result<(), String> {
         let replica = join.replica;
+        if replica == self.doc.replica() {
+            return Err(format!("replica {replica} is the server's own; connect as a new replica id"));
+        }
         let in_use = self.peers.values().any(|entry| entry.peer.replica == replica)
             || round.joins.iter().any(|other| other.replica == replica);
         if in_use {
@@ -68,6 +71,12 @@ impl DocActor {
             let replica = change.replica;
             if change.seq <= self.doc.version().get(replica) || new.contains(&replica) {
                 continue; // A duplicate (compared by `check_batch`), or already checked.
+            }
+            if replica == self.doc.replica() {
+                return Err((
+                    reject::NOT_OWNER,
+                    format!("change {index} is authored as replica {replica}, the server's own"),
+                ));
             }
             match self.authors.get(&replica) {
                 Some(owner) if *owner == author => continue,

@@ -59,6 +59,9 @@ impl DocActor {
     }
 
     fn name_of(&self, replica: ReplicaId) -> String {
+        if replica == self.doc.replica() {
+            return "the server (a rename from the list)".to_owned();
+        }
         self.names.get(&replica).cloned().unwrap_or_else(|| format!("someone ({})", &replica.to_string()[..8]))
     }
 

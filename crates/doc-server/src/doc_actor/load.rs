@@ -68,8 +68,9 @@ pub(super) async fn load(store: &Arc<dyn Store>, id: &DocId) -> Result<Loaded, S
         tokio::task::spawn_blocking(move || store.load(&id)).await??
     };
     let corrupt = |reason: String| ServerError::Load { doc: id.to_string(), reason };
-    // The server never edits, so its replica id only has to be one nobody else uses.
-    let replica = ReplicaId::random();
+    // The server edits as one replica per document (HTTP edits: a rename from the list), the
+    // same across loads, so its edits never grow the document's version vector.
+    let replica = super::server_replica(id);
     let (mut doc, snapshot_index) = match &stored.snapshot {
         Some((bytes, through)) => {
             let doc = codec::decode_snapshot(bytes, replica).map_err(|error| corrupt(format!("snapshot: {error}")))?;

@@ -25,6 +25,8 @@ pub(super) struct Round {
     pub acks: Vec<PendingAck>,
     pub joins: Vec<JoinRequest>,
     pub values: Vec<oneshot::Sender<Vec<u8>>>,
+    /// The server's own edits of this round, answered once durable.
+    pub edits: Vec<oneshot::Sender<Result<(), String>>>,
     /// Set when a rejected batch could not be undone: the round must not be acknowledged.
     pub failure: Option<ServerError>,
     /// Replicas first authored in this round, with their owners: stored before any ack.
@@ -227,7 +229,10 @@ impl DocActor {
             self.first_unsnapshotted.get_or_insert_with(Instant::now);
             tracing::debug!(index, batches = round.applied.len(), changes = applied, "group commit");
         }
-        if round.acks.is_empty() && round.joins.is_empty() && round.values.is_empty() {
+        for reply in std::mem::take(&mut round.edits) {
+            let _ = reply.send(Ok(()));
+        }
+        if round.acks.is_empty() && round.joins.is_empty() && round.values.is_empty() && round.applied.is_empty() {
             return Ok(());
         }
         let hash = self.doc.state_hash();
