@@ -278,86 +278,6 @@ impl Session {
         }
     }
 
-    // ---- Local edits: each is applied at once and queued for the server. ----
-
-    /// Replaces the UTF-16 range `from..to` of the body by `text`, as one editor change
-    /// reports it. Returns the change made: one (a delete, then an insert, as the range and
-    /// `text` ask), or none if the range is empty and so is `text`.
-    pub fn replace(&mut self, from: usize, to: usize, text: &str) -> Result<Vec<Change>, EditError> {
-        let mut made = Vec::new();
-        self.replace_into(from, to, text, Some(&mut made))?;
-        Ok(made)
-    }
-
-    /// [`Session::replace`] without a copy of the changes made: a page that saves sends them
-    /// to other tabs as stored records, so a keystroke needs nothing back.
-    pub fn edit(&mut self, from: usize, to: usize, text: &str) -> Result<(), EditError> {
-        self.replace_into(from, to, text, None)
-    }
-
-    fn replace_into(
-        &mut self,
-        from: usize,
-        to: usize,
-        text: &str,
-        made: Option<&mut Vec<Change>>,
-    ) -> Result<(), EditError> {
-        if to < from {
-            return Err(EditError::OutOfBounds { pos: from, len: to });
-        }
-        // One change, checked whole before anything is applied: a failed edit leaves nothing.
-        if let Some(change) = self.doc.replace_text_utf16(BODY, from, to - from, text)? {
-            if let Some(made) = made {
-                made.push(change.clone());
-            }
-            self.record_local(change);
-        }
-        Ok(())
-    }
-
-    /// Records a change made through the document's own edit methods: pending for the server,
-    /// unsaved for storage.
-    fn record_local(&mut self, change: Change) {
-        self.pending_seqs.entry(change.replica).or_default().insert(change.seq);
-        self.pending.push_back(change.clone());
-        self.unsaved.push(change);
-    }
-
-    /// [`Session::record_local`], returning the change.
-    fn local(&mut self, change: Change) -> Change {
-        self.record_local(change.clone());
-        change
-    }
-
-    /// Sets the title.
-    pub fn set_title(&mut self, title: &str) -> Change {
-        let change = self.doc.set_register(TITLE, title.to_owned());
-        self.local(change)
-    }
-
-    /// Adds a tag.
-    pub fn add_tag(&mut self, tag: &str) -> Change {
-        let change = self.doc.add_to_set(TAGS, tag.to_owned());
-        self.local(change)
-    }
-
-    /// Removes a tag (as this replica has seen it); `None` if it is not there.
-    pub fn remove_tag(&mut self, tag: &str) -> Result<Option<Change>, EditError> {
-        Ok(self.doc.remove_from_set(TAGS, tag)?.map(|change| self.local(change)))
-    }
-
-    /// Adds one like (`+1`) or takes one back (`-1`).
-    pub fn like(&mut self, liked: bool) -> Change {
-        let change = if liked { self.doc.increment(LIKES, 1) } else { self.doc.decrement(LIKES, 1) };
-        self.local(change)
-    }
-
-    /// Counts one view.
-    pub fn add_view(&mut self) -> Change {
-        let change = self.doc.increment_gcounter(VIEWS, 1);
-        self.local(change)
-    }
-
     // ---- The protocol. ----
 
     /// Starts a connection: the `Hello` frame to send first. Forgets the previous
@@ -633,104 +553,6 @@ impl Session {
         self.resyncing = true;
     }
 
-    fn ack(&mut self, seq: u64, status: AckStatus, version: VersionVector, hash: u64) -> Event {
-        let mut event = Event::new(EventKind::Ack);
-        // An ack carries the entries of the server's version that changed since the last
-        // Welcome or Ack of this connection; `told` is the whole of it.
-        let (told, refused) = match &mut self.link {
-            Link::Up { told, inflight, .. } => {
-                told.merge(&version);
-                // Acks come in `seq` order; an Applied one covers the earlier batches too.
-                let mut refused = Vec::new();
-                while inflight.front().is_some_and(|(sent, _)| *sent <= seq) {
-                    if let Some((sent, ids)) = inflight.pop_front() {
-                        if sent == seq {
-                            refused = ids;
-                        }
-                    }
-                }
-                (told.clone(), refused)
-            }
-            _ => (version, Vec::new()),
-        };
-        match status {
-            AckStatus::Applied => {
-                self.server_version.merge(&told);
-                event.acked = self.prune();
-            }
-            AckStatus::Rejected { code: reject::NOT_READY, reason } => {
-                // Nothing is dropped: the refused changes are in the text and in storage, and
-                // the next connection offers them again (by then the server may have what they
-                // depend on). This connection sends nothing more.
-                if let Link::Up { stalled, .. } = &mut self.link {
-                    *stalled = true;
-                }
-                event.message = Some(format!(
-                    "the server refused batch {seq} ({reason}); your edits are kept and will be offered again \
-                     when the connection is renewed"
-                ));
-            }
-            AckStatus::Rejected { reason, .. } => {
-                // Refused for good: offering these again would be refused again, for ever.
-                let discarded = self.discard(&refused);
-                if let Link::Up { stalled, sent, .. } = &mut self.link {
-                    *stalled = true;
-                    *sent = 0;
-                }
-                self.start_resync();
-                event.reconnect = true;
-                event.message = Some(format!(
-                    "the server refused {discarded} of your changes for good ({reason}); they were discarded and \
-                     the document is reloaded from the server's copy"
-                ));
-            }
-        }
-        event.diverged = self.diverged(&told, hash);
-        event
-    }
-
-    /// Drops `refused` and every pending change that depends on one of them (later changes of
-    /// the same replica, and changes whose deps reach them) from `pending`, `unsaved` and the
-    /// changes waiting from other tabs; returns how many pending changes went. If the current
-    /// replica lost a change, the session edits as a new replica (its next seq would follow
-    /// a change nobody else will ever have). The document still holds them until the resync.
-    fn discard(&mut self, refused: &[ChangeId]) -> usize {
-        let mut bad_from: HashMap<ReplicaId, u64> = HashMap::new();
-        for id in refused {
-            let from = bad_from.entry(id.replica).or_insert(id.seq);
-            *from = (*from).min(id.seq);
-        }
-        let depends = |change: &Change, bad_from: &HashMap<ReplicaId, u64>| {
-            bad_from.get(&change.replica).is_some_and(|&from| change.seq >= from)
-                || change.deps.iter().any(|dep| bad_from.get(&dep.replica).is_some_and(|&from| dep.seq >= from))
-        };
-        // `pending` is in causal order, so one pass sees a change's past before it.
-        let before = self.pending.len();
-        let mut kept = VecDeque::with_capacity(before);
-        for change in std::mem::take(&mut self.pending) {
-            if depends(&change, &bad_from) {
-                let from = bad_from.entry(change.replica).or_insert(change.seq);
-                *from = (*from).min(change.seq);
-                self.forget_seq(&change);
-            } else {
-                kept.push_back(change);
-            }
-        }
-        self.pending = kept;
-        self.unsaved.retain(|change| !depends(change, &bad_from));
-        self.from_tabs.retain(|change| !depends(change, &bad_from));
-        self.needs_compaction = true;
-        if bad_from.contains_key(&self.doc.replica()) {
-            self.remint(ReplicaId::random());
-        }
-        before - self.pending.len()
-    }
-
-    /// True if this document is at exactly `version` but its state differs from the server's.
-    fn diverged(&self, version: &VersionVector, hash: u64) -> bool {
-        self.doc.version() == version && self.doc.state_hash() != hash
-    }
-
     fn apply_changes(&mut self, changes: Vec<Change>, kind: EventKind) -> Event {
         let mut event = Event::new(kind);
         self.apply_into(changes, &mut event);
@@ -778,6 +600,8 @@ impl From<TextDelta> for Delta {
     }
 }
 
+mod acks;
+mod edits;
 mod pending;
 mod storage;
 #[cfg(test)]
