@@ -183,6 +183,11 @@ impl Rga {
         self.replicas.lookup(replica).map_or(0, |r| self.content[r as usize].chars() as u64)
     }
 
+    /// How many characters this text holds, deleted ones included.
+    pub fn inserted_chars(&self) -> u64 {
+        self.tree.total().all as u64
+    }
+
     /// How many characters each replica has inserted (deleted ones included).
     pub fn version(&self) -> VersionVector {
         self.replicas

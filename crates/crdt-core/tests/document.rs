@@ -1,9 +1,12 @@
 //! Document-level behaviour: convergence of all five field kinds under shuffled and duplicated
-//! delivery, buffering, history serving, state merge, snapshots and transactions (what a
-//! document refuses is in `refusals.rs`).
+//! delivery, buffering, history serving, state merge, snapshots, transactions, and checking a
+//! whole batch before applying it (what a document refuses is in `refusals.rs`).
 
 use crdt_core::codec::{decode_snapshot, encode_snapshot, encode_snapshot_without_history};
-use crdt_core::{ApplyOutcome, Change, DocValue, Document, EditError, FieldValue, ReplicaId, TextDelta, VersionVector};
+use crdt_core::{
+    ApplyError, ApplyOutcome, Change, DocValue, Document, EditError, FieldOp, FieldValue, Op, OpId, ReplicaId, RgaOp,
+    TextDelta, VersionVector,
+};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -620,4 +623,89 @@ fn panicking_transaction_changes_nothing() {
     assert!(result.is_err());
     assert_eq!(a, before);
     a.check_invariants();
+}
+
+/// Where applying `changes` one by one to a copy of `doc` first fails (an error, or a change
+/// that would have to wait), if anywhere.
+fn first_failure(doc: &Document, changes: &[Change]) -> Option<usize> {
+    let mut copy = doc.clone();
+    changes.iter().position(|change| {
+        !matches!(copy.apply_change(change.clone()), Ok(ApplyOutcome::Applied { .. } | ApplyOutcome::Duplicate))
+    })
+}
+
+/// Spoils one operation of `change` so that it names something no document has (or breaks a
+/// rule), if the change has an operation that can be spoiled that way.
+fn spoil(change: &mut Change, rng: &mut StdRng) {
+    let mut ops: Vec<FieldOp> = change.ops.iter().cloned().collect();
+    let Some(field_op) = ops.choose_mut(rng) else { return };
+    match &mut field_op.op {
+        Op::Text(RgaOp::Delete { ranges }) => ranges[0].start.counter += 10_000,
+        Op::Text(RgaOp::Insert { origin_left, id, .. }) => {
+            *origin_left = Some(OpId::new(C, 77));
+            if rng.gen_bool(0.3) {
+                id.counter += 5_000;
+            }
+        }
+        Op::Register(op) => op.stamp.time = 0,
+        Op::Set(crdt_core::OrSetOp::Remove { dots, .. }) if !dots.is_empty() => dots[0].counter += 10_000,
+        Op::Set(crdt_core::OrSetOp::Add { dot, .. }) => dot.counter += 10_000,
+        _ => {}
+    }
+    change.ops = ops.into_iter().collect();
+}
+
+#[test]
+fn check_changes_predicts_exactly_where_a_batch_would_fail() {
+    let mut refused = 0;
+    for seed in 0..300u64 {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut author = Document::new(A);
+        let mut changes = Vec::new();
+        for _ in 0..rng.gen_range(1..25) {
+            changes.extend(random_edit(&mut author, &mut rng));
+        }
+        let mut server = Document::new(B);
+        let held = rng.gen_range(0..=changes.len());
+        apply_all(&mut server, &changes[..held]);
+        let mut batch = changes[held.saturating_sub(rng.gen_range(0..3))..].to_vec();
+        if !batch.is_empty() && rng.gen_bool(0.7) {
+            let at = rng.gen_range(0..batch.len());
+            spoil(&mut batch[at], &mut rng);
+        }
+        if batch.len() > 2 && rng.gen_bool(0.1) {
+            batch.remove(1); // a gap: what follows is not ready
+        }
+        let before = server.clone();
+        let checked = server.check_changes(&batch).map_err(|(index, _)| index).err();
+        assert_eq!(checked, first_failure(&server, &batch), "seed {seed}: {batch:?}");
+        assert_eq!(server, before);
+        refused += checked.is_some() as usize;
+    }
+    assert!(refused > 50, "the spoiled batches must exercise refusals: {refused} of 300");
+}
+
+#[test]
+fn a_batch_is_checked_against_what_its_earlier_changes_add() {
+    let mut author = Document::new(A);
+    let typed = author.insert_text("body", 0, "abc").unwrap();
+    let deleted = author.delete_text("body", 1, 1).unwrap().unwrap();
+    let tagged = author.add_to_set("tags", "x".into());
+    let untagged = author.remove_from_set("tags", "x").unwrap().unwrap();
+    let server = Document::new(B);
+    let batch = [typed.clone(), deleted.clone(), tagged, untagged];
+    assert_eq!(server.check_changes(&batch), Ok(()), "later changes use what earlier ones add");
+    // Alone, the delete names characters the server has never seen.
+    let (index, error) = server.check_changes(&[deleted]).unwrap_err();
+    assert_eq!(index, 0);
+    assert!(matches!(error, ApplyError::OutOfOrder { .. }), "{error:?}");
+    assert_eq!(server.check_changes(&[typed.clone(), typed]), Ok(()), "a repeat is a duplicate");
+    assert_eq!(server.text_chars(), 0);
+    assert_eq!(server.field_count(), 0);
+    let mut applied = server.clone();
+    apply_all(&mut applied, &batch);
+    assert_eq!(applied.text_chars(), 3, "deleted characters still count");
+    assert_eq!(applied.field_count(), 2);
+    assert!(applied.has_field("tags", crdt_core::FieldKind::Set));
+    assert!(!applied.has_field("tags", crdt_core::FieldKind::Text));
 }

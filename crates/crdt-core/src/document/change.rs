@@ -197,51 +197,78 @@ pub(crate) fn validate_ops(
     fields: &BTreeMap<(FieldName, FieldKind), Field>,
     change: &Change,
 ) -> Result<(), ApplyError> {
-    // What earlier operations of this change add, per field: characters per replica for texts,
-    // dots per replica for sets.
-    let mut text_extra: HashMap<&str, HashMap<ReplicaId, u64>> = HashMap::new();
-    let mut set_extra: HashMap<&str, HashMap<ReplicaId, u64>> = HashMap::new();
-    // The newest write to each register, per field, among earlier operations of this change.
-    let mut register_latest: HashMap<&str, Option<(Lamport, &String)>> = HashMap::new();
-    let mut empty_text: Option<Rga> = None;
-    let empty_set = OrSet::<String>::default();
-    for FieldOp { field, op } in &change.ops {
-        let state = fields.get(&(field.clone(), op.kind()));
-        match op {
-            Op::Text(op) => {
-                let rga = match state {
-                    Some(Field::Text(rga)) => &**rga,
-                    _ => &*empty_text.get_or_insert_with(|| Rga::new(change.replica)),
-                };
-                // `Rga::apply` refuses an empty delete range, which `Rga::validate_op` lets
-                // through; check it here so that validation never accepts what apply refuses.
-                if let RgaOp::Delete { ranges } = op {
-                    if ranges.iter().any(|range| range.len == 0) {
-                        return Err(ApplyError::Invalid("empty or overflowing delete range"));
-                    }
-                }
-                rga.validate_op(op, text_extra.entry(field).or_default())?;
-            }
-            Op::Set(op) => {
-                let set = match state {
-                    Some(Field::Set(set)) => set,
-                    _ => &empty_set,
-                };
-                validate_set_op(set, op, set_extra.entry(field).or_default())?;
-            }
-            Op::Register(op) => {
-                let register = match state {
-                    Some(Field::Register(register)) => Some(register),
-                    _ => None,
-                };
-                validate_register_op(register, op, register_latest.entry(field).or_default())?;
-            }
-            // Counters accept every operation: applying one is a maximum of totals, and an old
-            // one is a duplicate.
-            Op::Counter(_) | Op::GCounter(_) => {}
+    OpsCheck::new(fields).check(change)
+}
+
+/// Checks operations against a document's fields as if the operations checked before them had
+/// been applied, without applying anything: what they add is tracked on the side. One check
+/// over a whole change is [`validate_ops`]; one over a batch of changes lets a server refuse a
+/// batch whose third change does not fit before the first two are applied.
+pub(crate) struct OpsCheck<'a> {
+    fields: &'a BTreeMap<(FieldName, FieldKind), Field>,
+    /// What earlier operations add, per field: characters per replica for texts, dots per
+    /// replica for sets.
+    text_extra: HashMap<&'a str, HashMap<ReplicaId, u64>>,
+    set_extra: HashMap<&'a str, HashMap<ReplicaId, u64>>,
+    /// The newest write to each register, per field, among earlier operations.
+    register_latest: HashMap<&'a str, Option<(Lamport, &'a String)>>,
+    /// Stands for a text field that does not exist yet (its replica id is never used).
+    empty_text: Option<Rga>,
+    empty_set: OrSet<String>,
+}
+
+impl<'a> OpsCheck<'a> {
+    pub(crate) fn new(fields: &'a BTreeMap<(FieldName, FieldKind), Field>) -> OpsCheck<'a> {
+        OpsCheck {
+            fields,
+            text_extra: HashMap::new(),
+            set_extra: HashMap::new(),
+            register_latest: HashMap::new(),
+            empty_text: None,
+            empty_set: OrSet::default(),
         }
     }
-    Ok(())
+
+    /// Checks `change`'s operations in order, after everything checked before.
+    pub(crate) fn check(&mut self, change: &'a Change) -> Result<(), ApplyError> {
+        for FieldOp { field, op } in &change.ops {
+            let state = self.fields.get(&(field.clone(), op.kind()));
+            match op {
+                Op::Text(op) => {
+                    let rga = match state {
+                        Some(Field::Text(rga)) => &**rga,
+                        _ => &*self.empty_text.get_or_insert_with(|| Rga::new(change.replica)),
+                    };
+                    // `Rga::apply` refuses an empty delete range, which `Rga::validate_op` lets
+                    // through; check it here so that validation never accepts what apply refuses.
+                    if let RgaOp::Delete { ranges } = op {
+                        if ranges.iter().any(|range| range.len == 0) {
+                            return Err(ApplyError::Invalid("empty or overflowing delete range"));
+                        }
+                    }
+                    rga.validate_op(op, self.text_extra.entry(field).or_default())?;
+                }
+                Op::Set(op) => {
+                    let set = match state {
+                        Some(Field::Set(set)) => set,
+                        _ => &self.empty_set,
+                    };
+                    validate_set_op(set, op, self.set_extra.entry(field).or_default())?;
+                }
+                Op::Register(op) => {
+                    let register = match state {
+                        Some(Field::Register(register)) => Some(register),
+                        _ => None,
+                    };
+                    validate_register_op(register, op, self.register_latest.entry(field).or_default())?;
+                }
+                // Counters accept every operation: applying one is a maximum of totals, and an
+                // old one is a duplicate.
+                Op::Counter(_) | Op::GCounter(_) => {}
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Checks one set operation exactly as [`OrSet::apply`] would, with `extra` holding the dots

@@ -22,7 +22,7 @@
 use std::collections::HashMap;
 
 use super::buffer::Inserted;
-use super::change::validate_ops;
+use super::change::{validate_ops, OpsCheck};
 use super::field::{Field, FieldKind, FieldName, FieldOp, Op};
 use super::{ApplyOutcome, Change, ChangeId, Document};
 use crate::{ApplyError, ReplicaId, TextDelta, VersionVector};
@@ -60,6 +60,55 @@ impl Document {
             }
         }
         Ok(())
+    }
+
+    /// Checks that `changes`, applied in this order after everything this document holds, would
+    /// all apply: each new one must be ready by then (its replica's next change, its `deps`
+    /// held or earlier in the list) and its operations must fit the state the earlier ones
+    /// leave. Changes the document (or an earlier one of the list) already has are skipped, as
+    /// [`apply_change`](Self::apply_change) would skip them. Nothing is changed.
+    ///
+    /// This is what lets a server refuse a batch whole without applying part of it first: if
+    /// this returns `Ok`, applying the changes one by one cannot fail. On failure it returns
+    /// the index of the first change that would not apply, and why.
+    pub fn check_changes(&self, changes: &[Change]) -> Result<(), (usize, ApplyError)> {
+        let mut version = self.version.clone();
+        let mut ops = OpsCheck::new(&self.fields);
+        for (index, change) in changes.iter().enumerate() {
+            change.validate().map_err(|error| (index, ApplyError::Invalid(error)))?;
+            if change.seq <= version.get(change.replica) {
+                continue;
+            }
+            if !change.is_ready(&version) {
+                let expected = version.get(change.replica) + 1;
+                return Err((index, ApplyError::OutOfOrder { replica: change.replica, expected, found: change.seq }));
+            }
+            ops.check(change).map_err(|error| (index, error))?;
+            version.set(change.replica, change.seq);
+        }
+        Ok(())
+    }
+
+    /// How many fields the document has (one per `(name, kind)` that any change touched).
+    pub fn field_count(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// Whether the field `(name, kind)` exists.
+    pub fn has_field(&self, name: &str, kind: FieldKind) -> bool {
+        self.fields.contains_key(&(FieldName::new(name), kind))
+    }
+
+    /// Characters ever inserted into the document's text fields, deleted ones included (a
+    /// text keeps its deleted characters: concurrent edits may still refer to them).
+    pub fn text_chars(&self) -> u64 {
+        self.fields
+            .values()
+            .map(|field| match field {
+                Field::Text(rga) => rga.inserted_chars(),
+                _ => 0,
+            })
+            .sum()
     }
 
     /// Applies a change from another replica (or re-delivers one of ours); see the module docs
