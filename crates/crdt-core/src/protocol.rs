@@ -63,6 +63,12 @@ pub mod reject {
     pub const NOT_OWNER: u16 = 5;
     /// The connection's access token grants reading only: nothing it sends is applied.
     pub const READ_ONLY: u16 = 6;
+    /// A change would create a field beyond the document's limit of fields.
+    pub const TOO_MANY_FIELDS: u16 = 7;
+    /// A change would create a field whose name is longer than the server allows.
+    pub const FIELD_NAME_TOO_LONG: u16 = 8;
+    /// A change would insert text beyond the document's limit of characters.
+    pub const TEXT_TOO_LARGE: u16 = 9;
 }
 
 /// The proof that a connection authors as its replicas: 32 random bytes a client draws once

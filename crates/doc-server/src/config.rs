@@ -34,6 +34,50 @@ pub struct Config {
     #[arg(long, default_value_t = 8 << 10)]
     pub ws_buffer_bytes: usize,
 
+    /// Changes one connection may send per second, on average (0: no limit). Five seconds'
+    /// worth pass at once; beyond that the server stops reading the connection until its
+    /// bucket refills, which slows the client down through TCP (PROTOCOL.md section 10).
+    #[arg(long, default_value_t = 1000)]
+    pub changes_per_second: u32,
+
+    /// Bytes of messages one connection may send per second, on average (0: no limit); five
+    /// seconds' worth (at least one largest message) pass at once, as for changes.
+    #[arg(long, default_value_t = 1 << 20)]
+    pub bytes_per_second: u64,
+
+    /// Presence updates one connection may send per second (0: no limit). Beyond it, the
+    /// latest update waits for the rate and the ones it replaces are dropped.
+    #[arg(long, default_value_t = 20)]
+    pub presence_per_second: u32,
+
+    /// A connection throttled on every message it sends for this long (or one message that
+    /// would keep it waiting longer) is closed with code 4005.
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub flood_close_after: Duration,
+
+    /// TCP connections one client address may hold at once (0: no limit); the next ones get
+    /// HTTP 429. Behind a reverse proxy every client has the proxy's address: raise it or use 0.
+    #[arg(long, default_value_t = 256)]
+    pub max_connections_per_address: u32,
+
+    /// Documents one client address may create per minute, by opening an id that is not
+    /// stored (0: no limit); the next one is refused with close code 4006.
+    #[arg(long, default_value_t = 60)]
+    pub new_documents_per_minute: u32,
+
+    /// Fields (name and kind) one document may have; a batch creating more is rejected (code 7).
+    #[arg(long, default_value_t = 1024)]
+    pub max_fields: usize,
+
+    /// Longest name of a new field, in bytes; a batch creating a longer one is rejected (code 8).
+    #[arg(long, default_value_t = 256)]
+    pub max_field_name_bytes: usize,
+
+    /// Characters one document's text fields may hold, deleted ones included (the server keeps
+    /// them); a batch inserting beyond it is rejected (code 9).
+    #[arg(long, default_value_t = 4 << 20)]
+    pub max_text_chars: u64,
+
     /// Interval between WebSocket pings; a connection whose ping is still unanswered when the
     /// next is due is closed, and the others see it leave (so within two intervals of a
     /// network drop).
@@ -103,6 +147,15 @@ impl Config {
             max_message_bytes: 1 << 20,
             send_queue: 256,
             ws_buffer_bytes: 8 << 10,
+            changes_per_second: 1000,
+            bytes_per_second: 1 << 20,
+            presence_per_second: 20,
+            flood_close_after: Duration::from_secs(60),
+            max_connections_per_address: 256,
+            new_documents_per_minute: 60,
+            max_fields: 1024,
+            max_field_name_bytes: 256,
+            max_text_chars: 4 << 20,
             heartbeat_interval: Duration::from_secs(2),
             hello_timeout: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(10),

@@ -18,9 +18,12 @@
 //! either already applied (a duplicate, acknowledged as applied) or ready (the next change of
 //! its replica, with every dependency already in the document or earlier in the batch). A batch
 //! that would need buffering is rejected, so the server's document never holds buffered changes
-//! and its log holds exactly the applied changes, in apply order. If a change's operations turn
-//! out not to fit the state after earlier changes of the same batch were applied, the document
-//! is rebuilt from the store plus the round's other batches, and the batch is rejected.
+//! and its log holds exactly the applied changes, in apply order. Every operation of the batch
+//! is checked against the state the earlier changes of the batch leave before any is applied
+//! (`Document::check_changes`), and so are the document's limits (fields, field name length,
+//! text size: `limits::DocLimits`), so a refused batch costs a check, never a reload. (Should a
+//! checked batch still fail halfway, a bug, the document is rebuilt from the store plus the
+//! round's other batches and the batch is rejected.)
 //!
 //! Each connection proves which replicas it may author as (`authors.rs`): a change authored as
 //! a replica another author owns, or a `Hello` naming a replica in use by another connection, is

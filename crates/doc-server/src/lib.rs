@@ -23,6 +23,7 @@ pub mod doc_actor;
 pub mod doc_id;
 pub mod error;
 pub mod http;
+pub mod limits;
 pub mod metrics;
 pub mod registry;
 pub mod serve;
@@ -43,6 +44,7 @@ pub use doc_id::DocId;
 pub use error::ServerError;
 
 use doc_actor::ActorContext;
+use limits::AddressLimits;
 use metrics::Metrics;
 use registry::DocRegistry;
 use storage::Store;
@@ -64,6 +66,8 @@ pub struct AppState {
     pub tracker: TaskTracker,
     /// The next connection id.
     pub next_conn: Arc<AtomicU64>,
+    /// Connections and new documents per client address.
+    pub address_limits: Arc<AddressLimits>,
     /// The last `/readyz` probe.
     pub ready: Arc<tokio::sync::Mutex<Option<ReadyProbe>>>,
     /// Checks and mints access tokens.
@@ -82,6 +86,7 @@ impl AppState {
         let config = Arc::new(config);
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
+        let address_limits = AddressLimits::new(&config);
         let registry = DocRegistry::new(ActorContext {
             store: Arc::clone(&store),
             metrics: Arc::clone(&metrics),
@@ -97,6 +102,7 @@ impl AppState {
             shutdown,
             tracker,
             next_conn: Arc::new(AtomicU64::new(1)),
+            address_limits,
             ready: Arc::default(),
             auth: Arc::new(auth),
         }

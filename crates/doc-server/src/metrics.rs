@@ -90,6 +90,25 @@ pub struct Metrics {
     pub heartbeat_timeouts: AtomicU64,
     /// Frames refused (malformed, oversized, wrong version, text, out of order).
     pub rejected_frames: AtomicU64,
+    /// Messages a connection had to wait for because it was over its change or byte rate.
+    pub throttled_messages: AtomicU64,
+    /// Connections closed because they stayed over their rate (close 4005).
+    pub flood_closes: AtomicU64,
+    /// Presence updates dropped because a later one replaced them while over the rate.
+    pub presence_coalesced: AtomicU64,
+    /// TCP connections refused because their address held `--max-connections-per-address`.
+    pub address_refusals: AtomicU64,
+    /// Connections refused because their address created too many documents (close 4006).
+    pub new_document_refusals: AtomicU64,
+    /// Batches rejected for a document limit: fields, field name length, text size (7, 8, 9).
+    pub limit_rejections: AtomicU64,
+    /// Accepts that failed (out of file descriptors, usually); each is followed by a pause.
+    pub accept_errors: AtomicU64,
+    /// Documents reloaded from the store to undo a half-applied batch (a bug if ever nonzero:
+    /// batches are checked whole before anything applies).
+    pub document_rebuilds: AtomicU64,
+    /// The process's open-file limit after start (`RLIMIT_NOFILE`, raised to the hard limit).
+    pub open_files_limit: AtomicI64,
     /// Time to load a document from the store (snapshot plus log suffix).
     pub load_latency: Histogram,
     /// Snapshots written.
@@ -144,6 +163,7 @@ impl Metrics {
                 "Heap bytes of the loaded documents, as last measured (at most a second old).",
                 &self.document_memory,
             ),
+            ("doc_server_open_files_limit", "The process's open-file limit (RLIMIT_NOFILE).", &self.open_files_limit),
         ];
         for (name, help, value) in gauges {
             let _ = writeln!(out, "# HELP {name} {help}");
@@ -181,6 +201,46 @@ impl Metrics {
                 "doc_server_rejected_frames_total",
                 "Frames refused as malformed, oversized or out of protocol.",
                 &self.rejected_frames,
+            ),
+            (
+                "doc_server_throttled_messages_total",
+                "Messages that waited because their connection was over its change or byte rate.",
+                &self.throttled_messages,
+            ),
+            (
+                "doc_server_flood_closes_total",
+                "Connections closed for staying over their rate (close 4005).",
+                &self.flood_closes,
+            ),
+            (
+                "doc_server_presence_coalesced_total",
+                "Presence updates dropped for a later one while over the presence rate.",
+                &self.presence_coalesced,
+            ),
+            (
+                "doc_server_address_refusals_total",
+                "TCP connections refused (HTTP 429) because their address held too many.",
+                &self.address_refusals,
+            ),
+            (
+                "doc_server_new_document_refusals_total",
+                "Connections refused (close 4006) because their address created too many documents.",
+                &self.new_document_refusals,
+            ),
+            (
+                "doc_server_limit_rejections_total",
+                "Batches rejected for a document limit: fields, field name length or text size.",
+                &self.limit_rejections,
+            ),
+            (
+                "doc_server_accept_errors_total",
+                "Accepts that failed (file descriptors exhausted).",
+                &self.accept_errors,
+            ),
+            (
+                "doc_server_document_rebuilds_total",
+                "Documents reloaded to undo a half-applied batch (0 unless a check is wrong).",
+                &self.document_rebuilds,
             ),
             ("doc_server_snapshots_written_total", "Document snapshots written.", &self.snapshots_written),
             ("doc_server_log_bytes_total", "Bytes of op log entries handed to the store.", &self.log_bytes),

@@ -1,17 +1,18 @@
 //! One round of the actor: applying batches (all-or-nothing), then the group commit, the
 //! broadcasts, the acknowledgements and the welcomes; see the `doc_actor` module docs.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
 use crdt_core::protocol::{reject, AckStatus, ServerMsg};
-use crdt_core::{ApplyOutcome, Change, Document, ReplicaId};
+use crdt_core::{ApplyOutcome, Change, Document, FieldKind, FieldOp, Op, ReplicaId, RgaOp};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::log_entry;
 use super::peers::frame;
 use super::{ConnId, DocActor, JoinRequest};
+use crate::limits::DocLimits;
 use crate::metrics::Metrics;
 use crate::storage::AuthorHash;
 use crate::ServerError;
@@ -59,7 +60,7 @@ impl Round {
 /// A duplicate must be the very change the document holds (or an earlier change of the batch
 /// holds): the same `(replica, seq)` with other content is a replica id used by two editors,
 /// and acknowledging it as applied would drop it silently.
-pub(super) fn check_batch(doc: &Document, changes: &[Change]) -> Result<(), (u16, String)> {
+pub(super) fn check_batch(doc: &Document, changes: &[Change], limits: &DocLimits) -> Result<(), (u16, String)> {
     let mut version = doc.version().clone();
     for (index, change) in changes.iter().enumerate() {
         change.validate().map_err(|error| (reject::INVALID, format!("change {index} is invalid: {error}")))?;
@@ -112,10 +113,73 @@ pub(super) fn check_batch(doc: &Document, changes: &[Change]) -> Result<(), (u16
                  would win against every later write and pin the register"
             ),
         )
-    })
+    })?;
+    // Every operation against the state the earlier changes leave, before any is applied: a
+    // batch refused here costs a check, not a reload of the document.
+    doc.check_changes(changes).map_err(|(index, error)| {
+        (reject::DOES_NOT_FIT, format!("change {index} does not fit the document: {error}"))
+    })?;
+    check_limits(doc, changes, limits)
+}
+
+/// Checks that the new changes of a batch (ready, in order) keep the document within `limits`:
+/// no new field beyond `max_fields` or with a name above `max_field_name_bytes`, no text
+/// beyond `max_text_chars`. Fields that exist already are never refused.
+fn check_limits(doc: &Document, changes: &[Change], limits: &DocLimits) -> Result<(), (u16, String)> {
+    let mut version = doc.version().clone();
+    let mut new_fields: HashSet<(&str, FieldKind)> = HashSet::new();
+    let mut chars = doc.text_chars();
+    for (index, change) in changes.iter().enumerate() {
+        if change.seq <= version.get(change.replica) {
+            continue; // a duplicate adds nothing
+        }
+        version.set(change.replica, change.seq);
+        for FieldOp { field, op } in &change.ops {
+            let kind = op.kind();
+            if !doc.has_field(field, kind) && new_fields.insert((field.as_str(), kind)) {
+                if field.len() > limits.max_field_name_bytes {
+                    return Err((
+                        reject::FIELD_NAME_TOO_LONG,
+                        format!(
+                            "change {index} creates a field whose name is {} bytes long: the limit is {}",
+                            field.len(),
+                            limits.max_field_name_bytes
+                        ),
+                    ));
+                }
+                if doc.field_count() + new_fields.len() > limits.max_fields {
+                    return Err((
+                        reject::TOO_MANY_FIELDS,
+                        format!(
+                            "change {index} creates a field beyond the document's limit of {} fields",
+                            limits.max_fields
+                        ),
+                    ));
+                }
+            }
+            if let Op::Text(RgaOp::Insert { text, .. }) = op {
+                chars += text.chars().count() as u64;
+                if chars > limits.max_text_chars {
+                    return Err((
+                        reject::TEXT_TOO_LARGE,
+                        format!(
+                            "change {index} inserts text beyond the document's limit of {} characters \
+                             (deleted ones count: the server keeps them)",
+                            limits.max_text_chars
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 impl DocActor {
+    fn limits(&self) -> DocLimits {
+        DocLimits::from_config(&self.ctx.config)
+    }
+
     /// Applies one batch from `conn` whole or not at all, and queues its acknowledgement.
     pub(super) async fn apply_batch(&mut self, conn: ConnId, seq: u64, changes: Vec<Change>, round: &mut Round) {
         let Some(writable) = self.peers.get(&conn).map(|entry| entry.writable) else {
@@ -134,7 +198,7 @@ impl DocActor {
         // whatever else is wrong with it.
         let checked = self
             .check_authors(conn, &changes, round)
-            .and_then(|new_authors| check_batch(&self.doc, &changes).map(|()| new_authors));
+            .and_then(|new_authors| check_batch(&self.doc, &changes, &self.limits()).map(|()| new_authors));
         let status = match checked {
             Err((code, reason)) => AckStatus::Rejected { code, reason },
             Ok(new_authors) => {
@@ -149,6 +213,9 @@ impl DocActor {
         if let AckStatus::Rejected { code, reason } = &status {
             if *code == reject::NOT_OWNER {
                 Metrics::inc(&self.ctx.metrics.ownership_rejections);
+            }
+            if [reject::TOO_MANY_FIELDS, reject::FIELD_NAME_TOO_LONG, reject::TEXT_TOO_LARGE].contains(code) {
+                Metrics::inc(&self.ctx.metrics.limit_rejections);
             }
             tracing::info!(conn = conn.0, seq, code, %reason, "batch rejected");
         }
@@ -169,7 +236,12 @@ impl DocActor {
                 Err(error) => error.to_string(),
             };
             let reason = format!("change {index} does not fit the document: {failure}");
+            // `check_batch` checked every change against the state the earlier ones leave, so
+            // this is a bug in a check; undoing the batch's applied part costs a reload.
+            tracing::error!(%reason, "a checked batch did not apply: reloading the document");
+            debug_assert!(false, "a checked batch did not apply: {reason}");
             if !applied.is_empty() || self.doc.pending_count() > 0 {
+                Metrics::inc(&self.ctx.metrics.document_rebuilds);
                 let others: Vec<Change> = round.all_changes().cloned().collect();
                 if let Err(error) = self.rebuild(others).await {
                     // The document cannot be trusted any more: the round fails as a whole.
@@ -330,6 +402,55 @@ mod tests {
     use super::*;
     use crdt_core::{Document, ReplicaId};
 
+    const LIMITS: DocLimits = DocLimits { max_fields: 4, max_field_name_bytes: 8, max_text_chars: 10 };
+
+    fn check(doc: &Document, changes: &[Change]) -> Result<(), (u16, String)> {
+        check_batch(doc, changes, &LIMITS)
+    }
+
+    #[test]
+    fn a_batch_whose_later_change_does_not_fit_is_refused_before_anything_applies() {
+        let mut alice = Document::new(ReplicaId::from_u128(1));
+        let typed = alice.insert_text("t", 0, "ab").unwrap();
+        let mut spoiled = alice.delete_text("t", 0, 1).unwrap().unwrap();
+        let crdt_core::Op::Text(RgaOp::Delete { ranges }) = &mut spoiled.ops[0].op else { panic!("a delete") };
+        ranges[0].start.counter += 100;
+        let server = Document::new(ReplicaId::from_u128(9));
+        let (code, reason) = check(&server, &[typed.clone(), spoiled]).unwrap_err();
+        assert_eq!(code, reject::DOES_NOT_FIT);
+        assert!(reason.starts_with("change 1 does not fit"), "{reason}");
+        assert_eq!(check(&server, &[typed]), Ok(()));
+    }
+
+    #[test]
+    fn batches_beyond_a_documents_limits_are_refused_with_their_codes() {
+        let mut alice = Document::new(ReplicaId::from_u128(1));
+        let mut server = Document::new(ReplicaId::from_u128(9));
+        let mut full: Vec<Change> = ["a", "b", "c"].iter().map(|name| alice.increment(name, 1)).collect();
+        full.push(alice.insert_text("body", 0, "0123456789").unwrap());
+        assert_eq!(check(&server, &full), Ok(()), "four fields and ten characters: at the limits");
+        let mut bob = Document::new(ReplicaId::from_u128(2));
+        for change in &full {
+            server.apply_change(change.clone()).unwrap();
+            bob.apply_change(change.clone()).unwrap();
+        }
+        // Each of bob's batches below is his first change, checked against the full document.
+        let first = |edit: &dyn Fn(&mut Document) -> Change| edit(&mut bob.clone());
+        assert_eq!(check(&server, &[first(&|doc| doc.increment("a", 1))]), Ok(()), "existing fields take more");
+        let fifth = first(&|doc| doc.set_register("a", "x".into()));
+        let (code, reason) = check(&server, &[fifth]).unwrap_err();
+        assert_eq!(code, reject::TOO_MANY_FIELDS, "the same name as another kind is another field: {reason}");
+        let retyped = first(&|doc| doc.replace_text("body", 0, 5, "x").unwrap().unwrap());
+        let (code, reason) = check(&server, &[retyped]).unwrap_err();
+        assert_eq!(code, reject::TEXT_TOO_LARGE, "deleted characters still count: {reason}");
+        // A long name is refused for a new field, whatever the count.
+        let empty = Document::new(ReplicaId::from_u128(9));
+        let long = Document::new(ReplicaId::from_u128(3)).increment("123456789", 1);
+        let (code, reason) = check(&empty, &[long]).unwrap_err();
+        assert_eq!(code, reject::FIELD_NAME_TOO_LONG);
+        assert!(reason.contains("9 bytes"), "{reason}");
+    }
+
     #[test]
     fn check_batch_accepts_duplicates_and_ready_chains() {
         let mut alice = Document::new(ReplicaId::from_u128(1));
@@ -337,8 +458,8 @@ mod tests {
         let second = alice.insert_text("t", 1, "b").unwrap();
         let server = Document::new(ReplicaId::from_u128(9));
         let batch = [first.clone(), first.clone(), second.clone()];
-        assert_eq!(check_batch(&server, &batch), Ok(()));
-        assert!(check_batch(&server, &[second]).is_err(), "skips #1");
+        assert_eq!(check(&server, &batch), Ok(()));
+        assert!(check(&server, &[second]).is_err(), "skips #1");
     }
 
     #[test]
@@ -347,7 +468,7 @@ mod tests {
         let mut server = Document::new(ReplicaId::from_u128(9));
         let mut alice = Document::new(ReplicaId::from_u128(1));
         let honest = alice.set_register("title", "ours".into());
-        assert_eq!(check_batch(&server, std::slice::from_ref(&honest)), Ok(()));
+        assert_eq!(check(&server, std::slice::from_ref(&honest)), Ok(()));
         server.apply_change(honest).unwrap();
         let write = |time| Change {
             replica: mallory,
@@ -361,9 +482,9 @@ mod tests {
                 }),
             }),
         };
-        let refused = check_batch(&server, &[write(u64::MAX)]).unwrap_err();
+        let refused = check(&server, &[write(u64::MAX)]).unwrap_err();
         assert_eq!(refused.0, reject::DOES_NOT_FIT, "{refused:?}");
-        assert_eq!(check_batch(&server, &[write(2)]), Ok(()), "one above the stamp held");
+        assert_eq!(check(&server, &[write(2)]), Ok(()), "one above the stamp held");
     }
 
     #[test]
@@ -410,15 +531,15 @@ mod tests {
         let forged = impostor.insert_text("t", 0, "z").unwrap();
         assert_eq!(genuine.id(), forged.id());
         let mut server = Document::new(ReplicaId::from_u128(9));
-        assert_eq!(check_batch(&server, std::slice::from_ref(&genuine)), Ok(()));
+        assert_eq!(check(&server, std::slice::from_ref(&genuine)), Ok(()));
         // Within one batch, against the earlier change of the batch.
-        let (code, error) = check_batch(&server, &[genuine.clone(), forged.clone()]).unwrap_err();
+        let (code, error) = check(&server, &[genuine.clone(), forged.clone()]).unwrap_err();
         assert_eq!(code, reject::CONFLICT);
         assert!(error.contains("two editors used one replica id"), "{error}");
         // Against what the server holds; the genuine one again is a plain duplicate.
         server.apply_change(genuine.clone()).unwrap();
-        assert!(check_batch(&server, std::slice::from_ref(&forged)).is_err());
-        assert_eq!(check_batch(&server, &[genuine]), Ok(()));
+        assert!(check(&server, std::slice::from_ref(&forged)).is_err());
+        assert_eq!(check(&server, &[genuine]), Ok(()));
     }
 
     #[test]
@@ -429,7 +550,7 @@ mod tests {
         bob.apply_change(from_alice).unwrap();
         let from_bob = bob.insert_text("t", 1, "b").unwrap();
         let server = Document::new(ReplicaId::from_u128(9));
-        let (code, error) = check_batch(&server, &[from_bob]).unwrap_err();
+        let (code, error) = check(&server, &[from_bob]).unwrap_err();
         assert_eq!(code, reject::NOT_READY);
         assert!(error.contains("depends on changes"), "{error}");
     }
