@@ -13,7 +13,15 @@
 //! The session ends at the first of: the client closes; bad input (an `Error` message and a
 //! close frame with a code from PROTOCOL.md); the actor kicks the connection (slow consumer);
 //! a send stalls for two heartbeat intervals (10 s at least); a ping is still unanswered when
-//! the next is due; shutdown.
+//! the next is due; the client stays over its rate (4005); shutdown.
+//!
+//! Limits (`limits.rs`): before joining a document that is neither loaded nor stored, the
+//! client's address must have a new document left this minute (otherwise close 4006). In the
+//! session, each `Changes` message is charged to the connection's change and byte buckets;
+//! when they run dry the reader forwards the message and then reads nothing more until the
+//! debt is repaid, so the client is slowed down by TCP (its pings are not timed out meanwhile).
+//! A `Presence` over its rate is held, replaced by any later one, and forwarded when a token
+//! comes.
 //!
 //! # Invariants
 //! - Every path out of the session tells the actor `Leave`, so presence never outlives a socket.
@@ -21,15 +29,17 @@
 
 use std::error::Error as StdError;
 use std::fmt::Display;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
 use axum::extract::{Path, State};
 use axum::response::Response;
+use axum::Extension;
 use crdt_core::protocol::{
-    ClientMsg, ServerMsg, WireNames, CLOSE_REPLICA_REFUSED, CLOSE_TOKEN_EXPIRED, CLOSE_UNAUTHORIZED, MAX_TOKEN_BYTES,
-    PROTOCOL_VERSION,
+    ClientMsg, Selection, ServerMsg, WireNames, CLOSE_REPLICA_REFUSED, CLOSE_TOKEN_EXPIRED, CLOSE_UNAUTHORIZED,
+    MAX_TOKEN_BYTES, PROTOCOL_VERSION,
 };
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::{mpsc, oneshot};
@@ -39,7 +49,9 @@ use tracing::Instrument;
 
 use crate::auth::{Auth, AuthError, Role};
 use crate::doc_actor::{author_hash, ConnId, DocCommand, DocHandle, JoinRefused, JoinRequest, KickReason};
+use crate::limits::{ConnectionRates, Verdict};
 use crate::metrics::{GaugeGuard, Metrics};
+use crate::serve::ClientAddr;
 use crate::{AppState, DocId, ServerError};
 
 /// Longest user name, color or field name accepted in `Hello` and `Presence`, in bytes.
@@ -78,6 +90,10 @@ pub mod close_code {
     pub const UNAUTHORIZED: u16 = crdt_core::protocol::CLOSE_UNAUTHORIZED;
     /// `Hello` presented an access token that expired.
     pub const TOKEN_EXPIRED: u16 = crdt_core::protocol::CLOSE_TOKEN_EXPIRED;
+    /// The connection stayed over its change or byte rate for `--flood-close-after`.
+    pub const RATE_LIMITED: u16 = 4005;
+    /// The client's address created `--new-documents-per-minute` documents in the last minute.
+    pub const TOO_MANY_NEW_DOCUMENTS: u16 = 4006;
 }
 
 /// `GET /ws/{id}`: upgrades to a WebSocket for document `id`.
@@ -85,8 +101,10 @@ pub async fn ws_route(
     Path(id): Path<String>,
     State(state): State<AppState>,
     headers: axum::http::HeaderMap,
+    client: Option<Extension<ClientAddr>>,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ServerError> {
+    let client = client.map(|Extension(ClientAddr(addr))| addr.ip());
     let doc_id = DocId::parse(&id)?;
     // Browsers let any site's page open a WebSocket to us (cross-site WebSocket hijacking):
     // only pages of our own origin and the listed ones may upgrade, whatever token they hold.
@@ -108,7 +126,7 @@ pub async fn ws_route(
         .on_failed_upgrade(|error| tracing::debug!(%error, "websocket upgrade failed"))
         .on_upgrade(move |socket| {
             let (sink, stream) = socket.split();
-            tracker.track_future(serve_socket(sink, stream, doc_id, state))
+            tracker.track_future(serve_socket(sink, stream, doc_id, state, client))
         }))
 }
 
@@ -137,15 +155,25 @@ enum Exit {
     ReplicaRefused(String),
     /// The `Hello`'s access token does not let it read the document.
     Unauthorized(AuthError),
+    /// The client stayed over its rate.
+    Flood,
+    /// The client's address has created too many documents this minute.
+    TooManyNewDocuments,
 }
 
 fn bad(code: u16, message: impl Into<String>) -> Exit {
     Exit::BadInput { code, message: message.into() }
 }
 
-/// Serves one WebSocket connection to `doc_id` until it ends; see the module docs.
-pub async fn serve_socket<Si, St, E>(mut sink: Si, mut stream: St, doc_id: DocId, state: AppState)
-where
+/// Serves one WebSocket connection to `doc_id` from `client` (`None`: an address is not known,
+/// and not limited) until it ends; see the module docs.
+pub async fn serve_socket<Si, St, E>(
+    mut sink: Si,
+    mut stream: St,
+    doc_id: DocId,
+    state: AppState,
+    client: Option<IpAddr>,
+) where
     Si: Sink<Message> + Unpin,
     Si::Error: Display,
     St: Stream<Item = Result<Message, E>> + Unpin,
@@ -156,7 +184,7 @@ where
     async move {
         let _gauge = GaugeGuard::new(&state.metrics.connections);
         tracing::debug!("connected");
-        let exit = session(&mut sink, &mut stream, conn, &doc_id, &state).await;
+        let exit = session(&mut sink, &mut stream, conn, &doc_id, &state, client).await;
         match &exit {
             Exit::BadInput { message, .. } => {
                 Metrics::inc(&state.metrics.rejected_frames);
@@ -175,6 +203,14 @@ where
                 state.metrics.auth_refusal(error);
                 tracing::info!(%error, "closing connection: not authorized");
             }
+            Exit::Flood => {
+                Metrics::inc(&state.metrics.flood_closes);
+                tracing::info!("closing connection: over its rate for too long");
+            }
+            Exit::TooManyNewDocuments => {
+                Metrics::inc(&state.metrics.new_document_refusals);
+                tracing::info!(?client, "closing connection: too many new documents from this address");
+            }
             other => tracing::debug!(exit = ?other, "connection ends"),
         }
         goodbye(&mut sink, &mut stream, &exit).await;
@@ -184,7 +220,14 @@ where
 }
 
 /// The three phases; returns why the connection ends. Tells the actor `Leave` if it joined.
-async fn session<Si, St, E>(sink: &mut Si, stream: &mut St, conn: ConnId, doc_id: &DocId, state: &AppState) -> Exit
+async fn session<Si, St, E>(
+    sink: &mut Si,
+    stream: &mut St,
+    conn: ConnId,
+    doc_id: &DocId,
+    state: &AppState,
+    client: Option<IpAddr>,
+) -> Exit
 where
     Si: Sink<Message> + Unpin,
     Si::Error: Display,
@@ -224,6 +267,12 @@ where
         }
         Ok(Ok(_)) => return bad(close_code::PROTOCOL_ERROR, "the first message must be Hello"),
     };
+
+    if let Some(address) = client {
+        if let Err(exit) = count_new_document(doc_id, address, state).await {
+            return exit;
+        }
+    }
 
     let mut joined = None;
     for _attempt in 0..3 {
@@ -270,8 +319,9 @@ where
     tracing::debug!(%replica, "joined");
 
     let exit = {
-        let reader = read_loop(stream, &handle, conn, state, &missed_pongs, &mut names);
-        let writer = write_loop(sink, &mut out_rx, state, &missed_pongs);
+        let throttled = AtomicBool::new(false);
+        let reader = read_loop(stream, &handle, conn, state, &missed_pongs, &throttled, &mut names);
+        let writer = write_loop(sink, &mut out_rx, state, &missed_pongs, &throttled);
         // Biased: the actor sends a kick before it drops the connection's queue, and the kick
         // carries the reason the client must hear, so it wins over the closed queue; shutdown
         // comes first because actors drop every queue when they shut down.
@@ -291,6 +341,24 @@ where
     exit
 }
 
+/// Counts the opening of `doc_id` against `address`'s new documents when the document is
+/// neither loaded nor stored (opening it would create it).
+async fn count_new_document(doc_id: &DocId, address: IpAddr, state: &AppState) -> Result<(), Exit> {
+    if state.config.new_documents_per_minute == 0 || state.registry.get(doc_id).is_some() {
+        return Ok(());
+    }
+    let store = state.store.clone();
+    let id = doc_id.clone();
+    let stored = tokio::task::spawn_blocking(move || store.exists(&id)).await;
+    match stored {
+        Ok(Ok(true)) => Ok(()),
+        Ok(Ok(false)) if state.address_limits.allow_new_document(address, Instant::now()) => Ok(()),
+        Ok(Ok(false)) => Err(Exit::TooManyNewDocuments),
+        Ok(Err(error)) => Err(Exit::Failed(error.to_string())),
+        Err(error) => Err(Exit::Failed(error.to_string())),
+    }
+}
+
 /// Reads until the next protocol message, handling control frames on the way.
 async fn next_message<St, E>(
     stream: &mut St,
@@ -298,6 +366,21 @@ async fn next_message<St, E>(
     missed_pongs: &AtomicU32,
     names: &mut WireNames,
 ) -> Result<ClientMsg, Exit>
+where
+    St: Stream<Item = Result<Message, E>> + Unpin,
+    E: StdError + 'static,
+{
+    next_frame(stream, state, missed_pongs, names).await.map(|(message, _)| message)
+}
+
+/// [`next_message`] with the size of its frame, in bytes. Cancel-safe: a message is taken from
+/// the stream only when it is returned.
+async fn next_frame<St, E>(
+    stream: &mut St,
+    state: &AppState,
+    missed_pongs: &AtomicU32,
+    names: &mut WireNames,
+) -> Result<(ClientMsg, usize), Exit>
 where
     St: Stream<Item = Result<Message, E>> + Unpin,
     E: StdError + 'static,
@@ -313,6 +396,7 @@ where
                 Metrics::add(&state.metrics.bytes_in, bytes.len() as u64);
                 let limit = state.config.max_message_bytes;
                 return ClientMsg::decode_on(&bytes, limit, names)
+                    .map(|message| (message, bytes.len()))
                     .map_err(|error| bad(close_code::INVALID_PAYLOAD, format!("undecodable message: {error}")));
             }
             Message::Text(_) => {
@@ -354,35 +438,85 @@ fn read_error(error: &(dyn StdError + 'static)) -> Exit {
     Exit::Gone
 }
 
-/// Forwards the client's messages to the actor until the session ends.
+/// Forwards the client's messages to the actor until the session ends, within the
+/// connection's rates (see the module docs).
 async fn read_loop<St, E>(
     stream: &mut St,
     handle: &DocHandle,
     conn: ConnId,
     state: &AppState,
     missed_pongs: &AtomicU32,
+    throttled: &AtomicBool,
     names: &mut WireNames,
 ) -> Exit
 where
     St: Stream<Item = Result<Message, E>> + Unpin,
     E: StdError + 'static,
 {
+    let mut rates = ConnectionRates::new(&state.config, Instant::now());
+    // A presence update over the rate, and when a token for it comes.
+    let mut held: Option<(Option<Selection>, Instant)> = None;
     loop {
-        let command = match next_message(stream, state, missed_pongs, names).await {
-            Err(exit) => return exit,
-            Ok(ClientMsg::Hello { .. }) => {
+        let next = match held {
+            Some((_, due)) => tokio::select! {
+                next = next_frame(stream, state, missed_pongs, names) => Some(next),
+                _ = tokio::time::sleep_until(due) => None,
+            },
+            None => Some(next_frame(stream, state, missed_pongs, names).await),
+        };
+        let mut wait = Duration::ZERO;
+        let command = match next {
+            None => {
+                let Some((selection, _)) = held.take() else { continue };
+                match rates.presence(Instant::now()) {
+                    Ok(()) => DocCommand::Presence { conn, selection },
+                    Err(wait) => {
+                        held = Some((selection, Instant::now() + wait));
+                        continue;
+                    }
+                }
+            }
+            Some(Err(exit)) => return exit,
+            Some(Ok((ClientMsg::Hello { .. }, _))) => {
                 return bad(close_code::PROTOCOL_ERROR, "Hello may be sent only once per connection")
             }
-            Ok(ClientMsg::Changes { seq, changes }) => DocCommand::Changes { conn, seq, changes },
-            Ok(ClientMsg::Presence { selection }) => {
+            Some(Ok((ClientMsg::Changes { seq, changes }, bytes))) => {
+                match rates.charge(changes.len(), bytes, Instant::now()) {
+                    Verdict::Pass => {}
+                    Verdict::Wait(debt) => wait = debt,
+                    Verdict::Flood => return Exit::Flood,
+                }
+                DocCommand::Changes { conn, seq, changes }
+            }
+            Some(Ok((ClientMsg::Presence { selection }, _))) => {
                 if selection.as_ref().is_some_and(|s| s.field.len() > MAX_LABEL_BYTES) {
                     return bad(close_code::POLICY_VIOLATION, "selection field name is too long");
                 }
-                DocCommand::Presence { conn, selection }
+                // A newer update replaces a held one: only the latest position matters.
+                if held.take().is_some() {
+                    Metrics::inc(&state.metrics.presence_coalesced);
+                }
+                match rates.presence(Instant::now()) {
+                    Ok(()) => DocCommand::Presence { conn, selection },
+                    Err(wait) => {
+                        held = Some((selection, Instant::now() + wait));
+                        continue;
+                    }
+                }
             }
         };
         if handle.send(command).await.is_err() {
             return Exit::Unavailable("the document was unloaded".into());
+        }
+        if !wait.is_zero() {
+            // Over the rate: read nothing until the debt is repaid, so the client's writes back
+            // up in TCP and slow it down.
+            Metrics::inc(&state.metrics.throttled_messages);
+            throttled.store(true, Ordering::Relaxed);
+            tokio::time::sleep(wait).await;
+            // The pongs that came meanwhile are still unread: the heartbeat starts afresh.
+            missed_pongs.store(0, Ordering::Relaxed);
+            throttled.store(false, Ordering::Relaxed);
         }
     }
 }
@@ -393,6 +527,7 @@ async fn write_loop<Si>(
     out_rx: &mut mpsc::Receiver<axum::body::Bytes>,
     state: &AppState,
     missed_pongs: &AtomicU32,
+    throttled: &AtomicBool,
 ) -> Exit
 where
     Si: Sink<Message> + Unpin,
@@ -434,7 +569,10 @@ where
             _ = ticker.tick() => {
                 // The previous ping is still unanswered a whole interval later: the peer is gone
                 // (browsers answer pings from their network thread, however busy the page is).
-                if missed_pongs.fetch_add(1, Ordering::Relaxed) >= 1 {
+                // Unless the connection is throttled: its pongs wait unread in the socket.
+                if throttled.load(Ordering::Relaxed) {
+                    missed_pongs.store(0, Ordering::Relaxed);
+                } else if missed_pongs.fetch_add(1, Ordering::Relaxed) >= 1 {
                     return Exit::HeartbeatTimeout;
                 }
                 match timeout(stall_limit, sink.send(Message::Ping(Default::default()))).await {
@@ -463,6 +601,13 @@ where
         Exit::ReplicaRefused(reason) => (CLOSE_REPLICA_REFUSED, Some(reason.clone())),
         Exit::Unauthorized(error @ AuthError::Expired) => (CLOSE_TOKEN_EXPIRED, Some(error.to_string())),
         Exit::Unauthorized(error) => (CLOSE_UNAUTHORIZED, Some(error.to_string())),
+        Exit::Flood => {
+            (close_code::RATE_LIMITED, Some("too many changes or bytes for too long: slow down, then reconnect".into()))
+        }
+        Exit::TooManyNewDocuments => (
+            close_code::TOO_MANY_NEW_DOCUMENTS,
+            Some("too many new documents from your address: wait a minute and try again".into()),
+        ),
         Exit::Kicked(KickReason::StorageFailure) => {
             (close_code::INTERNAL_ERROR, Some("the server could not store the document; reconnect later".into()))
         }

@@ -96,7 +96,7 @@ fn start(state: &AppState) -> (mpsc::Sender<Incoming>, mpsc::Receiver<Message>, 
     let (out_tx, out_rx) = mpsc::channel::<Message>(64);
     let incoming =
         Box::pin(stream::unfold(in_rx, |mut rx| async move { rx.recv().await.map(|message| (message, rx)) }));
-    let session = serve_socket(PollSender::new(out_tx), incoming, DocId::parse("t").unwrap(), state.clone());
+    let session = serve_socket(PollSender::new(out_tx), incoming, DocId::parse("t").unwrap(), state.clone(), None);
     (in_tx, out_rx, tokio::spawn(session))
 }
 
