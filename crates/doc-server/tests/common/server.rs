@@ -59,9 +59,24 @@ impl Server {
     /// Starts the binary with exactly `extra` after the listen address and directories (no
     /// `--open`: access tokens are required).
     pub fn start_exactly(dir: &Path, extra: &[&str], rust_log: &str) -> Server {
+        Server::start_wrapped(dir, &[], extra, rust_log)
+    }
+
+    /// [`start_exactly`](Self::start_exactly) through `wrapper`, a command that execs the one
+    /// after it (e.g. `prlimit --nofile=64:128 --`), so the process is still the server.
+    pub fn start_wrapped(dir: &Path, wrapper: &[&str], extra: &[&str], rust_log: &str) -> Server {
         let log = dir.join("server.log");
         let log_file = OpenOptions::new().create(true).append(true).open(&log).expect("open the server log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_doc-server"))
+        let binary = env!("CARGO_BIN_EXE_doc-server");
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(binary);
+                command
+            }
+            None => Command::new(binary),
+        };
+        let mut child = command
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(dir.join("data"))
             .args(["--web-dir"])
