@@ -10,6 +10,8 @@
 //!
 //! - `loadgen run`: one load shape against one server (one this tool starts, or one already
 //!   running at `--addr`); exits non-zero if anything was lost, closed or diverged.
+//! - `loadgen flood`: the same shape alone, then under a change flooder and a connection
+//!   flooder (issue 18): honest ack latencies side by side, the attackers' fate, peak memory.
 //! - `loadgen compare`: doc-server and y-websocket side by side (`scripts/load.sh` builds,
 //!   installs and runs it): the same shape against each, interleaved, medians of `--runs`,
 //!   then a short sweep to the highest rate with p99 ≤ 50 ms; prints a markdown table.
@@ -21,6 +23,7 @@
 
 mod client;
 mod compare;
+mod flood;
 mod ledger;
 mod ours;
 mod run;
@@ -57,6 +60,27 @@ enum Command {
     Run(RunArgs),
     /// doc-server and y-websocket side by side; prints a markdown table (scripts/load.sh).
     Compare(CompareArgs),
+    /// Honest typists alone, then beside a change flooder and a connection flooder, on one
+    /// doc-server with its default limits; exits 1 if the honest clients' ack p99 more than
+    /// doubled or anything of theirs was lost.
+    Flood(FloodArgs),
+}
+
+#[derive(Debug, Args)]
+struct FloodArgs {
+    #[command(flatten)]
+    programs: ProgramArgs,
+    /// Changes per second the change flooder offers (one change per message).
+    #[arg(long, default_value_t = 10_000.0)]
+    flood_rate: f64,
+    /// WebSockets the connection flooder opens and holds.
+    #[arg(long, default_value_t = 2000)]
+    flood_connections: usize,
+    /// How long the attack runs before the honest clients start.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    lead: Duration,
+    #[command(flatten)]
+    shape: ShapeArgs,
 }
 
 #[derive(Debug, Args)]
@@ -202,6 +226,7 @@ async fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run_once(args).await,
         Command::Compare(args) => run_compare(args).await,
+        Command::Flood(args) => run_flood(args).await,
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -249,6 +274,57 @@ async fn run_once(args: RunArgs) -> Result<bool, String> {
     let notes = problems(&report);
     println!("{}", if notes.is_empty() { "healthy: nothing lost, closed or diverged".into() } else { notes });
     Ok(report.healthy())
+}
+
+async fn run_flood(args: FloodArgs) -> Result<bool, String> {
+    let shape = args.shape.shape()?;
+    let attack = flood::Attack { rate: args.flood_rate, connections: args.flood_connections, lead: args.lead };
+    let report = flood::flood(&args.programs.programs(), &shape, attack).await?;
+    println!("doc-server under attack — honest: {}", shape.label());
+    let ack_p99 = |run: &run::RunReport| run.ack.as_ref().and_then(|ack| ack.p99);
+    let line = |name: &str, run: &run::RunReport| {
+        let ack = run.ack.as_ref();
+        println!(
+            "{name}: edit → ack p50 {} p99 {} max {}; edit → seen p99 {}; server RSS {} MiB; {}",
+            ms(ack.and_then(|a| a.p50)),
+            ms(ack.and_then(|a| a.p99)),
+            ms(ack.and_then(|a| a.max)),
+            ms(run.seen.p99),
+            run.server_rss_kib.map_or("?".into(), |kib| format!("{:.1}", kib as f64 / 1024.0)),
+            if run.healthy() { "healthy".to_owned() } else { problems(run) },
+        );
+    };
+    line("without attackers", &report.baseline);
+    line("with attackers   ", &report.attacked);
+    let ratio = ack_p99(&report.attacked).zip(ack_p99(&report.baseline)).map(|(a, b)| a / b);
+    println!("ack p99 ratio (attacked / alone): {}", ratio.map_or("?".into(), |r| format!("{r:.2}")));
+    let f = &report.flooder;
+    let seconds = f.elapsed.as_secs_f64();
+    println!(
+        "change flooder: {} changes sent in {seconds:.1} s ({:.0}/s), {} acknowledged ({:.0}/s), closed: {}",
+        f.sent,
+        f.sent as f64 / seconds,
+        f.acked,
+        f.acked as f64 / seconds,
+        f.closed.map_or("no".into(), |code| format!("code {code}")),
+    );
+    let c = &report.connections;
+    println!(
+        "connection flooder: {} welcomed, {} refused with 429, {} failed otherwise{}",
+        c.welcomed,
+        c.refused_429,
+        c.failed,
+        c.first_failure.as_deref().map_or(String::new(), |why| format!(" (first: {why})")),
+    );
+    println!(
+        "server peak RSS (VmHWM): {} MiB",
+        report.peak_rss_kib.map_or("?".into(), |kib| format!("{:.1}", kib as f64 / 1024.0))
+    );
+    for metric in &report.limit_metrics {
+        println!("  {metric}");
+    }
+    let held = report.baseline.healthy() && report.attacked.healthy() && ratio.is_some_and(|r| r <= 2.0);
+    Ok(held)
 }
 
 async fn run_compare(args: CompareArgs) -> Result<bool, String> {
