@@ -11,6 +11,8 @@
 //!   graceful shutdown);
 //! - `http`: the routes (static files of the browser client, `/docs`, `/healthz`, `/metrics`);
 //! - `ws`: the WebSocket upgrade and one loop per connection (framing, heartbeats, limits);
+//! - `limits`: what one client may cost: token buckets per connection and per address, and
+//!   the limits of one document;
 //! - `registry` and `doc_actor`: the documents and their actors;
 //! - `storage`: the `Store` trait and its SQLite implementation.
 //!

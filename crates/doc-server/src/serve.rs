@@ -21,6 +21,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -33,16 +34,24 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 
+use crate::limits::ConnectionPermit;
 use crate::metrics::Metrics;
 use crate::{AppState, ServerError};
 
 /// How long the accept loop pauses after an accept failed for lack of file descriptors.
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// The client's address, as a request extension (`Option<Extension<ClientAddr>>` in a handler;
-/// absent when a test drives the router without a socket).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ClientAddr(pub SocketAddr);
+/// The client's address and its place in the per-address count, as a request extension
+/// (`Option<Extension<ClientAddr>>` in a handler; absent when a test drives the router without
+/// a socket). An upgraded connection outlives the HTTP connection task, so the WebSocket task
+/// keeps a clone of `permit`: the address's count drops when both are gone.
+#[derive(Clone, Debug)]
+pub struct ClientAddr {
+    /// The peer's address.
+    pub addr: SocketAddr,
+    /// Counts the connection against its address until every clone is dropped.
+    pub permit: Arc<ConnectionPermit>,
+}
 
 /// The router as a hyper service that adds [`ClientAddr`] to every request of one connection.
 #[derive(Clone)]
@@ -57,7 +66,7 @@ impl hyper::service::Service<Request<Incoming>> for WithClientAddr {
     type Future = <TowerToHyperService<Router> as hyper::service::Service<Request<Incoming>>>::Future;
 
     fn call(&self, mut request: Request<Incoming>) -> Self::Future {
-        request.extensions_mut().insert(self.addr);
+        request.extensions_mut().insert(self.addr.clone());
         self.inner.call(request)
     }
 }
@@ -160,11 +169,10 @@ pub async fn serve(
         if let Err(error) = socket.set_nodelay(true) {
             tracing::debug!(%error, "could not set TCP_NODELAY");
         }
-        let service = WithClientAddr { inner: service.clone(), addr: ClientAddr(peer) };
+        let service =
+            WithClientAddr { inner: service.clone(), addr: ClientAddr { addr: peer, permit: Arc::new(permit) } };
         let cancel = state.shutdown.clone();
         state.tracker.spawn(async move {
-            // Counted against the address until the connection ends.
-            let _permit = permit;
             let connection = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(header_timeout)

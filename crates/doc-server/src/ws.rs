@@ -104,7 +104,8 @@ pub async fn ws_route(
     client: Option<Extension<ClientAddr>>,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ServerError> {
-    let client = client.map(|Extension(ClientAddr(addr))| addr.ip());
+    // The WebSocket task holds the address's permit: the upgrade ends the HTTP connection task.
+    let (client, permit) = client.map(|Extension(ClientAddr { addr, permit })| (addr.ip(), permit)).unzip();
     let doc_id = DocId::parse(&id)?;
     // Browsers let any site's page open a WebSocket to us (cross-site WebSocket hijacking):
     // only pages of our own origin and the listed ones may upgrade, whatever token they hold.
@@ -126,7 +127,10 @@ pub async fn ws_route(
         .on_failed_upgrade(|error| tracing::debug!(%error, "websocket upgrade failed"))
         .on_upgrade(move |socket| {
             let (sink, stream) = socket.split();
-            tracker.track_future(serve_socket(sink, stream, doc_id, state, client))
+            tracker.track_future(async move {
+                serve_socket(sink, stream, doc_id, state, client).await;
+                drop(permit);
+            })
         }))
 }
 

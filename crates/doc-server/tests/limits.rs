@@ -204,8 +204,16 @@ async fn presence_over_its_rate_is_coalesced_and_the_latest_position_arrives() {
 async fn an_address_beyond_its_connections_gets_429_and_other_addresses_do_not() {
     let dir = common::tmp_dir("limits-address");
     let server = Server::start(&dir, &["--max-connections-per-address", "4"]);
+    // Two WebSockets (they outlive the HTTP connection they were upgraded from) and two
+    // connections that say nothing.
+    let mut sockets = Vec::new();
+    for name in ["one", "two"] {
+        let mut client = Client::new(name);
+        client.connect(server.addr, "held").await.unwrap();
+        sockets.push(client);
+    }
     let mut held = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..2 {
         held.push(TcpStream::connect(server.addr).await.unwrap());
     }
     // The server counts a connection when it accepts it: wait until all four are counted.
@@ -222,7 +230,7 @@ async fn an_address_beyond_its_connections_gets_429_and_other_addresses_do_not()
     assert_eq!(get_from(OTHER, server.addr, "/healthz").await.0, 200, "another address is not limited");
     assert!(metric(&server, "doc_server_address_refusals_total").await >= 1.0);
     // One closes: a new connection from the first address is served again.
-    held.pop();
+    sockets.pop();
     let deadline = Instant::now() + WAIT;
     while get_from(Ipv4Addr::LOCALHOST, server.addr, "/healthz").await.0 != 200 {
         assert!(Instant::now() < deadline, "the closed connection was never released");

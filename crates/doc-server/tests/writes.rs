@@ -96,8 +96,11 @@ fn type_trace(patches: &[(usize, usize, String)], opens: usize) -> (Vec<Vec<Chan
 }
 
 /// Extra arguments for the server (`SERVER_ARGS`, split at spaces), e.g. `--snapshot-every 1000`.
+/// The change and byte rates are off: the trace is replayed as fast as the server takes it.
 fn server_args() -> Vec<String> {
-    std::env::var("SERVER_ARGS").unwrap_or_default().split_whitespace().map(str::to_owned).collect()
+    let args = std::env::var("SERVER_ARGS").unwrap_or_default();
+    let unlimited = "--changes-per-second 0 --bytes-per-second 0";
+    unlimited.split_whitespace().chain(args.split_whitespace()).map(str::to_owned).collect()
 }
 
 fn env_usize(name: &str, default: usize) -> usize {

@@ -202,7 +202,21 @@ impl ShapeArgs {
 
 impl ProgramArgs {
     fn programs(&self) -> Programs {
-        Programs { doc_server: self.doc_server.clone(), y_websocket: self.y_websocket.clone(), node: self.node.clone() }
+        Programs {
+            doc_server: self.doc_server.clone(),
+            y_websocket: self.y_websocket.clone(),
+            node: self.node.clone(),
+            doc_server_args: Vec::new(),
+        }
+    }
+
+    /// [`programs`](Self::programs) for a throughput measurement: every client connects from
+    /// 127.0.0.1 (up to thousands in a sweep), which the per-address limits would refuse.
+    fn programs_from_one_address(&self) -> Programs {
+        let mut programs = self.programs();
+        programs.doc_server_args =
+            ["--max-connections-per-address", "0", "--new-documents-per-minute", "0"].map(String::from).to_vec();
+        programs
     }
 }
 
@@ -245,7 +259,7 @@ async fn run_once(args: RunArgs) -> Result<bool, String> {
             let endpoint = Endpoint { target: args.target, addr: addr.clone(), pid: args.pid };
             run::run(&endpoint, &shape).await?
         }
-        None => measure(args.target, &args.programs.programs(), &shape).await?,
+        None => measure(args.target, &args.programs.programs_from_one_address(), &shape).await?,
     };
     println!("{} — {}", report.target.name(), shape.label());
     println!(
@@ -328,7 +342,7 @@ async fn run_flood(args: FloodArgs) -> Result<bool, String> {
 }
 
 async fn run_compare(args: CompareArgs) -> Result<bool, String> {
-    let programs = args.programs.programs();
+    let programs = args.programs.programs_from_one_address();
     let mut targets = Vec::new();
     if programs.doc_server.is_some() {
         targets.push(Target::Ours);

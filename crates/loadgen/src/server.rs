@@ -50,6 +50,9 @@ pub struct Programs {
     pub y_websocket: Option<PathBuf>,
     /// The Node.js binary that runs it.
     pub node: String,
+    /// Flags added to doc-server's (the measurements of many clients from one address turn
+    /// the per-address limits off; the flood measurement keeps every default).
+    pub doc_server_args: Vec<String>,
 }
 
 /// A server process this tool started; killed (and its directory removed) when dropped.
@@ -83,6 +86,7 @@ impl ServerProcess {
                     .arg(dir.join("data"))
                     .arg("--web-dir")
                     .arg(dir.join("web"))
+                    .args(&programs.doc_server_args)
                     .env("RUST_LOG", "warn");
                 command
             }
