@@ -80,6 +80,8 @@ pub struct FloodReport {
     pub connections: ConnectionsOutcome,
     /// The server's peak resident memory (VmHWM) at the end, in KiB.
     pub peak_rss_kib: Option<u64>,
+    /// Its resident memory under attack, in KiB: anonymous (heap, stacks) and file-backed.
+    pub rss_anon_file_kib: (Option<u64>, Option<u64>),
     /// Lines of the server's `/metrics` about limits, read at the end.
     pub limit_metrics: Vec<String>,
 }
@@ -263,6 +265,8 @@ async fn limit_metrics(server: SocketAddr) -> Vec<String> {
         "doc_server_new_document_refusals_total",
         "doc_server_changes_applied_total",
         "doc_server_accept_errors_total",
+        "doc_server_document_memory_bytes",
+        "doc_server_open_documents",
     ];
     body.lines().filter(|line| wanted.iter().any(|name| line.starts_with(name))).map(str::to_owned).collect()
 }
@@ -280,9 +284,18 @@ pub async fn flood(programs: &Programs, shape: &Shape, attack: Attack) -> Result
     tokio::time::sleep(attack.lead).await;
     let attacked = run(&endpoint, shape).await;
     let limit_metrics = limit_metrics(addr).await;
+    let rss_anon_file_kib = (status_kib(endpoint.pid, "RssAnon"), status_kib(endpoint.pid, "RssFile"));
     stop.cancel();
     let flooder = flooder.await.map_err(|e| e.to_string())??;
     let connections = connections.await.map_err(|e| e.to_string())?;
     let peak_rss_kib = status_kib(endpoint.pid, "VmHWM");
-    Ok(FloodReport { baseline, attacked: attacked?, flooder, connections, peak_rss_kib, limit_metrics })
+    Ok(FloodReport {
+        baseline,
+        attacked: attacked?,
+        flooder,
+        connections,
+        peak_rss_kib,
+        rss_anon_file_kib,
+        limit_metrics,
+    })
 }

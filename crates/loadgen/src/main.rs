@@ -330,9 +330,13 @@ async fn run_flood(args: FloodArgs) -> Result<bool, String> {
         c.failed,
         c.first_failure.as_deref().map_or(String::new(), |why| format!(" (first: {why})")),
     );
+    let mib = |kib: Option<u64>| kib.map_or("?".into(), |kib| format!("{:.1}", kib as f64 / 1024.0));
+    let (anon, file) = report.rss_anon_file_kib;
     println!(
-        "server peak RSS (VmHWM): {} MiB",
-        report.peak_rss_kib.map_or("?".into(), |kib| format!("{:.1}", kib as f64 / 1024.0))
+        "server peak RSS (VmHWM): {} MiB; under attack {} MiB anonymous + {} MiB file-backed",
+        mib(report.peak_rss_kib),
+        mib(anon),
+        mib(file)
     );
     for metric in &report.limit_metrics {
         println!("  {metric}");
