@@ -281,7 +281,8 @@ async fn batches_beyond_a_documents_limits_are_rejected_with_codes_7_8_and_9() {
     let before = server.get("/docs/bounded").await.2;
     // Each refused change comes from a client of its own: a refused change is gone for good,
     // and whatever its replica made after it could never be accepted.
-    let attempts: [(&str, fn(&mut Document) -> crdt_core::Change, u16); 3] = [
+    type Edit = fn(&mut Document) -> crdt_core::Change;
+    let attempts: [(&str, Edit, u16); 3] = [
         ("fourth field", |doc| doc.set_register("title", "one field too many".into()), reject::TOO_MANY_FIELDS),
         ("long name", |doc| doc.increment("a-name-of-seventeen", 1), reject::FIELD_NAME_TOO_LONG),
         ("more text", |doc| doc.insert_text("body", 0, "six more").unwrap(), reject::TEXT_TOO_LARGE),
