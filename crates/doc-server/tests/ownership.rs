@@ -99,8 +99,16 @@ async fn forged_authorship_is_refused_and_the_victim_loses_nothing() {
     }
     attacker.pump_until(WAIT, |c| c.inflight() == 0).await.unwrap();
     victim.settle().await.unwrap();
+    // Whether a raced forgery names a seq the server already holds (code 2) or one it has not
+    // seen yet (code 5) depends on timing; caught up, the attacker forges the victim's next
+    // seq, which only ownership can refuse.
+    let typed = victim.doc.version().get(target);
+    attacker.pump_until(WAIT, |c| c.doc.version().get(target) == typed).await.unwrap();
+    let ahead = forger(&attacker, target).insert_text("body", 0, "FORGED").unwrap();
+    assert_eq!(ahead.seq, typed + 1);
+    assert_eq!(send_and_wait(&mut attacker, vec![ahead]).await, Some(reject::NOT_OWNER));
 
-    assert_eq!(attacker.rejected.len(), rounds + 1, "every forgery was refused: {:?}", attacker.rejected);
+    assert_eq!(attacker.rejected.len(), rounds + 2, "every forgery was refused: {:?}", attacker.rejected);
     assert!(
         attacker.rejected_codes.iter().all(|code| [reject::NOT_OWNER, reject::CONFLICT].contains(code)),
         "{:?}",
