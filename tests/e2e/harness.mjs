@@ -22,17 +22,18 @@ export const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 
 /** The doc-server process; `stop()` and `start()` again keep the port and the data. */
 export class Server {
-  /** `secure`: access tokens required (links); otherwise `--open`. */
-  static async start({ secure = false } = {}) {
+  /** `secure`: access tokens required (links); otherwise `--open`. `extraArgs`: more flags. */
+  static async start({ secure = false, extraArgs = [] } = {}) {
     const dataDir = await mkdtemp(path.join(tmpdir(), 'crdt-e2e-'));
-    const server = new Server(dataDir, secure);
+    const server = new Server(dataDir, secure, extraArgs);
     await server.start('127.0.0.1:0');
     return server;
   }
 
-  constructor(dataDir, secure = false) {
+  constructor(dataDir, secure = false, extraArgs = []) {
     this.dataDir = dataDir;
     this.secure = secure;
+    this.extraArgs = extraArgs;
     this.process = null;
     this.addr = null;
     this.log = [];
@@ -52,6 +53,7 @@ export class Server {
       [
         ...(this.secure ? [] : ['--open']),
         ...['--listen', listen, '--data-dir', this.dataDir, '--web-dir', WEB_DIR, '--shutdown-timeout', '2s'],
+        ...this.extraArgs,
       ],
       { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, RUST_LOG: process.env.RUST_LOG ?? 'warn' } },
     );

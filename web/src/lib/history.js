@@ -24,9 +24,9 @@ export function changedRange(previous, next) {
  */
 export function setUpHistory({ docId, token, readOnly, view, showNotice }) {
   const auth = token ? { Authorization: `Bearer ${token}` } : {};
-  /** The outline's points (`{upto, authors}`), and the passages of each point loaded. */
+  /** The outline's points (`{upto, authors}`), and each version loaded. */
   let points = [];
-  const passagesAt = new Map();
+  const versions = new Map();
 
   async function fetchJson(path) {
     const response = await fetch(path, { headers: auth });
@@ -34,13 +34,13 @@ export function setUpHistory({ docId, token, readOnly, view, showNotice }) {
     return response.json();
   }
 
-  async function passages(index) {
-    if (index < 0) return [];
+  /** The version at point `index`: `{passages, changed: [from, to]}` (UTF-16 offsets). */
+  async function version(index) {
     const upto = points[index].upto;
-    if (!passagesAt.has(upto)) {
-      passagesAt.set(upto, await fetchJson(`/docs/${encodeURIComponent(docId)}/history/${upto}`));
+    if (!versions.has(upto)) {
+      versions.set(upto, await fetchJson(`/docs/${encodeURIComponent(docId)}/history/${upto}`));
     }
-    return passagesAt.get(upto);
+    return versions.get(upto);
   }
 
   let shownVersion = '';
@@ -48,9 +48,11 @@ export function setUpHistory({ docId, token, readOnly, view, showNotice }) {
     const label = $('#history-label');
     const box = $('#history-text');
     try {
-      const [now, before] = await Promise.all([passages(index), passages(index - 1)]);
+      const {
+        passages: now,
+        changed: [from, to],
+      } = await version(index);
       const text = now.map((p) => p.text).join('');
-      const [from, to] = changedRange(before.map((p) => p.text).join(''), text);
       box.replaceChildren();
       let at = 0;
       for (const passage of now) {
@@ -81,9 +83,11 @@ export function setUpHistory({ docId, token, readOnly, view, showNotice }) {
   async function openHistory() {
     const label = $('#history-label');
     label.textContent = 'Loading the history…';
-    passagesAt.clear();
+    versions.clear();
     try {
-      points = await fetchJson(`/docs/${encodeURIComponent(docId)}/history`);
+      const outline = await fetchJson(`/docs/${encodeURIComponent(docId)}/history`);
+      points = outline.points;
+      if (outline.last) versions.set(points[points.length - 1].upto, outline.last);
     } catch (error) {
       label.textContent = `Could not load the history (${error.message}).`;
       return;

@@ -33,7 +33,24 @@ struct Point {
     authors: Vec<String>,
 }
 
-/// The text at a point, as passages.
+/// What the history view opens with.
+#[derive(Debug, serde::Serialize)]
+struct Outline {
+    points: Vec<Point>,
+    /// The version at the last point (`None` without any).
+    last: Option<Version>,
+}
+
+/// The body at a point: its passages, and what changed since the previous point.
+#[derive(Debug, serde::Serialize)]
+struct Version {
+    passages: Vec<Passage>,
+    /// The range of the text (UTF-16 code units, as the page counts) that differs from the
+    /// previous point's: common prefix and suffix left out.
+    changed: [usize; 2],
+}
+
+/// A run of the text inserted by one person.
 #[derive(Debug, serde::Serialize)]
 struct Passage {
     /// Who inserted these characters.
@@ -70,46 +87,37 @@ impl DocActor {
         if !self.doc.history_base().is_empty() {
             return Err("this document's history before its oldest kept version is not available".into());
         }
-        let changes = self.doc.history();
+        let mut changes = self.doc.history();
         let json = match at {
-            None => serde_json::to_vec(&self.outline(&changes)),
-            Some(upto) if upto <= changes.len() => serde_json::to_vec(&self.passages(&changes[..upto])?),
+            None => {
+                // The view opens on the last point: its version comes with the outline, so
+                // the first look is one request and one rebuild of the history.
+                let points = self.outline(&changes);
+                let last = match points.last() {
+                    Some(last) => {
+                        let previous = points.len().checked_sub(2).map_or(0, |i| points[i].upto);
+                        changes.truncate(last.upto);
+                        Some(self.version(changes, previous)?)
+                    }
+                    None => None,
+                };
+                serde_json::to_vec(&Outline { points, last })
+            }
+            Some(upto) if upto <= changes.len() => {
+                // The point before it on the outline, to mark what changed since.
+                let previous = point_positions(&changes).into_iter().filter(|&p| p < upto).max().unwrap_or(0);
+                changes.truncate(upto);
+                serde_json::to_vec(&self.version(changes, previous)?)
+            }
             Some(upto) => return Err(format!("the history has {} changes, not {upto}", changes.len())),
         };
         json.map_err(|error| error.to_string())
     }
 
     fn outline(&self, changes: &[Change]) -> Vec<Point> {
-        // Session boundaries: where the writer changes.
-        let mut cuts: Vec<usize> =
-            (1..changes.len()).filter(|&i| changes[i].replica != changes[i - 1].replica).collect();
-        cuts.push(changes.len());
-        // Long sessions get points inside them too, so the slider moves in steps of at most
-        // `step` changes; then, if there are too many, keep an even sample (and the last).
-        let step = changes.len().div_ceil(MAX_POINTS).max(1);
-        let mut points = Vec::new();
         let mut previous = 0;
-        for cut in cuts {
-            let mut at = previous + step;
-            while at < cut {
-                points.push(at);
-                at += step;
-            }
-            points.push(cut);
-            previous = cut;
-        }
-        if points.len() > MAX_POINTS {
-            let stride = points.len().div_ceil(MAX_POINTS);
-            let last = points.last().copied();
-            points = points.into_iter().step_by(stride).collect();
-            if points.last().copied() != last {
-                points.extend(last);
-            }
-        }
-        let mut previous = 0;
-        points
+        point_positions(changes)
             .into_iter()
-            .filter(|&upto| upto > 0)
             .map(|upto| {
                 let writers: BTreeSet<ReplicaId> = changes[previous..upto].iter().map(|c| c.replica).collect();
                 previous = upto;
@@ -120,12 +128,27 @@ impl DocActor {
             .collect()
     }
 
-    fn passages(&self, changes: &[Change]) -> Result<Vec<Passage>, String> {
+    /// The body after `changes`, and the range that differs from the body after the first
+    /// `previous` of them: one replay.
+    fn version(&self, mut changes: Vec<Change>, previous: usize) -> Result<Version, String> {
+        let later = changes.split_off(previous);
         let mut past = Document::new(ReplicaId::random());
-        for change in changes {
-            past.apply_change(change.clone()).map_err(|error| format!("replaying the history: {error}"))?;
-        }
-        let Some(rga) = past.rga(BODY) else { return Ok(Vec::new()) };
+        replay(&mut past, changes)?;
+        let before: Vec<char> = past.text(BODY).unwrap_or_default().chars().collect();
+        replay(&mut past, later)?;
+        let passages = self.passages(&past);
+        let after: Vec<char> = passages.iter().flat_map(|p| p.text.chars()).collect();
+        let prefix = before.iter().zip(&after).take_while(|(a, b)| a == b).count();
+        let suffix =
+            before[prefix..].iter().rev().zip(after[prefix..].iter().rev()).take_while(|(a, b)| a == b).count();
+        let utf16 = |chars: &[char]| chars.iter().map(|c| c.len_utf16()).sum::<usize>();
+        let from = utf16(&after[..prefix]);
+        let to = from + utf16(&after[prefix..after.len() - suffix]);
+        Ok(Version { passages, changed: [from, to] })
+    }
+
+    fn passages(&self, past: &Document) -> Vec<Passage> {
+        let Some(rga) = past.rga(BODY) else { return Vec::new() };
         let text: Vec<char> = rga.value().chars().collect();
         let mut names: HashMap<ReplicaId, String> = HashMap::new();
         let mut passages: Vec<Passage> = Vec::new();
@@ -141,6 +164,45 @@ impl DocActor {
                 _ => passages.push(Passage { author, text: ch.to_string() }),
             }
         }
-        Ok(passages)
+        passages
     }
+}
+
+fn replay(past: &mut Document, changes: Vec<Change>) -> Result<(), String> {
+    for change in changes {
+        past.apply_change(change).map_err(|error| format!("replaying the history: {error}"))?;
+    }
+    Ok(())
+}
+
+/// Where the outline's points are: after these many changes. At writer changes (one person's
+/// run of edits is one session) and evenly within long sessions, [`MAX_POINTS`] at most.
+fn point_positions(changes: &[Change]) -> Vec<usize> {
+    // Session boundaries: where the writer changes.
+    let mut cuts: Vec<usize> = (1..changes.len()).filter(|&i| changes[i].replica != changes[i - 1].replica).collect();
+    cuts.push(changes.len());
+    // Long sessions get points inside them too, so the slider moves in steps of at most
+    // `step` changes; then, if there are too many, keep an even sample (and the last).
+    let step = changes.len().div_ceil(MAX_POINTS).max(1);
+    let mut points = Vec::new();
+    let mut previous = 0;
+    for cut in cuts {
+        let mut at = previous + step;
+        while at < cut {
+            points.push(at);
+            at += step;
+        }
+        points.push(cut);
+        previous = cut;
+    }
+    if points.len() > MAX_POINTS {
+        let stride = points.len().div_ceil(MAX_POINTS);
+        let last = points.last().copied();
+        points = points.into_iter().step_by(stride).collect();
+        if points.last().copied() != last {
+            points.extend(last);
+        }
+    }
+    points.retain(|&upto| upto > 0);
+    points
 }
