@@ -136,6 +136,28 @@ pub struct Config {
     /// HTTP API, besides the server's own; repeat for several. `*` allows any origin.
     #[arg(long = "allow-origin")]
     pub allowed_origins: Vec<String>,
+
+    /// Where documents are stored: `sqlite` (the default: `docs.sqlite3` in --data-dir, one
+    /// server) or a PostgreSQL URL (`postgres://user@host:5432/db`) that several servers share
+    /// behind a proxy routing by document id; each document is then served by the one server
+    /// holding its lease (ARCHITECTURE.md, "Several servers").
+    #[arg(long, default_value = "sqlite")]
+    pub store: String,
+
+    /// This server's id in the shared store's leases (default: its listen address, process id
+    /// and a random number: unique per run, which a lease's owner must be).
+    #[arg(long)]
+    pub server_id: Option<String>,
+
+    /// With a shared store: how long a document's lease lasts unless renewed (renewed every
+    /// third of it). A server that dies or freezes keeps its documents this long at most.
+    #[arg(long, default_value = "3s", value_parser = parse_duration)]
+    pub lease_ttl: Duration,
+
+    /// With a shared store: how long a connection waits for another server to hand its document
+    /// over before it is told to reconnect (close 4010).
+    #[arg(long, default_value = "8s", value_parser = parse_duration)]
+    pub claim_wait: Duration,
 }
 
 impl Config {
@@ -168,6 +190,10 @@ impl Config {
             link_ttl: Duration::from_secs(365 * 86_400),
             allowed_origins: Vec::new(),
             memory_budget: 1 << 30,
+            store: "sqlite".into(),
+            server_id: None,
+            lease_ttl: Duration::from_secs(3),
+            claim_wait: Duration::from_secs(8),
         }
     }
 }

@@ -64,7 +64,7 @@ use tokio_util::task::TaskTracker;
 use crate::config::Config;
 use crate::metrics::{GaugeGuard, Metrics};
 use crate::registry::DocRegistry;
-use crate::storage::{now_ms, AuthorHash, Store};
+use crate::storage::{now_ms, AuthorHash, Claim, Epoch, Store, StoreError};
 use crate::{DocId, ServerError};
 pub use authors::author_hash;
 use peers::PeerEntry;
@@ -87,6 +87,8 @@ pub enum KickReason {
     SlowConsumer,
     /// The store failed; the document is being unloaded.
     StorageFailure,
+    /// Another server owns the document now (its lease was lost, taken or handed over).
+    Moved,
 }
 
 /// A connection's request to join the document.
@@ -122,6 +124,8 @@ pub enum JoinRefused {
     /// The connection may not use its replica id (in use by another connection, or owned by
     /// another author): it should connect as a new replica.
     Replica(String),
+    /// Another server holds the document's lease: reconnect (the proxy routes to the owner).
+    Moved,
 }
 
 /// What a [`DocHandle`] can ask of the actor: a closed set.
@@ -157,6 +161,12 @@ pub enum DocCommand {
     },
     /// Unload now if no connection has the document open (the memory budget needs room).
     Unload,
+    /// The lease keeper's news: this server no longer holds the document's lease (`lost`), or
+    /// another server asked for it (hand it over: finish the round, release, let everyone go).
+    Lease {
+        /// `true`: lost (fenced already); `false`: wanted elsewhere.
+        lost: bool,
+    },
     /// An edit made by the server itself; answered once it is durable (and sent to everyone).
     Edit {
         /// What to change.
@@ -183,6 +193,8 @@ pub struct ActorStatus {
     pub connections: AtomicU64,
     /// When the document was last used (milliseconds since the Unix epoch).
     pub last_used_ms: AtomicU64,
+    /// The epoch of the lease the actor holds (0 until it holds one, or without leases).
+    pub epoch: AtomicU64,
 }
 
 /// The only way into a document actor. Cheap to clone.
@@ -238,6 +250,11 @@ impl DocHandle {
     /// Asks the actor to unload if nobody has the document open; never waits.
     pub(crate) fn request_unload(&self) -> bool {
         self.tx.try_send(DocCommand::Unload).is_ok()
+    }
+
+    /// Tells the actor its lease is lost or wanted elsewhere (see [`DocCommand::Lease`]).
+    pub(crate) async fn lease_news(&self, lost: bool) {
+        let _ = self.tx.send(DocCommand::Lease { lost }).await;
     }
 }
 
@@ -295,6 +312,8 @@ struct DocActor {
     id: DocId,
     generation: u64,
     doc: Document,
+    /// The epoch of the lease this actor holds: every append and snapshot carries it.
+    epoch: Epoch,
     rx: mpsc::Receiver<DocCommand>,
     registry: Weak<DocRegistry>,
     ctx: ActorContext,
@@ -345,6 +364,15 @@ pub(crate) async fn run(
 ) {
     let metrics = Arc::clone(&ctx.metrics);
     let _open = GaugeGuard::new(&metrics.open_documents);
+    let epoch = match claim(&ctx, &id).await {
+        Ok(epoch) => epoch,
+        Err(refusal) => {
+            let mut rx = rx;
+            retire(&registry, &id, generation, &mut rx, refusal, None).await;
+            return;
+        }
+    };
+    status.epoch.store(epoch, Ordering::Relaxed);
     let started = Instant::now();
     match load::load(&ctx.store, &id).await {
         Ok(loaded) => {
@@ -366,6 +394,7 @@ pub(crate) async fn run(
                 id,
                 generation,
                 doc: loaded.doc,
+                epoch,
                 rx,
                 registry,
                 ctx,
@@ -393,9 +422,67 @@ pub(crate) async fn run(
             tracing::error!(%error, "document could not be loaded");
             Metrics::inc(&metrics.storage_errors);
             let mut rx = rx;
+            let _ = release(&ctx, &id, epoch).await;
             retire(&registry, &id, generation, &mut rx, JoinRefused::Failed(error.to_string()), None).await;
         }
     }
+}
+
+/// How often a document held elsewhere is claimed again while its connections wait.
+const CLAIM_RETRY: Duration = Duration::from_millis(200);
+
+/// Takes the document's lease before it is loaded (see `storage.rs`): at once when nobody holds
+/// it; when another server does, that server is asked to hand it over and the claim is retried
+/// until `--claim-wait`, while the connections wait for their welcome.
+async fn claim(ctx: &ActorContext, id: &DocId) -> Result<Epoch, JoinRefused> {
+    let deadline = Instant::now() + ctx.config.claim_wait;
+    loop {
+        let (store, doc) = (Arc::clone(&ctx.store), id.clone());
+        let claimed = tokio::task::spawn_blocking(move || store.claim(&doc))
+            .await
+            .map_err(|error| JoinRefused::Failed(error.to_string()))?;
+        match claimed {
+            Ok(Claim::Owned(epoch)) => {
+                if epoch > 0 {
+                    tracing::info!(epoch, "lease claimed");
+                    Metrics::inc(&ctx.metrics.lease_claims);
+                }
+                return Ok(epoch);
+            }
+            Ok(Claim::Elsewhere(owner)) if Instant::now() < deadline => {
+                tracing::debug!(%owner, "the document is held by another server; asked for it");
+            }
+            Ok(Claim::Elsewhere(owner)) => {
+                tracing::info!(%owner, "the document stays with another server: connections told to reconnect");
+                Metrics::inc(&ctx.metrics.lease_refusals);
+                return Err(JoinRefused::Moved);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not claim the document's lease");
+                Metrics::inc(&ctx.metrics.storage_errors);
+                return Err(JoinRefused::Failed(error.to_string()));
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(CLAIM_RETRY) => {}
+            _ = ctx.shutdown.cancelled() => return Err(JoinRefused::Unloading),
+        }
+    }
+}
+
+/// Gives the lease up so that another server can claim the document at once.
+async fn release(ctx: &ActorContext, id: &DocId, epoch: Epoch) -> Result<(), StoreError> {
+    if epoch == 0 {
+        return Ok(());
+    }
+    let (store, doc) = (Arc::clone(&ctx.store), id.clone());
+    let released = tokio::task::spawn_blocking(move || store.release(&doc, epoch))
+        .await
+        .map_err(|error| StoreError::Config(error.to_string()))?;
+    if let Err(error) = &released {
+        tracing::warn!(%error, "could not release the lease (it expires by itself)");
+    }
+    released
 }
 
 /// Removes the actor from the registry, closes its queue and answers what is left in it: joins
@@ -409,9 +496,7 @@ async fn retire(
     refusal: JoinRefused,
     doc: Option<&Document>,
 ) {
-    if let Some(registry) = registry.upgrade() {
-        registry.remove(id, generation);
-    }
+    retire_from_registry(registry, id, generation);
     rx.close();
     while let Some(command) = rx.recv().await {
         match command {
@@ -427,7 +512,8 @@ async fn retire(
             DocCommand::Changes { .. }
             | DocCommand::Presence { .. }
             | DocCommand::Leave { .. }
-            | DocCommand::Unload => {}
+            | DocCommand::Unload
+            | DocCommand::Lease { .. } => {}
             DocCommand::History { reply, .. } => {
                 let _ = reply.send(Err("the document is unloading: try again".into()));
             }
@@ -435,6 +521,13 @@ async fn retire(
                 let _ = reply.send(Err("the document is unloading: try again".into()));
             }
         }
+    }
+}
+
+/// Removes the actor of `generation` from the registry (new opens spawn a new actor).
+fn retire_from_registry(registry: &Weak<DocRegistry>, id: &DocId, generation: u64) {
+    if let Some(registry) = registry.upgrade() {
+        registry.remove(id, generation);
     }
 }
 
@@ -531,8 +624,13 @@ impl DocActor {
                 Err(_) => break,
             }
         }
+        let lease = round.lease.take();
         if let Err(error) = self.finish(round).await {
             self.fail(error).await;
+            return Next::Stop;
+        }
+        if let Some(lost) = lease {
+            self.move_away(lost).await;
             return Next::Stop;
         }
         // Checked here too, not only by the timer, which a steady stream of commands starves.
@@ -568,6 +666,7 @@ impl DocActor {
             DocCommand::Leave { conn } => self.leave(conn),
             DocCommand::Value { reply } => round.values.push(reply),
             DocCommand::Unload => self.unload_requested = true,
+            DocCommand::Lease { lost } => round.lease = Some(round.lease.unwrap_or(false) || lost),
             DocCommand::History { at, reply } => {
                 let _ = reply.send(self.history_json(at));
             }
@@ -602,7 +701,7 @@ impl DocActor {
     }
 
     /// Snapshots and unloads, unless commands arrived during the snapshot (they keep the
-    /// document loaded).
+    /// document loaded). The lease is released, so another server may claim it at once.
     async fn unload(&mut self, why: &'static str) -> Next {
         self.snapshot().await;
         if !self.rx.is_empty() {
@@ -612,31 +711,72 @@ impl DocActor {
         if why == "memory budget" {
             Metrics::inc(&self.ctx.metrics.memory_evictions);
         }
+        // Out of the registry before the release: a connection arriving now spawns a new
+        // actor, whose claim then finds the lease free.
+        retire_from_registry(&self.registry, &self.id, self.generation);
+        let _ = release(&self.ctx, &self.id, self.epoch).await;
         retire(&self.registry, &self.id, self.generation, &mut self.rx, JoinRefused::Unloading, Some(&self.doc)).await;
         Next::Stop
     }
 
-    /// Shutdown: finish what is queued, write a final snapshot, let the connections go.
+    /// Shutdown: finish what is queued, write a final snapshot, let the connections go, give
+    /// the lease up.
     async fn shut_down(&mut self) {
         if !self.rx.is_empty() && self.run_round(None).await == Next::Stop {
             return; // The store failed: the document was unloaded without a snapshot.
         }
         self.snapshot().await;
         self.peers.clear();
+        let _ = release(&self.ctx, &self.id, self.epoch).await;
         tracing::info!("document closed for shutdown");
+    }
+
+    /// Stops serving the document because another server owns it or asked for it: every
+    /// connection is told to reconnect (close 4010; the proxy takes it to the owner) and the
+    /// actor retires. A document handed over (`lost == false`) had its round committed first
+    /// and releases its lease; a lost one has nothing it could still write.
+    async fn move_away(&mut self, lost: bool) {
+        if lost {
+            tracing::warn!(epoch = self.epoch, "lease lost: another server owns the document now");
+            Metrics::inc(&self.ctx.metrics.leases_lost);
+        } else {
+            tracing::info!(epoch = self.epoch, "handing the document over to the server that asked for it");
+            Metrics::inc(&self.ctx.metrics.leases_handed_over);
+        }
+        let conns: Vec<ConnId> = self.peers.keys().copied().collect();
+        for conn in conns {
+            self.dropped.push((conn, Some(KickReason::Moved)));
+        }
+        self.settle_dropped();
+        retire_from_registry(&self.registry, &self.id, self.generation);
+        if !lost {
+            let _ = release(&self.ctx, &self.id, self.epoch).await;
+        }
+        retire(&self.registry, &self.id, self.generation, &mut self.rx, JoinRefused::Moved, None).await;
     }
 
     /// The store failed: nothing more can be acknowledged. Close every connection (clients
     /// resend what was not acknowledged) and unload; the next connection reloads from the store.
+    /// A write refused by the fence means another server owns the document: the connections
+    /// are told so (close 4010) rather than of a failure.
     async fn fail(&mut self, error: ServerError) {
-        tracing::error!(%error, "storage failure: unloading the document");
-        Metrics::inc(&self.ctx.metrics.storage_errors);
+        let fenced = matches!(error, ServerError::Store(StoreError::Fenced { .. }));
+        let reason = if fenced {
+            tracing::warn!(%error, "write refused by the lease fence: another server owns the document");
+            Metrics::inc(&self.ctx.metrics.fenced_writes);
+            Metrics::inc(&self.ctx.metrics.leases_lost);
+            KickReason::Moved
+        } else {
+            tracing::error!(%error, "storage failure: unloading the document");
+            Metrics::inc(&self.ctx.metrics.storage_errors);
+            KickReason::StorageFailure
+        };
         let conns: Vec<ConnId> = self.peers.keys().copied().collect();
         for conn in conns {
-            self.dropped.push((conn, Some(KickReason::StorageFailure)));
+            self.dropped.push((conn, Some(reason)));
         }
         self.settle_dropped();
-        let refusal = JoinRefused::Failed(error.to_string());
+        let refusal = if fenced { JoinRefused::Moved } else { JoinRefused::Failed(error.to_string()) };
         retire(&self.registry, &self.id, self.generation, &mut self.rx, refusal, None).await;
     }
 }

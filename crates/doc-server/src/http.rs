@@ -462,10 +462,10 @@ mod tests {
         fn load(&self, _: &DocId) -> Result<StoredDoc, StoreError> {
             Err(StoreError::Poisoned)
         }
-        fn append(&self, _: &DocId, _: &[u8]) -> Result<u64, StoreError> {
+        fn append(&self, _: &DocId, _: u64, _: &[u8]) -> Result<u64, StoreError> {
             Err(StoreError::Poisoned)
         }
-        fn write_snapshot(&self, _: &DocId, _: &[u8], _: u64) -> Result<(), StoreError> {
+        fn write_snapshot(&self, _: &DocId, _: u64, _: &[u8], _: u64) -> Result<(), StoreError> {
             Err(StoreError::Poisoned)
         }
         fn register_authors(&self, _: &DocId, _: &[(crdt_core::ReplicaId, AuthorHash)]) -> Result<(), StoreError> {

@@ -14,7 +14,8 @@
 //! - `limits`: what one client may cost: token buckets per connection and per address, and
 //!   the limits of one document;
 //! - `registry` and `doc_actor`: the documents and their actors;
-//! - `storage`: the `Store` trait and its SQLite implementation.
+//! - `storage`: the `Store` trait, its SQLite implementation (one server) and its PostgreSQL
+//!   one (several servers, with leases that fence a server that lost a document).
 //!
 //! **Architecture Invariant:** doc-server is the only crate that knows about WebSockets; the
 //! message types themselves live in crdt-core so that the browser client shares them.
@@ -125,5 +126,6 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
     let router = http::router(state.clone());
+    state.tracker.spawn(Arc::clone(&state.registry).keep_leases());
     serve::serve(listener, router, state, shutdown).await
 }

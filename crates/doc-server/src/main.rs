@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use doc_server::auth::Role;
-use doc_server::storage::SqliteStore;
+use doc_server::storage::{PgStore, PgStoreOptions, SqliteStore, Store};
 use doc_server::{AppState, Auth, Config, DocId};
 use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt as _;
@@ -131,8 +131,31 @@ async fn serve(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         tracing::warn!("{warning}");
         eprintln!("\n!!! {warning}\n");
     }
-    let store = SqliteStore::open(&cli.config.data_dir)
-        .map_err(|error| format!("cannot open the store in {}: {error}", cli.config.data_dir.display()))?;
+    let store: Arc<dyn Store> = if cli.config.store == "sqlite" {
+        Arc::new(
+            SqliteStore::open(&cli.config.data_dir)
+                .map_err(|error| format!("cannot open the store in {}: {error}", cli.config.data_dir.display()))?,
+        )
+    } else if cli.config.store.starts_with("postgres://") || cli.config.store.starts_with("postgresql://") {
+        let owner = cli.config.server_id.clone().unwrap_or_else(|| {
+            let mut random = [0u8; 4];
+            let _ = getrandom::fill(&mut random);
+            format!("{}#{}-{:08x}", cli.listen, std::process::id(), u32::from_be_bytes(random))
+        });
+        let options = PgStoreOptions {
+            url: cli.config.store.clone(),
+            owner: owner.clone(),
+            lease_ttl: cli.config.lease_ttl,
+            connections: 8,
+        };
+        let store = tokio::task::spawn_blocking(move || PgStore::open(options))
+            .await?
+            .map_err(|error| format!("cannot open the PostgreSQL store: {error}"))?;
+        tracing::info!(server_id = %owner, lease_ttl = ?cli.config.lease_ttl, "PostgreSQL store: serving documents whose lease this server holds");
+        Arc::new(store)
+    } else {
+        return Err(format!("--store {}: use `sqlite` or a postgres:// URL", cli.config.store).into());
+    };
     let listener = tokio::net::TcpListener::bind(cli.listen)
         .await
         .map_err(|error| format!("cannot listen on {}: {error}", cli.listen))?;
@@ -143,7 +166,7 @@ async fn serve(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
         writeln!(stdout, "listening on {address}")?;
         stdout.flush()?;
     }
-    let state = AppState::new(cli.config, Arc::new(store)).with_auth(auth);
+    let state = AppState::new(cli.config, store).with_auth(auth);
     doc_server::run(listener, state, shutdown_signal()).await?;
     Ok(())
 }

@@ -129,6 +129,16 @@ pub struct Metrics {
     pub memory_evictions: AtomicU64,
     /// Document opens refused because the budget was spent on documents in use.
     pub memory_refusals: AtomicU64,
+    /// Leases claimed (a document this server now owns, in a cluster).
+    pub lease_claims: AtomicU64,
+    /// Opens that gave up waiting for another server to hand a document over (close 4010).
+    pub lease_refusals: AtomicU64,
+    /// Documents this server stopped serving because its lease was lost (taken after expiry).
+    pub leases_lost: AtomicU64,
+    /// Documents handed over to another server that asked for them.
+    pub leases_handed_over: AtomicU64,
+    /// Writes the store refused because their lease epoch was stale (never acknowledged).
+    pub fenced_writes: AtomicU64,
 }
 
 /// The `reason` labels of `doc_server_auth_refusals_total` ([`crate::auth::AuthError::label`]).
@@ -255,6 +265,23 @@ impl Metrics {
                 "doc_server_memory_refusals_total",
                 "Document opens refused: the memory budget was spent on documents in use.",
                 &self.memory_refusals,
+            ),
+            ("doc_server_lease_claims_total", "Document leases claimed by this server.", &self.lease_claims),
+            (
+                "doc_server_lease_refusals_total",
+                "Opens that gave up waiting for another server to hand the document over (4010).",
+                &self.lease_refusals,
+            ),
+            ("doc_server_leases_lost_total", "Documents dropped because their lease was lost.", &self.leases_lost),
+            (
+                "doc_server_leases_handed_over_total",
+                "Documents handed over to another server that asked for them.",
+                &self.leases_handed_over,
+            ),
+            (
+                "doc_server_fenced_writes_total",
+                "Writes refused by the store because their lease epoch was stale (never acknowledged).",
+                &self.fenced_writes,
             ),
             (
                 "doc_server_read_only_rejections_total",

@@ -107,6 +107,12 @@ impl DocRegistry {
         docs.get(id).filter(|handle| !handle.is_closed()).cloned()
     }
 
+    /// Every loaded document with its actor's handle.
+    pub fn loaded(&self) -> Vec<(DocId, DocHandle)> {
+        let docs = self.docs.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        docs.iter().filter(|(_, handle)| !handle.is_closed()).map(|(id, handle)| (id.clone(), handle.clone())).collect()
+    }
+
     /// How many documents are loaded.
     pub fn len(&self) -> usize {
         self.docs.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).len()
@@ -115,6 +121,63 @@ impl DocRegistry {
     /// Whether no document is loaded.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Keeps this server's leases alive while the server runs (a store without leases: returns
+    /// at once). Every third of `--lease-ttl` it renews them all in one statement, then tells
+    /// each loaded document what the store said: an actor whose lease is gone (taken after it
+    /// expired: this server was frozen or cut off) stops serving; one another server asked for
+    /// is handed over. When renewals fail for a whole lease time, every document is dropped:
+    /// this server can no longer tell whether it owns them.
+    pub async fn keep_leases(self: Arc<Self>) {
+        let ttl = self.ctx.config.lease_ttl;
+        let interval = (ttl / 3).max(std::time::Duration::from_millis(50));
+        let mut last_renewed = tokio::time::Instant::now();
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(interval) => {}
+                _ = self.ctx.shutdown.cancelled() => return,
+            }
+            // Listed before the renewal: a document claimed after this list is judged next time.
+            let loaded: Vec<(DocId, DocHandle, u64)> = self
+                .loaded()
+                .into_iter()
+                .map(|(id, handle)| {
+                    let epoch = handle.status().epoch.load(Ordering::Relaxed);
+                    (id, handle, epoch)
+                })
+                .filter(|(_, _, epoch)| *epoch > 0)
+                .collect();
+            let store = Arc::clone(&self.ctx.store);
+            let renewed = tokio::task::spawn_blocking(move || store.renew()).await;
+            match renewed {
+                Ok(Ok(None)) => return,
+                Ok(Ok(Some(renewal))) => {
+                    last_renewed = tokio::time::Instant::now();
+                    for (id, handle, epoch) in loaded {
+                        match renewal.held.get(&id) {
+                            Some((held, wanted)) if *held == epoch => {
+                                if *wanted {
+                                    handle.lease_news(false).await;
+                                }
+                            }
+                            _ => handle.lease_news(true).await,
+                        }
+                    }
+                }
+                Ok(Err(error)) => {
+                    crate::metrics::Metrics::inc(&self.ctx.metrics.storage_errors);
+                    tracing::warn!(%error, "could not renew the leases");
+                    if last_renewed.elapsed() >= ttl {
+                        tracing::error!("no lease renewed for a whole lease time: dropping every document");
+                        for (_, handle, _) in loaded {
+                            handle.lease_news(true).await;
+                        }
+                    }
+                }
+                Err(error) => tracing::error!(%error, "the lease renewal task failed"),
+            }
+        }
     }
 
     /// Removes `id`'s entry if it still belongs to the actor of `generation`.

@@ -23,16 +23,28 @@
 //! - [`Store::register_authors`] returns only once the registrations are durable, and never
 //!   replaces the hash of a replica already registered.
 //!
-//! The methods block (SQLite is synchronous): async callers run them on
-//! `tokio::task::spawn_blocking`.
+//! **Leases** (stores several servers share: [`PgStore`]). A server serves a document only
+//! while it holds the document's lease: [`Store::claim`] takes it (when nobody holds it, or the
+//! holder let it expire) and bumps its *epoch*; [`Store::renew`] extends every lease the server
+//! holds; [`Store::release`] gives one up. Every append and snapshot carries the epoch it was
+//! made under, and the store checks it in the same transaction as the write: once another
+//! server has claimed the document, a write of an older epoch is refused
+//! ([`StoreError::Fenced`]) and never acknowledged. ARCHITECTURE.md has the protocol with a
+//! timeline. A store that only one process ever opens (SQLite, memory) grants every claim at
+//! epoch 0 and checks nothing.
+//!
+//! The methods block (SQLite and the PostgreSQL client are synchronous): async callers run them
+//! on `tokio::task::spawn_blocking`.
 
 mod group;
+mod postgres;
 mod sqlite;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+pub use postgres::{PgStore, PgStoreOptions};
 pub use sqlite::SqliteStore;
 
 use crdt_core::ReplicaId;
@@ -42,6 +54,25 @@ use crate::DocId;
 /// The SHA-256 of an author secret: what the server keeps of it.
 pub type AuthorHash = [u8; 32];
 
+/// The epoch of a document's lease: grows by one at every claim (0 where there are no leases).
+pub type Epoch = u64;
+
+/// The answer to [`Store::claim`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Claim {
+    /// This server holds the lease now, at this epoch.
+    Owned(Epoch),
+    /// Another server holds a live lease (its id): it has been asked to hand the document over.
+    Elsewhere(String),
+}
+
+/// What [`Store::renew`] found: the documents this server still holds.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Renewal {
+    /// Per document, the epoch held and whether another server asked for it.
+    pub held: HashMap<DocId, (Epoch, bool)>,
+}
+
 /// What a store failed at.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -49,9 +80,24 @@ pub enum StoreError {
     /// The SQLite database refused an operation.
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL refused an operation, or the connection to it failed.
+    #[error("postgres: {0}")]
+    Postgres(#[from] ::postgres::Error),
+    /// The write was made under a lease epoch that is no longer current: another server owns
+    /// the document now. Nothing was written.
+    #[error("fenced: document {doc} is owned by another server now (our epoch {epoch} is stale)")]
+    Fenced {
+        /// The document.
+        doc: String,
+        /// The stale epoch the write carried.
+        epoch: Epoch,
+    },
     /// The data directory could not be created or opened.
     #[error("data directory: {0}")]
     Io(#[from] std::io::Error),
+    /// The store's settings are wrong (for example an unparsable `--store` URL).
+    #[error("{0}")]
+    Config(String),
     /// A lock was poisoned by a panic in another thread.
     #[error("storage lock poisoned by an earlier panic")]
     Poisoned,
@@ -99,12 +145,30 @@ pub trait Store: Send + Sync + 'static {
     /// The stored document; an empty [`StoredDoc`] for an id never written.
     fn load(&self, doc: &DocId) -> Result<StoredDoc, StoreError>;
 
-    /// Appends one log entry and makes it durable before returning; returns its index.
-    fn append(&self, doc: &DocId, bytes: &[u8]) -> Result<u64, StoreError>;
+    /// Appends one log entry and makes it durable before returning; returns its index. Refused
+    /// ([`StoreError::Fenced`]) unless `epoch` is the current epoch of this server's lease.
+    fn append(&self, doc: &DocId, epoch: Epoch, bytes: &[u8]) -> Result<u64, StoreError>;
 
     /// Stores `snapshot` as including every log entry up to `through`, and deletes those
-    /// entries, in one transaction. Does nothing if the stored snapshot is as recent.
-    fn write_snapshot(&self, doc: &DocId, snapshot: &[u8], through: u64) -> Result<(), StoreError>;
+    /// entries, in one transaction. Does nothing if the stored snapshot is as recent. Fenced
+    /// like [`Store::append`].
+    fn write_snapshot(&self, doc: &DocId, epoch: Epoch, snapshot: &[u8], through: u64) -> Result<(), StoreError>;
+
+    /// Takes `doc`'s lease if nobody holds a live one (the epoch grows by one), or says who
+    /// holds it (and asks that server to hand it over). Without leases: always `Owned(0)`.
+    fn claim(&self, _doc: &DocId) -> Result<Claim, StoreError> {
+        Ok(Claim::Owned(0))
+    }
+
+    /// Extends every lease this server holds; `None` for a store without leases.
+    fn renew(&self) -> Result<Option<Renewal>, StoreError> {
+        Ok(None)
+    }
+
+    /// Gives up `doc`'s lease of `epoch` (if still held), so another server can claim it at once.
+    fn release(&self, _doc: &DocId, _epoch: Epoch) -> Result<(), StoreError> {
+        Ok(())
+    }
 
     /// Records the owner of each replica in `authors` that has none yet (a replica already
     /// registered keeps its owner), durably before returning.
@@ -156,7 +220,7 @@ impl Store for MemoryStore {
         Ok(inner.docs.get(doc).map(|(d, _)| d.clone()).unwrap_or_default())
     }
 
-    fn append(&self, doc: &DocId, bytes: &[u8]) -> Result<u64, StoreError> {
+    fn append(&self, doc: &DocId, _epoch: Epoch, bytes: &[u8]) -> Result<u64, StoreError> {
         let mut inner = self.inner.lock().map_err(|_| StoreError::Poisoned)?;
         inner.next_index += 1;
         let index = inner.next_index;
@@ -166,7 +230,7 @@ impl Store for MemoryStore {
         Ok(index)
     }
 
-    fn write_snapshot(&self, doc: &DocId, snapshot: &[u8], through: u64) -> Result<(), StoreError> {
+    fn write_snapshot(&self, doc: &DocId, _epoch: Epoch, snapshot: &[u8], through: u64) -> Result<(), StoreError> {
         let mut inner = self.inner.lock().map_err(|_| StoreError::Poisoned)?;
         let (stored, updated) = inner.docs.entry(doc.clone()).or_default();
         if stored.snapshot.as_ref().is_some_and(|(_, at)| *at >= through) {
@@ -234,34 +298,38 @@ impl Store for MemoryStore {
     }
 }
 
-/// The contract every [`Store`] must keep, run against each implementation by its tests.
-#[cfg(test)]
-pub(crate) fn check_store_contract(store: &dyn Store) {
+/// The contract every [`Store`] must keep, run against each implementation by its tests
+/// (`tests/store_conformance.rs` runs it on SQLite and PostgreSQL). Panics where it is broken.
+/// `store` must be empty.
+#[doc(hidden)]
+pub fn check_store_contract(store: &dyn Store) {
     let a = DocId::parse("a").unwrap();
     let b = DocId::parse("b").unwrap();
     assert_eq!(store.load(&a).unwrap(), StoredDoc::default());
     assert!(!store.exists(&a).unwrap());
+    let Claim::Owned(ea) = store.claim(&a).unwrap() else { panic!("nobody holds a") };
+    let Claim::Owned(eb) = store.claim(&b).unwrap() else { panic!("nobody holds b") };
 
-    let first = store.append(&a, b"one").unwrap();
-    let second = store.append(&a, b"two").unwrap();
-    let other = store.append(&b, b"bee").unwrap();
+    let first = store.append(&a, ea, b"one").unwrap();
+    let second = store.append(&a, ea, b"two").unwrap();
+    let other = store.append(&b, eb, b"bee").unwrap();
     assert!(first < second && second < other, "indexes only grow");
     assert!(store.exists(&a).unwrap());
 
-    store.write_snapshot(&a, b"snap-1", first).unwrap();
+    store.write_snapshot(&a, ea, b"snap-1", first).unwrap();
     let loaded = store.load(&a).unwrap();
     assert_eq!(loaded.snapshot, Some((b"snap-1".to_vec(), first)));
     assert_eq!(loaded.log, vec![LogEntry { index: second, bytes: b"two".to_vec() }]);
 
     // An older snapshot never replaces a newer one.
-    store.write_snapshot(&a, b"snap-2", second).unwrap();
-    store.write_snapshot(&a, b"stale", first).unwrap();
+    store.write_snapshot(&a, ea, b"snap-2", second).unwrap();
+    store.write_snapshot(&a, ea, b"stale", first).unwrap();
     let loaded = store.load(&a).unwrap();
     assert_eq!(loaded.snapshot, Some((b"snap-2".to_vec(), second)));
     assert!(loaded.log.is_empty());
 
     // Appends after a snapshot that truncated the whole log keep growing.
-    let third = store.append(&a, b"three").unwrap();
+    let third = store.append(&a, ea, b"three").unwrap();
     assert!(third > other);
     assert_eq!(store.load(&a).unwrap().log.len(), 1);
 
@@ -290,6 +358,42 @@ pub(crate) fn check_store_contract(store: &dyn Store) {
     store.set_names(&a, &[(r1, "Ann".into()), (r2, "Bo".into())]).unwrap();
     store.set_names(&a, &[(r1, "Anne".into())]).unwrap();
     assert_eq!(store.load(&a).unwrap().names, BTreeMap::from([(r1, "Anne".to_owned()), (r2, "Bo".to_owned())]));
+
+    // The probe commits while the store takes writes.
+    store.probe().unwrap();
+}
+
+/// The lease contract of a store several servers share: `one` and `two` are two servers'
+/// handles on the same empty store, whose leases last `ttl`. Panics where it is broken.
+#[doc(hidden)]
+pub fn check_lease_contract(one: &dyn Store, two: &dyn Store, ttl: std::time::Duration) {
+    let doc = DocId::parse("leased").unwrap();
+    let Claim::Owned(first) = one.claim(&doc).unwrap() else { panic!("nobody held the lease") };
+    assert!(matches!(two.claim(&doc).unwrap(), Claim::Elsewhere(_)), "a live lease is not taken");
+    let renewal = one.renew().unwrap().expect("a shared store has leases");
+    assert_eq!(renewal.held.get(&doc), Some(&(first, true)), "the holder renews and learns it is wanted");
+    assert!(two.renew().unwrap().unwrap().held.is_empty());
+    let kept = one.append(&doc, first, b"kept").unwrap();
+
+    // A release lets the other take it at once, with a new epoch that fences the old one.
+    one.release(&doc, first).unwrap();
+    let Claim::Owned(second) = two.claim(&doc).unwrap() else { panic!("a released lease is free") };
+    assert!(second > first, "every claim moves the epoch on");
+    assert!(matches!(one.append(&doc, first, b"stale").unwrap_err(), StoreError::Fenced { .. }));
+    assert!(matches!(one.write_snapshot(&doc, first, b"stale", kept).unwrap_err(), StoreError::Fenced { .. }));
+    assert!(one.renew().unwrap().unwrap().held.is_empty(), "the old holder holds nothing");
+    let taken = two.append(&doc, second, b"taken").unwrap();
+
+    // An expired lease is taken without a release (the holder froze or died).
+    std::thread::sleep(ttl + std::time::Duration::from_millis(200));
+    let Claim::Owned(third) = one.claim(&doc).unwrap() else { panic!("an expired lease is free") };
+    assert!(third > second);
+    assert!(matches!(two.append(&doc, second, b"late").unwrap_err(), StoreError::Fenced { .. }));
+    let log: Vec<Vec<u8>> = one.load(&doc).unwrap().log.into_iter().map(|entry| entry.bytes).collect();
+    assert_eq!(log, [b"kept".to_vec(), b"taken".to_vec()], "only writes under the current epoch were kept");
+    assert!(taken > kept);
+    one.write_snapshot(&doc, third, b"snap", taken).unwrap();
+    assert_eq!(two.load(&doc).unwrap().snapshot, Some((b"snap".to_vec(), taken)));
 }
 
 #[cfg(test)]

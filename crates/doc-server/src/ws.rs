@@ -94,6 +94,9 @@ pub mod close_code {
     pub const RATE_LIMITED: u16 = 4005;
     /// The client's address created `--new-documents-per-minute` documents in the last minute.
     pub const TOO_MANY_NEW_DOCUMENTS: u16 = 4006;
+    /// This server does not own the document (any more): another server of the cluster does.
+    /// Reconnect at once (through the proxy) and resend what was not acknowledged.
+    pub const MOVED: u16 = 4010;
 }
 
 /// `GET /ws/{id}`: upgrades to a WebSocket for document `id`.
@@ -315,6 +318,7 @@ where
             Ok(Err(JoinRefused::Unloading)) | Err(_) => continue,
             Ok(Err(JoinRefused::Failed(reason))) => return Exit::Failed(reason),
             Ok(Err(JoinRefused::Replica(reason))) => return Exit::ReplicaRefused(reason),
+            Ok(Err(JoinRefused::Moved)) => return Exit::Kicked(KickReason::Moved),
         }
     }
     let Some((handle, mut out_rx, mut kick_rx)) = joined else {
@@ -614,6 +618,9 @@ where
         ),
         Exit::Kicked(KickReason::StorageFailure) => {
             (close_code::INTERNAL_ERROR, Some("the server could not store the document; reconnect later".into()))
+        }
+        Exit::Kicked(KickReason::Moved) => {
+            (close_code::MOVED, Some("another server owns this document now: reconnect".into()))
         }
         Exit::HeartbeatTimeout => (close_code::HEARTBEAT_TIMEOUT, None),
         Exit::Shutdown => (close_code::GOING_AWAY, None),

@@ -148,8 +148,8 @@ impl DocActor {
             return;
         }
         let store = Arc::clone(&self.ctx.store);
-        let id = self.id.clone();
-        let result = tokio::task::spawn_blocking(move || store.write_snapshot(&id, &bytes, through))
+        let (id, epoch) = (self.id.clone(), self.epoch);
+        let result = tokio::task::spawn_blocking(move || store.write_snapshot(&id, epoch, &bytes, through))
             .await
             .map_err(ServerError::from)
             .and_then(|written| written.map_err(ServerError::from));

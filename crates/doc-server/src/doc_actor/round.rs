@@ -32,6 +32,8 @@ pub(super) struct Round {
     pub failure: Option<ServerError>,
     /// Replicas first authored in this round, with their owners: stored before any ack.
     pub registrations: Vec<(ReplicaId, AuthorHash)>,
+    /// The lease keeper's news this round: `Some(true)` lost, `Some(false)` wanted elsewhere.
+    pub lease: Option<bool>,
 }
 
 /// The newly applied changes of one batch (duplicates left out).
@@ -276,7 +278,7 @@ impl DocActor {
             let frames = log_entry::encode_each(&changes);
             let ops: usize = changes.iter().map(|change| change.ops.len()).sum();
             let store = Arc::clone(&self.ctx.store);
-            let id = self.id.clone();
+            let (id, epoch) = (self.id.clone(), self.epoch);
             let started = Instant::now();
             // Packing (deflate) runs on the blocking thread too, off the runtime's workers.
             // A round too large for one entry becomes several, each committed before the acks.
@@ -285,7 +287,7 @@ impl DocActor {
                 for run in log_entry::split(&frames) {
                     let entry = log_entry::pack(run);
                     logged += entry.len() as u64;
-                    index = store.append(&id, &entry)?;
+                    index = store.append(&id, epoch, &entry)?;
                 }
                 Ok::<_, crate::storage::StoreError>((index, logged))
             })

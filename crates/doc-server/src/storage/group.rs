@@ -18,6 +18,8 @@ use crate::DocId;
 /// One queued append.
 pub(super) struct Append {
     pub doc: DocId,
+    /// The epoch of the lease the appending server holds (0 where the store has no leases).
+    pub epoch: u64,
     pub bytes: Vec<u8>,
 }
 
@@ -35,34 +37,44 @@ struct State {
     /// A leader is committing.
     committing: bool,
     next_ticket: u64,
-    /// Results of committed appends whose callers have not collected them yet: the log index,
-    /// or why the commit failed.
-    done: HashMap<u64, Result<u64, String>>,
+    /// Results of committed appends whose callers have not collected them yet: the log index
+    /// (`None`: refused by the lease's fence), or why the commit failed.
+    done: HashMap<u64, Result<Option<u64>, String>>,
 }
 
 impl std::fmt::Debug for Append {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Append").field("doc", &self.doc).field("bytes", &self.bytes.len()).finish()
+        f.debug_struct("Append")
+            .field("doc", &self.doc)
+            .field("epoch", &self.epoch)
+            .field("bytes", &self.bytes.len())
+            .finish()
     }
 }
 
 impl GroupCommit {
     /// Appends `bytes` to `doc`'s log through `commit`, which writes a batch of appends in one
-    /// durable transaction and returns their log indexes in order. Returns this append's
-    /// index once the commit that holds it has returned.
+    /// durable transaction and returns their log indexes in order (`None` for an append whose
+    /// lease epoch is no longer current: [`StoreError::Fenced`]). Returns this append's index
+    /// once the commit that holds it has returned.
     pub fn append(
         &self,
         doc: &DocId,
+        epoch: u64,
         bytes: &[u8],
-        mut commit: impl FnMut(&[Append]) -> Result<Vec<u64>, StoreError>,
+        mut commit: impl FnMut(&[Append]) -> Result<Vec<Option<u64>>, StoreError>,
     ) -> Result<u64, StoreError> {
         let mut state = self.lock()?;
         let ticket = state.next_ticket;
         state.next_ticket += 1;
-        state.queue.push((ticket, Append { doc: doc.clone(), bytes: bytes.to_vec() }));
+        state.queue.push((ticket, Append { doc: doc.clone(), epoch, bytes: bytes.to_vec() }));
         loop {
             if let Some(result) = state.done.remove(&ticket) {
-                return result.map_err(StoreError::GroupCommit);
+                return match result {
+                    Ok(Some(index)) => Ok(index),
+                    Ok(None) => Err(StoreError::Fenced { doc: doc.to_string(), epoch }),
+                    Err(error) => Err(StoreError::GroupCommit(error)),
+                };
             }
             if state.committing {
                 state = self.finished.wait(state).map_err(|_| StoreError::Poisoned)?;
@@ -118,7 +130,7 @@ mod tests {
                     (0..50)
                         .map(|i| {
                             group
-                                .append(&doc, &[t as u8, i as u8], |batch| {
+                                .append(&doc, 0, &[t as u8, i as u8], |batch| {
                                     commits.fetch_add(1, Ordering::Relaxed);
                                     std::thread::sleep(std::time::Duration::from_micros(200));
                                     let mut next = next.lock().unwrap();
@@ -128,7 +140,7 @@ mod tests {
                                         .map(|a| {
                                             log.push((*next, a.bytes.clone()));
                                             *next += 1;
-                                            *next - 1
+                                            Some(*next - 1)
                                         })
                                         .collect())
                                 })
@@ -153,8 +165,10 @@ mod tests {
     fn a_failed_commit_fails_every_append_in_it_and_the_next_one_works() {
         let group = GroupCommit::default();
         let doc = DocId::parse("doc").unwrap();
-        let error = group.append(&doc, b"a", |_| Err(StoreError::Poisoned)).unwrap_err();
+        let error = group.append(&doc, 0, b"a", |_| Err(StoreError::Poisoned)).unwrap_err();
         assert!(matches!(error, StoreError::GroupCommit(_)), "{error}");
-        assert_eq!(group.append(&doc, b"b", |batch| Ok(vec![7; batch.len()])).unwrap(), 7);
+        assert_eq!(group.append(&doc, 0, b"b", |batch| Ok(vec![Some(7); batch.len()])).unwrap(), 7);
+        let error = group.append(&doc, 3, b"c", |batch| Ok(vec![None; batch.len()])).unwrap_err();
+        assert!(matches!(error, StoreError::Fenced { epoch: 3, .. }), "{error}");
     }
 }

@@ -34,7 +34,7 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::group::{Append, GroupCommit};
-use super::{now_ms, AuthorHash, DocSummary, LogEntry, Store, StoreError, StoredDoc};
+use super::{now_ms, AuthorHash, DocSummary, Epoch, LogEntry, Store, StoreError, StoredDoc};
 use crate::DocId;
 use crdt_core::ReplicaId;
 
@@ -148,7 +148,7 @@ impl SqliteStore {
 
     /// Writes `batch` (the appends of one group commit, see `group.rs`) in one fsync'd
     /// transaction; returns their log indexes in order.
-    fn commit_appends(&self, batch: &[Append]) -> Result<Vec<u64>, StoreError> {
+    fn commit_appends(&self, batch: &[Append]) -> Result<Vec<Option<u64>>, StoreError> {
         let mut conn = self.conn()?;
         // Taken while the connection is held, so indexes are handed out in commit order.
         let mut next_index = self.next_index.lock().map_err(|_| StoreError::Poisoned)?;
@@ -162,7 +162,7 @@ impl SqliteStore {
                 append.doc.as_str(),
                 append.bytes
             ])?;
-            indexes.push(index);
+            indexes.push(Some(index));
             index += 1;
         }
         let mut docs: Vec<&str> = batch.iter().map(|append| append.doc.as_str()).collect();
@@ -247,11 +247,12 @@ impl Store for SqliteStore {
         Ok(StoredDoc { snapshot, log, authors, names })
     }
 
-    fn append(&self, doc: &DocId, bytes: &[u8]) -> Result<u64, StoreError> {
-        self.group.append(doc, bytes, |batch| self.commit_appends(batch))
+    fn append(&self, doc: &DocId, _epoch: Epoch, bytes: &[u8]) -> Result<u64, StoreError> {
+        // One process owns the database (leases are for stores several servers share).
+        self.group.append(doc, 0, bytes, |batch| self.commit_appends(batch))
     }
 
-    fn write_snapshot(&self, doc: &DocId, snapshot: &[u8], through: u64) -> Result<(), StoreError> {
+    fn write_snapshot(&self, doc: &DocId, _epoch: Epoch, snapshot: &[u8], through: u64) -> Result<(), StoreError> {
         let mut conn = self.conn()?;
         let tx = conn.transaction()?;
         let stored: Option<i64> = tx
@@ -376,7 +377,7 @@ mod tests {
         // A store that cannot take writes any more (as on a read-only or failing disk).
         store.conn().unwrap().execute_batch("PRAGMA query_only = 1").unwrap();
         assert!(store.probe().is_err());
-        assert!(store.append(&DocId::parse("a").unwrap(), b"x").is_err(), "the probe says what an append meets");
+        assert!(store.append(&DocId::parse("a").unwrap(), 0, b"x").is_err(), "the probe says what an append meets");
         let _ = std::fs::remove_dir_all(&dir);
     }
 
@@ -392,7 +393,7 @@ mod tests {
             assert_eq!(mode, "wal");
             assert_eq!(sync, 2, "synchronous = FULL");
             drop(conn);
-            store.append(&doc, b"x").unwrap();
+            store.append(&doc, 0, b"x").unwrap();
         }
         let store = SqliteStore::open(&dir).unwrap();
         assert_eq!(store.load(&doc).unwrap().log[0].bytes, b"x");
@@ -423,10 +424,10 @@ mod tests {
         let loaded = store.load(&doc).unwrap();
         assert_eq!(loaded.snapshot, Some((vec![0xaa], 1)));
         assert_eq!(loaded.log, vec![LogEntry { index: 2, bytes: vec![2] }]);
-        assert_eq!(store.append(&doc, b"new").unwrap(), 4, "index 3 was handed out before");
+        assert_eq!(store.append(&doc, 0, b"new").unwrap(), 4, "index 3 was handed out before");
         drop(store);
         let store = SqliteStore::open(&dir).unwrap();
-        assert_eq!(store.append(&doc, b"newer").unwrap(), 5);
+        assert_eq!(store.append(&doc, 0, b"newer").unwrap(), 5);
         assert_eq!(store.load(&doc).unwrap().log.len(), 3);
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -174,14 +174,20 @@ impl crate::storage::Store for FlakyStore {
     fn load(&self, doc: &DocId) -> Result<crate::storage::StoredDoc, crate::storage::StoreError> {
         self.inner.load(doc)
     }
-    fn append(&self, doc: &DocId, bytes: &[u8]) -> Result<u64, crate::storage::StoreError> {
+    fn append(&self, doc: &DocId, epoch: u64, bytes: &[u8]) -> Result<u64, crate::storage::StoreError> {
         if self.failing.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(crate::storage::StoreError::Io(std::io::Error::other("disk full")));
         }
-        self.inner.append(doc, bytes)
+        self.inner.append(doc, epoch, bytes)
     }
-    fn write_snapshot(&self, doc: &DocId, snapshot: &[u8], through: u64) -> Result<(), crate::storage::StoreError> {
-        self.inner.write_snapshot(doc, snapshot, through)
+    fn write_snapshot(
+        &self,
+        doc: &DocId,
+        epoch: u64,
+        snapshot: &[u8],
+        through: u64,
+    ) -> Result<(), crate::storage::StoreError> {
+        self.inner.write_snapshot(doc, epoch, snapshot, through)
     }
     fn register_authors(
         &self,

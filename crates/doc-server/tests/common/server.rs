@@ -65,6 +65,17 @@ impl Server {
     /// [`start_exactly`](Self::start_exactly) through `wrapper`, a command that execs the one
     /// after it (e.g. `prlimit --nofile=64:128 --`), so the process is still the server.
     pub fn start_wrapped(dir: &Path, wrapper: &[&str], extra: &[&str], rust_log: &str) -> Server {
+        Server::start_full(dir, "127.0.0.1:0", wrapper, extra, rust_log)
+    }
+
+    /// [`start`](Self::start) listening on `listen` (a server restarted on its old port).
+    pub fn start_at(dir: &Path, listen: &str, extra: &[&str]) -> Server {
+        let mut args = vec!["--open"];
+        args.extend_from_slice(extra);
+        Server::start_full(dir, listen, &[], &args, "info,doc_server=debug")
+    }
+
+    fn start_full(dir: &Path, listen: &str, wrapper: &[&str], extra: &[&str], rust_log: &str) -> Server {
         let log = dir.join("server.log");
         let log_file = OpenOptions::new().create(true).append(true).open(&log).expect("open the server log");
         let binary = env!("CARGO_BIN_EXE_doc-server");
@@ -77,7 +88,7 @@ impl Server {
             None => Command::new(binary),
         };
         let mut child = command
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["--listen", listen, "--data-dir"])
             .arg(dir.join("data"))
             .args(["--web-dir"])
             .arg(dir.join("web"))
@@ -110,6 +121,12 @@ impl Server {
 
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, ...) to the process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill").args([&format!("-{signal}"), &self.child.id().to_string()]).status();
+        assert!(status.is_ok_and(|s| s.success()), "kill -{signal} failed");
     }
 
     /// SIGKILL, then reap.
