@@ -195,6 +195,8 @@ pub struct ActorStatus {
     pub last_used_ms: AtomicU64,
     /// The epoch of the lease the actor holds (0 until it holds one, or without leases).
     pub epoch: AtomicU64,
+    /// When it claimed that lease (milliseconds since the Unix epoch).
+    pub claimed_ms: AtomicU64,
 }
 
 /// The only way into a document actor. Cheap to clone.
@@ -372,6 +374,7 @@ pub(crate) async fn run(
             return;
         }
     };
+    status.claimed_ms.store(now_ms(), Ordering::Relaxed);
     status.epoch.store(epoch, Ordering::Relaxed);
     let started = Instant::now();
     match load::load(&ctx.store, &id).await {

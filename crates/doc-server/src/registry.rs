@@ -127,12 +127,13 @@ impl DocRegistry {
     /// at once). Every third of `--lease-ttl` it renews them all in one statement, then tells
     /// each loaded document what the store said: an actor whose lease is gone (taken after it
     /// expired: this server was frozen or cut off) stops serving; one another server asked for
-    /// is handed over. When renewals fail for a whole lease time, every document is dropped:
+    /// is handed over, once it has been held for a third of a lease time. When renewals fail for a whole lease time, every document is dropped:
     /// this server can no longer tell whether it owns them.
     pub async fn keep_leases(self: Arc<Self>) {
         let ttl = self.ctx.config.lease_ttl;
         let interval = (ttl / 3).max(std::time::Duration::from_millis(50));
         let mut last_renewed = tokio::time::Instant::now();
+        let hold_ms = u64::try_from((ttl / 3).as_millis()).unwrap_or(u64::MAX);
         loop {
             tokio::select! {
                 _ = tokio::time::sleep(interval) => {}
@@ -157,7 +158,12 @@ impl DocRegistry {
                     for (id, handle, epoch) in loaded {
                         match renewal.held.get(&id) {
                             Some((held, wanted)) if *held == epoch => {
-                                if *wanted {
+                                // Held for a while before it moves again, so that a proxy
+                                // that disagrees with itself for a moment (a server just
+                                // marked down or back up) cannot bounce a document to and fro.
+                                let claimed = handle.status().claimed_ms.load(Ordering::Relaxed);
+                                let held_ms = crate::storage::now_ms().saturating_sub(claimed);
+                                if *wanted && held_ms >= hold_ms {
                                     handle.lease_news(false).await;
                                 }
                             }

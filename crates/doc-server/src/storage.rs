@@ -81,7 +81,7 @@ pub enum StoreError {
     #[error("sqlite: {0}")]
     Sqlite(#[from] rusqlite::Error),
     /// PostgreSQL refused an operation, or the connection to it failed.
-    #[error("postgres: {0}")]
+    #[error("postgres: {}", postgres_detail(.0))]
     Postgres(#[from] ::postgres::Error),
     /// The write was made under a lease epoch that is no longer current: another server owns
     /// the document now. Nothing was written.
@@ -165,7 +165,8 @@ pub trait Store: Send + Sync + 'static {
         Ok(None)
     }
 
-    /// Gives up `doc`'s lease of `epoch` (if still held), so another server can claim it at once.
+    /// Gives up `doc`'s lease of `epoch` (if still held): to the server that last asked for it
+    /// (with a new epoch), else to whoever claims it next.
     fn release(&self, _doc: &DocId, _epoch: Epoch) -> Result<(), StoreError> {
         Ok(())
     }
@@ -194,6 +195,17 @@ pub trait Store: Send + Sync + 'static {
     /// Commits a small write durably, the way an append is committed: an error when the store
     /// cannot take writes now (disk full, read-only, a failing disk). What `/readyz` asks.
     fn probe(&self) -> Result<(), StoreError>;
+}
+
+/// A PostgreSQL error with the server's code and message (its `Display` says only "db error").
+fn postgres_detail(error: &::postgres::Error) -> String {
+    match error.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => match std::error::Error::source(error) {
+            Some(source) => format!("{error}: {source}"),
+            None => error.to_string(),
+        },
+    }
 }
 
 /// Milliseconds since the Unix epoch (0 if the clock is before it).

@@ -8,7 +8,8 @@
 //! snapshots (doc TEXT PRIMARY KEY, through BIGINT, bytes BYTEA)
 //! authors   (doc TEXT, replica BYTEA, hash BYTEA, PRIMARY KEY (doc, replica))
 //! names     (doc TEXT, replica BYTEA, name TEXT, PRIMARY KEY (doc, replica))
-//! leases    (doc TEXT PRIMARY KEY, owner TEXT, epoch BIGINT, expires_at TIMESTAMPTZ, wanted_at TIMESTAMPTZ)
+//! leases    (doc TEXT PRIMARY KEY, owner TEXT, epoch BIGINT, expires_at TIMESTAMPTZ,
+//!            wanted_at TIMESTAMPTZ, wanted_by TEXT)   -- who asked for it last
 //! probe     (owner TEXT PRIMARY KEY, at_ms BIGINT)              -- one row per server, for /readyz
 //! ```
 //!
@@ -17,6 +18,12 @@
 //! acknowledges) only after its `COMMIT` returned. A commit whose outcome is unknown (the
 //! connection broke during it) is an error: not acknowledged; the client resends and the
 //! change, if it did commit, is a duplicate the document ignores.
+//!
+//! **Dead holders.** Every session of a server carries its id as `application_name`. A claim
+//! treats a lease whose holder has no session left in `pg_stat_activity` as expired: a killed
+//! server's connections are closed by its kernel at once, so its documents move in well under
+//! a second instead of a lease time. A frozen or cut-off server keeps its sessions until TCP
+//! gives up, so its leases run out first; the fence covers both.
 //!
 //! **Fencing.** An append transaction first reads the lease rows of its documents `FOR KEY
 //! SHARE` and writes only the entries whose epoch is the one this server holds; a claim reads
@@ -45,6 +52,9 @@ use crdt_core::ReplicaId;
 /// The longest any statement may run before it fails.
 pub const STATEMENT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The longest server id: PostgreSQL keeps 63 bytes of `application_name`.
+pub const MAX_OWNER_LEN: usize = 63;
+
 /// How long connecting may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -71,7 +81,8 @@ CREATE TABLE IF NOT EXISTS leases (
     owner TEXT,
     epoch BIGINT NOT NULL,
     expires_at TIMESTAMPTZ NOT NULL,
-    wanted_at TIMESTAMPTZ
+    wanted_at TIMESTAMPTZ,
+    wanted_by TEXT
 );
 CREATE INDEX IF NOT EXISTS leases_by_owner ON leases (owner);
 CREATE TABLE IF NOT EXISTS probe (owner TEXT PRIMARY KEY, at_ms BIGINT NOT NULL);
@@ -132,9 +143,15 @@ impl PgStore {
         config.connect_timeout(CONNECT_TIMEOUT);
         config.keepalives(true);
         config.keepalives_idle(Duration::from_secs(5));
-        if config.get_application_name().is_none() {
-            config.application_name("doc-server");
+        // Every session of this server carries its id, so a claim can see that a lease's
+        // holder has no session left (it died) and need not wait for the lease to expire.
+        if options.owner.is_empty() || options.owner.len() > MAX_OWNER_LEN {
+            return Err(StoreError::Config(format!(
+                "a server id must be 1 to {MAX_OWNER_LEN} bytes (PostgreSQL's application_name): {:?}",
+                options.owner
+            )));
         }
+        config.application_name(&options.owner);
         let store = PgStore {
             config,
             owner: options.owner,
@@ -144,6 +161,11 @@ impl PgStore {
             group: GroupCommit::default(),
         };
         store.with_client(|client| {
+            // DDL on tables in use waits for their writers: skipped when the schema is there.
+            let made: bool = client.query_one("SELECT to_regclass('probe') IS NOT NULL", &[])?.get(0);
+            if made {
+                return Ok(());
+            }
             let mut tx = client.transaction()?;
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&SCHEMA_LOCK])?;
             tx.batch_execute(SCHEMA)?;
@@ -324,21 +346,29 @@ impl Store for PgStore {
                 &[&doc.as_str()],
             )?;
             // FOR UPDATE: waits for appends under the current epoch to commit (they hold the row
-            // FOR KEY SHARE), and keeps new ones out until this claim commits.
+            // FOR KEY SHARE), and keeps new ones out until this claim commits. A holder with no
+            // session left (killed: the kernel closed its connections) is as good as expired;
+            // a frozen or cut-off one keeps its sessions, and its lease runs out.
             let row = tx.query_one(
-                "SELECT owner, expires_at <= now() FROM leases WHERE doc = $1 FOR UPDATE",
+                "SELECT owner, expires_at <= now()
+                        OR NOT EXISTS (SELECT 1 FROM pg_stat_activity WHERE application_name = leases.owner)
+                 FROM leases WHERE doc = $1 FOR UPDATE",
                 &[&doc.as_str()],
             )?;
             let (owner, expired): (Option<String>, bool) = (row.get(0), row.get(1));
             let claim = match owner {
                 Some(holder) if !expired && holder != self.owner => {
-                    tx.execute("UPDATE leases SET wanted_at = now() WHERE doc = $1", &[&doc.as_str()])?;
+                    tx.execute(
+                        "UPDATE leases SET wanted_at = now(), wanted_by = $2 WHERE doc = $1",
+                        &[&doc.as_str(), &self.owner],
+                    )?;
                     Claim::Elsewhere(holder)
                 }
                 _ => {
                     let row = tx.query_one(
                         "UPDATE leases SET owner = $2, epoch = epoch + 1,
-                             expires_at = now() + $3::float8 * interval '1 millisecond', wanted_at = NULL
+                             expires_at = now() + $3::float8 * interval '1 millisecond',
+                             wanted_at = NULL, wanted_by = NULL
                          WHERE doc = $1 RETURNING epoch",
                         &[&doc.as_str(), &self.owner, &(self.ttl_ms as f64)],
                     )?;
@@ -368,11 +398,18 @@ impl Store for PgStore {
     }
 
     fn release(&self, doc: &DocId, epoch: Epoch) -> Result<(), StoreError> {
+        // Straight to the server that asked for it, if one did (with a new epoch): so the
+        // connections this server still gets for the document (a proxy that disagrees for a
+        // moment) wait for it rather than take it back at once.
         self.with_client(|client| {
             client.execute(
-                "UPDATE leases SET owner = NULL, expires_at = now(), wanted_at = NULL
+                "UPDATE leases SET owner = wanted_by,
+                     epoch = CASE WHEN wanted_by IS NULL THEN epoch ELSE epoch + 1 END,
+                     expires_at = CASE WHEN wanted_by IS NULL THEN now()
+                                  ELSE now() + $4::float8 * interval '1 millisecond' END,
+                     wanted_at = NULL, wanted_by = NULL
                  WHERE doc = $1 AND owner = $2 AND epoch = $3",
-                &[&doc.as_str(), &self.owner, &to_i64(epoch)],
+                &[&doc.as_str(), &self.owner, &to_i64(epoch), &(self.ttl_ms as f64)],
             )
         })?;
         Ok(())

@@ -19,6 +19,12 @@ pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
 }
 
+/// Runs `work` on a thread of its own: the synchronous PostgreSQL client starts a runtime of
+/// its own, which may not happen on a thread of the test's runtime.
+pub fn off_runtime<T: Send>(work: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|scope| scope.spawn(work).join().expect("the PostgreSQL thread panicked"))
+}
+
 fn required() -> bool {
     std::env::var("DOC_SERVER_REQUIRE_CLUSTER").is_ok_and(|v| v == "1")
 }
@@ -114,7 +120,8 @@ impl Postgres {
             .expect("spawn postgres");
         self.child = Some(child);
         let deadline = Instant::now() + Duration::from_secs(30);
-        while ::postgres::Client::connect(&self.url(), ::postgres::NoTls).is_err() {
+        let url = self.url();
+        while off_runtime(|| ::postgres::Client::connect(&url, ::postgres::NoTls).is_err()) {
             assert!(Instant::now() < deadline, "PostgreSQL did not start; see {}", self.log.display());
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -127,14 +134,21 @@ impl Postgres {
 
     /// A new empty database; its URL.
     pub fn create_db(&self, name: &str) -> String {
-        let mut client = ::postgres::Client::connect(&self.url(), ::postgres::NoTls).expect("connect");
-        client.batch_execute(&format!("CREATE DATABASE {name}")).expect("create database");
+        let url = self.url();
+        off_runtime(|| {
+            let mut client = ::postgres::Client::connect(&url, ::postgres::NoTls).expect("connect");
+            client.batch_execute(&format!("CREATE DATABASE {name}")).expect("create database");
+        });
         format!("postgres://docs@127.0.0.1:{}/{name}", self.port)
     }
 
-    /// A plain client of database `url`.
-    pub fn client(url: &str) -> ::postgres::Client {
-        ::postgres::Client::connect(url, ::postgres::NoTls).expect("connect to the test PostgreSQL")
+    /// Runs `query` on a plain client of database `url` (on a thread of its own).
+    pub fn query<T: Send>(url: &str, query: impl FnOnce(&mut ::postgres::Client) -> T + Send) -> T {
+        off_runtime(|| {
+            let mut client =
+                ::postgres::Client::connect(url, ::postgres::NoTls).expect("connect to the test PostgreSQL");
+            query(&mut client)
+        })
     }
 
     /// Immediate shutdown (SIGQUIT: no checkpoint, as a crash), then waits for the exit.
