@@ -17,6 +17,18 @@ cargo fmt --all -- --check
 step "lint (cargo clippy --all-targets -D warnings)"
 cargo clippy --all-targets -- -D warnings
 
+step "PostgreSQL and nginx for the several-servers tests (Debian packages, when missing)"
+# crates/doc-server/tests/{store_conformance,cluster}.rs start their own on loopback ports.
+need=()
+ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || need+=(postgresql)
+[ -x /usr/sbin/nginx ] || need+=(nginx-light)
+if [ ${#need[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ]; then apt_get=(apt-get); else apt_get=(sudo apt-get); fi
+    "${apt_get[@]}" update -qq || true
+    DEBIAN_FRONTEND=noninteractive "${apt_get[@]}" install -y -qq --no-install-recommends "${need[@]}"
+fi
+export DOC_SERVER_REQUIRE_CLUSTER=1
+
 step "Rust tests (unit, property, traces, server)"
 cargo test --no-fail-fast
 
