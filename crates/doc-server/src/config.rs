@@ -136,6 +136,11 @@ pub struct Config {
     /// HTTP API, besides the server's own; repeat for several. `*` allows any origin.
     #[arg(long = "allow-origin")]
     pub allowed_origins: Vec<String>,
+
+    /// A URL (`http://host:port/path`) called after any document changes (debounced, signed
+    /// with the secret `doc-server webhook-secret --url URL` prints); repeat for several.
+    #[arg(long = "webhook")]
+    pub webhooks: Vec<String>,
 }
 
 impl Config {
@@ -168,6 +173,7 @@ impl Config {
             link_ttl: Duration::from_secs(365 * 86_400),
             allowed_origins: Vec::new(),
             memory_budget: 1 << 30,
+            webhooks: Vec::new(),
         }
     }
 }

@@ -75,6 +75,14 @@ impl DocActor {
         });
     }
 
+    /// The name an event gives `replica`'s writer, when known.
+    pub(super) fn event_name(&self, replica: ReplicaId) -> Option<String> {
+        if replica == self.doc.replica() {
+            return Some("server".to_owned());
+        }
+        self.names.get(&replica).cloned()
+    }
+
     fn name_of(&self, replica: ReplicaId) -> String {
         if replica == self.doc.replica() {
             return "the server (a rename from the list)".to_owned();
