@@ -115,7 +115,7 @@ async fn cors(State(state): State<AppState>, request: Request, next: Next) -> Re
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allow);
         headers.insert(header::VARY, HeaderValue::from_static("Origin"));
         if preflight {
-            headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST"));
+            headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, DELETE"));
             headers
                 .insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("authorization, content-type"));
             headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));

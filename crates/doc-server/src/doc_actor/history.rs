@@ -85,7 +85,7 @@ impl DocActor {
 
     fn name_of(&self, replica: ReplicaId) -> String {
         if replica == self.doc.replica() {
-            return "the server (a rename from the list)".to_owned();
+            return "the server (a rename or an HTTP API edit)".to_owned();
         }
         self.names.get(&replica).cloned().unwrap_or_else(|| format!("someone ({})", &replica.to_string()[..8]))
     }

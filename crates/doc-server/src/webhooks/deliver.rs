@@ -138,10 +138,11 @@ async fn attempt_once(hook: &Hook, body: &[u8]) -> Result<u16, String> {
     let _ = stream.set_nodelay(true);
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|error| error.to_string())?;
-    // The connection is driven beside the request and dropped with this attempt.
-    let driver = tokio::spawn(async move {
+    // The connection is driven beside the request and closed with this attempt, also when the
+    // attempt times out (the guard aborts it when dropped).
+    let _driver = AbortOnDrop(tokio::spawn(async move {
         let _ = connection.await;
-    });
+    }));
     let timestamp = crate::auth::now_secs();
     let request = Request::builder()
         .method(Method::POST)
@@ -154,9 +155,17 @@ async fn attempt_once(hook: &Hook, body: &[u8]) -> Result<u16, String> {
         .header("x-docserver-signature", sign(&hook.secret, timestamp, body))
         .body(Body::from(body.to_vec()))
         .map_err(|error| error.to_string())?;
-    let answer = sender.send_request(request).await.map_err(|error| error.to_string());
-    driver.abort();
-    Ok(answer?.status().as_u16())
+    let answer = sender.send_request(request).await.map_err(|error| error.to_string())?;
+    Ok(answer.status().as_u16())
+}
+
+/// Aborts its task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// How long the `attempt`th retry waits (1-based) with a first retry of `first`.
