@@ -22,9 +22,9 @@ use crate::DocId;
 /// How many events a slow SSE subscriber may fall behind before it skips to newer ones.
 const SUBSCRIBER_BUFFER: usize = 64;
 /// The most writers one event names.
-const MAX_AUTHORS: usize = 32;
+pub(crate) const MAX_AUTHORS: usize = 32;
 /// The most field names one event lists.
-const MAX_FIELDS: usize = 64;
+pub(crate) const MAX_FIELDS: usize = 64;
 
 /// One round of committed changes of a document, as subscribers and webhooks see it.
 #[derive(Clone, Debug, serde::Serialize)]

@@ -319,12 +319,17 @@ impl Webhooks {
         });
         pending.latest = Arc::clone(event);
         pending.new_changes += event.new_changes;
+        // As bounded as one event: the first writers and fields seen since the last call.
         for author in &event.authors {
-            if pending.authors.len() < 32 {
+            if pending.authors.len() < crate::feed::MAX_AUTHORS {
                 pending.authors.insert(author.clone());
             }
         }
-        pending.fields.extend(event.fields.iter().take(64).cloned());
+        for field in &event.fields {
+            if pending.fields.len() < crate::feed::MAX_FIELDS {
+                pending.fields.insert(field.clone());
+            }
+        }
         drop(debounce);
         self.wake.notify_one();
     }
@@ -400,5 +405,72 @@ impl crate::AppState {
         webhooks.load(stored);
         self.tracker.spawn(webhooks.run(self.shutdown.clone(), self.tracker.clone()));
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(doc: &DocId, changes: u64, field: &str) -> Arc<ChangeEvent> {
+        Arc::new(ChangeEvent {
+            doc: doc.to_string(),
+            version: Default::default(),
+            changes,
+            new_changes: 1,
+            authors: vec![Author { replica: format!("r{changes}"), name: None }],
+            fields: vec![field.to_owned()],
+            at_ms: 0,
+        })
+    }
+
+    #[tokio::test]
+    async fn calls_of_one_document_are_debounced_and_summed() {
+        let webhooks = Webhooks::new(Arc::default());
+        let (doc, quiet) = (DocId::parse("d").unwrap(), DocId::parse("q").unwrap());
+        webhooks.changed(&doc, &event(&doc, 1, "body"));
+        assert!(webhooks.take_due().0.is_empty(), "no webhook: nothing is kept");
+        let hook = webhooks.prepare(Some(&doc), "http://127.0.0.1:9/h").unwrap();
+        webhooks.activate(&hook);
+        assert!(webhooks.wants(&doc) && !webhooks.wants(&quiet));
+
+        webhooks.changed(&doc, &event(&doc, 1, "body"));
+        webhooks.changed(&doc, &event(&doc, 2, "title"));
+        let (due, next) = webhooks.take_due();
+        assert_eq!(due.len(), 1, "the first change after a quiet period is due at once");
+        let pending = &due[0].1;
+        assert_eq!((pending.latest.changes, pending.new_changes), (2, 2));
+        assert_eq!(pending.fields.iter().collect::<Vec<_>>(), ["body", "title"]);
+        assert_eq!(pending.authors.len(), 2);
+        assert_eq!(next, None);
+
+        // The next change waits for the rest of the debounce.
+        webhooks.changed(&doc, &event(&doc, 3, "body"));
+        let (due, next) = webhooks.take_due();
+        assert!(due.is_empty());
+        let wait = next.expect("due later") - Instant::now();
+        assert!(wait > DEBOUNCE - Duration::from_millis(100) && wait <= DEBOUNCE, "{wait:?}");
+    }
+
+    #[test]
+    fn registrations_are_limited_and_flag_hooks_stay() {
+        let webhooks = Webhooks::new(Arc::default());
+        let doc = DocId::parse("d").unwrap();
+        for _ in 0..MAX_PER_DOC {
+            let hook = webhooks.prepare(Some(&doc), "http://127.0.0.1:9/h").unwrap();
+            assert!(hook.secret.starts_with("whsec_") && hook.secret.len() > 40);
+            webhooks.activate(&hook);
+        }
+        assert!(webhooks.prepare(Some(&doc), "http://127.0.0.1:9/h").unwrap_err().contains("at most 10"));
+        assert!(webhooks.prepare(None, "https://a/").is_err());
+        let auth = Auth::ephemeral(false);
+        webhooks.set_flag_hooks(&auth, &["http://127.0.0.1:9/all".to_owned()]).unwrap();
+        assert_eq!(webhooks.list(None).len(), 1);
+        assert!(!webhooks.remove(None, "flag-0"), "a flag's webhook is not removed over HTTP");
+        let first = webhooks.list(Some(&doc))[0].id.clone();
+        assert!(webhooks.remove(Some(&doc), &first));
+        assert_eq!(webhooks.list(Some(&doc)).len(), MAX_PER_DOC - 1);
+        assert_ne!(flag_secret(&auth, "http://a/"), flag_secret(&auth, "http://b/"));
+        assert_eq!(flag_secret(&auth, "http://a/"), flag_secret(&auth, "http://a/"));
     }
 }
