@@ -424,16 +424,19 @@ async fn webhooks_are_signed_debounced_retried_and_never_slow_editing() {
     let mut alice = Client::new("alice");
     alice.connect(server.addr, doc).await.unwrap();
     let before = good_calls.lock().unwrap().len();
+    let typing = Instant::now();
     for _ in 0..30 {
         let change = alice.doc.insert_text("body", 0, "x").unwrap();
         alice.queue(change);
         alice.settle().await.unwrap();
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let total = alice.doc.version().total();
+    let (total, typing) = (alice.doc.version().total(), typing.elapsed());
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let calls = good_calls.lock().unwrap()[before..].to_vec();
-    assert!((1..=4).contains(&calls.len()), "{} calls for 30 edits", calls.len());
+    eprintln!("{} webhook calls for 30 edits typed in {typing:?}", calls.len());
+    let most = typing.as_millis() as usize / 500 + 2;
+    assert!((1..=most).contains(&calls.len()), "{} calls for 30 edits in {typing:?}", calls.len());
     let last: Value = serde_json::from_str(&calls.last().unwrap().body).unwrap();
     assert_eq!(last["changes"], total);
     let summed: u64 =
