@@ -202,6 +202,15 @@ impl Auth {
         format!("{body}.{mac}")
     }
 
+    /// A secret derived from the server secret for `label` (base64url of
+    /// HMAC-SHA256(secret, `"derive." + label`), a message no token's MAC covers): the secret
+    /// of a `--webhook` flag. Empty without a secret.
+    pub fn derive(&self, label: &str) -> String {
+        self.mac(&format!("derive.{label}"))
+            .map(|mac| URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+            .unwrap_or_default()
+    }
+
     /// What `token` grants, if it is one of ours and has not expired.
     pub fn verify(&self, token: &str) -> Result<Grant, AuthError> {
         let (body, mac) = token.rsplit_once('.').ok_or(AuthError::Malformed)?;

@@ -158,6 +158,10 @@ pub struct Config {
     /// over before it is told to reconnect (close 4010).
     #[arg(long, default_value = "8s", value_parser = parse_duration)]
     pub claim_wait: Duration,
+    /// A URL (`http://host:port/path`) called after any document changes (debounced, signed
+    /// with the secret `doc-server webhook-secret --url URL` prints); repeat for several.
+    #[arg(long = "webhook")]
+    pub webhooks: Vec<String>,
 }
 
 impl Config {
@@ -194,6 +198,7 @@ impl Config {
             server_id: None,
             lease_ttl: Duration::from_secs(3),
             claim_wait: Duration::from_secs(8),
+            webhooks: Vec::new(),
         }
     }
 }

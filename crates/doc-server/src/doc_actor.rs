@@ -167,13 +167,18 @@ pub enum DocCommand {
         /// `true`: lost (fenced already); `false`: wanted elsewhere.
         lost: bool,
     },
-    /// An edit made by the server itself; answered once it is durable (and sent to everyone).
+    /// An edit made by the server itself (the HTTP API's, checked like any batch); answered
+    /// once it is durable (and sent to everyone).
     Edit {
         /// What to change.
         edit: ServerEdit,
-        /// `Ok` once the change is committed.
-        reply: oneshot::Sender<Result<(), String>>,
+        /// The version once the change is committed, or why nothing changed.
+        reply: oneshot::Sender<Result<Committed, EditFailure>>,
     },
+    /// A read of the document, run on the actor after the current round is durable (so it
+    /// never sees a change that is not). It must be quick: a long read copies what it needs
+    /// and works elsewhere (`api.rs` replays past versions on a blocking thread).
+    Read(DeferredRead),
     /// The history view's data as JSON (`history.rs`): the outline, or the text at a point.
     History {
         /// `None`: the outline; `Some(n)`: the body after the first `n` changes.
@@ -221,9 +226,23 @@ impl DocHandle {
     }
 
     /// Makes `edit` as the server's own replica; returns once it is durable.
-    pub async fn edit(&self, edit: ServerEdit) -> Result<Result<(), String>, ServerError> {
+    pub async fn edit(&self, edit: ServerEdit) -> Result<Result<Committed, EditFailure>, ServerError> {
         let (reply, answer) = oneshot::channel();
         self.send(DocCommand::Edit { edit, reply }).await?;
+        answer.await.map_err(|_| ServerError::ActorGone)
+    }
+
+    /// `read`'s answer, computed by the actor on the document once the current round is
+    /// durable.
+    pub async fn read<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Document) -> T + Send + 'static,
+    ) -> Result<T, ServerError> {
+        let (reply, answer) = oneshot::channel();
+        let run = move |doc: &Document| {
+            let _ = reply.send(read(doc));
+        };
+        self.send(DocCommand::Read(DeferredRead(Box::new(run)))).await?;
         answer.await.map_err(|_| ServerError::ActorGone)
     }
 
@@ -273,6 +292,8 @@ pub struct ActorContext {
     pub shutdown: CancellationToken,
     /// Tracks every task so shutdown can wait for them.
     pub tracker: TaskTracker,
+    /// Told of every round's committed changes (SSE subscribers, webhooks).
+    pub feed: Arc<crate::feed::ChangeFeed>,
 }
 
 /// How many commands may wait in an actor's queue before senders wait.
@@ -299,11 +320,39 @@ pub fn server_replica(id: &DocId) -> ReplicaId {
 /// The connection id the server's own edits go out as (connections count from 1).
 const SERVER_CONN: ConnId = ConnId(0);
 
-/// An edit the server makes as its own replica ([`server_replica`]).
+/// An edit the server makes as its own replica ([`server_replica`]): edits described in JSON
+/// (`api/edit.rs`), checked against the document's limits, applied as one change.
 #[derive(Debug)]
 pub enum ServerEdit {
-    /// Sets the document's title (the `title` register the editor shows).
-    SetTitle(String),
+    /// The edits of one request, all or nothing.
+    Edits(Vec<crate::api::edit::Edit>),
+}
+
+/// What a server edit left: the document's version once it was committed.
+#[derive(Clone, Debug)]
+pub struct Committed {
+    /// The document's version after the round.
+    pub version: VersionVector,
+    /// Whether the edit changed anything (deleting 0 characters does not).
+    pub changed: bool,
+}
+
+/// Why a server edit changed nothing.
+#[derive(Clone, Debug)]
+pub enum EditFailure {
+    /// The edits do not fit the document (the client's fault).
+    Refused(crate::api::edit::EditRefused),
+    /// The document cannot take edits now (it is unloading, or its store failed).
+    Unavailable(String),
+}
+
+/// A read of the document run by its actor ([`DocCommand::Read`]).
+pub struct DeferredRead(pub Box<dyn FnOnce(&Document) + Send>);
+
+impl std::fmt::Debug for DeferredRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DeferredRead")
+    }
 }
 
 /// How often at most an actor measures its document's heap.
@@ -521,7 +570,13 @@ async fn retire(
                 let _ = reply.send(Err("the document is unloading: try again".into()));
             }
             DocCommand::Edit { reply, .. } => {
-                let _ = reply.send(Err("the document is unloading: try again".into()));
+                let _ = reply.send(Err(EditFailure::Unavailable("the document is unloading: try again".into())));
+            }
+            DocCommand::Read(read) => {
+                // Dropped without a sound document: the caller answers 503.
+                if let Some(doc) = doc {
+                    (read.0)(doc);
+                }
             }
         }
     }
@@ -673,13 +728,23 @@ impl DocActor {
             DocCommand::History { at, reply } => {
                 let _ = reply.send(self.history_json(at));
             }
-            DocCommand::Edit { edit, reply } => {
-                let change = match edit {
-                    ServerEdit::SetTitle(title) => self.doc.set_register(TITLE_FIELD, title),
-                };
-                round.applied.push(round::AppliedBatch { conn: SERVER_CONN, changes: vec![change] });
-                round.edits.push(reply);
+            DocCommand::Edit { edit: ServerEdit::Edits(edits), reply } => {
+                let limits = self.limits();
+                match crate::api::edit::apply(&mut self.doc, &edits, &limits) {
+                    Ok(change) => {
+                        let changed = change.is_some();
+                        if let Some(change) = change {
+                            round.applied.push(round::AppliedBatch { conn: SERVER_CONN, changes: vec![change] });
+                        }
+                        round.edits.push((reply, changed));
+                    }
+                    Err(refused) => {
+                        tracing::info!(%refused, "HTTP edit refused");
+                        let _ = reply.send(Err(EditFailure::Refused(refused)));
+                    }
+                }
             }
+            DocCommand::Read(read) => round.reads.push(read),
         }
     }
 

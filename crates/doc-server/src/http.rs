@@ -10,13 +10,16 @@
 //! | `POST /docs`        | a new document id and its edit and view links (anyone)        |
 //! | `GET /docs`         | JSON `[{"id": ..., "updated_ms": ...}]` of stored documents (admin `*`) |
 //! | `POST /docs/summaries` | title, last edit and people now of each document the given tokens open |
-//! | `GET /docs/{id}`    | JSON value of document `id` (`Document::value()`), or 404 (read) |
+//! | `GET /docs/{id}`    | JSON value of document `id` (`Document::value()`), or 404 (read); `api.rs` |
 //! | `GET /docs/{id}/history[/{n}]` | the history's outline, or the body after `n` changes (read) |
 //! | `POST /docs/{id}/title` | `{"title": "..."}`: renames the document, as the server's own replica (write) |
 //! | `POST /docs/{id}/links` | links of the caller's role and below (write)              |
 //! | `GET /healthz`      | `ok`: the process answers (liveness)                          |
 //! | `GET /readyz`       | `ready`, or 503 when the store refuses a durable write now    |
 //! | `GET /metrics`      | Prometheus text format (admin `*`)                            |
+//!
+//! The HTTP API for programs (text, past versions, JSON edits, events, webhooks) is in
+//! `api.rs`, merged into this router.
 //!
 //! The role in brackets is what the request's `Authorization: Bearer <token>` must grant (see
 //! `auth.rs`; 401 without a valid token, 403 with one that does not reach); `--open` asks for
@@ -52,7 +55,7 @@ pub fn router(state: AppState) -> Router {
         .route("/ws/{id}", get(crate::ws::ws_route))
         .route("/docs", get(list_docs).post(create_doc))
         .route("/docs/summaries", post(summaries))
-        .route("/docs/{id}", get(doc_value))
+        .route("/docs/{id}", get(crate::api::doc_value))
         .route("/docs/{id}/links", post(doc_links))
         .route("/docs/{id}/title", post(doc_title))
         .route("/docs/{id}/history", get(doc_history))
@@ -60,6 +63,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .merge(crate::api::routes())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(state.clone(), cors))
         .with_state(state)
@@ -111,7 +115,7 @@ async fn cors(State(state): State<AppState>, request: Request, next: Next) -> Re
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allow);
         headers.insert(header::VARY, HeaderValue::from_static("Origin"));
         if preflight {
-            headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST"));
+            headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, DELETE"));
             headers
                 .insert(header::ACCESS_CONTROL_ALLOW_HEADERS, HeaderValue::from_static("authorization, content-type"));
             headers.insert(header::ACCESS_CONTROL_MAX_AGE, HeaderValue::from_static("600"));
@@ -285,9 +289,6 @@ async fn doc_history_at(
     history(state, id, Some(at), headers).await
 }
 
-/// The longest title `POST /docs/{id}/title` takes, in characters.
-const MAX_TITLE_CHARS: usize = 1000;
-
 #[derive(serde::Deserialize)]
 struct TitleRequest {
     title: String,
@@ -295,7 +296,7 @@ struct TitleRequest {
 
 /// `POST /docs/{id}/title`: sets the title as the server's own replica (a rename from the
 /// document list); answers 204 once the change is durable, and everyone in the document sees it
-/// like any edit.
+/// like any edit. It is a JSON edit (`api.rs`), checked against the document's limits.
 async fn doc_title(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -304,22 +305,14 @@ async fn doc_title(
 ) -> Result<Response, ServerError> {
     let id = DocId::parse(&id)?;
     authorize(&state, &headers, Some(&id), Role::Write)?;
-    let title = request.title.trim().to_owned();
-    if title.chars().count() > MAX_TITLE_CHARS {
-        return Ok(
-            (StatusCode::BAD_REQUEST, format!("a title has at most {MAX_TITLE_CHARS} characters")).into_response()
-        );
-    }
-    let handle = state.registry.open(&id)?;
-    Ok(match handle.edit(crate::doc_actor::ServerEdit::SetTitle(title)).await? {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(reason) => (StatusCode::SERVICE_UNAVAILABLE, reason).into_response(),
-    })
+    let edit = crate::api::edit::Edit::Set { field: "title".into(), value: request.title.trim().to_owned() };
+    let answer = crate::api::apply(&state, &id, vec![edit]).await?;
+    Ok(if answer.status().is_success() { StatusCode::NO_CONTENT.into_response() } else { answer })
 }
 
 /// The actor of a document that exists in the store, loading it if needed (a read never
 /// creates a document: 404 for one never written).
-async fn stored_doc(state: &AppState, id: &DocId) -> Result<crate::doc_actor::DocHandle, ServerError> {
+pub(crate) async fn stored_doc(state: &AppState, id: &DocId) -> Result<crate::doc_actor::DocHandle, ServerError> {
     if let Some(handle) = state.registry.get(id) {
         return Ok(handle);
     }
@@ -344,18 +337,6 @@ async fn history(
         Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
         Err(reason) => (StatusCode::CONFLICT, reason).into_response(),
     })
-}
-
-async fn doc_value(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-) -> Result<Response, ServerError> {
-    let id = DocId::parse(&id)?;
-    authorize(&state, &headers, Some(&id), Role::Read)?;
-    let handle = stored_doc(&state, &id).await?;
-    let json = handle.value().await?;
-    Ok(([(header::CONTENT_TYPE, "application/json")], json).into_response())
 }
 
 /// The links of a document: `/d/{id}#<token>` for each role, as the page wants them.

@@ -10,6 +10,8 @@
 //! - `serve`: the accept loop (hyper HTTP/1 with a header read timeout, `TCP_NODELAY`,
 //!   graceful shutdown);
 //! - `http`: the routes (static files of the browser client, `/docs`, `/healthz`, `/metrics`);
+//! - `api`: the HTTP API of documents (JSON edits, text and past reads, SSE subscriptions,
+//!   webhook registration), and `feed` + `webhooks`: who hears about committed changes;
 //! - `ws`: the WebSocket upgrade and one loop per connection (framing, heartbeats, limits);
 //! - `limits`: what one client may cost: token buckets per connection and per address, and
 //!   the limits of one document;
@@ -20,17 +22,20 @@
 //! **Architecture Invariant:** doc-server is the only crate that knows about WebSockets; the
 //! message types themselves live in crdt-core so that the browser client shares them.
 
+pub mod api;
 pub mod auth;
 pub mod config;
 pub mod doc_actor;
 pub mod doc_id;
 pub mod error;
+pub mod feed;
 pub mod http;
 pub mod limits;
 pub mod metrics;
 pub mod registry;
 pub mod serve;
 pub mod storage;
+pub mod webhooks;
 pub mod ws;
 
 use std::future::Future;
@@ -75,6 +80,8 @@ pub struct AppState {
     pub ready: Arc<tokio::sync::Mutex<Option<ReadyProbe>>>,
     /// Checks and mints access tokens.
     pub auth: Arc<Auth>,
+    /// The listeners of committed changes: SSE subscribers and webhooks.
+    pub feed: Arc<feed::ChangeFeed>,
 }
 
 /// When `/readyz` last probed the store, and what the store said.
@@ -90,12 +97,17 @@ impl AppState {
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         let address_limits = AddressLimits::new(&config);
+        let feed = Arc::new(feed::ChangeFeed::new(Arc::new(webhooks::Webhooks::new(Arc::clone(&metrics)))));
+        if let Err(error) = feed.webhooks().set_flag_hooks(&auth, &config.webhooks) {
+            tracing::error!(%error, "a --webhook flag is not usable");
+        }
         let registry = DocRegistry::new(ActorContext {
             store: Arc::clone(&store),
             metrics: Arc::clone(&metrics),
             config: Arc::clone(&config),
             shutdown: shutdown.clone(),
             tracker: tracker.clone(),
+            feed: Arc::clone(&feed),
         });
         AppState {
             registry,
@@ -108,11 +120,15 @@ impl AppState {
             address_limits,
             ready: Arc::default(),
             auth: Arc::new(auth),
+            feed,
         }
     }
 
     /// The same state, checking and minting tokens with `auth`.
     pub fn with_auth(mut self, auth: Auth) -> AppState {
+        if let Err(error) = self.feed.webhooks().set_flag_hooks(&auth, &self.config.webhooks) {
+            tracing::error!(%error, "a --webhook flag is not usable");
+        }
         self.auth = Arc::new(auth);
         self
     }
@@ -125,6 +141,7 @@ pub async fn run(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServerError> {
+    state.start_webhooks().await?;
     let router = http::router(state.clone());
     state.tracker.spawn(Arc::clone(&state.registry).keep_leases());
     serve::serve(listener, router, state, shutdown).await

@@ -55,6 +55,13 @@ enum Command {
         #[arg(long, default_value = "http://127.0.0.1:8080")]
         base_url: String,
     },
+    /// Prints the secret that signs the calls of a `--webhook URL` flag (derived from this
+    /// server's secret: same --data-dir or --secret-file as the server).
+    WebhookSecret {
+        /// The webhook's URL, exactly as given to `--webhook`.
+        #[arg(long)]
+        url: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -65,6 +72,18 @@ fn main() -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
                 eprintln!("doc-server token: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let Some(Command::WebhookSecret { url }) = &cli.command {
+        return match server_auth(&cli.config) {
+            Ok(auth) => {
+                println!("{}", doc_server::webhooks::flag_secret(&auth, url));
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("doc-server webhook-secret: {error}");
                 ExitCode::FAILURE
             }
         };
@@ -125,6 +144,9 @@ fn server_auth(config: &Config) -> Result<Auth, String> {
 
 async fn serve(cli: Cli) -> Result<(), Box<dyn std::error::Error>> {
     let auth = server_auth(&cli.config)?;
+    for url in &cli.config.webhooks {
+        doc_server::webhooks::Target::parse(url).map_err(|error| format!("--webhook {url}: {error}"))?;
+    }
     if auth.is_open() {
         let warning = "--open: ACCESS TOKENS ARE OFF. Anyone who can reach this server can read, change and list \
                        every document. Use it for development on a machine only you can reach.";

@@ -139,6 +139,8 @@ pub struct Metrics {
     pub leases_handed_over: AtomicU64,
     /// Writes the store refused because their lease epoch was stale (never acknowledged).
     pub fenced_writes: AtomicU64,
+    /// The HTTP API's edits and the webhooks' calls.
+    pub http_api: crate::webhooks::WebhookMetrics,
 }
 
 /// The `reason` labels of `doc_server_auth_refusals_total` ([`crate::auth::AuthError::label`]).
@@ -294,6 +296,7 @@ impl Metrics {
             let _ = writeln!(out, "# TYPE {name} counter");
             let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
         }
+        self.http_api.render(&mut out);
         let name = "doc_server_auth_refusals_total";
         let _ = writeln!(out, "# HELP {name} Requests and connections refused for their access token, by reason.");
         let _ = writeln!(out, "# TYPE {name} counter");

@@ -101,6 +101,9 @@ pub enum StoreError {
     /// A lock was poisoned by a panic in another thread.
     #[error("storage lock poisoned by an earlier panic")]
     Poisoned,
+    /// This store does not keep that kind of record.
+    #[error("this store does not keep {0}")]
+    Unsupported(&'static str),
     /// The group commit that held this append failed (the first error, as text: every append
     /// of that commit gets it).
     #[error("group commit failed: {0}")]
@@ -138,6 +141,21 @@ pub struct DocSummary {
     pub updated_ms: u64,
     /// Its title as last recorded ([`Store::set_title`]); `None` before it had one.
     pub title: Option<String>,
+}
+
+/// A webhook registered over HTTP (`webhooks.rs`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredWebhook {
+    /// Its id (`wh_...`).
+    pub id: String,
+    /// The document it is called for; `None` for every document.
+    pub doc: Option<String>,
+    /// The `http://` URL it calls.
+    pub url: String,
+    /// The secret its calls are signed with.
+    pub secret: String,
+    /// When it was registered (milliseconds since the Unix epoch).
+    pub created_ms: u64,
 }
 
 /// Durable storage of documents; see the module docs.
@@ -195,6 +213,22 @@ pub trait Store: Send + Sync + 'static {
     /// Commits a small write durably, the way an append is committed: an error when the store
     /// cannot take writes now (disk full, read-only, a failing disk). What `/readyz` asks.
     fn probe(&self) -> Result<(), StoreError>;
+
+    /// Every registered webhook, in registration order. By default none (a store that keeps
+    /// none refuses [`Store::add_webhook`]).
+    fn webhooks(&self) -> Result<Vec<StoredWebhook>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    /// Stores a new webhook, durably before returning.
+    fn add_webhook(&self, _webhook: &StoredWebhook) -> Result<(), StoreError> {
+        Err(StoreError::Unsupported("webhooks"))
+    }
+
+    /// Removes webhook `id` of `doc` (`None`: a global one); whether it was there.
+    fn remove_webhook(&self, _doc: Option<&DocId>, _id: &str) -> Result<bool, StoreError> {
+        Err(StoreError::Unsupported("webhooks"))
+    }
 }
 
 /// A PostgreSQL error with the server's code and message (its `Display` says only "db error").
@@ -224,6 +258,7 @@ struct MemoryInner {
     next_index: u64,
     docs: HashMap<DocId, (StoredDoc, u64)>,
     titles: HashMap<DocId, String>,
+    webhooks: Vec<StoredWebhook>,
 }
 
 impl Store for MemoryStore {
@@ -308,6 +343,23 @@ impl Store for MemoryStore {
     fn probe(&self) -> Result<(), StoreError> {
         self.inner.lock().map(drop).map_err(|_| StoreError::Poisoned)
     }
+
+    fn webhooks(&self) -> Result<Vec<StoredWebhook>, StoreError> {
+        Ok(self.inner.lock().map_err(|_| StoreError::Poisoned)?.webhooks.clone())
+    }
+
+    fn add_webhook(&self, webhook: &StoredWebhook) -> Result<(), StoreError> {
+        self.inner.lock().map_err(|_| StoreError::Poisoned)?.webhooks.push(webhook.clone());
+        Ok(())
+    }
+
+    fn remove_webhook(&self, doc: Option<&DocId>, id: &str) -> Result<bool, StoreError> {
+        let mut inner = self.inner.lock().map_err(|_| StoreError::Poisoned)?;
+        let before = inner.webhooks.len();
+        let doc = doc.map(DocId::to_string);
+        inner.webhooks.retain(|hook| !(hook.id == id && hook.doc == doc));
+        Ok(inner.webhooks.len() < before)
+    }
 }
 
 /// The contract every [`Store`] must keep, run against each implementation by its tests
@@ -371,6 +423,21 @@ pub fn check_store_contract(store: &dyn Store) {
     store.set_names(&a, &[(r1, "Anne".into())]).unwrap();
     assert_eq!(store.load(&a).unwrap().names, BTreeMap::from([(r1, "Anne".to_owned()), (r2, "Bo".to_owned())]));
 
+    // Webhooks: kept in order, removed only under their own document.
+    let hook = |id: &str, doc: Option<&str>| StoredWebhook {
+        id: id.into(),
+        doc: doc.map(str::to_owned),
+        url: format!("http://127.0.0.1:1/{id}"),
+        secret: format!("whsec_{id}"),
+        created_ms: 7,
+    };
+    store.add_webhook(&hook("w1", Some("a"))).unwrap();
+    store.add_webhook(&hook("w2", None)).unwrap();
+    assert_eq!(store.webhooks().unwrap(), [hook("w1", Some("a")), hook("w2", None)]);
+    assert!(!store.remove_webhook(Some(&b), "w1").unwrap(), "another document's");
+    assert!(!store.remove_webhook(None, "w1").unwrap(), "not a global one");
+    assert!(store.remove_webhook(Some(&a), "w1").unwrap());
+    assert_eq!(store.webhooks().unwrap(), [hook("w2", None)]);
     // The probe commits while the store takes writes.
     store.probe().unwrap();
 }

@@ -75,9 +75,17 @@ impl DocActor {
         });
     }
 
+    /// The name an event gives `replica`'s writer, when known.
+    pub(super) fn event_name(&self, replica: ReplicaId) -> Option<String> {
+        if replica == self.doc.replica() {
+            return Some("server".to_owned());
+        }
+        self.names.get(&replica).cloned()
+    }
+
     fn name_of(&self, replica: ReplicaId) -> String {
         if replica == self.doc.replica() {
-            return "the server (a rename from the list)".to_owned();
+            return "the server (a rename or an HTTP API edit)".to_owned();
         }
         self.names.get(&replica).cloned().unwrap_or_else(|| format!("someone ({})", &replica.to_string()[..8]))
     }

@@ -26,8 +26,11 @@ pub(super) struct Round {
     pub acks: Vec<PendingAck>,
     pub joins: Vec<JoinRequest>,
     pub values: Vec<oneshot::Sender<Vec<u8>>>,
-    /// The server's own edits of this round, answered once durable.
-    pub edits: Vec<oneshot::Sender<Result<(), String>>>,
+    /// The server's own edits of this round (and whether each changed anything), answered
+    /// once durable.
+    pub edits: Vec<(oneshot::Sender<Result<super::Committed, super::EditFailure>>, bool)>,
+    /// Reads to run once the round is durable.
+    pub reads: Vec<super::DeferredRead>,
     /// Set when a rejected batch could not be undone: the round must not be acknowledged.
     pub failure: Option<ServerError>,
     /// Replicas first authored in this round, with their owners: stored before any ack.
@@ -178,7 +181,7 @@ fn check_limits(doc: &Document, changes: &[Change], limits: &DocLimits) -> Resul
 }
 
 impl DocActor {
-    fn limits(&self) -> DocLimits {
+    pub(super) fn limits(&self) -> DocLimits {
         DocLimits::from_config(&self.ctx.config)
     }
 
@@ -303,8 +306,17 @@ impl DocActor {
             self.first_unsnapshotted.get_or_insert_with(Instant::now);
             tracing::debug!(index, batches = round.applied.len(), changes = applied, "group commit");
         }
-        for reply in std::mem::take(&mut round.edits) {
-            let _ = reply.send(Ok(()));
+        if applied > 0 && self.ctx.feed.wants(&self.id) {
+            let changes: Vec<&Change> = round.all_changes().collect();
+            let event =
+                crate::feed::ChangeEvent::new(&self.id, &self.doc, &changes, |replica| self.event_name(replica));
+            self.ctx.feed.publish(&self.id, event);
+        }
+        for (reply, changed) in std::mem::take(&mut round.edits) {
+            let _ = reply.send(Ok(super::Committed { version: self.doc.version().clone(), changed }));
+        }
+        for read in std::mem::take(&mut round.reads) {
+            (read.0)(&self.doc);
         }
         if round.acks.is_empty() && round.joins.is_empty() && round.values.is_empty() && round.applied.is_empty() {
             return Ok(());

@@ -11,6 +11,7 @@
 //! leases    (doc TEXT PRIMARY KEY, owner TEXT, epoch BIGINT, expires_at TIMESTAMPTZ,
 //!            wanted_at TIMESTAMPTZ, wanted_by TEXT)   -- who asked for it last
 //! probe     (owner TEXT PRIMARY KEY, at_ms BIGINT)              -- one row per server, for /readyz
+//! webhooks  (seq BIGSERIAL PRIMARY KEY, id TEXT UNIQUE, doc TEXT, url TEXT, secret TEXT, created_ms BIGINT)
 //! ```
 //!
 //! **Durability.** Every session runs with `synchronous_commit = on`, so `COMMIT` returns only
@@ -45,7 +46,9 @@ use std::time::Duration;
 use ::postgres::{Client, Config as PgConfig, IsolationLevel, NoTls, Transaction};
 
 use super::group::{Append, GroupCommit};
-use super::{now_ms, AuthorHash, Claim, DocSummary, Epoch, LogEntry, Renewal, Store, StoreError, StoredDoc};
+use super::{
+    now_ms, AuthorHash, Claim, DocSummary, Epoch, LogEntry, Renewal, Store, StoreError, StoredDoc, StoredWebhook,
+};
 use crate::DocId;
 use crdt_core::ReplicaId;
 
@@ -86,6 +89,14 @@ CREATE TABLE IF NOT EXISTS leases (
 );
 CREATE INDEX IF NOT EXISTS leases_by_owner ON leases (owner);
 CREATE TABLE IF NOT EXISTS probe (owner TEXT PRIMARY KEY, at_ms BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS webhooks (
+    seq BIGSERIAL PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    doc TEXT,
+    url TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    created_ms BIGINT NOT NULL
+);
 ";
 
 /// How to open a [`PgStore`].
@@ -162,7 +173,7 @@ impl PgStore {
         };
         store.with_client(|client| {
             // DDL on tables in use waits for their writers: skipped when the schema is there.
-            let made: bool = client.query_one("SELECT to_regclass('probe') IS NOT NULL", &[])?.get(0);
+            let made: bool = client.query_one("SELECT to_regclass('webhooks') IS NOT NULL", &[])?.get(0);
             if made {
                 return Ok(());
             }
@@ -484,5 +495,41 @@ impl Store for PgStore {
             )?;
             tx.commit()
         })
+    }
+
+    fn webhooks(&self) -> Result<Vec<StoredWebhook>, StoreError> {
+        let rows = self.with_client(|client| {
+            client.query("SELECT id, doc, url, secret, created_ms FROM webhooks ORDER BY seq", &[])
+        })?;
+        Ok(rows
+            .into_iter()
+            .map(|row| StoredWebhook {
+                id: row.get(0),
+                doc: row.get(1),
+                url: row.get(2),
+                secret: row.get(3),
+                created_ms: to_u64(row.get(4)),
+            })
+            .collect())
+    }
+
+    fn add_webhook(&self, webhook: &StoredWebhook) -> Result<(), StoreError> {
+        self.with_client(|client| {
+            client.execute(
+                "INSERT INTO webhooks (id, doc, url, secret, created_ms) VALUES ($1, $2, $3, $4, $5)",
+                &[&webhook.id, &webhook.doc, &webhook.url, &webhook.secret, &to_i64(webhook.created_ms)],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn remove_webhook(&self, doc: Option<&DocId>, id: &str) -> Result<bool, StoreError> {
+        let removed = self.with_client(|client| {
+            client.execute(
+                "DELETE FROM webhooks WHERE id = $1 AND doc IS NOT DISTINCT FROM $2",
+                &[&id, &doc.map(DocId::as_str)],
+            )
+        })?;
+        Ok(removed > 0)
     }
 }

@@ -7,7 +7,7 @@
 //! commit), and the callers run them on blocking threads. Appends of all documents that arrive
 //! while a commit is in flight share the next one (`group.rs`).
 //!
-//! Schema (version 4, in `PRAGMA user_version`):
+//! Schema (version 5, in `PRAGMA user_version`):
 //!
 //! ```sql
 //! docs      (id TEXT PRIMARY KEY, updated_ms INTEGER, title TEXT)  -- title since version 4
@@ -16,6 +16,7 @@
 //! authors   (doc TEXT, replica BLOB, hash BLOB, PRIMARY KEY (doc, replica))  -- since version 3
 //! probe     (id INTEGER PRIMARY KEY, at_ms INTEGER)  -- one row, rewritten by `/readyz`
 //! names     (doc TEXT, replica BLOB, name TEXT, PRIMARY KEY (doc, replica))  -- since version 4
+//! webhooks  (id TEXT PRIMARY KEY, doc TEXT NULL, url TEXT, secret TEXT, created_ms INTEGER)  -- since 5
 //! ```
 //!
 //! A commit is paid in pages: each page a transaction changes is one more frame (page size
@@ -34,7 +35,7 @@ use std::sync::{Mutex, MutexGuard};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::group::{Append, GroupCommit};
-use super::{now_ms, AuthorHash, DocSummary, Epoch, LogEntry, Store, StoreError, StoredDoc};
+use super::{now_ms, AuthorHash, DocSummary, Epoch, LogEntry, Store, StoreError, StoredDoc, StoredWebhook};
 use crate::DocId;
 use crdt_core::ReplicaId;
 
@@ -63,6 +64,13 @@ CREATE TABLE IF NOT EXISTS authors (
     hash BLOB NOT NULL,
     PRIMARY KEY (doc, replica)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS webhooks (
+    id TEXT PRIMARY KEY,
+    doc TEXT,
+    url TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    created_ms INTEGER NOT NULL
+);
 ";
 
 /// Moves a version 1 log (`ops`, `AUTOINCREMENT`) into `log`, keeping its indexes.
@@ -137,6 +145,10 @@ impl SqliteStore {
                 tx.execute_batch("ALTER TABLE docs ADD COLUMN title TEXT")?;
             }
             tx.execute_batch("PRAGMA user_version = 4")?;
+        }
+        if version < 5 {
+            // Version 5 added `webhooks`, which SCHEMA creates.
+            tx.execute_batch("PRAGMA user_version = 5")?;
         }
         tx.commit()?;
         Ok(SqliteStore {
@@ -347,6 +359,37 @@ impl Store for SqliteStore {
         let conn = self.conn()?;
         let found = conn.query_row("SELECT 1 FROM docs WHERE id = ?1", params![doc.as_str()], |_| Ok(())).optional()?;
         Ok(found.is_some())
+    }
+
+    fn webhooks(&self) -> Result<Vec<StoredWebhook>, StoreError> {
+        let conn = self.conn()?;
+        let mut statement =
+            conn.prepare_cached("SELECT id, doc, url, secret, created_ms FROM webhooks ORDER BY rowid")?;
+        let rows = statement.query_map([], |row| {
+            Ok(StoredWebhook {
+                id: row.get(0)?,
+                doc: row.get(1)?,
+                url: row.get(2)?,
+                secret: row.get(3)?,
+                created_ms: to_u64(row.get(4)?),
+            })
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn add_webhook(&self, webhook: &StoredWebhook) -> Result<(), StoreError> {
+        let conn = self.conn()?;
+        conn.prepare_cached("INSERT INTO webhooks (id, doc, url, secret, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)")?
+            .execute(params![webhook.id, webhook.doc, webhook.url, webhook.secret, to_i64(webhook.created_ms)])?;
+        Ok(())
+    }
+
+    fn remove_webhook(&self, doc: Option<&DocId>, id: &str) -> Result<bool, StoreError> {
+        let conn = self.conn()?;
+        let removed = conn
+            .prepare_cached("DELETE FROM webhooks WHERE id = ?1 AND doc IS ?2")?
+            .execute(params![id, doc.map(DocId::as_str)])?;
+        Ok(removed > 0)
     }
 }
 
