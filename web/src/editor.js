@@ -96,6 +96,12 @@ async function main() {
       flushQueued = false;
       let frame;
       while (connection.isOpen && (frame = client.nextFrame()) !== undefined) connection.send(frame);
+      // An edit too large for any frame was dropped: say so, and rebuild from the server's copy.
+      const notice = client.takeNotice();
+      if (notice !== undefined) {
+        showNotice(notice);
+        connection.reconnectNow();
+      }
       renderStatus();
     });
   };
@@ -146,6 +152,7 @@ async function main() {
           'aria-label': readOnly ? 'Document text (view only)' : 'Document text',
           spellcheck: 'true',
         }),
+        EditorState.transactionFilter.of(refuseOversizedEdits),
         EditorView.updateListener.of((update) => {
           if (update.docChanged && !update.transactions.some((tr) => tr.annotation(fromDocument))) {
             sendLocalChanges(update.changes);
@@ -155,6 +162,35 @@ async function main() {
       ],
     }),
   });
+
+  /**
+   * Refuses, before the editor applies it, an edit that would take the document beyond the
+   * size the server allows (`client.maxTextChars` characters, deleted ones included), and
+   * says why in words. Nothing is changed then; everything else keeps syncing.
+   */
+  function refuseOversizedEdits(tr) {
+    if (!tr.docChanged || tr.annotation(fromDocument)) return tr;
+    let units = 0;
+    tr.changes.iterChanges((_fromA, _toA, _fromB, _toB, inserted) => (units += inserted.length));
+    const room = client.textRoom();
+    // UTF-16 units are at least as many as characters: count characters only when it matters.
+    if (units <= room) return tr;
+    let chars = 0;
+    tr.changes.iterChanges((_fromA, _toA, _fromB, _toB, inserted) => {
+      const text = inserted.toString();
+      chars += text.length - (text.match(/[\uD800-\uDBFF][\uDC00-\uDFFF]/g)?.length ?? 0);
+    });
+    if (chars <= room) return tr;
+    const max = client.maxTextChars.toLocaleString('en');
+    queueMicrotask(() =>
+      showNotice(
+        `That edit was not made: it adds ${chars.toLocaleString('en')} characters, and this document has room ` +
+          `for ${room.toLocaleString('en')} more (a document holds at most ${max} characters, deleted text ` +
+          'included). Nothing was changed.',
+      ),
+    );
+    return [];
+  }
 
   function sendLocalChanges(changes) {
     // CodeMirror reports the changes against the old text, left to right; the client applies
