@@ -641,6 +641,12 @@ where
         // Read until the client's close (or the end) so the close handshake completes.
         if !matches!(exit, Exit::BadInput { code: close_code::MESSAGE_TOO_BIG, .. }) {
             while let Some(Ok(_)) = stream.next().await {}
+        } else {
+            // The rest of the message too big is unread and cannot be skipped: closing the
+            // socket now would reset it, and a browser would lose the close frame (and report
+            // 1006, not 1009, so it could not know that resending cannot help). Keep it open
+            // until the goodbye's time is up, so the client reads the close and closes first.
+            tokio::time::sleep(GOODBYE_TIMEOUT).await;
         }
     })
     .await;
