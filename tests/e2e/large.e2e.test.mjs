@@ -136,7 +136,12 @@ test('1. a 5 MB paste reaches the other browser intact and is acknowledged', asy
     assert.equal(await a.locator('#status').getAttribute('data-pending'), '0');
     const stored = await server.docValue(id);
     assert.equal(sha256(stored.body), expected.sha, 'the server holds it');
-    console.log(`5 MB paste: at the other browser after ${arrived} ms, acknowledged after ${acked} ms`);
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    const memory = Number(metrics.match(/^doc_server_document_memory_bytes (\d+)/m)?.[1]);
+    console.log(
+      `5 MB paste: at the other browser after ${arrived} ms, acknowledged after ${acked} ms; ` +
+        `the loaded document takes ${(memory / 1e6).toFixed(1)} MB of the server's memory budget`,
+    );
     await stillSyncs(a, b, 'after');
   } finally {
     await contextA.close();

@@ -7,9 +7,10 @@ use super::*;
 /// changes, so that each frame stays well below the server's message limit (1 MiB by default).
 pub const MAX_INSERT_BYTES: usize = 256 << 10;
 
-/// The longest delete made as one change, in UTF-16 units (at most as many characters): its
-/// operation lists one range per run of consecutive ids, at most one per character, each a
-/// few bytes, so that even text typed by many people in turns fits a frame.
+/// The longest delete made as one change: a delete of more UTF-16 units becomes deletes of at
+/// most this many characters each. A delete's operation lists one range per run of consecutive
+/// ids, at most one per character and a few bytes each, so even text typed by many people in
+/// turns fits a frame.
 pub const MAX_DELETE_UNITS: usize = 64 << 10;
 
 /// `text` cut into consecutive pieces of at most `max` bytes, each ending on a character
@@ -51,7 +52,7 @@ impl Session {
         from: usize,
         to: usize,
         text: &str,
-        mut made: Option<&mut Vec<Change>>,
+        made: Option<&mut Vec<Change>>,
     ) -> Result<(), EditError> {
         if to < from {
             return Err(EditError::OutOfBounds { pos: from, len: to });
@@ -61,7 +62,7 @@ impl Session {
         }
         // One change, checked whole before anything is applied: a failed edit leaves nothing.
         if let Some(change) = self.doc.replace_text_utf16(BODY, from, to - from, text)? {
-            if let Some(made) = made.as_deref_mut() {
+            if let Some(made) = made {
                 made.push(change.clone());
             }
             self.record_local(change);
