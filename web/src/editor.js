@@ -409,6 +409,8 @@ async function main() {
   let statusTicker = null;
   /** When the connection (made further down) next tries to connect. */
   let retryAt = () => null;
+  /** Which transport the connection uses ('websocket' or 'sse'), once it exists. */
+  let transportNow = () => 'websocket';
   function renderStatus() {
     const link = client.linkState();
     const nextTry = retryAt();
@@ -416,6 +418,7 @@ async function main() {
     const pill = $('#status');
     pill.dataset.link = link;
     pill.dataset.pending = String(client.pendingCount());
+    pill.dataset.transport = transportNow();
     statusView.set(
       refused
         ? { state: 'offline', text: refused === CLOSE_TOKEN_EXPIRED ? 'Link expired' : 'No access' }
@@ -602,6 +605,7 @@ async function main() {
   const wsUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws/${encodeURIComponent(docId)}`;
   const connection = new Connection({
     url: wsUrl,
+    fallbackUrl: `${location.origin}/ws/${encodeURIComponent(docId)}/sse`,
     onOpen: () => {
       connection.send(client.helloFrame(user.name, user.color, token));
       renderStatus();
@@ -647,6 +651,7 @@ async function main() {
   });
 
   retryAt = () => connection.retryAt;
+  transportNow = () => connection.transport;
   window.addEventListener('offline', () => {
     connection.dropForOffline();
     renderStatus();
@@ -669,7 +674,7 @@ async function main() {
   view.focus();
   // Tests and curious people can look at the client from the console.
   // `localEdit` is the keystroke path the editor takes, for the performance test.
-  window.crdtEditor = { client, view, saver, replica, localEdit, storedBytes: () => store.storedBytes(docId) };
+  window.crdtEditor = { client, view, saver, replica, localEdit, connection, storedBytes: () => store.storedBytes(docId) };
 }
 
 /** The page's client, edited as `replica`, from the stored states and records. */

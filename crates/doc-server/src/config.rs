@@ -132,6 +132,12 @@ pub struct Config {
     #[arg(long, default_value = "1GiB", value_parser = parse_bytes)]
     pub memory_budget: u64,
 
+    /// Refuse WebSocket upgrades (HTTP 403): clients use the fallback transport, Server-Sent
+    /// Events plus POSTs under `/ws/{id}/sse` (PROTOCOL.md section 1a). For tests, and for
+    /// networks whose proxies break WebSockets.
+    #[arg(long)]
+    pub no_websocket: bool,
+
     /// An origin (e.g. `https://app.example.com`) whose pages may open WebSockets and call the
     /// HTTP API, besides the server's own; repeat for several. `*` allows any origin.
     #[arg(long = "allow-origin")]
@@ -167,6 +173,7 @@ impl Config {
             secret_file: None,
             link_ttl: Duration::from_secs(365 * 86_400),
             allowed_origins: Vec::new(),
+            no_websocket: false,
             memory_budget: 1 << 30,
         }
     }

@@ -29,6 +29,7 @@ pub mod limits;
 pub mod metrics;
 pub mod registry;
 pub mod serve;
+pub mod sse;
 pub mod storage;
 pub mod ws;
 
@@ -74,6 +75,8 @@ pub struct AppState {
     pub ready: Arc<tokio::sync::Mutex<Option<ReadyProbe>>>,
     /// Checks and mints access tokens.
     pub auth: Arc<Auth>,
+    /// The open sessions of the fallback transport (SSE + POST, `sse.rs`).
+    pub sse: Arc<sse::SseSessions>,
 }
 
 /// When `/readyz` last probed the store, and what the store said.
@@ -107,6 +110,7 @@ impl AppState {
             address_limits,
             ready: Arc::default(),
             auth: Arc::new(auth),
+            sse: Arc::default(),
         }
     }
 
