@@ -6,7 +6,8 @@
 // Events plus POSTs) for networks whose proxies refuse WebSockets. The connection falls back
 // after `WS_FAILURES_BEFORE_FALLBACK` WebSockets in a row closed before they opened (an upgrade
 // refused or cut while plain HTTP works), and while on the fallback tries a WebSocket again
-// every `WS_RETRY_MS`: once one opens, the next connection is a WebSocket again.
+// every `WS_RETRY_MS`: once one opens, the next connection is a WebSocket again. When the
+// fallback fails to open too, the network itself is down: the next attempt is a WebSocket.
 
 import { backoffDelay } from './backoff.js';
 import { SseLink } from './sse-link.js';
@@ -129,11 +130,18 @@ export class Connection {
       if (this.link !== link) return;
       this.link = null;
       this.onClose(code);
-      if (link instanceof SocketLink) this.socketFailures = opened ? 0 : this.socketFailures + 1;
-      if (this.transport === 'websocket' && this.socketFailures >= WS_FAILURES_BEFORE_FALLBACK) {
-        console.info('WebSockets do not get through: using the fallback (Server-Sent Events and POSTs)');
-        this.transport = 'sse';
-        if (!this.stopped) return this.start();
+      if (link instanceof SocketLink) {
+        this.socketFailures = opened ? 0 : this.socketFailures + 1;
+        if (this.socketFailures >= WS_FAILURES_BEFORE_FALLBACK) {
+          console.info('WebSockets do not get through: trying the fallback (Server-Sent Events and POSTs)');
+          this.transport = 'sse';
+          if (!this.stopped) return this.start();
+        }
+      } else if (!opened) {
+        // The fallback did not get through either: the network (or the server) is down, not
+        // only WebSockets. Try a WebSocket first again, so that the first link back is one.
+        this.transport = 'websocket';
+        this.socketFailures = 0;
       }
       this.scheduleRetry();
     };

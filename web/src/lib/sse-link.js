@@ -4,7 +4,7 @@
 // length-prefixed frames, one POST at a time so that frames arrive in order.
 //
 // It has the surface Connection needs of a socket: `onopen`, `onframe(bytes)`,
-// `onclose(code)`, `send(bytes)`, `close()` (silent: no `onclose`), `isOpen`.
+// `onclose(code, opened)`, `send(bytes)`, `close()` (silent: no `onclose`), `isOpen`.
 
 /** Frames of one POST, in bytes at most (a single larger frame still goes alone). */
 const MAX_POST_BYTES = 1 << 20;
@@ -133,7 +133,7 @@ export class SseLink {
     if (this.done) return;
     this.done = true;
     this.abort.abort();
-    this.onclose(code);
+    this.onclose(code, this.session !== null);
   }
 
   /** Ends the link without telling `onclose` (the caller is closing it). */
