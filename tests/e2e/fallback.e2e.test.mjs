@@ -1,14 +1,15 @@
 // Browser end-to-end tests of the fallback transport (issue 21, must-show 2): with WebSocket
 // upgrades refused (`--no-websocket`: HTTP 403), pages fall back to Server-Sent Events plus
 // POSTs and edit together with the same convergence, offline merge and exact count of unsaved
-// edits as over a WebSocket; the latency of an edit reaching the other page is measured over
-// both transports and printed.
+// edits as over a WebSocket; behind a proxy that refuses upgrades a page falls back and
+// returns to WebSockets once they get through; the latency of an edit reaching the other page
+// is measured over both transports and printed.
 //
 //   DOC_SERVER_BIN=target/debug/doc-server node --test --test-concurrency=1 tests/e2e/fallback.e2e.test.mjs
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { Server, caretToEnd, caretToStart, launchBrowser, newDocId, openEditor, waitForStatus, waitForText } from './harness.mjs';
+import { Proxy, Server, caretToEnd, caretToStart, launchBrowser, newDocId, openEditor, waitForStatus, waitForText } from './harness.mjs';
 
 let server;
 let browser;
@@ -157,7 +158,48 @@ test('2. over the fallback, a page offline keeps an exact count of its edits and
   }
 });
 
-test('3. the same latency over a WebSocket, for comparison', async () => {
+test('3. a page behind a proxy that refuses upgrades falls back, and returns to WebSockets once they get through', async () => {
+  const plain = await Server.start();
+  const proxy = await Proxy.start({ port: () => plain.port });
+  proxy.refuseUpgrades = true;
+  const id = newDocId('retry');
+  const alice = await browser.newContext();
+  const bob = await browser.newContext();
+  try {
+    const a = await openEditor(alice, proxy.url, id, 'Alice');
+    const b = await openEditor(bob, plain.url, id, 'Bob');
+    assert.equal(await transportOf(a), 'sse');
+    assert.equal(await transportOf(b), 'websocket');
+    await a.evaluate(() => {
+      // A minute in the page; a second here. The probe timer restarts at the next welcome.
+      window.crdtEditor.connection.wsRetryMs = 1000;
+      window.crdtEditor.connection.scheduleProbe();
+    });
+    await caretToEnd(a);
+    await a.keyboard.type('over the fallback');
+    await waitForText(b, (t) => t === 'over the fallback');
+    // Still refused: the probes fail and the page stays on the fallback.
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    assert.equal(await transportOf(a), 'sse');
+
+    proxy.refuseUpgrades = false;
+    await a.locator('#status[data-transport="websocket"][data-link="up"]').waitFor({ timeout: 10000 });
+    await caretToEnd(b);
+    await b.keyboard.type(', then a WebSocket');
+    await waitForText(a, (t) => t === 'over the fallback, then a WebSocket');
+    await caretToEnd(a);
+    await a.keyboard.type('!');
+    await waitForText(b, (t) => t === 'over the fallback, then a WebSocket!');
+    await waitForStatus(a, 'online');
+  } finally {
+    await alice.close();
+    await bob.close();
+    await proxy.close();
+    await plain.close();
+  }
+});
+
+test('4. the same latency over a WebSocket, for comparison', async () => {
   const plain = await Server.start();
   const id = newDocId('websocket');
   const alice = await browser.newContext();

@@ -94,6 +94,8 @@ export class Connection {
     /** 'websocket' or 'sse': what the next connection uses. */
     this.transport = 'websocket';
     this.socketFailures = 0;
+    /** How often a WebSocket is tried again while on the fallback. */
+    this.wsRetryMs = WS_RETRY_MS;
     /** When the next connection attempt is due (`performance.now()` time), while one waits. */
     this.retryAt = null;
     window.addEventListener('online', () => {
@@ -170,7 +172,7 @@ export class Connection {
       };
       probe.onclose = () => this.scheduleProbe();
       probe.start();
-    }, WS_RETRY_MS);
+    }, this.wsRetryMs);
   }
 
   send(bytes) {
