@@ -30,6 +30,12 @@
 //!   a `Hello` (another live connection uses it: close code [`CLOSE_REPLICA_REFUSED`]), the
 //!   session mints a new replica id ([`Session::disconnected_with`]); its pending changes keep
 //!   their own replica ids and are still delivered, since the same secret owns those too.
+//! - edits of any size: an edit inserting more than 256 KiB (`MAX_INSERT_BYTES`) or
+//!   deleting more than 65,536 units (`MAX_DELETE_UNITS`) is made as several changes, each small enough for one
+//!   frame, and frames stay below the server's message limit; a change no frame can carry (or,
+//!   after closes for a message too big, none the server takes) is dropped like a refusal for
+//!   good and [`Session::take_notice`] says so. So no frame is ever sent again and again
+//!   (PROTOCOL.md section 10a).
 //! - the other people in the document (presence), with their selections as [`Anchor`]s that
 //!   follow their characters.
 //!
