@@ -354,3 +354,34 @@ async fn the_fallback_checks_tokens_and_the_message_limit_like_a_websocket() {
     assert_eq!(post(server.addr, &format!("/ws/guarded/sse/{}", garbled.session), &[0, 0, 0, 9, 1]).await, 204);
     assert_eq!(garbled.closed().await, 1007);
 }
+
+#[tokio::test]
+async fn the_rate_limits_slow_a_fallback_client_down_by_answering_its_posts_later() {
+    let dir = tmp_dir("fallback-rate");
+    // 20 changes a second, 100 at once.
+    let server = Server::start(&dir, &["--changes-per-second", "20"]);
+    let mut doc = Document::new(ReplicaId::random());
+    let mut fallback = Fallback::open(server.addr, "rated").await;
+    assert_eq!(fallback.send(&hello(&doc, AuthorSecret::random(), "")).await, 204);
+    assert!(matches!(fallback.frame().await, ServerMsg::Welcome { .. }));
+
+    // 150 batches of one change in one POST: the session takes 100 at once, then 20 a second;
+    // the POST is answered once all are handed over (16 may wait in the session's inbox).
+    let frames: Vec<Vec<u8>> = (0..150u64)
+        .map(|seq| {
+            let change = doc.insert_text("body", seq as usize, "x").unwrap();
+            ClientMsg::Changes { seq: seq + 1, changes: vec![change] }.encode_on(&mut fallback.names)
+        })
+        .collect();
+    let started = tokio::time::Instant::now();
+    assert_eq!(fallback.post(&frames).await, 204);
+    let waited = started.elapsed();
+    assert!(waited > Duration::from_millis(1000), "throttled: answered after {waited:?}");
+    loop {
+        if let ServerMsg::Ack { seq: 150, status, .. } = fallback.frame().await {
+            assert_eq!(status, AckStatus::Applied);
+            break;
+        }
+    }
+    assert!(server.metric("doc_server_throttled_messages_total").await > 0.0);
+}
