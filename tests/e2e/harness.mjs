@@ -140,6 +140,9 @@ export class Proxy {
     this.silent = false;
     /** Added to every WebSocket chunk, each way (ms). */
     this.delayMs = 0;
+    /** WebSocket upgrades are answered 403 (as a proxy that refuses them); plain HTTP, the
+     * fallback transport's included, goes through. */
+    this.refuseUpgrades = false;
     this.sockets = new Set(); // [client, upstream, state]
     this.server = net.createServer((client) => this.accept(client));
   }
@@ -166,7 +169,14 @@ export class Proxy {
       }
     };
     client.on('data', (chunk) => {
-      if (chunk.subarray(0, 8).toString('latin1') === 'GET /ws/') pair.websocket = true;
+      const head = chunk.subarray(0, 8).toString('latin1') === 'GET /ws/';
+      if (head && this.refuseUpgrades && /\r\nupgrade:\s*websocket/i.test(chunk.toString('latin1'))) {
+        client.end('HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+        upstream.destroy();
+        this.sockets.delete(pair);
+        return;
+      }
+      if (head) pair.websocket = true;
       if (pair.websocket && this.blocked) return close();
       forward(upstream, chunk);
     });

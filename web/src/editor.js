@@ -96,6 +96,12 @@ async function main() {
       flushQueued = false;
       let frame;
       while (connection.isOpen && (frame = client.nextFrame()) !== undefined) connection.send(frame);
+      // An edit too large for any frame was dropped: say so, and rebuild from the server's copy.
+      const notice = client.takeNotice();
+      if (notice !== undefined) {
+        showNotice(notice);
+        connection.reconnectNow();
+      }
       renderStatus();
     });
   };
@@ -146,6 +152,7 @@ async function main() {
           'aria-label': readOnly ? 'Document text (view only)' : 'Document text',
           spellcheck: 'true',
         }),
+        EditorState.transactionFilter.of(refuseOversizedEdits),
         EditorView.updateListener.of((update) => {
           if (update.docChanged && !update.transactions.some((tr) => tr.annotation(fromDocument))) {
             sendLocalChanges(update.changes);
@@ -155,6 +162,35 @@ async function main() {
       ],
     }),
   });
+
+  /**
+   * Refuses, before the editor applies it, an edit that would take the document beyond the
+   * size the server allows (`client.maxTextChars` characters, deleted ones included), and
+   * says why in words. Nothing is changed then; everything else keeps syncing.
+   */
+  function refuseOversizedEdits(tr) {
+    if (!tr.docChanged || tr.annotation(fromDocument)) return tr;
+    let units = 0;
+    tr.changes.iterChanges((_fromA, _toA, _fromB, _toB, inserted) => (units += inserted.length));
+    const room = client.textRoom();
+    // UTF-16 units are at least as many as characters: count characters only when it matters.
+    if (units <= room) return tr;
+    let chars = 0;
+    tr.changes.iterChanges((_fromA, _toA, _fromB, _toB, inserted) => {
+      const text = inserted.toString();
+      chars += text.length - (text.match(/[\uD800-\uDBFF][\uDC00-\uDFFF]/g)?.length ?? 0);
+    });
+    if (chars <= room) return tr;
+    const max = client.maxTextChars.toLocaleString('en');
+    queueMicrotask(() =>
+      showNotice(
+        `That edit was not made: it adds ${chars.toLocaleString('en')} characters, and this document has room ` +
+          `for ${room.toLocaleString('en')} more (a document holds at most ${max} characters, deleted text ` +
+          'included). Nothing was changed.',
+      ),
+    );
+    return [];
+  }
 
   function sendLocalChanges(changes) {
     // CodeMirror reports the changes against the old text, left to right; the client applies
@@ -373,6 +409,8 @@ async function main() {
   let statusTicker = null;
   /** When the connection (made further down) next tries to connect. */
   let retryAt = () => null;
+  /** Which transport the connection uses ('websocket' or 'sse'), once it exists. */
+  let transportNow = () => 'websocket';
   function renderStatus() {
     const link = client.linkState();
     const nextTry = retryAt();
@@ -380,6 +418,7 @@ async function main() {
     const pill = $('#status');
     pill.dataset.link = link;
     pill.dataset.pending = String(client.pendingCount());
+    pill.dataset.transport = transportNow();
     statusView.set(
       refused
         ? { state: 'offline', text: refused === CLOSE_TOKEN_EXPIRED ? 'Link expired' : 'No access' }
@@ -566,6 +605,7 @@ async function main() {
   const wsUrl = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws/${encodeURIComponent(docId)}`;
   const connection = new Connection({
     url: wsUrl,
+    fallbackUrl: `${location.origin}/ws/${encodeURIComponent(docId)}/sse`,
     onOpen: () => {
       connection.send(client.helloFrame(user.name, user.color, token));
       renderStatus();
@@ -611,6 +651,7 @@ async function main() {
   });
 
   retryAt = () => connection.retryAt;
+  transportNow = () => connection.transport;
   window.addEventListener('offline', () => {
     connection.dropForOffline();
     renderStatus();
@@ -633,7 +674,7 @@ async function main() {
   view.focus();
   // Tests and curious people can look at the client from the console.
   // `localEdit` is the keystroke path the editor takes, for the performance test.
-  window.crdtEditor = { client, view, saver, replica, localEdit, storedBytes: () => store.storedBytes(docId) };
+  window.crdtEditor = { client, view, saver, replica, localEdit, connection, storedBytes: () => store.storedBytes(docId) };
 }
 
 /** The page's client, edited as `replica`, from the stored states and records. */

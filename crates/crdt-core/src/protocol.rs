@@ -46,6 +46,17 @@ pub const CLOSE_TOKEN_EXPIRED: u16 = 4004;
 /// The longest access token a `Hello` may carry, in bytes.
 pub const MAX_TOKEN_BYTES: usize = 1024;
 
+/// The default limit of a client message's size, in bytes (the server's `--max-message-bytes`).
+/// A client keeps each frame below it: a change larger than that is split into several changes
+/// before it is made (PROTOCOL.md section 10a).
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1 << 20;
+
+/// The default limit of the characters a document's text fields hold, deleted ones included
+/// (the server's `--max-text-chars`; a batch going beyond it is refused with
+/// [`reject::TEXT_TOO_LARGE`]). A client refuses an edit that would go beyond it before making
+/// it, so a person learns at once rather than from a refusal.
+pub const DEFAULT_MAX_TEXT_CHARS: u64 = 16 << 20;
+
 /// The codes of [`AckStatus::Rejected`] (PROTOCOL.md section 5). A `u16`, not an enum, so that
 /// a client can decode a code newer than itself; treat an unknown one like [`reject::INVALID`].
 pub mod reject {

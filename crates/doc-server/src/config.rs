@@ -23,7 +23,7 @@ pub struct Config {
     pub web_dir: PathBuf,
 
     /// Largest WebSocket message (and frame) a client may send, in bytes.
-    #[arg(long, default_value_t = 1 << 20)]
+    #[arg(long, default_value_t = crdt_core::protocol::DEFAULT_MAX_MESSAGE_BYTES)]
     pub max_message_bytes: usize,
 
     /// Outgoing messages queued per connection before it is closed as a slow consumer.
@@ -75,7 +75,7 @@ pub struct Config {
 
     /// Characters one document's text fields may hold, deleted ones included (the server keeps
     /// them); a batch inserting beyond it is rejected (code 9).
-    #[arg(long, default_value_t = 4 << 20)]
+    #[arg(long, default_value_t = crdt_core::protocol::DEFAULT_MAX_TEXT_CHARS)]
     pub max_text_chars: u64,
 
     /// Interval between WebSocket pings; a connection whose ping is still unanswered when the
@@ -132,6 +132,12 @@ pub struct Config {
     #[arg(long, default_value = "1GiB", value_parser = parse_bytes)]
     pub memory_budget: u64,
 
+    /// Refuse WebSocket upgrades (HTTP 403): clients use the fallback transport, Server-Sent
+    /// Events plus POSTs under `/ws/{id}/sse` (PROTOCOL.md section 1a). For tests, and for
+    /// networks whose proxies break WebSockets.
+    #[arg(long)]
+    pub no_websocket: bool,
+
     /// An origin (e.g. `https://app.example.com`) whose pages may open WebSockets and call the
     /// HTTP API, besides the server's own; repeat for several. `*` allows any origin.
     #[arg(long = "allow-origin")]
@@ -170,7 +176,7 @@ impl Config {
         Config {
             data_dir,
             web_dir: PathBuf::from("web/dist"),
-            max_message_bytes: 1 << 20,
+            max_message_bytes: crdt_core::protocol::DEFAULT_MAX_MESSAGE_BYTES,
             send_queue: 256,
             ws_buffer_bytes: 8 << 10,
             changes_per_second: 1000,
@@ -181,7 +187,7 @@ impl Config {
             new_documents_per_minute: 60,
             max_fields: 1024,
             max_field_name_bytes: 256,
-            max_text_chars: 4 << 20,
+            max_text_chars: crdt_core::protocol::DEFAULT_MAX_TEXT_CHARS,
             heartbeat_interval: Duration::from_secs(2),
             hello_timeout: Duration::from_secs(10),
             header_read_timeout: Duration::from_secs(10),
@@ -193,6 +199,7 @@ impl Config {
             secret_file: None,
             link_ttl: Duration::from_secs(365 * 86_400),
             allowed_origins: Vec::new(),
+            no_websocket: false,
             memory_budget: 1 << 30,
             store: "sqlite".into(),
             server_id: None,

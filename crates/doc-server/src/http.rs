@@ -7,6 +7,7 @@
 //! | `GET /d/{id}`       | `<web-dir>/editor.html` (the editor page for document `id`)   |
 //! | `GET /assets/{*p}`  | a file under `<web-dir>/assets/`                              |
 //! | `GET /ws/{id}`      | the WebSocket of document `id` (PROTOCOL.md)                  |
+//! | `GET /ws/{id}/sse`, `POST /ws/{id}/sse/{s}` | the same over SSE + POST (`sse.rs`)   |
 //! | `POST /docs`        | a new document id and its edit and view links (anyone)        |
 //! | `GET /docs`         | JSON `[{"id": ..., "updated_ms": ...}]` of stored documents (admin `*`) |
 //! | `POST /docs/summaries` | title, last edit and people now of each document the given tokens open |
@@ -53,6 +54,8 @@ pub fn router(state: AppState) -> Router {
         .route("/d/{id}", get(editor))
         .route("/assets/{*path}", get(asset))
         .route("/ws/{id}", get(crate::ws::ws_route))
+        .route("/ws/{id}/sse", get(crate::sse::sse_route))
+        .route("/ws/{id}/sse/{session}", post(crate::sse::sse_post))
         .route("/docs", get(list_docs).post(create_doc))
         .route("/docs/summaries", post(summaries))
         .route("/docs/{id}", get(crate::api::doc_value))

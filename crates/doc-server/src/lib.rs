@@ -34,6 +34,7 @@ pub mod limits;
 pub mod metrics;
 pub mod registry;
 pub mod serve;
+pub mod sse;
 pub mod storage;
 pub mod webhooks;
 pub mod ws;
@@ -82,6 +83,8 @@ pub struct AppState {
     pub auth: Arc<Auth>,
     /// The listeners of committed changes: SSE subscribers and webhooks.
     pub feed: Arc<feed::ChangeFeed>,
+    /// The open sessions of the fallback transport (SSE + POST, `sse.rs`).
+    pub sse: Arc<sse::SseSessions>,
 }
 
 /// When `/readyz` last probed the store, and what the store said.
@@ -121,6 +124,7 @@ impl AppState {
             ready: Arc::default(),
             auth: Arc::new(auth),
             feed,
+            sse: Arc::default(),
         }
     }
 

@@ -35,7 +35,7 @@ use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocketUpgrade};
 use axum::extract::{Path, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use crdt_core::protocol::{
     ClientMsg, Selection, ServerMsg, WireNames, CLOSE_REPLICA_REFUSED, CLOSE_TOKEN_EXPIRED, CLOSE_UNAUTHORIZED,
@@ -110,15 +110,12 @@ pub async fn ws_route(
     // The WebSocket task holds the address's permit: the upgrade ends the HTTP connection task.
     let (client, permit) = client.map(|Extension(ClientAddr { addr, permit })| (addr.ip(), permit)).unzip();
     let doc_id = DocId::parse(&id)?;
-    // Browsers let any site's page open a WebSocket to us (cross-site WebSocket hijacking):
-    // only pages of our own origin and the listed ones may upgrade, whatever token they hold.
-    let header = |name| headers.get(name).and_then(|value: &axum::http::HeaderValue| value.to_str().ok());
-    let origin = header(axum::http::header::ORIGIN);
-    if !Auth::origin_allowed(origin, header(axum::http::header::HOST), &state.config.allowed_origins) {
-        let error = AuthError::Origin(origin.unwrap_or_default().chars().take(100).collect());
-        state.metrics.auth_refusal(&error);
-        tracing::info!(%error, "websocket upgrade refused");
-        return Err(error.into());
+    check_origin(&headers, &state)?;
+    if state.config.no_websocket {
+        // For tests of the fallback, and for deployments whose proxies break WebSockets
+        // halfway: the page falls back to `/ws/{id}/sse` (sse.rs).
+        let message = "WebSocket upgrades are turned off on this server (--no-websocket): use /ws/{id}/sse\n";
+        return Ok((axum::http::StatusCode::FORBIDDEN, message).into_response());
     }
     let config = &state.config;
     let tracker = state.tracker.clone();
@@ -135,6 +132,22 @@ pub async fn ws_route(
                 drop(permit);
             })
         }))
+}
+
+/// Refuses a request from a page of another site (an `Origin` that is neither ours nor on
+/// `--allow-origin`). Browsers let any site's page open a WebSocket to us (cross-site WebSocket
+/// hijacking), and post to us: only pages of our own origin and the listed ones may, whatever
+/// token they hold.
+pub(crate) fn check_origin(headers: &axum::http::HeaderMap, state: &AppState) -> Result<(), ServerError> {
+    let header = |name| headers.get(name).and_then(|value: &axum::http::HeaderValue| value.to_str().ok());
+    let origin = header(axum::http::header::ORIGIN);
+    if !Auth::origin_allowed(origin, header(axum::http::header::HOST), &state.config.allowed_origins) {
+        let error = AuthError::Origin(origin.unwrap_or_default().chars().take(100).collect());
+        state.metrics.auth_refusal(&error);
+        tracing::info!(%error, "websocket or fallback session refused");
+        return Err(error.into());
+    }
+    Ok(())
 }
 
 /// How a session ended.
@@ -648,6 +661,12 @@ where
         // Read until the client's close (or the end) so the close handshake completes.
         if !matches!(exit, Exit::BadInput { code: close_code::MESSAGE_TOO_BIG, .. }) {
             while let Some(Ok(_)) = stream.next().await {}
+        } else {
+            // The rest of the message too big is unread and cannot be skipped: closing the
+            // socket now would reset it, and a browser would lose the close frame (and report
+            // 1006, not 1009, so it could not know that resending cannot help). Keep it open
+            // until the goodbye's time is up, so the client reads the close and closes first.
+            tokio::time::sleep(GOODBYE_TIMEOUT).await;
         }
     })
     .await;

@@ -302,6 +302,34 @@ impl Client {
         self.session.next_frame()
     }
 
+    /// What to tell the person about edits that were dropped because no frame could carry
+    /// them (see `nextFrame`), or `undefined`. When it returns a message, reconnect: the next
+    /// connection rebuilds the document from the server's copy.
+    #[wasm_bindgen(js_name = takeNotice)]
+    pub fn take_notice(&mut self) -> Option<String> {
+        self.session.take_notice()
+    }
+
+    /// How many more characters the text may take in before the document reaches its size
+    /// limit (deleted characters count). Refuse a paste above it before applying it.
+    #[wasm_bindgen(js_name = textRoom)]
+    pub fn text_room(&self) -> f64 {
+        self.session.text_room() as f64
+    }
+
+    /// The size limit `textRoom` counts against, in characters (the server's default unless
+    /// set).
+    #[wasm_bindgen(getter, js_name = maxTextChars)]
+    pub fn max_text_chars(&self) -> f64 {
+        self.session.max_text_chars() as f64
+    }
+
+    /// Sets the size limit `textRoom` counts against.
+    #[wasm_bindgen(js_name = setMaxTextChars)]
+    pub fn set_max_text_chars(&mut self, max: f64) {
+        self.session.set_max_text_chars(max as u64);
+    }
+
     /// The presence frame for the local selection (UTF-16 `anchor` and `head`).
     #[wasm_bindgen(js_name = presenceFrame)]
     pub fn presence_frame(&self, anchor: usize, head: usize) -> Vec<u8> {

@@ -30,6 +30,12 @@
 //!   a `Hello` (another live connection uses it: close code [`CLOSE_REPLICA_REFUSED`]), the
 //!   session mints a new replica id ([`Session::disconnected_with`]); its pending changes keep
 //!   their own replica ids and are still delivered, since the same secret owns those too.
+//! - edits of any size: an edit inserting more than 256 KiB (`MAX_INSERT_BYTES`) or
+//!   deleting more than 65,536 units (`MAX_DELETE_UNITS`) is made as several changes, each small enough for one
+//!   frame, and frames stay below the server's message limit; a change no frame can carry (or,
+//!   after closes for a message too big, none the server takes) is dropped like a refusal for
+//!   good and [`Session::take_notice`] says so. So no frame is ever sent again and again
+//!   (PROTOCOL.md section 10a).
 //! - the other people in the document (presence), with their selections as [`Anchor`]s that
 //!   follow their characters.
 //!
@@ -59,7 +65,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use crdt_core::protocol::{
     reject, AckStatus, AuthorSecret, Catchup, ClientMsg, Peer, Selection, ServerMsg, UserInfo, WireNames,
-    CLOSE_REPLICA_REFUSED, PROTOCOL_VERSION,
+    CLOSE_REPLICA_REFUSED, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_TEXT_CHARS, PROTOCOL_VERSION,
 };
 use crdt_core::{
     codec, Anchor, ApplyOutcome, Change, ChangeId, DecodeError, Document, EditError, ReplicaId, TextDelta,
@@ -83,6 +89,13 @@ pub const VIEWS: &str = "views";
 /// At most this many changes go into one `Changes` frame, so that a long offline session is
 /// sent as several frames well under the server's message limit.
 const MAX_BATCH: usize = 256;
+
+/// The WebSocket close code of a message above the server's size limit.
+pub const CLOSE_MESSAGE_TOO_BIG: u16 = 1009;
+
+/// A frame is kept this far below the server's message limit, for its header and the varints
+/// that a batch's sizes are estimated without.
+const FRAME_SLACK: usize = 1 << 10;
 
 /// At most this many changes go into one storage record ([`Session::take_unsaved`]), so that
 /// a record stays far below the decoder's size limit however long the page went unsaved.
@@ -108,6 +121,9 @@ enum Link {
         /// The server's version as this connection was told it: the `Welcome`'s, with every
         /// `Ack`'s entries set over it.
         told: VersionVector,
+        /// The largest frame sent on this connection, in bytes: if the server closes it for a
+        /// message too big, frames from then on stay below half of it.
+        largest: usize,
     },
 }
 
@@ -144,6 +160,14 @@ pub struct Session {
     /// base (see the module invariants); and the current replica's base.
     minted: Vec<(ReplicaId, u64)>,
     base: u64,
+    /// The largest frame [`Session::next_frame`] returns, in bytes: below the server's default
+    /// message limit, halved at every close for a message too big.
+    frame_limit: usize,
+    /// The size limit of the document's text that [`Session::text_room`] checks against.
+    max_text_chars: u64,
+    /// What to tell the person about changes this session dropped because they can never be
+    /// sent (larger than a frame may be), until the page takes it ([`Session::take_notice`]).
+    notice: Option<String>,
 }
 
 impl Session {
@@ -166,6 +190,9 @@ impl Session {
             author: AuthorSecret::random(),
             minted: Vec::new(),
             base: 0,
+            frame_limit: DEFAULT_MAX_MESSAGE_BYTES - FRAME_SLACK,
+            max_text_chars: DEFAULT_MAX_TEXT_CHARS,
+            notice: None,
         }
     }
 
@@ -311,7 +338,16 @@ impl Session {
     /// ([`CLOSE_REPLICA_REFUSED`]: another live connection uses it, such as this page's own
     /// previous socket that the server has not seen die yet). Connect again then; the pending
     /// changes of the old id are delivered on the new connection.
+    ///
+    /// A close for a message too big ([`CLOSE_MESSAGE_TOO_BIG`]: the server's limit is lower
+    /// than this session assumed) halves the frame size from then on, below the largest frame
+    /// the connection sent; a change that does not fit even alone is then dropped as refused
+    /// for good ([`Session::next_frame`]). So the same frame is never sent again, and the limit
+    /// reaches any server's after a few closes.
     pub fn disconnected_with(&mut self, code: Option<u16>) -> bool {
+        if let (Some(CLOSE_MESSAGE_TOO_BIG), Link::Up { largest, .. }) = (code, &self.link) {
+            self.frame_limit = self.frame_limit.min(*largest) / 2;
+        }
         self.disconnected();
         if code == Some(CLOSE_REPLICA_REFUSED) {
             self.remint(ReplicaId::random());
@@ -322,31 +358,83 @@ impl Session {
 
     /// The next `Changes` frame to send, if the link is up and some pending changes have not
     /// been sent on it yet. Call until it returns `None`.
+    ///
+    /// A frame holds at most [`MAX_BATCH`] changes and stays below the frame limit (the
+    /// server's default message limit, or less after a close for a message too big). A change
+    /// too large for a frame by itself (one made before edits were split, restored from
+    /// storage; or a server with a lower limit) can never be delivered: it is dropped like a
+    /// change the server refused for good, with what depends on it, the next connection
+    /// rebuilds the document from the server's copy, and [`Session::take_notice`] says so.
     pub fn next_frame(&mut self) -> Option<Vec<u8>> {
-        let Link::Up { next_seq, sent, stalled: false, inflight, .. } = &mut self.link else {
+        let Link::Up { sent, stalled: false, .. } = &self.link else {
             return None;
         };
-        let mut end = self.pending.len().min(*sent + MAX_BATCH);
+        let sent = *sent;
+        let mut end = self.pending.len().min(sent + MAX_BATCH);
         if let Some(saved) = self.saved_through {
             // Write-ahead: stop at the first own change that is not stored yet.
             let (me, base, minted) = (self.doc.replica(), self.base, &self.minted);
             let unsaved = self
                 .pending
-                .range(*sent..end)
+                .range(sent..end)
                 .position(|c| ordinal(c, me, base, minted).is_some_and(|ordinal| ordinal > saved));
             if let Some(offset) = unsaved {
-                end = *sent + offset;
+                end = sent + offset;
             }
         }
-        if *sent >= end {
+        // Each change's size alone, with every name in full, bounds what it adds to the frame.
+        let mut bytes = 0;
+        for (offset, change) in self.pending.range(sent..end).enumerate() {
+            let size = ClientMsg::Changes { seq: 0, changes: vec![change.clone()] }.encode().len();
+            if size > self.frame_limit && offset == 0 {
+                self.drop_unsendable(change.id(), size);
+                return None;
+            }
+            if bytes + size > self.frame_limit {
+                end = sent + offset;
+                break;
+            }
+            bytes += size;
+        }
+        if sent >= end {
             return None;
         }
-        let changes: Vec<Change> = self.pending.range(*sent..end).cloned().collect();
+        let changes: Vec<Change> = self.pending.range(sent..end).cloned().collect();
+        let Link::Up { next_seq, sent, inflight, largest, .. } = &mut self.link else {
+            return None;
+        };
         let seq = *next_seq;
         *next_seq += 1;
         *sent = end;
         inflight.push_back((seq, changes.iter().map(Change::id).collect()));
-        Some(ClientMsg::Changes { seq, changes }.encode_on(&mut self.names))
+        let frame = ClientMsg::Changes { seq, changes }.encode_on(&mut self.names);
+        *largest = (*largest).max(frame.len());
+        Some(frame)
+    }
+
+    /// Drops the pending change `id`, which no frame can carry, and what depends on it: as a
+    /// refusal for good (see [`Session::next_frame`]).
+    fn drop_unsendable(&mut self, id: ChangeId, size: usize) {
+        let dropped = self.discard(&[id]);
+        if let Link::Up { stalled, sent, .. } = &mut self.link {
+            *stalled = true;
+            *sent = 0;
+        }
+        self.start_resync();
+        self.notice = Some(format!(
+            "An edit was too large to send ({} KB; the server takes at most about {} KB at once). It was removed \
+             from this page, with {} later edit(s) that built on it; everything else keeps syncing.",
+            size / 1000,
+            self.frame_limit / 1000,
+            dropped.saturating_sub(1)
+        ));
+    }
+
+    /// What to tell the person about edits this session dropped since the last call, if
+    /// anything; the page then reconnects, so that the document is rebuilt from the server's
+    /// copy without them.
+    pub fn take_notice(&mut self) -> Option<String> {
+        self.notice.take()
     }
 
     /// The `Presence` frame for a cursor or selection given in UTF-16 positions of the body.
@@ -490,8 +578,15 @@ impl Session {
         }
         self.server_version.merge(&version);
         event.diverged = self.diverged(&version, hash);
-        self.link =
-            Link::Up { connection, next_seq: 1, sent: 0, inflight: VecDeque::new(), stalled: false, told: version };
+        self.link = Link::Up {
+            connection,
+            next_seq: 1,
+            sent: 0,
+            inflight: VecDeque::new(),
+            stalled: false,
+            told: version,
+            largest: 0,
+        };
         event.acked = self.prune();
         self.peers = peers
             .into_iter()
@@ -542,6 +637,8 @@ impl Session {
         own.extend(self.from_tabs.iter().cloned());
         let mut ignored = Event::new(EventKind::Welcome);
         self.apply_into(own, &mut ignored);
+        // The stored state may still hold changes that were discarded: replace it.
+        self.needs_compaction = true;
         event.deltas.clear();
         event.reset = self.body() != before;
         event.changed = true;
@@ -602,6 +699,8 @@ impl From<TextDelta> for Delta {
 
 mod acks;
 mod edits;
+#[cfg(test)]
+mod large_tests;
 mod pending;
 mod storage;
 #[cfg(test)]

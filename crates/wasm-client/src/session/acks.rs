@@ -42,7 +42,7 @@ impl Session {
                      when the connection is renewed"
                 ));
             }
-            AckStatus::Rejected { reason, .. } => {
+            AckStatus::Rejected { code, reason } => {
                 // Refused for good: offering these again would be refused again, for ever.
                 let discarded = self.discard(&refused);
                 if let Link::Up { stalled, sent, .. } = &mut self.link {
@@ -51,10 +51,7 @@ impl Session {
                 }
                 self.start_resync();
                 event.reconnect = true;
-                event.message = Some(format!(
-                    "the server refused {discarded} of your changes for good ({reason}); they were discarded and \
-                     the document is reloaded from the server's copy"
-                ));
+                event.message = Some(refusal_words(code, &reason, discarded));
             }
         }
         event.diverged = self.diverged(&told, hash);
@@ -102,4 +99,22 @@ impl Session {
     pub(super) fn diverged(&self, version: &VersionVector, hash: u64) -> bool {
         self.doc.version() == version && self.doc.state_hash() != hash
     }
+}
+
+/// What a person reads when the server refused `count` of their changes for good (`code`,
+/// with the server's `reason` for the curious): what happened to the edit and that the rest
+/// still syncs.
+pub(super) fn refusal_words(code: u16, reason: &str, count: usize) -> String {
+    let what = match code {
+        reject::TEXT_TOO_LARGE => "the document would grow beyond the size the server allows",
+        reject::TOO_MANY_FIELDS | reject::FIELD_NAME_TOO_LONG => "it goes beyond what the server allows a document",
+        reject::READ_ONLY => "this link only lets you read the document",
+        reject::NOT_OWNER => "it was made under an identity another person's browser uses",
+        _ => "the server could not accept it",
+    };
+    let edits = if count == 1 { "1 edit".to_owned() } else { format!("{count} edits") };
+    format!(
+        "The server did not accept your last change: {what}. It was removed from this page ({edits}); \
+         everything else keeps syncing. (Server: {reason}.)"
+    )
 }
