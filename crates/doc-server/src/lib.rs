@@ -29,6 +29,7 @@ pub mod limits;
 pub mod metrics;
 pub mod registry;
 pub mod serve;
+pub mod static_files;
 pub mod storage;
 pub mod ws;
 
