@@ -9,11 +9,23 @@
 // 21.5: the bytes a first open and a reopen receive, counted twice: by CDP's Network domain in
 // the page (encodedDataLength: headers and body as received) and by a TCP proxy between the
 // browser and the server, which also sees the service worker's own requests.
+// 21.6: a new build reaches a browser on its next online load: the new service worker takes
+// over, the old build's cache is deleted, and the new files are what opens offline.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import net from 'node:net';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { brotliCompressSync, gzipSync } from 'node:zlib';
 
-import {
+// The server serves a copy of web/dist that test 21.6 may "deploy" a new build into.
+const builtDir = process.env.WEB_DIR ?? fileURLToPath(new URL('../../web/dist', import.meta.url));
+const webDir = await mkdtemp(path.join(tmpdir(), 'crdt-e2e-web-'));
+await cp(builtDir, webDir, { recursive: true });
+process.env.WEB_DIR = webDir;
+const {
   Server,
   caretToEnd,
   editorText,
@@ -23,7 +35,7 @@ import {
   waitForLocalSave,
   waitForStatus,
   waitForText,
-} from './harness.mjs';
+} = await import('./harness.mjs');
 
 /**
  * Must-show 5's limits, in bytes. The first open's goal is 250 KB and is NOT met yet (about
@@ -45,6 +57,7 @@ before(async () => {
 after(async () => {
   await browser?.close();
   await server?.close();
+  await rm(webDir, { recursive: true, force: true });
 });
 
 /** Waits until the page is controlled by an activated service worker (the shell is cached). */
@@ -226,5 +239,68 @@ test('21.5 bytes on the wire: a reopen receives at most 5 KB of assets; a first 
   } finally {
     await context.close();
     await wire.close();
+  }
+});
+
+/** Writes `name` (relative to the served directory) with its precompressed variants. */
+async function deploy(name, text) {
+  const file = path.join(webDir, name);
+  await writeFile(file, text);
+  await writeFile(`${file}.br`, brotliCompressSync(Buffer.from(text)));
+  await writeFile(`${file}.gz`, gzipSync(Buffer.from(text)));
+}
+
+test('21.6 a new build reaches the browser on its next online load, replaces the old cache, and is what opens offline', async () => {
+  const id = newDocId('update');
+  const context = await browser.newContext();
+  try {
+    const page = await openEditor(context, server.url, id, 'Ada');
+    await shellInstalled(page);
+    const before = await page.evaluate(() => caches.keys());
+    assert.equal(before.length, 1, `one cache: ${before}`);
+    await caretToEnd(page);
+    await page.keyboard.type('kept across builds');
+    await waitForStatus(page, 'online');
+    await waitForLocalSave(page);
+
+    // "Deploy" a build whose stylesheet changed: a new hashed name, pages and sw.js naming it.
+    const manifest = JSON.parse(await readFile(path.join(webDir, 'manifest.json'), 'utf8'));
+    const oldStyle = manifest['style.css'];
+    const newStyle = oldStyle.replace(/-[A-Z0-9]+\.css$/, '-NEWBUILD2.css');
+    const css = `${await readFile(path.join(webDir, oldStyle), 'utf8')}\nbody{--build:"two"}\n`;
+    await deploy(newStyle.slice(1), css);
+    for (const page of ['editor.html', 'index.html']) {
+      await deploy(page, (await readFile(path.join(webDir, page), 'utf8')).replaceAll(oldStyle, newStyle));
+    }
+    const sw = await readFile(path.join(webDir, 'sw.js'), 'utf8');
+    const version = /version:"([0-9a-f]+)"/.exec(sw)[1];
+    await deploy('sw.js', sw.replace(version, 'f'.repeat(version.length)).replace(oldStyle, newStyle));
+
+    // The next online load gets the new page, and the browser the new service worker, which
+    // precaches the new build and deletes the old one's cache.
+    await page.reload();
+    await waitForStatus(page, 'online');
+    const buildOf = (target) => target.evaluate(() => getComputedStyle(document.body).getPropertyValue('--build').trim());
+    assert.equal(await buildOf(page), '"two"');
+    const newCache = `shell-${'f'.repeat(version.length)}`;
+    for (let waited = 0; ; waited += 100) {
+      const keys = await page.evaluate(() => caches.keys());
+      if (keys.length === 1 && keys[0] === newCache) break;
+      if (waited > 15000) assert.fail(`the caches are ${keys}, not only ${newCache}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const controller = await page.evaluate(() => navigator.serviceWorker.controller?.scriptURL);
+    assert.equal(controller, `${server.url}/sw.js`);
+
+    // Offline, the new build is what opens.
+    await server.kill();
+    await context.setOffline(true);
+    await page.reload();
+    await waitForText(page, (text) => text === 'kept across builds', 15000);
+    assert.equal(await buildOf(page), '"two"');
+    await context.setOffline(false);
+  } finally {
+    await context.close();
+    if (!server.process) await server.restart();
   }
 });
