@@ -15,6 +15,8 @@ import { defaultKeymap, history, historyKeymap } from '@codemirror/commands';
 import { highlightSelectionMatches, search, searchKeymap } from '@codemirror/search';
 
 import init, { Client } from '../pkg/wasm_client.js';
+// The wasm module's URL under its content-hashed name (esbuild's file loader, see build.mjs).
+import wasmUrl from '../pkg/wasm_client_bg.wasm';
 import { Connection } from './lib/connection.js';
 import { remoteCursors, setRemoteCursors } from './lib/cursors.js';
 import { StatusView, describeStatus } from './lib/status.js';
@@ -23,6 +25,7 @@ import { openStore } from './lib/store.js';
 import { loadUser, saveUser } from './lib/user.js';
 import { absolute, knownDocs, roleOf, tokenFor } from './lib/links.js';
 import { setUpHistory } from './lib/history.js';
+import { registerShell } from './lib/shell.js';
 
 /** Marks editor transactions that come from the document, so they are not sent back. */
 const fromDocument = Annotation.define();
@@ -41,7 +44,9 @@ const CLOSE_UNAUTHORIZED = 4003;
 const CLOSE_TOKEN_EXPIRED = 4004;
 
 async function main() {
-  await init({ module_or_path: new URL('./wasm_client_bg.wasm', import.meta.url) });
+  await init({ module_or_path: wasmUrl });
+  // After the wasm is in the HTTP cache, so that precaching it costs no second download.
+  registerShell();
   document.title = `${docId} · editor`;
   $('#doc-id').textContent = docId;
 

@@ -2,6 +2,9 @@
 // mode or for an operator, every stored one), newest first, and a button for a new one.
 
 import { knownDocs, rememberCreated } from './lib/links.js';
+import { registerShell } from './lib/shell.js';
+
+window.addEventListener('load', registerShell);
 
 const list = document.querySelector('#docs');
 

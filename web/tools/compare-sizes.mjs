@@ -47,9 +47,12 @@ try {
   writeFileSync(path.join(dir, 'package.json'), '{"private": true}');
   execFileSync('npm', ['install', '--no-audit', '--no-fund', '--loglevel=error', ...PACKAGES], { cwd: dir, stdio: 'inherit' });
 
-  wasmFile('wasm-client (ours)', path.join(web, 'dist/assets/wasm_client_bg.wasm'));
+  // The bundle's files carry content hashes; dist/manifest.json names them.
+  const built = JSON.parse(readFileSync(path.join(web, 'dist/manifest.json'), 'utf8'));
+  const distFile = (name) => path.join(web, 'dist', built[name]);
+  wasmFile('wasm-client (ours)', distFile('wasm_client_bg.wasm'));
   await jsBundle('wasm-client (ours) glue', `export * from ${JSON.stringify(path.join(web, 'pkg/wasm_client.js'))};`, web);
-  rows.push(['editor page (ours): editor.js incl. CodeMirror', 'JS', readFileSync(path.join(web, 'dist/assets/editor.js')).length, gz(readFileSync(path.join(web, 'dist/assets/editor.js')))]);
+  rows.push(['editor page (ours): editor.js incl. CodeMirror', 'JS', readFileSync(distFile('editor.js')).length, gz(readFileSync(distFile('editor.js')))]);
   await jsBundle('yjs 13.6.33 (with lib0)', "export * from 'yjs';", dir);
   wasmFile('@automerge/automerge 3.5.0', path.join(dir, 'node_modules/@automerge/automerge/dist/automerge.wasm'));
   await jsBundle('@automerge/automerge 3.5.0 (slim entry)', "export * from '@automerge/automerge/slim';", dir);

@@ -6,6 +6,7 @@
 //! | `GET /`             | `<web-dir>/index.html`                                        |
 //! | `GET /d/{id}`       | `<web-dir>/editor.html` (the editor page for document `id`)   |
 //! | `GET /assets/{*p}`  | a file under `<web-dir>/assets/`                              |
+//! | `GET /sw.js`        | `<web-dir>/sw.js`, the service worker of the offline app shell |
 //! | `GET /ws/{id}`      | the WebSocket of document `id` (PROTOCOL.md)                  |
 //! | `GET /ws/{id}/sse`, `POST /ws/{id}/sse/{s}` | the same over SSE + POST (`sse.rs`)   |
 //! | `POST /docs`        | a new document id and its edit and view links (anyone)        |
@@ -27,10 +28,9 @@
 //! none. Pages of other origins get CORS headers only when `--allow-origin` names them.
 //!
 //! When the web bundle is not built, the HTML routes answer a short plain-text page saying so.
-//! Asset paths are confined to the assets directory: any `..`, absolute or backslashed
-//! component is refused.
-
-use std::path::{Component, Path as FsPath, PathBuf};
+//! The client's files are served by `static_files.rs` (precompressed variants, ETags, caching
+//! headers). Asset paths are confined to the assets directory: any `..`, absolute or
+//! backslashed component is refused.
 
 use axum::extract::{Path, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -42,7 +42,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 
 use crate::auth::{now_secs, Auth, Role};
-use crate::{AppState, DocId, ServerError};
+use crate::{static_files, AppState, DocId, ServerError};
 
 const NOT_BUILT: &str = "doc-server is running, but the web client is not built.\n\
 Build it (see the README) into the --web-dir directory (default web/dist), then reload.\n";
@@ -53,6 +53,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(index))
         .route("/d/{id}", get(editor))
         .route("/assets/{*path}", get(asset))
+        .route("/sw.js", get(service_worker))
         .route("/ws/{id}", get(crate::ws::ws_route))
         .route("/ws/{id}/sse", get(crate::sse::sse_route))
         .route("/ws/{id}/sse/{session}", post(crate::sse::sse_post))
@@ -116,7 +117,8 @@ async fn cors(State(state): State<AppState>, request: Request, next: Next) -> Re
     if let Some(allow) = allow {
         let headers = response.headers_mut();
         headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, allow);
-        headers.insert(header::VARY, HeaderValue::from_static("Origin"));
+        // Appended: the client's files already vary by Accept-Encoding.
+        headers.append(header::VARY, HeaderValue::from_static("Origin"));
         if preflight {
             headers.insert(header::ACCESS_CONTROL_ALLOW_METHODS, HeaderValue::from_static("GET, POST, DELETE"));
             headers
@@ -127,11 +129,11 @@ async fn cors(State(state): State<AppState>, request: Request, next: Next) -> Re
     response
 }
 
-async fn index(State(state): State<AppState>) -> Response {
-    html_page(&state.config.web_dir.join("index.html")).await
+async fn index(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    html_page(&state, "index.html", &headers).await
 }
 
-async fn editor(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+async fn editor(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Response {
     if DocId::parse(&id).is_err() {
         return error_page(
             StatusCode::BAD_REQUEST,
@@ -139,7 +141,12 @@ async fn editor(State(state): State<AppState>, Path(id): Path<String>) -> Respon
             "This address does not name a document: check the link you were given.",
         );
     }
-    html_page(&state.config.web_dir.join("editor.html")).await
+    html_page(&state, "editor.html", &headers).await
+}
+
+async fn service_worker(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let path = state.config.web_dir.join("sw.js");
+    static_files::serve(&path, &headers, false).await.unwrap_or_else(|| not_found_plain("no service worker"))
 }
 
 async fn not_found() -> Response {
@@ -157,46 +164,25 @@ fn error_page(status: StatusCode, title: &str, text: &str) -> Response {
     (status, [(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response()
 }
 
-async fn html_page(path: &FsPath) -> Response {
-    match tokio::fs::read(path).await {
-        Ok(bytes) => ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], bytes).into_response(),
-        Err(_) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], NOT_BUILT).into_response(),
+async fn html_page(state: &AppState, name: &str, headers: &HeaderMap) -> Response {
+    let path = state.config.web_dir.join(name);
+    match static_files::serve(&path, headers, false).await {
+        Some(response) => response,
+        None => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], NOT_BUILT).into_response(),
     }
 }
 
-async fn asset(State(state): State<AppState>, Path(path): Path<String>) -> Response {
-    let Some(relative) = safe_relative_path(&path) else {
+async fn asset(State(state): State<AppState>, Path(path): Path<String>, headers: HeaderMap) -> Response {
+    let Some(relative) = static_files::safe_relative_path(&path) else {
         return (StatusCode::BAD_REQUEST, "invalid asset path").into_response();
     };
     let full = state.config.web_dir.join("assets").join(&relative);
-    match tokio::fs::read(&full).await {
-        Ok(bytes) => ([(header::CONTENT_TYPE, content_type(&relative))], bytes).into_response(),
-        Err(_) => (StatusCode::NOT_FOUND, "no such asset").into_response(),
-    }
+    let immutable = static_files::is_hashed(&relative);
+    static_files::serve(&full, &headers, immutable).await.unwrap_or_else(|| not_found_plain("no such asset"))
 }
 
-/// `path` as a relative path of normal components only.
-fn safe_relative_path(path: &str) -> Option<PathBuf> {
-    if path.is_empty() || path.contains('\\') || path.contains('\0') {
-        return None;
-    }
-    let relative = PathBuf::from(path);
-    relative.components().all(|component| matches!(component, Component::Normal(_))).then_some(relative)
-}
-
-fn content_type(path: &FsPath) -> &'static str {
-    match path.extension().and_then(|ext| ext.to_str()) {
-        Some("js" | "mjs") => "text/javascript; charset=utf-8",
-        Some("css") => "text/css; charset=utf-8",
-        Some("wasm") => "application/wasm",
-        Some("map" | "json") => "application/json",
-        Some("html") => "text/html; charset=utf-8",
-        Some("svg") => "image/svg+xml",
-        Some("png") => "image/png",
-        Some("ico") => "image/x-icon",
-        Some("txt") => "text/plain; charset=utf-8",
-        _ => "application/octet-stream",
-    }
+fn not_found_plain(text: &'static str) -> Response {
+    (StatusCode::NOT_FOUND, text).into_response()
 }
 
 /// A document as a list shows it.
@@ -486,22 +472,5 @@ mod tests {
         // Within a second the answer is reused, without probing again.
         assert_eq!(readyz(State(bad)).await.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(healthz().await, "ok\n");
-    }
-
-    #[test]
-    fn asset_paths_stay_inside_the_assets_directory() {
-        assert_eq!(safe_relative_path("app.js"), Some(PathBuf::from("app.js")));
-        assert_eq!(safe_relative_path("js/app.js"), Some(PathBuf::from("js/app.js")));
-        for bad in ["", "../secret", "a/../../b", "/etc/passwd", "a\\b", "./a"] {
-            assert_eq!(safe_relative_path(bad), None, "{bad:?}");
-        }
-    }
-
-    #[test]
-    fn content_types_of_the_bundle() {
-        assert_eq!(content_type(FsPath::new("a.js")), "text/javascript; charset=utf-8");
-        assert_eq!(content_type(FsPath::new("a.css")), "text/css; charset=utf-8");
-        assert_eq!(content_type(FsPath::new("a.wasm")), "application/wasm");
-        assert_eq!(content_type(FsPath::new("a.js.map")), "application/json");
     }
 }

@@ -35,6 +35,7 @@ pub mod metrics;
 pub mod registry;
 pub mod serve;
 pub mod sse;
+pub mod static_files;
 pub mod storage;
 pub mod webhooks;
 pub mod ws;
