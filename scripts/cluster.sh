@@ -9,6 +9,7 @@
 #   scripts/cluster.sh                 # 3 servers; open the printed address
 #   scripts/cluster.sh --servers 1     # the same with one server (for side-by-side load runs)
 #   scripts/cluster.sh --no-build      # skip the builds (target/release/doc-server, web/dist)
+#   DOC_SERVER_ARGS=--open scripts/cluster.sh   # extra flags for every doc-server (--open: no tokens, load tests)
 #
 # Everything lives in ./cluster-data (removed with --fresh). Kill a server (kill -9 <pid>, the
 # pids are printed) and watch its documents move to another within a second or two.
@@ -23,7 +24,7 @@ while [ $# -gt 0 ]; do
         --servers) servers=$2; shift 2 ;;
         --no-build) build=0; shift ;;
         --fresh) fresh=1; shift ;;
-        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
         *) echo "unknown flag $1 (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -95,7 +96,7 @@ for n in $(seq "$servers"); do
     mkdir -p "$dir/server-$n"
     target/release/doc-server --listen "127.0.0.1:$port" --data-dir "$dir/server-$n" --web-dir web/dist \
         --store "$store" --secret-file "$dir/secret.key" \
-        --max-connections-per-address 0 --new-documents-per-minute 0 \
+        --max-connections-per-address 0 --new-documents-per-minute 0 ${DOC_SERVER_ARGS:-} \
         >"$dir/server-$n/stdout" 2>>"$dir/server-$n/server.log" &
     pids+=($!)
     echo "==> doc-server $n on 127.0.0.1:$port (pid $!, log $dir/server-$n/server.log)"
