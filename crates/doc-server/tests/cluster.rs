@@ -10,6 +10,10 @@
 //! - PostgreSQL down: no acknowledgement, `/readyz` 503, clients disconnected (not stalled);
 //!   back up: service resumes without a restart.
 //!
+//! - the browser's own session logic (`wasm_client::session::Session`, driven natively over a
+//!   WebSocket the way `web/src/lib/connection.js` drives it) rides through the owner's
+//!   `kill -9`: its pending keystrokes reach the new owner, none twice.
+//!
 //! Clients are `common::Client` (the protocol client of PROTOCOL.md: resends what the server
 //! lacks on every reconnect), driven by [`Typist`]: a keystroke every 200 ms, reconnect with
 //! backoff, and a watchdog that drops a connection whose acks stopped for 6 s (a frozen server
@@ -449,4 +453,102 @@ async fn postgres_down_means_no_acks_not_ready_and_reconnecting_then_recovery() 
     assert_eq!(common::http_get(addr, "/readyz").await.0, 200, "ready again without a restart");
     check_converged(&mut typists, addr, addr).await;
     drop(member);
+}
+
+/// One browser session (the wasm client's `Session`, natively) typing `typed` characters into
+/// `doc` through `addr`, one every 50 ms, reconnecting on any close like the page does.
+async fn browser_session(addr: SocketAddr, doc: String, mark: char, typed: usize, stop: Arc<AtomicBool>) -> String {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use wasm_client::session::Session;
+
+    let mut session = Session::new(crdt_core::ReplicaId::random());
+    let user = || crdt_core::protocol::UserInfo { name: format!("browser {mark}"), color: "#3366cc".into() };
+    let mut made = 0;
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        let done = made == typed && session.pending_len() == 0;
+        if done && stop.load(Ordering::Relaxed) {
+            return session.body();
+        }
+        let Ok(mut ws) = common::client::connect_ws(addr, &doc).await else {
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_millis(800));
+            continue;
+        };
+        backoff = Duration::from_millis(50);
+        if ws.send(Message::Binary(session.hello(user(), "").into())).await.is_err() {
+            session.disconnected();
+            continue;
+        }
+        let mut tick = tokio::time::interval(Duration::from_millis(50));
+        let code = loop {
+            while let Some(frame) = session.next_frame() {
+                if ws.send(Message::Binary(frame.into())).await.is_err() {
+                    break;
+                }
+            }
+            if made == typed && session.pending_len() == 0 && stop.load(Ordering::Relaxed) {
+                return session.body();
+            }
+            tokio::select! {
+                _ = tick.tick() => {
+                    if made < typed {
+                        let end = session.body().encode_utf16().count();
+                        session.edit(end, end, &mark.to_string()).expect("a local edit");
+                        made += 1;
+                    }
+                }
+                message = ws.next() => match message {
+                    Some(Ok(Message::Binary(bytes))) => {
+                        session.receive(&bytes).expect("a frame the session reads");
+                    }
+                    Some(Ok(Message::Close(frame))) => break frame.map(|f| u16::from(f.code)),
+                    Some(Ok(_)) => {}
+                    Some(Err(_)) | None => break None,
+                },
+            }
+        };
+        session.disconnected_with(code);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_browser_session_rides_through_a_kill_9_of_its_documents_owner() {
+    let dir = common::tmp_dir("cluster-session");
+    let Some(pg) = Postgres::start(&dir) else { return };
+    let url = pg.create_db("sessions");
+    let mut members: Vec<Member> = (0..3).map(|n| Member::start(&dir, n, &url)).collect();
+    let addrs: Vec<SocketAddr> = members.iter().map(Member::addr).collect();
+    let Some(nginx) = Nginx::start(&dir, &addrs) else { return };
+    let doc = "session-doc".to_owned();
+    let (typed, marks) = (80, ['a', 'b', 'c']);
+    let stop = Arc::new(AtomicBool::new(false));
+    let tasks: Vec<_> = marks
+        .iter()
+        .map(|&mark| tokio::spawn(browser_session(nginx.addr, doc.clone(), mark, typed, Arc::clone(&stop))))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let owner = lease_owner(&url, &doc).expect("the document has an owner");
+    let victim = members.iter().position(|m| owner.starts_with(&format!("{}#", m.listen))).expect("owner is a member");
+    members[victim].server.take().expect("running").kill();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    members[victim].restart(&url);
+    stop.store(true, Ordering::Relaxed);
+    let mut bodies = Vec::new();
+    for task in tasks {
+        bodies.push(tokio::time::timeout(Duration::from_secs(60), task).await.expect("sessions settle").unwrap());
+    }
+    let (status, _, text) = common::http_get(nginx.addr, &format!("/docs/{doc}/text")).await;
+    assert_eq!(status, 200);
+    let stored = String::from_utf8(text).unwrap();
+    for mark in marks {
+        assert_eq!(stored.matches(mark).count(), typed, "every keystroke of {mark} once, none lost or doubled");
+    }
+    for (body, mark) in bodies.iter().zip(marks) {
+        // A session may not have every other's last keystroke yet; its own are all there.
+        assert_eq!(body.matches(mark).count(), typed, "session {mark} has its own keystrokes once");
+        assert!(body.len() <= stored.len());
+    }
+    assert_eq!(stored.len(), typed * marks.len());
 }
