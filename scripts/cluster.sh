@@ -100,7 +100,7 @@ for n in $(seq "$servers"); do
         >"$dir/server-$n/stdout" 2>>"$dir/server-$n/server.log" &
     pids+=($!)
     echo "==> doc-server $n on 127.0.0.1:$port (pid $!, log $dir/server-$n/server.log)"
-    upstreams+="        server 127.0.0.1:$port max_fails=1 fail_timeout=2s;"$'\n'
+    upstreams+="        server 127.0.0.1:$port max_fails=0;"$'\n'
 done
 for n in $(seq "$servers"); do
     for _ in $(seq 100); do grep -q "listening on" "$dir/server-$n/stdout" 2>/dev/null && break; sleep 0.1; done

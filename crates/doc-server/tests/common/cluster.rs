@@ -190,8 +190,7 @@ impl Nginx {
         std::fs::create_dir_all(dir.join("tmp")).expect("create the nginx directory");
         let template = include_str!("../../../../scripts/cluster/nginx.conf.in");
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let upstreams: String =
-            servers.iter().map(|s| format!("        server {s} max_fails=1 fail_timeout=2s;\n")).collect();
+        let upstreams: String = servers.iter().map(|s| format!("        server {s} max_fails=0;\n")).collect();
         let config = template
             .replace("@DIR@", &dir.display().to_string())
             .replace("@LISTEN@", &addr.to_string())
