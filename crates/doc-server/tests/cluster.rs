@@ -256,6 +256,11 @@ async fn check_converged(typists: &mut [Typist], addr: SocketAddr, fresh: Socket
         }
         // Every change increments `edits` once: a change applied twice would count twice.
         assert_eq!(value["edits"], serde_json::json!(typed), "{doc}: every change counted exactly once");
+        // A client that joins the fresh server gets the store's state, and its state hash.
+        let mut probe = Client::new("probe");
+        probe.connect(fresh, &doc).await.unwrap_or_else(|e| panic!("{doc}: probe: {e}"));
+        assert_eq!(probe.doc.state_hash(), hash, "{doc}: the store's state hash is the clients'");
+        probe.disconnect();
         let (status, _, body) = common::http_get(fresh, &format!("/docs/{doc}")).await;
         assert_eq!(status, 200, "{doc} from the fresh server");
         let stored: serde_json::Value = serde_json::from_slice(&body).unwrap();
