@@ -43,13 +43,15 @@
 //! - The actor never awaits a connection; it awaits only its own queue, timers and the store.
 
 mod authors;
+mod handle;
 mod history;
+mod lease;
 mod load;
 mod log_entry;
 mod peers;
 mod round;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -64,9 +66,12 @@ use tokio_util::task::TaskTracker;
 use crate::config::Config;
 use crate::metrics::{GaugeGuard, Metrics};
 use crate::registry::DocRegistry;
-use crate::storage::{now_ms, AuthorHash, Claim, Epoch, Store, StoreError};
+use crate::storage::{now_ms, AuthorHash, Epoch, Store, StoreError};
 use crate::{DocId, ServerError};
 pub use authors::author_hash;
+pub(crate) use handle::channel;
+pub use handle::{ActorStatus, DocHandle};
+use lease::{claim, release};
 use peers::PeerEntry;
 use round::Round;
 
@@ -188,97 +193,6 @@ pub enum DocCommand {
     },
 }
 
-/// What an actor tells the registry about itself without being asked (for the memory
-/// budget): its size and whether anyone has it open.
-#[derive(Debug, Default)]
-pub struct ActorStatus {
-    /// Heap bytes of the document, measured at most a second ago.
-    pub memory: AtomicU64,
-    /// Connections joined now.
-    pub connections: AtomicU64,
-    /// When the document was last used (milliseconds since the Unix epoch).
-    pub last_used_ms: AtomicU64,
-    /// The epoch of the lease the actor holds (0 until it holds one, or without leases).
-    pub epoch: AtomicU64,
-    /// When it claimed that lease (milliseconds since the Unix epoch).
-    pub claimed_ms: AtomicU64,
-}
-
-/// The only way into a document actor. Cheap to clone.
-#[derive(Clone, Debug)]
-pub struct DocHandle {
-    tx: mpsc::Sender<DocCommand>,
-    generation: u64,
-    status: Arc<ActorStatus>,
-}
-
-impl DocHandle {
-    /// Queues a command; waits if the actor's queue is full. Fails if the actor has stopped.
-    pub async fn send(&self, command: DocCommand) -> Result<(), ServerError> {
-        self.tx.send(command).await.map_err(|_| ServerError::ActorGone)
-    }
-
-    /// The document's value as JSON bytes.
-    pub async fn value(&self) -> Result<Vec<u8>, ServerError> {
-        let (reply, answer) = oneshot::channel();
-        self.send(DocCommand::Value { reply }).await?;
-        answer.await.map_err(|_| ServerError::ActorGone)
-    }
-
-    /// Makes `edit` as the server's own replica; returns once it is durable.
-    pub async fn edit(&self, edit: ServerEdit) -> Result<Result<Committed, EditFailure>, ServerError> {
-        let (reply, answer) = oneshot::channel();
-        self.send(DocCommand::Edit { edit, reply }).await?;
-        answer.await.map_err(|_| ServerError::ActorGone)
-    }
-
-    /// `read`'s answer, computed by the actor on the document once the current round is
-    /// durable.
-    pub async fn read<T: Send + 'static>(
-        &self,
-        read: impl FnOnce(&Document) -> T + Send + 'static,
-    ) -> Result<T, ServerError> {
-        let (reply, answer) = oneshot::channel();
-        let run = move |doc: &Document| {
-            let _ = reply.send(read(doc));
-        };
-        self.send(DocCommand::Read(DeferredRead(Box::new(run)))).await?;
-        answer.await.map_err(|_| ServerError::ActorGone)
-    }
-
-    /// The history view's data as JSON (see `history.rs`), or why there is none.
-    pub async fn history(&self, at: Option<usize>) -> Result<Result<Vec<u8>, String>, ServerError> {
-        let (reply, answer) = oneshot::channel();
-        self.send(DocCommand::History { at, reply }).await?;
-        answer.await.map_err(|_| ServerError::ActorGone)
-    }
-
-    /// Which spawn of the document this handle belongs to.
-    pub fn generation(&self) -> u64 {
-        self.generation
-    }
-
-    /// Whether the actor has stopped taking commands.
-    pub fn is_closed(&self) -> bool {
-        self.tx.is_closed()
-    }
-
-    /// What the actor last said about itself.
-    pub fn status(&self) -> &Arc<ActorStatus> {
-        &self.status
-    }
-
-    /// Asks the actor to unload if nobody has the document open; never waits.
-    pub(crate) fn request_unload(&self) -> bool {
-        self.tx.try_send(DocCommand::Unload).is_ok()
-    }
-
-    /// Tells the actor its lease is lost or wanted elsewhere (see [`DocCommand::Lease`]).
-    pub(crate) async fn lease_news(&self, lost: bool) {
-        let _ = self.tx.send(DocCommand::Lease { lost }).await;
-    }
-}
-
 /// What every actor needs from the server.
 #[derive(Clone)]
 pub struct ActorContext {
@@ -297,14 +211,7 @@ pub struct ActorContext {
 }
 
 /// How many commands may wait in an actor's queue before senders wait.
-const COMMAND_QUEUE: usize = 1024;
-
-/// Creates the channel of a new actor; the registry spawns [`run`] with the receiver.
-pub(crate) fn channel(generation: u64) -> (DocHandle, mpsc::Receiver<DocCommand>) {
-    let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
-    let status = Arc::new(ActorStatus { last_used_ms: AtomicU64::new(now_ms()), ..ActorStatus::default() });
-    (DocHandle { tx, generation, status }, rx)
-}
+pub(crate) const COMMAND_QUEUE: usize = 1024;
 
 /// The replica the server writes a document as (edits made over HTTP): derived from the
 /// document id, so it is the same on every load and every server; no client may connect or
@@ -478,63 +385,6 @@ pub(crate) async fn run(
             retire(&registry, &id, generation, &mut rx, JoinRefused::Failed(error.to_string()), None).await;
         }
     }
-}
-
-/// How often a document held elsewhere is claimed again while its connections wait.
-const CLAIM_RETRY: Duration = Duration::from_millis(200);
-
-/// Takes the document's lease before it is loaded (see `storage.rs`): at once when nobody holds
-/// it; when another server does, that server is asked to hand it over and the claim is retried
-/// until `--claim-wait`, while the connections wait for their welcome.
-async fn claim(ctx: &ActorContext, id: &DocId) -> Result<Epoch, JoinRefused> {
-    let deadline = Instant::now() + ctx.config.claim_wait;
-    loop {
-        let (store, doc) = (Arc::clone(&ctx.store), id.clone());
-        let claimed = tokio::task::spawn_blocking(move || store.claim(&doc))
-            .await
-            .map_err(|error| JoinRefused::Failed(error.to_string()))?;
-        match claimed {
-            Ok(Claim::Owned(epoch)) => {
-                if epoch > 0 {
-                    tracing::info!(epoch, "lease claimed");
-                    Metrics::inc(&ctx.metrics.lease_claims);
-                }
-                return Ok(epoch);
-            }
-            Ok(Claim::Elsewhere(owner)) if Instant::now() < deadline => {
-                tracing::debug!(%owner, "the document is held by another server; asked for it");
-            }
-            Ok(Claim::Elsewhere(owner)) => {
-                tracing::info!(%owner, "the document stays with another server: connections told to reconnect");
-                Metrics::inc(&ctx.metrics.lease_refusals);
-                return Err(JoinRefused::Moved);
-            }
-            Err(error) => {
-                tracing::warn!(%error, "could not claim the document's lease");
-                Metrics::inc(&ctx.metrics.storage_errors);
-                return Err(JoinRefused::Failed(error.to_string()));
-            }
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(CLAIM_RETRY) => {}
-            _ = ctx.shutdown.cancelled() => return Err(JoinRefused::Unloading),
-        }
-    }
-}
-
-/// Gives the lease up so that another server can claim the document at once.
-async fn release(ctx: &ActorContext, id: &DocId, epoch: Epoch) -> Result<(), StoreError> {
-    if epoch == 0 {
-        return Ok(());
-    }
-    let (store, doc) = (Arc::clone(&ctx.store), id.clone());
-    let released = tokio::task::spawn_blocking(move || store.release(&doc, epoch))
-        .await
-        .map_err(|error| StoreError::Config(error.to_string()))?;
-    if let Err(error) = &released {
-        tracing::warn!(%error, "could not release the lease (it expires by itself)");
-    }
-    released
 }
 
 /// Removes the actor from the registry, closes its queue and answers what is left in it: joins
@@ -797,30 +647,6 @@ impl DocActor {
         self.peers.clear();
         let _ = release(&self.ctx, &self.id, self.epoch).await;
         tracing::info!("document closed for shutdown");
-    }
-
-    /// Stops serving the document because another server owns it or asked for it: every
-    /// connection is told to reconnect (close 4010; the proxy takes it to the owner) and the
-    /// actor retires. A document handed over (`lost == false`) had its round committed first
-    /// and releases its lease; a lost one has nothing it could still write.
-    async fn move_away(&mut self, lost: bool) {
-        if lost {
-            tracing::warn!(epoch = self.epoch, "lease lost: another server owns the document now");
-            Metrics::inc(&self.ctx.metrics.leases_lost);
-        } else {
-            tracing::info!(epoch = self.epoch, "handing the document over to the server that asked for it");
-            Metrics::inc(&self.ctx.metrics.leases_handed_over);
-        }
-        let conns: Vec<ConnId> = self.peers.keys().copied().collect();
-        for conn in conns {
-            self.dropped.push((conn, Some(KickReason::Moved)));
-        }
-        self.settle_dropped();
-        retire_from_registry(&self.registry, &self.id, self.generation);
-        if !lost {
-            let _ = release(&self.ctx, &self.id, self.epoch).await;
-        }
-        retire(&self.registry, &self.id, self.generation, &mut self.rx, JoinRefused::Moved, None).await;
     }
 
     /// The store failed: nothing more can be acknowledged. Close every connection (clients
