@@ -218,7 +218,14 @@ impl Nginx {
 }
 
 impl Drop for Nginx {
+    /// SIGTERM (nginx's fast shutdown: the master stops its workers), then SIGKILL if it
+    /// lingers. A SIGKILL alone would leave the worker running, listening, after the test.
     fn drop(&mut self) {
+        let _ = Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.child.try_wait().ok().flatten().is_none() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
