@@ -36,7 +36,7 @@
 //!   after closes for a message too big, none the server takes) is dropped like a refusal for
 //!   good and [`Session::take_notice`] says so. So no frame is ever sent again and again
 //!   (PROTOCOL.md section 10a).
-//! - the other people in the document (presence), with their selections as [`Anchor`]s that
+//! - the other people in the document (presence), with their selections as [`Anchor`](crdt_core::Anchor)s that
 //!   follow their characters.
 //!
 //! All positions in and out are UTF-16 code units, as JavaScript and CodeMirror count them.
@@ -64,12 +64,11 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use crdt_core::protocol::{
-    reject, AckStatus, AuthorSecret, Catchup, ClientMsg, Peer, Selection, ServerMsg, UserInfo, WireNames,
-    CLOSE_REPLICA_REFUSED, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_TEXT_CHARS, PROTOCOL_VERSION,
+    reject, AckStatus, AuthorSecret, Catchup, ClientMsg, Peer, ServerMsg, UserInfo, WireNames, CLOSE_REPLICA_REFUSED,
+    DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_TEXT_CHARS, PROTOCOL_VERSION,
 };
 use crdt_core::{
-    codec, Anchor, ApplyOutcome, Change, ChangeId, DecodeError, Document, EditError, ReplicaId, TextDelta,
-    VersionVector,
+    codec, ApplyOutcome, Change, ChangeId, DecodeError, Document, EditError, ReplicaId, TextDelta, VersionVector,
 };
 
 use crate::event::{Delta, Event, EventKind, PeerView};
@@ -437,51 +436,6 @@ impl Session {
         self.notice.take()
     }
 
-    /// The `Presence` frame for a cursor or selection given in UTF-16 positions of the body.
-    pub fn presence(&self, anchor: usize, head: usize) -> Vec<u8> {
-        let selection =
-            Selection { field: BODY.to_owned(), anchor: self.anchor_at(anchor), head: self.anchor_at(head) };
-        ClientMsg::Presence { selection: Some(selection) }.encode()
-    }
-
-    fn anchor_at(&self, pos16: usize) -> Anchor {
-        let Some(rga) = self.doc.rga(BODY) else {
-            return Anchor { after: None };
-        };
-        // A position inside a surrogate pair (which an editor should never report) snaps to
-        // the start of the pair; one past the end snaps to the end.
-        let pos16 = pos16.min(rga.len_utf16());
-        let pos = rga.utf16_to_char(pos16).or_else(|_| rga.utf16_to_char(pos16.saturating_sub(1))).unwrap_or(0);
-        rga.anchor_at(pos)
-    }
-
-    /// Where an anchor is now, in UTF-16 units of the body (`None` if its character has not
-    /// arrived here yet).
-    fn anchor_position(&self, anchor: &Anchor) -> Option<usize> {
-        match self.doc.rga(BODY) {
-            Some(rga) => rga.anchor_position(anchor).and_then(|pos| rga.char_to_utf16(pos).ok()),
-            None => anchor.after.is_none().then_some(0),
-        }
-    }
-
-    /// The other people here, with their selections mapped to current positions.
-    pub fn peers(&self) -> Vec<PeerView> {
-        self.peers
-            .values()
-            .map(|peer| {
-                let selection = peer.selection.as_ref().filter(|s| s.field == BODY);
-                PeerView {
-                    connection: peer.connection,
-                    replica: peer.replica.to_string(),
-                    name: peer.user.name.clone(),
-                    color: peer.user.color.clone(),
-                    anchor: selection.and_then(|s| self.anchor_position(&s.anchor)),
-                    head: selection.and_then(|s| self.anchor_position(&s.head)),
-                }
-            })
-            .collect()
-    }
-
     /// Handles one frame from the server.
     pub fn receive(&mut self, frame: &[u8]) -> Result<Event, DecodeError> {
         Ok(match ServerMsg::decode(frame)? {
@@ -702,6 +656,7 @@ mod edits;
 #[cfg(test)]
 mod large_tests;
 mod pending;
+mod presence;
 mod storage;
 #[cfg(test)]
 mod storage_tests;
