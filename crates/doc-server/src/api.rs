@@ -228,6 +228,23 @@ async fn read_at<T: Send + 'static>(
     Ok(tokio::task::spawn_blocking(move || past(&copy, &at).map(|doc| read(&doc))).await?)
 }
 
+/// What a read route needs once the id, the token (read) and the query are checked: the
+/// document's actor and the version asked for; `Err` is the answer for a bad query.
+async fn read_target(
+    state: &AppState,
+    id: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<Result<(DocHandle, At), Response>, ServerError> {
+    let id = DocId::parse(id)?;
+    authorize(state, headers, Some(&id), Role::Read)?;
+    let at = match At::parse(query) {
+        Ok(at) => at,
+        Err(refused) => return Ok(Err(refused.into_response())),
+    };
+    Ok(Ok((crate::http::stored_doc(state, &id).await?, at)))
+}
+
 /// `GET /docs/{id}[?at=N|?version=V]`: the document's value as JSON.
 pub async fn doc_value(
     State(state): State<AppState>,
@@ -235,13 +252,10 @@ pub async fn doc_value(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ServerError> {
-    let id = DocId::parse(&id)?;
-    authorize(&state, &headers, Some(&id), Role::Read)?;
-    let at = match At::parse(query.as_deref()) {
-        Ok(at) => at,
-        Err(refused) => return Ok(refused.into_response()),
+    let (handle, at) = match read_target(&state, &id, query.as_deref(), &headers).await? {
+        Ok(target) => target,
+        Err(refused) => return Ok(refused),
     };
-    let handle = crate::http::stored_doc(&state, &id).await?;
     let json = |doc: &Document| serde_json::to_vec(&doc.value()).unwrap_or_else(|_| b"null".to_vec());
     Ok(match read_at(&handle, at, json).await? {
         Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
@@ -276,13 +290,10 @@ async fn text(
     RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ServerError> {
-    let id = DocId::parse(&id)?;
-    authorize(&state, &headers, Some(&id), Role::Read)?;
-    let at = match At::parse(query.as_deref()) {
-        Ok(at) => at,
-        Err(refused) => return Ok(refused.into_response()),
+    let (handle, at) = match read_target(&state, &id, query.as_deref(), &headers).await? {
+        Ok(target) => target,
+        Err(refused) => return Ok(refused),
     };
-    let handle = crate::http::stored_doc(&state, &id).await?;
     let name = field.clone();
     Ok(match read_at(&handle, at, move |doc| doc.text(&name)).await? {
         Ok(Some(text)) => ([(header::CONTENT_TYPE, "text/plain; charset=utf-8")], text).into_response(),
