@@ -27,6 +27,7 @@ mod flood;
 mod ledger;
 mod ours;
 mod run;
+mod scenarios;
 mod schedule;
 mod server;
 mod stats;
@@ -64,6 +65,39 @@ enum Command {
     /// doc-server with its default limits; exits 1 if the honest clients' ack p99 more than
     /// doubled or anything of theirs was lost.
     Flood(FloodArgs),
+    /// Idle connections, a big document, joins on a long one and a burst, against each server
+    /// given (issue 20, must-shows 3–6); prints a markdown table.
+    Scenarios(ScenarioArgs),
+}
+
+#[derive(Debug, Args)]
+struct ScenarioArgs {
+    #[command(flatten)]
+    programs: ProgramArgs,
+    /// Idle connections held at once (the process's open-file limit must allow them).
+    #[arg(long, default_value_t = 10_000)]
+    idle: usize,
+    /// Documents the idle connections spread over.
+    #[arg(long, default_value_t = 100)]
+    idle_docs: usize,
+    /// The trace loaded for the joins (an ASCII `.json.gz` sequential trace).
+    #[arg(long, default_value = "../shared/traces/ascii_only/automerge-paper.json.gz")]
+    trace: PathBuf,
+    /// Clients joining the loaded trace at once.
+    #[arg(long, default_value_t = 20)]
+    joiners: usize,
+    /// Single-keystroke messages the burst's writer sends back to back.
+    #[arg(long, default_value_t = 5000)]
+    burst: usize,
+    /// Characters each document holds before the big-document run.
+    #[arg(long, default_value_t = 1_000_000)]
+    big_chars: usize,
+    /// Only these scenarios (comma-separated: idle, big, join, burst).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+    /// The typing shape of the big-document comparison.
+    #[command(flatten)]
+    shape: ShapeArgs,
 }
 
 #[derive(Debug, Args)]
@@ -241,6 +275,7 @@ async fn main() -> ExitCode {
         Command::Run(args) => run_once(args).await,
         Command::Compare(args) => run_compare(args).await,
         Command::Flood(args) => run_flood(args).await,
+        Command::Scenarios(args) => run_scenarios(args).await,
     };
     match result {
         Ok(true) => ExitCode::SUCCESS,
@@ -371,6 +406,36 @@ async fn run_compare(args: CompareArgs) -> Result<bool, String> {
     let plan = Plan { programs, targets, runs, shape, sweep };
     let table = compare(&plan).await?;
     println!("{table}");
+    Ok(true)
+}
+
+async fn run_scenarios(args: ScenarioArgs) -> Result<bool, String> {
+    let programs = args.programs.programs_from_one_address();
+    let mut targets = Vec::new();
+    if programs.doc_server.is_some() {
+        targets.push(Target::Ours);
+    }
+    if programs.y_websocket.is_some() {
+        targets.push(Target::Yjs);
+    }
+    if targets.is_empty() {
+        return Err("give --doc-server, --y-websocket or both".into());
+    }
+    let plan = scenarios::ScenarioPlan {
+        programs,
+        targets,
+        scenarios: scenarios::Scenarios {
+            idle: args.idle,
+            idle_docs: args.idle_docs.max(1),
+            trace: Some(args.trace),
+            joiners: args.joiners,
+            burst: args.burst,
+        },
+        shape: args.shape.shape()?,
+        big_chars: args.big_chars,
+        only: args.only,
+    };
+    println!("{}", scenarios::scenarios(&plan).await?);
     Ok(true)
 }
 

@@ -74,6 +74,16 @@ impl Ours {
         Ok((ws, ours))
     }
 
+    /// The local document, to edit outside the typist (loading a trace).
+    pub fn document_mut(&mut self) -> &mut Document {
+        &mut self.doc
+    }
+
+    /// Encodes `message` on this connection's names.
+    pub fn encode(&mut self, message: ClientMsg) -> Vec<u8> {
+        message.encode_on(&mut self.names)
+    }
+
     fn len(&self) -> usize {
         self.doc.rga(FIELD).map_or(0, |rga| rga.len())
     }

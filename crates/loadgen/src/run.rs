@@ -79,7 +79,22 @@ enum Connected {
 
 /// Drives `shape` against `endpoint` and reports.
 pub async fn run(endpoint: &Endpoint, shape: &Shape) -> Result<RunReport, String> {
+    run_preloaded(endpoint, shape, 0).await
+}
+
+/// [`run`] on documents that hold `preload` characters of text before anyone connects
+/// (written by one client that then leaves).
+pub async fn run_preloaded(endpoint: &Endpoint, shape: &Shape, preload: usize) -> Result<RunReport, String> {
     let run_id = format!("load{}r{}", std::process::id(), NEXT_RUN.fetch_add(1, Ordering::Relaxed));
+    if preload > 0 {
+        let (patches, text) = crate::scenarios::prose(preload);
+        for doc in 0..shape.docs {
+            let doc = format!("{run_id}-d{doc}");
+            let (mut ws, _) =
+                crate::scenarios::load_patches(endpoint.target, &endpoint.addr, &doc, &patches, &text).await?;
+            let _ = tokio::time::timeout(Duration::from_secs(1), ws.close(None)).await;
+        }
+    }
     let ledgers: Vec<Arc<Ledger>> = (0..shape.docs).map(|_| Arc::default()).collect();
     let progress = Arc::new(Progress::default());
 

@@ -4,8 +4,10 @@
 //! Messages (lib0 encoding): a varuint message type, 0 = sync or 1 = awareness; a sync
 //! message is `SyncStep1(state vector)`, `SyncStep2(update)` or `Update(update)`. On connect
 //! the server sends its step 1; the client answers with its step 2 and sends its own step 1,
-//! and is in sync once the server's step 2 arrives. y-websocket relays each update to every
-//! connection of the document, the sender's included, and acknowledges nothing.
+//! and is in sync once the server's step 2 arrives. Then it announces its user in the
+//! document's awareness, as the browser provider does (doc-server's `Hello` carries the
+//! same). y-websocket relays each update to every connection of the document, the sender's
+//! included, and acknowledges nothing.
 //!
 //! A keystroke's stamp is the inserted character's `(client, clock)`, or for a backspace the
 //! deleted character's with [`Stamp::DELETE`] set; a receiver reads both from the update
@@ -13,6 +15,7 @@
 
 use futures_util::SinkExt;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
+use yrs::sync::awareness::{AwarenessUpdate, AwarenessUpdateEntry};
 use yrs::sync::{Message, SyncMessage};
 use yrs::updates::decoder::Decode;
 use yrs::updates::encoder::Encode;
@@ -66,9 +69,22 @@ impl Yjs {
                 ws.send(WsMessage::Binary(reply.into())).await.map_err(|e| format!("send: {e}"))?;
             }
             if synced {
+                // As y-websocket's browser provider does: announce this client's user in the
+                // document's awareness (the server keeps it and relays it to the others, as
+                // doc-server does with a Hello's user).
+                let mut clients = std::collections::HashMap::new();
+                let json = r##"{"user":{"name":"typist","color":"#3366cc"}}"##;
+                clients.insert(yjs.client, AwarenessUpdateEntry { clock: 1, json: json.into() });
+                let awareness = Message::Awareness(AwarenessUpdate { clients }).encode_v1();
+                ws.send(WsMessage::Binary(awareness.into())).await.map_err(|e| format!("send: {e}"))?;
                 return Ok((ws, yjs));
             }
         }
+    }
+
+    /// The local document and its text, to edit outside the typist (loading a trace).
+    pub fn parts(&mut self) -> (&Doc, &TextRef) {
+        (&self.doc, &self.text)
     }
 
     fn handle(&mut self, message: Message, incoming: &mut Incoming) -> Result<(), String> {
