@@ -18,6 +18,12 @@ use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
+/// jemalloc, with a background thread that gives freed memory back to the system within a
+/// second or two (`.cargo/config.toml`): glibc's allocator kept a past peak resident, and memory
+/// must follow the open documents and connections, not their history.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// Collaborative document server: one actor per document, durable op log, WebSocket sync.
 ///
 /// Documents are reached through links that carry signed access tokens (read, write or
