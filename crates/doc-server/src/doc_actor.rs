@@ -285,6 +285,8 @@ struct DocActor {
     /// The size of the stored snapshot (0 without one).
     snapshot_bytes: u64,
     first_unsnapshotted: Option<Instant>,
+    /// The snapshot being written in the background, if one is (`load.rs`).
+    snapshotting: Option<load::SnapshotTask>,
     last_activity: Instant,
     /// A history-less snapshot made for a welcome, reused while the version is the same.
     catchup_snapshot: Option<(VersionVector, Vec<u8>)>,
@@ -365,6 +367,7 @@ pub(crate) async fn run(
                 log_bytes_since_snapshot: loaded.log_bytes,
                 snapshot_bytes: loaded.snapshot_bytes,
                 first_unsnapshotted: (loaded.replayed > 0).then(Instant::now),
+                snapshotting: None,
                 last_activity: Instant::now(),
                 catchup_snapshot: None,
                 authors: loaded.authors.into_iter().collect(),
@@ -502,6 +505,15 @@ impl DocActor {
                     return;
                 }
                 command = self.rx.recv() => command,
+                done = async {
+                    match self.snapshotting.as_mut() {
+                        Some(task) => task.await,
+                        None => std::future::pending().await,
+                    }
+                }, if self.snapshotting.is_some() => {
+                    self.snapshot_done(done);
+                    continue;
+                }
                 _ = tokio::time::sleep_until(deadline) => {
                     if self.on_timer().await == Next::Stop {
                         return;
@@ -543,7 +555,7 @@ impl DocActor {
         }
         // Checked here too, not only by the timer, which a steady stream of commands starves.
         if self.snapshot_due() {
-            self.snapshot().await;
+            self.start_snapshot();
         }
         self.publish_memory();
         self.list_title();
@@ -610,7 +622,7 @@ impl DocActor {
         let now = Instant::now();
         let config = Arc::clone(&self.ctx.config);
         if self.first_unsnapshotted.is_some_and(|at| at + config.snapshot_interval <= now) {
-            self.snapshot().await;
+            self.start_snapshot();
         }
         if !self.peers.is_empty() || self.last_activity + config.idle_unload > now {
             return Next::Continue;

@@ -161,13 +161,16 @@ async fn a_session_through_channels_syncs_and_closes_on_bad_input() {
     assert_eq!(state.metrics.connections.load(std::sync::atomic::Ordering::Relaxed), 0);
 }
 
-/// A store whose appends and registrations fail while `failing` is set, and whose
-/// registrations alone fail while `failing_registrations` is.
+/// A store whose appends and registrations fail while `failing` is set, whose registrations
+/// alone fail while `failing_registrations` is, and whose snapshot writes take a second while
+/// `slow_snapshots` is.
 #[derive(Default)]
 struct FlakyStore {
     inner: MemoryStore,
     failing: std::sync::atomic::AtomicBool,
     failing_registrations: std::sync::atomic::AtomicBool,
+    slow_snapshots: std::sync::atomic::AtomicBool,
+    snapshots: std::sync::atomic::AtomicU64,
 }
 
 impl crate::storage::Store for FlakyStore {
@@ -187,6 +190,10 @@ impl crate::storage::Store for FlakyStore {
         snapshot: &[u8],
         through: u64,
     ) -> Result<(), crate::storage::StoreError> {
+        if self.slow_snapshots.load(std::sync::atomic::Ordering::Relaxed) {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
+        self.snapshots.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         self.inner.write_snapshot(doc, epoch, snapshot, through)
     }
     fn register_authors(
@@ -263,6 +270,35 @@ async fn a_failed_commit_is_never_acknowledged() {
         panic!("ack");
     };
     assert_eq!(&version, doc.version());
+}
+
+#[tokio::test]
+async fn a_round_never_waits_for_a_snapshot_being_written() {
+    let store = Arc::new(FlakyStore::default());
+    let dir = std::env::temp_dir().join("doc-server-ws-unit-slow-snapshot");
+    let config = Config { snapshot_every: 1, ..open_config(dir) };
+    let state = AppState::new(config, store.clone());
+    let (input, mut output, _session) = start(&state);
+    let mut names = WireNames::new();
+    input.send(binary(&mut names, &hello())).await.unwrap();
+    assert!(matches!(next_server_msg(&mut output).await, ServerMsg::Welcome { .. }));
+
+    store.slow_snapshots.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut doc = Document::new(ReplicaId::from_u128(1));
+    for seq in 1..=3 {
+        // Every batch makes a snapshot due (`snapshot_every` 1); each write takes a second.
+        let change = doc.insert_text("t", 0, "x").unwrap();
+        let sent = std::time::Instant::now();
+        input.send(binary(&mut names, &ClientMsg::Changes { seq, changes: vec![change] })).await.unwrap();
+        let ServerMsg::Ack { seq: acked, status: AckStatus::Applied, .. } = next_server_msg(&mut output).await else {
+            panic!("ack");
+        };
+        assert_eq!(acked, seq);
+        assert!(sent.elapsed() < std::time::Duration::from_millis(500), "batch {seq} waited {:?}", sent.elapsed());
+    }
+    // The first snapshot is still being written; the next one starts when it is done.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert!(store.snapshots.load(std::sync::atomic::Ordering::Relaxed) >= 1);
 }
 
 #[tokio::test]
