@@ -30,8 +30,11 @@ pub struct Config {
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
     pub send_queue: u32,
 
-    /// WebSocket read and write buffer size per connection, in bytes.
-    #[arg(long, default_value_t = 8 << 10)]
+    /// WebSocket read and write buffer size per connection, in bytes. Each connection holds
+    /// both for its lifetime, idle or not: typing frames are tens of bytes, and a larger
+    /// message only takes more reads (10,000 idle connections: 21.9 KiB each at 8 KiB, about
+    /// 15 at 1 KiB; BENCHMARKS.md, issue 20).
+    #[arg(long, default_value_t = 2 << 10)]
     pub ws_buffer_bytes: usize,
 
     /// Changes one connection may send per second, on average (0: no limit). Five seconds'
@@ -178,7 +181,7 @@ impl Config {
             web_dir: PathBuf::from("web/dist"),
             max_message_bytes: crdt_core::protocol::DEFAULT_MAX_MESSAGE_BYTES,
             send_queue: 256,
-            ws_buffer_bytes: 8 << 10,
+            ws_buffer_bytes: 2 << 10,
             changes_per_second: 1000,
             bytes_per_second: 1 << 20,
             presence_per_second: 20,
