@@ -54,7 +54,7 @@ fn main() {
             load_text = load_text.min(started.elapsed());
         }
         println!(
-            "{:16} changes {:7} spans {:6} size {:8} (text alone {:8}, history {:6}) apply {:?} load {:?} (text alone {:?}) version entries {}",
+            "{:16} changes {:7} spans {:6} size {:8} (text alone {:8}, history {:6}) apply {:?} load {:?} (text alone {:?}) version entries {} heap {} (loaded {})",
             trace.name,
             doc.history_len(),
             doc.history_spans(),
@@ -64,7 +64,9 @@ fn main() {
             apply,
             load,
             load_text,
-            doc.version().len()
+            doc.version().len(),
+            doc.heap_size(),
+            loaded.heap_size()
         );
     }
 }
