@@ -427,7 +427,12 @@ async fn run_scenarios(args: ScenarioArgs) -> Result<bool, String> {
         scenarios: scenarios::Scenarios {
             idle: args.idle,
             idle_docs: args.idle_docs.max(1),
-            trace: Some(args.trace),
+            trace: if args.trace.exists() {
+                Some(args.trace)
+            } else {
+                eprintln!("loadgen: no trace at {}: the join scenario is skipped", args.trace.display());
+                None
+            },
             joiners: args.joiners,
             burst: args.burst,
         },
