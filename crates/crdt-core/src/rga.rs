@@ -174,7 +174,7 @@ impl Rga {
             .iter()
             .filter(|run| !run.deleted)
             .fold(text_hash::Hashed::EMPTY, |h, run| {
-                h.extend(self.content[run.id.replica as usize].slice_bytes(run.id.counter, run.len))
+                h.then(self.content[run.id.replica as usize].slice_hashed(run.id.counter, run.len))
             })
     }
 

@@ -333,3 +333,28 @@ fn selection_delete_over_runs_and_tombstones() {
     assert_eq!(a.value(), "");
     a.check_invariants();
 }
+
+#[test]
+fn the_text_hash_of_long_runs_comes_from_prefixes_and_stays_right() {
+    // A 200 KB paste is one run; typing and deleting inside it splits it in every way, on one
+    // replica and on a second that receives everything.
+    let paste: String = "lorem ipsum dolor sit amet, consectetur — ünïcödé 😀 ".chars().cycle().take(200_000).collect();
+    let mut rga = Rga::new(ReplicaId::from_u128(1));
+    let mut other = Rga::new(ReplicaId::from_u128(2));
+    let mut ops = vec![rga.insert(0, &paste).unwrap().to_op()];
+    for (i, pos) in [100_000usize, 3, 198_000, 512, 513, 77_777].into_iter().enumerate() {
+        ops.push(rga.insert(pos, "x").unwrap().to_op());
+        assert_eq!(rga.text_hash(), plain_hash(&rga.value()), "after typing at {pos}");
+        if i % 2 == 0 {
+            ops.push(rga.delete(pos + 2, 700).unwrap().into_op().unwrap());
+            assert_eq!(rga.text_hash(), plain_hash(&rga.value()), "after deleting at {pos}");
+        }
+    }
+    for op in ops {
+        other.apply(&op).unwrap();
+    }
+    assert_eq!(other.value(), rga.value());
+    assert_eq!(other.text_hash(), rga.text_hash());
+    rga.check_invariants();
+    other.check_invariants();
+}

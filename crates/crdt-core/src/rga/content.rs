@@ -9,6 +9,8 @@
 //! - `ascii` is true iff `text` is ASCII; `astral` is true iff `text` has a character outside the
 //!   Basic Multilingual Plane (two UTF-16 units).
 
+use super::text_hash::{Hashed, PrefixHashes};
+
 /// One checkpoint per this many characters keeps char → byte lookups to a short scan.
 const MARK_EVERY: u32 = 64;
 
@@ -30,11 +32,13 @@ pub(crate) struct CharBuf {
     marks: Vec<u32>,
     ascii: bool,
     astral: bool,
+    /// Prefix hashes of `text`, for hashing long runs (`Rga::text_hash`); filled on demand.
+    prefixes: PrefixHashes,
 }
 
 impl Default for CharBuf {
     fn default() -> Self {
-        CharBuf { text: String::new(), chars: 0, marks: Vec::new(), ascii: true, astral: false }
+        CharBuf::from_string(String::new())
     }
 }
 
@@ -43,7 +47,15 @@ impl CharBuf {
     pub fn from_string(text: String) -> CharBuf {
         let bytes = text.as_bytes();
         if bytes.is_ascii() {
-            return CharBuf { chars: bytes.len() as u32, text, marks: Vec::new(), ascii: true, astral: false };
+            let chars = bytes.len() as u32;
+            return CharBuf {
+                chars,
+                text,
+                marks: Vec::new(),
+                ascii: true,
+                astral: false,
+                prefixes: Default::default(),
+            };
         }
         let block = MARK_EVERY as usize;
         let mut marks = Vec::with_capacity(bytes.len() / block + 1);
@@ -69,7 +81,7 @@ impl CharBuf {
             }
             at = end;
         }
-        CharBuf { text, chars, marks, ascii: false, astral }
+        CharBuf { text, chars, marks, ascii: false, astral, prefixes: Default::default() }
     }
 
     /// Number of characters held (the next counter of this replica).
@@ -177,6 +189,13 @@ impl CharBuf {
         &self.text.as_bytes()[self.byte_of(start)..self.byte_of(start + len)]
     }
 
+    /// The hash of the bytes of characters `start .. start + len`, in time independent of
+    /// `len` (see [`PrefixHashes`]).
+    #[inline]
+    pub fn slice_hashed(&self, start: u32, len: u32) -> Hashed {
+        self.prefixes.slice(self.text.as_bytes(), self.byte_of(start), self.byte_of(start + len))
+    }
+
     /// The text of characters `start .. start + len`.
     pub fn slice(&self, start: u32, len: u32) -> &str {
         let a = self.byte_of(start);
@@ -201,7 +220,7 @@ impl CharBuf {
 
     /// Heap bytes used, for memory reports.
     pub fn heap_size(&self) -> usize {
-        self.text.capacity() + self.marks.capacity() * 4
+        self.text.capacity() + self.marks.capacity() * 4 + self.prefixes.heap_size()
     }
 
     pub fn as_str(&self) -> &str {

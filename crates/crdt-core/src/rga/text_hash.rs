@@ -70,6 +70,68 @@ impl Hashed {
     }
 }
 
+/// `B^n`, by squaring: what shifts a hash past `n` bytes.
+pub(crate) fn power(mut n: u64) -> u64 {
+    let (mut result, mut base) = (1u64, B);
+    while n > 0 {
+        if n & 1 == 1 {
+            result = result.wrapping_mul(base);
+        }
+        base = base.wrapping_mul(base);
+        n >>= 1;
+    }
+    result
+}
+
+/// Hashes of the prefixes of an append-only byte string (one replica's inserted text) at
+/// every [`PrefixHashes::STEP`] bytes, computed the first time a long slice is hashed and
+/// extended as the string grows. The hash of a slice is then a difference of two prefixes,
+/// `H(x[a..b]) = H(x[..b]) - H(x[..a]) · B^(b-a)`: at most two steps of bytes hashed and a
+/// power, however long the slice. So a keystroke beside a long run (a pasted megabyte is one
+/// run) rehashes its leaf in microseconds, not the run (it was a quarter of the server's CPU
+/// with 1 MB documents). Memory: 8 bytes per step of text, only for texts with long runs.
+#[derive(Debug, Default)]
+pub(crate) struct PrefixHashes(Mutex<Vec<u64>>);
+
+impl Clone for PrefixHashes {
+    fn clone(&self) -> Self {
+        PrefixHashes(Mutex::new(self.0.lock().unwrap_or_else(PoisonError::into_inner).clone()))
+    }
+}
+
+impl PrefixHashes {
+    /// Bytes between two stored prefixes.
+    pub const STEP: usize = 256;
+
+    /// The hash of `text[a..b]`, where `text` is the whole string (it only ever grew since
+    /// the prefixes were computed).
+    pub fn slice(&self, text: &[u8], a: usize, b: usize) -> Hashed {
+        if b - a <= 2 * Self::STEP {
+            return Hashed::EMPTY.extend(&text[a..b]);
+        }
+        let mut prefixes = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if prefixes.is_empty() {
+            prefixes.push(0);
+        }
+        while prefixes.len() <= b / Self::STEP {
+            let k = prefixes.len();
+            let previous = Hashed { hash: prefixes[k - 1], shift: 1 };
+            prefixes.push(previous.extend(&text[(k - 1) * Self::STEP..k * Self::STEP]).hash);
+        }
+        let prefix = |end: usize| {
+            let k = end / Self::STEP;
+            Hashed { hash: prefixes[k], shift: 1 }.extend(&text[k * Self::STEP..end]).hash
+        };
+        let shift = power((b - a) as u64);
+        Hashed { hash: prefix(b).wrapping_sub(prefix(a).wrapping_mul(shift)), shift }
+    }
+
+    /// Heap bytes used.
+    pub fn heap_size(&self) -> usize {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).capacity() * 8
+    }
+}
+
 /// Per leaf, the hash of its visible text, once computed and until the leaf changes. Read
 /// through `&self` (hashing is a query), so behind a lock that edits, holding `&mut`, skip.
 #[derive(Debug, Default)]
@@ -130,6 +192,22 @@ mod tests {
             byte_at_a_time = Hashed { hash: byte_at_a_time.hash.wrapping_mul(B) + u64::from(*byte), ..byte_at_a_time };
         }
         assert_eq!(byte_at_a_time.hash, whole.hash);
+    }
+
+    #[test]
+    fn slices_hash_the_same_from_prefixes_as_byte_by_byte() {
+        let mut text: Vec<u8> = (0..5000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let prefixes = PrefixHashes::default();
+        for (a, b) in [(0, 5000), (1, 4999), (255, 257), (256, 1024), (3, 600), (700, 4000), (4999, 5000), (10, 10)] {
+            assert_eq!(prefixes.slice(&text, a, b), Hashed::EMPTY.extend(&text[a..b]), "{a}..{b}");
+        }
+        // The string grows after prefixes were stored: they stay right and extend.
+        text.extend((0..3000u32).map(|i| (i % 13) as u8));
+        for (a, b) in [(0, 8000), (4000, 7999), (5000, 5600)] {
+            assert_eq!(prefixes.slice(&text, a, b), Hashed::EMPTY.extend(&text[a..b]), "{a}..{b}");
+        }
+        assert_eq!(power(0), 1);
+        assert_eq!(power(9), POWERS[8].wrapping_mul(B));
     }
 
     #[test]
