@@ -89,9 +89,12 @@ struct ScenarioArgs {
     /// Single-keystroke messages the burst's writer sends back to back.
     #[arg(long, default_value_t = 5000)]
     burst: usize,
-    /// Characters each document holds before the big-document run.
+    /// Characters each document holds before the big-document runs.
     #[arg(long, default_value_t = 1_000_000)]
     big_chars: usize,
+    /// Runs of the typing shape on empty and on big documents (interleaved; medians).
+    #[arg(long, default_value_t = 3)]
+    big_runs: usize,
     /// Only these scenarios (comma-separated: idle, big, join, burst).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
@@ -128,6 +131,9 @@ struct RunArgs {
     /// With --addr: the server's process id, to measure its CPU and memory.
     #[arg(long, requires = "addr")]
     pid: Option<u32>,
+    /// Characters each document holds before anyone types (written by one client first).
+    #[arg(long, default_value_t = 0)]
+    preload: usize,
     #[command(flatten)]
     programs: ProgramArgs,
     #[command(flatten)]
@@ -292,7 +298,12 @@ async fn run_once(args: RunArgs) -> Result<bool, String> {
     let report = match &args.addr {
         Some(addr) => {
             let endpoint = Endpoint { target: args.target, addr: addr.clone(), pid: args.pid };
-            run::run(&endpoint, &shape).await?
+            run::run_preloaded(&endpoint, &shape, args.preload).await?
+        }
+        None if args.preload > 0 => {
+            let programs = args.programs.programs_from_one_address();
+            let server = server::ServerProcess::start(args.target, &programs)?;
+            run::run_preloaded(&server.endpoint, &shape, args.preload).await?
         }
         None => measure(args.target, &args.programs.programs_from_one_address(), &shape).await?,
     };
@@ -435,6 +446,7 @@ async fn run_scenarios(args: ScenarioArgs) -> Result<bool, String> {
             },
             joiners: args.joiners,
             burst: args.burst,
+            big_runs: args.big_runs,
         },
         shape: args.shape.shape()?,
         big_chars: args.big_chars,

@@ -52,6 +52,8 @@ pub struct Scenarios {
     pub joiners: usize,
     /// Keystrokes of the burst.
     pub burst: usize,
+    /// Runs of each side of the big-document comparison (medians).
+    pub big_runs: usize,
 }
 
 /// Connections opened at once.
@@ -553,7 +555,7 @@ fn secs(d: Duration) -> String {
 /// Runs the plan's scenarios against each target, one after the other, and returns a
 /// markdown table with a column per server.
 pub async fn scenarios(plan: &ScenarioPlan) -> Result<String, String> {
-    use crate::stats::ms;
+    use crate::stats::{ms, spread};
     let mut rows: Vec<(String, Vec<String>)> = Vec::new();
     let mut row = |label: String, cells: Vec<String>| rows.push((label, cells));
     let s = &plan.scenarios;
@@ -576,34 +578,56 @@ pub async fn scenarios(plan: &ScenarioPlan) -> Result<String, String> {
         let shape = &plan.shape;
         let (mut empty, mut big, mut ratio) = (Vec::new(), Vec::new(), Vec::new());
         for &target in &plan.targets {
-            let mut p99 = [None, None];
-            for (slot, chars) in [0, plan.big_chars].into_iter().enumerate() {
-                eprintln!("==> big: {} on {} characters per document, {}", shape.label(), chars, target.name());
-                let server = ServerProcess::start(target, &plan.programs)?;
-                let report = crate::run::run_preloaded(&server.endpoint, shape, chars).await?;
-                let health =
-                    if report.healthy() { String::new() } else { format!("; {}", crate::compare::problems(&report)) };
-                let ack = report.ack.as_ref().map_or(String::new(), |a| format!(", ack p99 {}", ms(a.p99)));
+            // Interleaved runs (a fresh server each), medians: one p99 of ten seconds moves
+            // with whatever else the machine does.
+            let mut reports: [Vec<crate::run::RunReport>; 2] = Default::default();
+            for run in 0..s.big_runs.max(1) {
+                for (slot, chars) in [0, plan.big_chars].into_iter().enumerate() {
+                    eprintln!("==> big: run {} on {chars} characters per document, {}", run + 1, target.name());
+                    let server = ServerProcess::start(target, &plan.programs)?;
+                    reports[slot].push(crate::run::run_preloaded(&server.endpoint, shape, chars).await?);
+                }
+            }
+            let p99 = |r: &crate::run::RunReport| r.ack.as_ref().and_then(|a| a.p99).or(r.seen.p99);
+            let median = |values: Vec<Option<f64>>| {
+                let mut values: Vec<f64> = values.into_iter().map(|v| v.unwrap_or(f64::INFINITY)).collect();
+                values.sort_by(f64::total_cmp);
+                values.get((values.len().max(1) - 1) / 2).copied().filter(|v| v.is_finite())
+            };
+            let mut medians = [None, None];
+            for (slot, runs) in reports.iter().enumerate() {
+                medians[slot] = median(runs.iter().map(p99).collect());
+                let unhealthy: Vec<String> =
+                    runs.iter().filter(|r| !r.healthy()).map(crate::compare::problems).collect();
+                let ack = if target == Target::Ours {
+                    format!(
+                        ", ack p99 {}",
+                        spread(&runs.iter().map(|r| r.ack.as_ref().and_then(|a| a.p99)).collect::<Vec<_>>(), ms)
+                    )
+                } else {
+                    String::new()
+                };
                 let cell = format!(
-                    "seen p99 {}{ack}, CPU {:.0} %{health}",
-                    ms(report.seen.p99),
-                    report.server_cpu.unwrap_or(0.0)
+                    "seen p99 {}{ack}, CPU {}{}",
+                    spread(&runs.iter().map(|r| r.seen.p99).collect::<Vec<_>>(), ms),
+                    spread(&runs.iter().map(|r| r.server_cpu).collect::<Vec<_>>(), |v| v
+                        .map_or("?".into(), |v| format!("{v:.0} %"))),
+                    if unhealthy.is_empty() { String::new() } else { format!("; {}", unhealthy.join("; ")) }
                 );
-                p99[slot] = report.ack.as_ref().and_then(|a| a.p99).or(report.seen.p99);
-                if chars == 0 {
+                if slot == 0 {
                     empty.push(cell)
                 } else {
                     big.push(cell)
                 }
             }
-            ratio.push(match p99 {
+            ratio.push(match medians {
                 [Some(a), Some(b)] => format!("{:.2}×", b / a),
                 _ => "–".into(),
             });
         }
         row(format!("4. {}: empty documents", shape.label()), empty);
         row(format!("4. same, each document holding {} characters first", plan.big_chars), big);
-        row("4. p99 (ack for doc-server, seen for y-websocket): big ÷ empty".into(), ratio);
+        row("4. median p99 (ack for doc-server, seen for y-websocket): big ÷ empty".into(), ratio);
     }
     if plan.wants("join") {
         if let Some(path) = &s.trace {
