@@ -11,7 +11,7 @@
 
 import { Annotation, ChangeSet, Compartment, EditorState, Transaction } from '@codemirror/state';
 import { EditorView, keymap, drawSelection, highlightActiveLine, placeholder } from '@codemirror/view';
-import { defaultKeymap, history, historyKeymap } from '@codemirror/commands';
+import { history, historyKeymap } from '@codemirror/commands';
 import { highlightSelectionMatches, search, searchKeymap } from '@codemirror/search';
 
 import init, { Client } from '../pkg/wasm_client.js';
@@ -26,6 +26,7 @@ import { loadUser, saveUser } from './lib/user.js';
 import { absolute, knownDocs, roleOf, tokenFor } from './lib/links.js';
 import { setUpHistory } from './lib/history.js';
 import { registerShell } from './lib/shell.js';
+import { plainTextKeymap } from './lib/keymap.js';
 
 /** Marks editor transactions that come from the document, so they are not sent back. */
 const fromDocument = Annotation.define();
@@ -150,7 +151,7 @@ async function main() {
         search({ top: true }),
         highlightSelectionMatches(),
         keymap.of([{ key: 'Mod-s', run: () => (showSaved(), true), preventDefault: true }]),
-        keymap.of([...searchKeymap, ...defaultKeymap, ...historyKeymap]),
+        keymap.of([...searchKeymap, ...plainTextKeymap, ...historyKeymap]),
         remoteCursors,
         access.of(editable(!readOnly)),
         EditorView.contentAttributes.of({
