@@ -97,6 +97,26 @@ fn messages_round_trip() {
     assert_eq!(decode_message::<(String, Vec<u64>)>(40, &bytes), Ok(message));
 }
 
+/// bincode's errors become readable messages (not its `Debug` output).
+#[test]
+fn bincode_errors_are_named() {
+    let malformed = |result: Result<(String, Vec<u64>), DecodeError>| match result {
+        Err(DecodeError::Malformed(message)) => message,
+        other => panic!("expected a malformed payload, got {other:?}"),
+    };
+    let bytes = encode_message(40, &(String::from("hello"), vec![1u64, 300]));
+    assert_eq!(malformed(decode_message(40, &bytes[..bytes.len() - 1])), "input ends 1 bytes early");
+    let mut not_utf8 = bytes.clone();
+    not_utf8[3] = 0xff;
+    assert_eq!(malformed(decode_message(40, &not_utf8)), "a string is not UTF-8");
+    // serde's own message, as it wrote it.
+    let option = encode_message(41, &5u8);
+    match decode_message::<Option<u8>>(41, &option) {
+        Err(DecodeError::Malformed(message)) => assert!(message.contains("5"), "{message}"),
+        other => panic!("expected a malformed payload, got {other:?}"),
+    }
+}
+
 #[test]
 fn header_errors() {
     let bytes = encode_changes(&sample().1);
