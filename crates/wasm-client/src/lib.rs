@@ -33,6 +33,10 @@ pub type WasmResult<T> = Result<T, wasm_bindgen::JsError>;
 
 /// Installs the panic hook, so that a Rust panic shows its message in the console.
 /// [`determinism::sample`] for the Node test that compares the wasm build with the native one.
+/// Only in builds with the `determinism` feature (`scripts/build-web.sh --determinism` writes
+/// one to `web/pkg-determinism`): the page does not need it, and it is about 2 KB of the wasm
+/// the page loads (issue 21).
+#[cfg(feature = "determinism")]
 #[wasm_bindgen::prelude::wasm_bindgen(js_name = determinismSample)]
 pub fn determinism_sample(seed: u32) -> Vec<u8> {
     determinism::sample(seed as u64)
