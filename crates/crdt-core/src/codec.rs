@@ -112,6 +112,14 @@ pub fn encode_snapshot(doc: &Document) -> Vec<u8> {
     encode_message(KIND_SNAPSHOT, &SnapshotRef::new(doc, doc.history_base(), log))
 }
 
+/// Runs `f` with this build encoding as the browser build (wasm32) always does: the deflate
+/// streams of text states and history logs stored, not compressed. The browser's snapshots stay
+/// on its device, and a compressor would be code that every first open downloads (issue 21);
+/// every decoder reads both forms. For checks that compare the bytes of the two builds.
+pub fn as_the_browser_writes<R>(f: impl FnOnce() -> R) -> R {
+    crate::rga::pack::as_the_browser_writes(f)
+}
+
 /// Encodes a document's state without its history: smaller, but the decoded document's
 /// history starts at its version (`history_base == version`), so it can only serve replicas
 /// that are at least that far.

@@ -144,7 +144,7 @@ pub(super) fn pack_with(state: &RgaState, model: Option<u8>) -> Vec<u8> {
 /// The two streams: the literals deflated (or stored, unless `compress`), the structure stored
 /// (see the module docs).
 fn frame(literals: &[u8], structure: &[u8], compress: bool) -> Vec<u8> {
-    let first = if compress { flate::deflate_best(literals) } else { stored(literals) };
+    let first = compress.then(|| flate::deflate_best(literals)).flatten().unwrap_or_else(|| stored(literals));
     let mut out = vec![TAG_V4];
     put(&mut out, first.len() as u64);
     out.extend_from_slice(&first);
@@ -391,10 +391,13 @@ fn rebuild(rd: &mut Reader, literal_stream: &[u8], total: usize) -> Result<Vec<u
     Ok(bytes)
 }
 
-/// `data` deflated at the best level (the compact history's columns).
-pub(crate) fn deflate_best(data: &[u8]) -> Vec<u8> {
+/// `data` deflated at the best level (the compact history's columns); `None` where this build
+/// writes stored streams (`flate.rs`).
+pub(crate) fn deflate_best(data: &[u8]) -> Option<Vec<u8>> {
     flate::deflate_best(data)
 }
+
+pub(crate) use self::flate::as_the_browser_writes;
 
 /// Inflates `data`, refusing to produce more than `limit` bytes.
 pub(crate) fn inflate_limited(data: &[u8], limit: usize) -> Result<Vec<u8>, &'static str> {

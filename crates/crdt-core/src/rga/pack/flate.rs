@@ -1,16 +1,47 @@
 //! The deflate streams of a packed state, written and read back.
 //!
-//! Every build writes with miniz_oxide, the same Rust code natively and in wasm, so a document
-//! encodes to the same bytes on the server and in the browser (`web/test/determinism.test.mjs`
-//! checks it). miniz_oxide rather than zlib-rs because the browser has to carry the writer: its
-//! compressor and inflater are about half of zlib-rs' code in the wasm (issue 21). Stored
-//! streams are written here, block by block. Native builds read the text literals back with
-//! libdeflate (faster to inflate); everything else is read with miniz_oxide. Each reads any
-//! deflate stream.
+//! Native builds (the server) compress with miniz_oxide. The browser build (wasm32) writes
+//! stored (uncompressed) streams only: what it writes stays on the device (IndexedDB, the
+//! other tabs), and a compressor is about 8 KB of the brotli-compressed wasm that every first
+//! open downloads (issue 21). Every reader accepts both. [`as_the_browser_writes`] makes a
+//! native build write what the browser build writes, so that `web/test/determinism.test.mjs`
+//! can compare the two byte for byte. Stored streams are written here, block by block. Native
+//! builds read the text literals back with libdeflate (faster to inflate); everything else is
+//! read with miniz_oxide, the inflater the browser carries.
 
-/// `data` deflated at the best level short of miniz_oxide's slow "uber" one.
-pub(super) fn deflate_best(data: &[u8]) -> Vec<u8> {
-    miniz_oxide::deflate::compress_to_vec(data, 9)
+#[cfg(not(target_arch = "wasm32"))]
+thread_local! {
+    /// Set inside [`as_the_browser_writes`].
+    static BROWSER_FORM: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with this build writing stored streams where it would compress, as the browser
+/// build always does (the browser build just runs `f`).
+pub fn as_the_browser_writes<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        struct Reset(bool);
+        impl Drop for Reset {
+            fn drop(&mut self) {
+                BROWSER_FORM.with(|form| form.set(self.0));
+            }
+        }
+        let _reset = Reset(BROWSER_FORM.with(|form| form.replace(true)));
+        f()
+    }
+    #[cfg(target_arch = "wasm32")]
+    f()
+}
+
+/// `data` deflated at the best level short of miniz_oxide's slow "uber" one; `None` where this
+/// build writes stored streams (the browser, see the module docs).
+pub(super) fn deflate_best(data: &[u8]) -> Option<Vec<u8>> {
+    #[cfg(not(target_arch = "wasm32"))]
+    if !BROWSER_FORM.with(|form| form.get()) {
+        return Some(miniz_oxide::deflate::compress_to_vec(data, 9));
+    }
+    let _ = data;
+    None
 }
 
 /// `data` as one deflate stream of stored (uncompressed) blocks: five bytes a block of up to
@@ -92,7 +123,7 @@ mod tests {
             assert_eq!(stream.len(), data.len() + 5 * data.len().div_ceil(65_535).max(1), "{len}");
             assert_eq!(inflate(&stream, len).unwrap(), data, "{len}");
             // A compressed stream of the same data reads back through both literal readers.
-            let deflated = deflate_best(&data);
+            let deflated = deflate_best(&data).unwrap();
             for read in [inflate_literals, inflate_literals_portable] {
                 let mut out = vec![9, 9];
                 read(&deflated, &mut out, len + 2).unwrap();
@@ -105,9 +136,19 @@ mod tests {
     }
 
     #[test]
+    fn the_browser_form_is_stored() {
+        let data = sample(5000);
+        assert!(deflate_best(&data).is_some());
+        assert_eq!(as_the_browser_writes(|| deflate_best(&data)), None);
+        // Unwinding out of it restores the native form.
+        let _ = std::panic::catch_unwind(|| as_the_browser_writes(|| panic!("inside")));
+        assert!(deflate_best(&data).is_some());
+    }
+
+    #[test]
     fn wrong_lengths_and_bad_data_are_errors() {
         let data = sample(5000);
-        let deflated = deflate_best(&data);
+        let deflated = deflate_best(&data).unwrap();
         assert!(deflated.len() < data.len());
         for read in [inflate_literals, inflate_literals_portable] {
             assert_eq!(read(&deflated, &mut Vec::new(), 4999), Err(SHORT));
