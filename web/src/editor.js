@@ -14,7 +14,7 @@ import { EditorView, keymap, drawSelection, highlightActiveLine, placeholder } f
 import { history, historyKeymap } from '@codemirror/commands';
 import { highlightSelectionMatches, search, searchKeymap } from '@codemirror/search';
 
-import init, { Client } from '../pkg/wasm_client.js';
+import init, { Client, inflateState } from '../pkg/wasm_client.js';
 // The wasm module's URL under its content-hashed name (esbuild's file loader, see build.mjs).
 import wasmUrl from '../pkg/wasm_client_bg.wasm';
 import { Connection } from './lib/connection.js';
@@ -57,7 +57,7 @@ async function main() {
   const tabs = new BroadcastChannel(`crdt-editor:${docId}`);
   const early = [];
   tabs.onmessage = ({ data }) => early.push(data);
-  const store = await openStore();
+  const store = await openStore(inflateState);
   const replica = await store.claimReplica(docId);
   const author = await store.authorSecret(docId);
   const { client, stateBytes } = await store.open(docId, replica, (saved) => restore(replica, saved));

@@ -120,6 +120,14 @@ pub fn as_the_browser_writes<R>(f: impl FnOnce() -> R) -> R {
     crate::rga::pack::as_the_browser_writes(f)
 }
 
+/// Inflates a raw deflate stream (RFC 1951, no header) of at most [`MAX_SNAPSHOT_LEN`]
+/// bytes. The browser keeps its stored snapshots deflated by the platform's
+/// `CompressionStream` and reads them back through this inflater, which it carries anyway.
+pub fn inflate(bytes: &[u8]) -> Result<Vec<u8>, DecodeError> {
+    crate::rga::pack::inflate_limited(bytes, MAX_SNAPSHOT_LEN)
+        .map_err(|_| DecodeError::Malformed("not a deflate stream of a snapshot's size".into()))
+}
+
 /// Encodes a document's state without its history: smaller, but the decoded document's
 /// history starts at its version (`history_base == version`), so it can only serve replicas
 /// that are at least that far.
