@@ -1,6 +1,6 @@
 //! The deflate streams of a packed state, written and read back.
 //!
-//! Native builds (the server) compress with miniz_oxide. The browser build (wasm32) writes
+//! Native builds (the server) compress with flate2's zlib-rs. The browser build (wasm32) writes
 //! stored (uncompressed) streams only: what it writes stays on the device (IndexedDB, the
 //! other tabs), and a compressor is about 8 KB of the brotli-compressed wasm that every first
 //! open downloads (issue 21). Every reader accepts both. [`as_the_browser_writes`] makes a
@@ -33,12 +33,16 @@ pub fn as_the_browser_writes<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// `data` deflated at the best level short of miniz_oxide's slow "uber" one; `None` where this
-/// build writes stored streams (the browser, see the module docs).
+/// `data` deflated at zlib's best level; `None` where this build writes stored streams (the
+/// browser, see the module docs).
 pub(super) fn deflate_best(data: &[u8]) -> Option<Vec<u8>> {
     #[cfg(not(target_arch = "wasm32"))]
     if !BROWSER_FORM.with(|form| form.get()) {
-        return Some(miniz_oxide::deflate::compress_to_vec(data, 9));
+        use std::io::Write;
+        let mut encoder =
+            flate2::write::DeflateEncoder::new(Vec::with_capacity(data.len() / 3), flate2::Compression::best());
+        encoder.write_all(data).expect("writing to a Vec cannot fail");
+        return Some(encoder.finish().expect("writing to a Vec cannot fail"));
     }
     let _ = data;
     None
@@ -65,7 +69,7 @@ pub(super) fn stored(data: &[u8]) -> Vec<u8> {
 }
 
 /// Inflates the text literals after what `out` holds, to `total` bytes in all: any other length
-/// is an error. Native builds use libdeflate (about two thirds of miniz_oxide's time); both
+/// is an error. Native builds use libdeflate (faster: about two thirds of zlib-rs' time); both
 /// read any deflate stream.
 #[cfg(not(target_arch = "wasm32"))]
 pub(super) fn inflate_literals(stream: &[u8], out: &mut Vec<u8>, total: usize) -> Result<(), &'static str> {
