@@ -3,12 +3,20 @@
 # (crates/wasm-client), its wasm-bindgen glue, and the esbuild bundle. Installs what it needs
 # and skips what is already there, so it is safe to run again.
 #
-#   scripts/build-web.sh            # release build (what the server serves)
+#   scripts/build-web.sh                # release build (what the server serves)
+#   scripts/build-web.sh --determinism  # also web/pkg-determinism: the same wasm exporting
+#                                       # determinismSample, for web/test/determinism.test.mjs
 #
 # Needs: rustup, cargo, node + npm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
+determinism=0
+case "${1:-}" in
+  --determinism) determinism=1 ;;
+  "") ;;
+  *) echo "usage: $0 [--determinism]" >&2; exit 2 ;;
+esac
 step() { printf '\n==> %s\n' "$*"; }
 started=$SECONDS
 
@@ -41,13 +49,20 @@ step "cargo build wasm-client (wasm32, size-optimised profile)"
 # with LTO, and its artifacts (target/*/wasm-release) never disturb the native release builds.
 # opt-level "z" rather than "s": measured on this crate (rustc 1.95), 829 KB instead of 876 KB
 # raw and 194 KB instead of 205 KB brotli-compressed.
-cargo build -p wasm-client --target wasm32-unknown-unknown --profile wasm-release \
-  --config 'profile.wasm-release.inherits="release"' \
-  --config 'profile.wasm-release.opt-level="z"' \
-  --config 'profile.wasm-release.lto=true' \
-  --config 'profile.wasm-release.codegen-units=1' \
-  --config 'profile.wasm-release.debug=0' \
-  --config 'profile.wasm-release.panic="abort"'
+# build_wasm PROFILE [cargo args]: the wasm with these settings, under a profile of that name.
+build_wasm() {
+  local profile=$1
+  shift
+  cargo build -p wasm-client --target wasm32-unknown-unknown --profile "$profile" \
+    --config "profile.$profile.inherits=\"release\"" \
+    --config "profile.$profile.opt-level=\"z\"" \
+    --config "profile.$profile.lto=true" \
+    --config "profile.$profile.codegen-units=1" \
+    --config "profile.$profile.debug=0" \
+    --config "profile.$profile.panic=\"abort\"" \
+    "$@"
+}
+build_wasm wasm-release
 wasm=${CARGO_TARGET_DIR:-target}/wasm32-unknown-unknown/wasm-release/wasm_client.wasm
 
 step "wasm-bindgen --target web -> web/pkg"
@@ -58,6 +73,15 @@ step "wasm-bindgen --target web -> web/pkg"
 # brotli; -O1 and --duplicate-function-elimination save under 1 KB of brotli.
 rm -rf web/pkg
 wasm-bindgen --target web --remove-name-section --remove-producers-section --out-dir web/pkg "$wasm"
+
+if [[ $determinism == 1 ]]; then
+  step "the wasm with determinismSample -> web/pkg-determinism (for web/test/determinism.test.mjs)"
+  # Its own profile, so that the artifacts of the page's build above stay as they are.
+  build_wasm wasm-determinism --features determinism
+  rm -rf web/pkg-determinism
+  wasm-bindgen --target web --out-dir web/pkg-determinism \
+    "${CARGO_TARGET_DIR:-target}/wasm32-unknown-unknown/wasm-determinism/wasm_client.wasm"
+fi
 
 step "esbuild bundle -> web/dist"
 (cd web && node build.mjs)

@@ -21,8 +21,8 @@ else
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium
 fi
 
-step "build the web client"
-scripts/build-web.sh
+step "build the web client (and web/pkg-determinism for the determinism test)"
+scripts/build-web.sh --determinism
 
 step "build doc-server"
 cargo build -p doc-server

@@ -21,6 +21,24 @@ const here = (path) => fileURLToPath(new URL(path, import.meta.url));
 const dist = here('./dist/');
 const assets = here('./dist/assets/');
 
+/**
+ * Marks @lezer/* as free of side effects (their package.json does not say so), so that a module
+ * that imports them but whose importers are unused leaves them out: @codemirror/commands
+ * imports @lezer/common for its syntax commands, which the page does not bind (src/lib/keymap.js;
+ * about 5 KB of brotli, issue 21). Their top-level code only defines classes and node props.
+ * @type {import('esbuild').Plugin}
+ */
+const lezerIsPure = {
+  name: 'lezer-is-pure',
+  setup(build) {
+    build.onResolve({ filter: /^@lezer\// }, async ({ path, kind, resolveDir, pluginData }) => {
+      if (pluginData === lezerIsPure) return undefined;
+      const resolved = await build.resolve(path, { kind, resolveDir, pluginData: lezerIsPure });
+      return { ...resolved, sideEffects: false };
+    });
+  },
+};
+
 await rm(dist, { recursive: true, force: true });
 await mkdir(assets, { recursive: true });
 const result = await build({
@@ -40,6 +58,7 @@ const result = await build({
   metafile: true,
   legalComments: 'none',
   logLevel: 'warning',
+  plugins: [lezerIsPure],
 });
 
 /** `{ 'editor.js': '/assets/editor-ABC.js', ... }`: every output but the source maps. */

@@ -11,10 +11,10 @@
 
 import { Annotation, ChangeSet, Compartment, EditorState, Transaction } from '@codemirror/state';
 import { EditorView, keymap, drawSelection, highlightActiveLine, placeholder } from '@codemirror/view';
-import { defaultKeymap, history, historyKeymap } from '@codemirror/commands';
+import { history, historyKeymap } from '@codemirror/commands';
 import { highlightSelectionMatches, search, searchKeymap } from '@codemirror/search';
 
-import init, { Client } from '../pkg/wasm_client.js';
+import init, { Client, inflateState } from '../pkg/wasm_client.js';
 // The wasm module's URL under its content-hashed name (esbuild's file loader, see build.mjs).
 import wasmUrl from '../pkg/wasm_client_bg.wasm';
 import { Connection } from './lib/connection.js';
@@ -26,6 +26,7 @@ import { loadUser, saveUser } from './lib/user.js';
 import { absolute, knownDocs, roleOf, tokenFor } from './lib/links.js';
 import { setUpHistory } from './lib/history.js';
 import { registerShell } from './lib/shell.js';
+import { plainTextKeymap } from './lib/keymap.js';
 
 /** Marks editor transactions that come from the document, so they are not sent back. */
 const fromDocument = Annotation.define();
@@ -56,7 +57,7 @@ async function main() {
   const tabs = new BroadcastChannel(`crdt-editor:${docId}`);
   const early = [];
   tabs.onmessage = ({ data }) => early.push(data);
-  const store = await openStore();
+  const store = await openStore(inflateState);
   const replica = await store.claimReplica(docId);
   const author = await store.authorSecret(docId);
   const { client, stateBytes } = await store.open(docId, replica, (saved) => restore(replica, saved));
@@ -150,7 +151,7 @@ async function main() {
         search({ top: true }),
         highlightSelectionMatches(),
         keymap.of([{ key: 'Mod-s', run: () => (showSaved(), true), preventDefault: true }]),
-        keymap.of([...searchKeymap, ...defaultKeymap, ...historyKeymap]),
+        keymap.of([...searchKeymap, ...plainTextKeymap, ...historyKeymap]),
         remoteCursors,
         access.of(editable(!readOnly)),
         EditorView.contentAttributes.of({

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 
-import { initSync, Client } from '../pkg/wasm_client.js';
+import { initSync, Client, inflateState } from '../pkg/wasm_client.js';
 
 initSync({ module: readFileSync(new URL('../pkg/wasm_client_bg.wasm', import.meta.url)) });
 
@@ -111,6 +111,27 @@ test('export and load keep text, fields and the unsent changes, under a new repl
   assert.equal(event.reset, true);
   assert.ok(restored.text().includes('other tab\n'));
   assert.ok(restored.text().includes('> draft ✍️ 草稿'));
+});
+
+test('a saved state deflated as store.js stores it inflates back through the wasm', async () => {
+  const c = new Client();
+  // Words in a varying order: deflate finds them, the state's long-repeat pass does not.
+  const words = ['the', 'draft', 'of', 'a', 'plan', 'for', 'next', 'week', 'and', 'then'];
+  let seed = 7;
+  for (let i = 0; i < 600; i++) {
+    seed = (seed * 48271) % 2147483647;
+    c.insert(c.textLength(), `${words[seed % words.length]} `);
+  }
+  const saved = c.export();
+  // What the page stores: CompressionStream('deflate-raw'), as Chromium has it.
+  const stream = new Blob([saved]).stream().pipeThrough(new CompressionStream('deflate-raw'));
+  const deflated = new Uint8Array(await new Response(stream).arrayBuffer());
+  assert.ok(deflated.length < saved.length / 2, `${deflated.length} of ${saved.length} bytes`);
+  const inflated = inflateState(deflated);
+  assert.deepEqual(inflated, saved);
+  assert.equal(Client.load(inflated).text(), c.text());
+  assert.throws(() => inflateState(deflated.subarray(0, deflated.length - 5)));
+  assert.throws(() => inflateState(new Uint8Array([0xff, 0xff, 0xff])));
 });
 
 test('load refuses bytes that are not a saved state', () => {

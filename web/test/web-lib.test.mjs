@@ -134,3 +134,41 @@ test('every name label reads with at least AA contrast (4.5:1)', async () => {
     assert.ok(contrast(color, text) >= 4.5, `${text} on ${color}: ${contrast(color, text).toFixed(2)}`);
   }
 });
+
+test('Backspace and Delete of the plain-text keymap: clusters, line breaks, selections, read-only', async () => {
+  const { EditorSelection, EditorState } = await import('@codemirror/state');
+  const { deleteCharBackward, deleteCharForward, plainTextKeymap } = await import('../src/lib/keymap.js');
+  /** A stand-in for EditorView: the commands only read `state` and call `dispatch`. */
+  const run = (command, doc, selection, extensions = []) => {
+    const view = { state: EditorState.create({ doc, selection, extensions }), events: [] };
+    view.dispatch = (tr) => {
+      view.events.push(['delete.backward', 'delete.forward', 'delete.selection'].find((e) => tr.isUserEvent(e)));
+      view.state = tr.state;
+    };
+    const handled = command(view);
+    return { handled, doc: view.state.doc.toString(), head: view.state.selection.main.head, event: view.events[0] };
+  };
+  const at = (pos) => EditorSelection.single(pos);
+  // A surrogate pair, a ZWJ sequence and a base with a variation selector go as one character.
+  assert.deepEqual(run(deleteCharBackward, 'a😀', at(3)), { handled: true, doc: 'a', head: 1, event: 'delete.backward' });
+  assert.deepEqual(run(deleteCharBackward, 'x👩‍💻', at(6)), { handled: true, doc: 'x', head: 1, event: 'delete.backward' });
+  assert.deepEqual(run(deleteCharBackward, 'x✓️', at(3)), { handled: true, doc: 'x', head: 1, event: 'delete.backward' });
+  assert.deepEqual(run(deleteCharForward, '😀b', at(0)), { handled: true, doc: 'b', head: 0, event: 'delete.forward' });
+  // Line edges join lines; document edges do nothing.
+  assert.deepEqual(run(deleteCharBackward, 'ab\ncd', at(3)), { handled: true, doc: 'abcd', head: 2, event: 'delete.backward' });
+  assert.deepEqual(run(deleteCharForward, 'ab\ncd', at(2)), { handled: true, doc: 'abcd', head: 2, event: 'delete.forward' });
+  assert.equal(run(deleteCharBackward, 'ab', at(0)).handled, false);
+  assert.equal(run(deleteCharForward, 'ab', at(2)).handled, false);
+  // Leading spaces go one at a time (no language, so no indent unit).
+  assert.deepEqual(run(deleteCharBackward, '    x', at(4)).doc, '   x');
+  // A selection is deleted whole, whichever way.
+  const selection = EditorSelection.single(4, 1);
+  assert.deepEqual(run(deleteCharForward, 'abcdef', selection), { handled: true, doc: 'aef', head: 1, event: 'delete.selection' });
+  // Read-only: not handled, so the browser's own handling is left alone too.
+  assert.equal(run(deleteCharBackward, 'ab', at(1), [EditorState.readOnly.of(true)]).handled, false);
+  // The keymap binds them, and no key twice for one platform.
+  assert.equal(plainTextKeymap.find((b) => b.key === 'Backspace').run, deleteCharBackward);
+  assert.equal(plainTextKeymap.find((b) => b.key === 'Delete').run, deleteCharForward);
+  const keys = plainTextKeymap.filter((b) => b.key).map((b) => b.key);
+  assert.equal(new Set(keys).size, keys.length);
+});

@@ -112,6 +112,22 @@ pub fn encode_snapshot(doc: &Document) -> Vec<u8> {
     encode_message(KIND_SNAPSHOT, &SnapshotRef::new(doc, doc.history_base(), log))
 }
 
+/// Runs `f` with this build encoding as the browser build (wasm32) always does: the deflate
+/// streams of text states and history logs stored, not compressed. The browser's snapshots stay
+/// on its device, and a compressor would be code that every first open downloads (issue 21);
+/// every decoder reads both forms. For checks that compare the bytes of the two builds.
+pub fn as_the_browser_writes<R>(f: impl FnOnce() -> R) -> R {
+    crate::rga::pack::as_the_browser_writes(f)
+}
+
+/// Inflates a raw deflate stream (RFC 1951, no header) of at most [`MAX_SNAPSHOT_LEN`]
+/// bytes. The browser keeps its stored snapshots deflated by the platform's
+/// `CompressionStream` and reads them back through this inflater, which it carries anyway.
+pub fn inflate(bytes: &[u8]) -> Result<Vec<u8>, DecodeError> {
+    crate::rga::pack::inflate_limited(bytes, MAX_SNAPSHOT_LEN)
+        .map_err(|_| DecodeError::Malformed("not a deflate stream of a snapshot's size".into()))
+}
+
 /// Encodes a document's state without its history: smaller, but the decoded document's
 /// history starts at its version (`history_base == version`), so it can only serve replicas
 /// that are at least that far.
@@ -150,9 +166,7 @@ pub fn decode_snapshot(bytes: &[u8], replica: ReplicaId) -> Result<Document, Dec
 /// cannot encode. No type of crdt-core does either; a panic here is a bug in the value's type.
 pub fn encode_message<T: Serialize + ?Sized>(kind: u8, value: &T) -> Vec<u8> {
     let mut out = vec![FORMAT_VERSION, kind];
-    if let Err(error) = bincode::serde::encode_into_std_write(value, &mut out, config()) {
-        panic!("value cannot be encoded with bincode: {error}");
-    }
+    encode_value(value, &mut out);
     out
 }
 
@@ -226,9 +240,20 @@ fn decode_payload<T: DeserializeOwned>(payload: &[u8]) -> Result<T, DecodeError>
 }
 
 /// Appends `value`'s bincode encoding (no frame header) to `out`.
+///
+/// # Panics
+/// As [`encode_message`]. The panic names bincode's error only by its kind: its `Display` is
+/// its derived `Debug`, which would bring io errors' and system times' formatting into the wasm.
 pub(crate) fn encode_value<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
-    if let Err(error) = bincode::serde::encode_into_std_write(value, out, config()) {
-        panic!("value cannot be encoded with bincode: {error}");
+    use bincode::error::EncodeError;
+    use bincode::serde::EncodeError as SerdeError;
+    match bincode::serde::encode_into_std_write(value, out, config()) {
+        Ok(_) => {}
+        Err(EncodeError::Serde(SerdeError::SequenceMustHaveLength)) => {
+            panic!("bincode cannot encode a sequence without a length")
+        }
+        Err(EncodeError::OtherString(message)) => panic!("value cannot be encoded with bincode: {message}"),
+        Err(_) => panic!("value cannot be encoded with bincode"),
     }
 }
 
@@ -249,7 +274,27 @@ fn decode_limited<T: DeserializeOwned>(payload: &[u8]) -> Result<(T, usize), Dec
         Some(_) => decode_with::<T, { TIERS[4] }>(payload),
         None => return Err(DecodeError::TooLarge { len: payload.len(), limit: TIERS[4] / 8 }),
     };
-    result.map_err(|error| DecodeError::Malformed(error.to_string()))
+    result.map_err(malformed)
+}
+
+/// bincode's error as our message. Its `Display` is its derived `Debug`, whose formatting of
+/// every field type (durations, io errors, escaped strings) costs the wasm client about 2 KB
+/// (issue 21); this names the cases bincode's serde decoder reports.
+fn malformed(error: bincode::error::DecodeError) -> DecodeError {
+    use bincode::error::DecodeError as Bincode;
+    DecodeError::Malformed(match error {
+        // serde's own messages ("invalid value: …, expected …").
+        Bincode::OtherString(message) => message,
+        Bincode::Other(message) => message.into(),
+        Bincode::UnexpectedEnd { additional } => format!("input ends {additional} bytes early"),
+        Bincode::LimitExceeded => "the allocation limit is exceeded".into(),
+        Bincode::Utf8 { .. } => "a string is not UTF-8".into(),
+        Bincode::InvalidCharEncoding(_) => "a char is not a Unicode scalar value".into(),
+        Bincode::InvalidBooleanValue(value) => format!("{value} is not a boolean"),
+        Bincode::OutsideUsizeRange(value) => format!("{value} is beyond usize"),
+        Bincode::UnexpectedVariant { type_name, found, .. } => format!("{type_name} has no variant {found}"),
+        _ => "bincode refused it".into(),
+    })
 }
 
 fn decode_with<T: DeserializeOwned, const LIMIT: usize>(

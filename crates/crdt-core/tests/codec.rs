@@ -4,9 +4,9 @@
 use std::sync::OnceLock;
 
 use crdt_core::codec::{
-    decode_changes, decode_message, decode_message_with_limit, decode_snapshot, encode_changes, encode_message,
-    encode_snapshot, encode_snapshot_without_history, LegacyChange, FORMAT_VERSION, KIND_CHANGES, KIND_SNAPSHOT,
-    LEGACY_FORMAT_VERSION, MAX_MESSAGE_LEN,
+    as_the_browser_writes, decode_changes, decode_message, decode_message_with_limit, decode_snapshot, encode_changes,
+    encode_message, encode_snapshot, encode_snapshot_without_history, LegacyChange, FORMAT_VERSION, KIND_CHANGES,
+    KIND_SNAPSHOT, LEGACY_FORMAT_VERSION, MAX_MESSAGE_LEN,
 };
 use crdt_core::{Change, DecodeError, Document, ReplicaId, VersionVector};
 use proptest::prelude::*;
@@ -95,6 +95,48 @@ fn messages_round_trip() {
     let message = (String::from("hello"), vec![1u64, 300, u64::MAX]);
     let bytes = encode_message(40, &message);
     assert_eq!(decode_message::<(String, Vec<u64>)>(40, &bytes), Ok(message));
+}
+
+/// The browser's form (stored deflate streams) and the server's (compressed) decode to the
+/// same document; only the server's is compressed.
+#[test]
+fn browser_and_server_forms_decode_alike() {
+    let (mut doc, _) = sample();
+    for i in 0..300 {
+        doc.insert_text("body", 0, if i % 3 == 0 { "the same words again " } else { "and again " }).unwrap();
+    }
+    let server = encode_snapshot(&doc);
+    let browser = as_the_browser_writes(|| encode_snapshot(&doc));
+    assert!(server.len() < browser.len(), "{} bytes compressed, {} stored", server.len(), browser.len());
+    // Outside the closure, this build compresses again.
+    assert_eq!(encode_snapshot(&doc), server);
+    for bytes in [&server, &browser] {
+        let back = decode_snapshot(bytes, C).unwrap();
+        assert_eq!(back.value(), doc.value());
+        assert_eq!(back.version(), doc.version());
+        assert_eq!(back.state_hash(), doc.state_hash());
+        assert_eq!(back.ops_since(&VersionVector::new()).unwrap(), doc.ops_since(&VersionVector::new()).unwrap());
+    }
+}
+
+/// bincode's errors become readable messages (not its `Debug` output).
+#[test]
+fn bincode_errors_are_named() {
+    let malformed = |result: Result<(String, Vec<u64>), DecodeError>| match result {
+        Err(DecodeError::Malformed(message)) => message,
+        other => panic!("expected a malformed payload, got {other:?}"),
+    };
+    let bytes = encode_message(40, &(String::from("hello"), vec![1u64, 300]));
+    assert_eq!(malformed(decode_message(40, &bytes[..bytes.len() - 1])), "input ends 1 bytes early");
+    let mut not_utf8 = bytes.clone();
+    not_utf8[3] = 0xff;
+    assert_eq!(malformed(decode_message(40, &not_utf8)), "a string is not UTF-8");
+    // serde's own message, as it wrote it.
+    let option = encode_message(41, &5u8);
+    match decode_message::<Option<u8>>(41, &option) {
+        Err(DecodeError::Malformed(message)) => assert!(message.contains("5"), "{message}"),
+        other => panic!("expected a malformed payload, got {other:?}"),
+    }
 }
 
 #[test]

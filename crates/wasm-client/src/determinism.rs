@@ -4,6 +4,8 @@
 //!
 //! [`sample`] runs one session from a seed and returns what it produced: each replica's
 //! snapshot (with its compact history), the wire frame of its last change, and its state hash.
+//! The snapshots are in the browser's form (stored deflate streams; native builds compress
+//! otherwise, with a compressor the browser does not carry).
 //! `cargo run -p wasm-client --example determinism -- FIRST COUNT` prints the native results;
 //! `web/test/determinism.test.mjs` computes the same seeds in the wasm build under Node and
 //! compares them byte for byte, naming the first seed that differs.
@@ -35,8 +37,13 @@ impl Rng {
 const WORDS: [&str; 6] = ["a", "bc", "héllo ", "✓", "😀x", "\n"];
 
 /// One seeded session of three replicas (edits of every field kind, syncs in random order with
-/// duplicates, a state merge, a new page open); the bytes it produced, concatenated.
+/// duplicates, a state merge, a new page open); the bytes it produced, concatenated, encoded
+/// as the browser build encodes (stored deflate streams, [`codec::as_the_browser_writes`]).
 pub fn sample(seed: u64) -> Vec<u8> {
+    codec::as_the_browser_writes(|| session(seed))
+}
+
+fn session(seed: u64) -> Vec<u8> {
     let mut rng = Rng(seed);
     let mut docs: Vec<Document> =
         (0..3u128).map(|i| Document::new(ReplicaId::from_u128((seed as u128) << 8 | (i + 1)))).collect();

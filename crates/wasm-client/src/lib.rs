@@ -32,7 +32,18 @@ pub use client::Client;
 pub type WasmResult<T> = Result<T, wasm_bindgen::JsError>;
 
 /// Installs the panic hook, so that a Rust panic shows its message in the console.
+/// Inflates a raw deflate stream: a stored state that `web/src/lib/store.js` compressed with
+/// `CompressionStream('deflate-raw')` (the wasm has an inflater but no compressor).
+#[wasm_bindgen::prelude::wasm_bindgen(js_name = inflateState)]
+pub fn inflate_state(bytes: &[u8]) -> WasmResult<Vec<u8>> {
+    Ok(crdt_core::codec::inflate(bytes)?)
+}
+
 /// [`determinism::sample`] for the Node test that compares the wasm build with the native one.
+/// Only in builds with the `determinism` feature (`scripts/build-web.sh --determinism` writes
+/// one to `web/pkg-determinism`): the page does not need it, and it is about 2 KB of the wasm
+/// the page loads (issue 21).
+#[cfg(feature = "determinism")]
 #[wasm_bindgen::prelude::wasm_bindgen(js_name = determinismSample)]
 pub fn determinism_sample(seed: u32) -> Vec<u8> {
     determinism::sample(seed as u64)

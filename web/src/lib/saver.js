@@ -112,11 +112,10 @@ export class Saver {
     const bytes = this.client.compact();
     const through = this.client.takenThrough;
     const upTo = this.nextRecord;
-    await this.store.compact(this.docId, this.replica, bytes, upTo);
+    this.stateBytes = await this.store.compact(this.docId, this.replica, bytes, upTo);
     this.writes += 1;
     this.compactions += 1;
     this.logBytes = 0;
-    this.stateBytes = bytes.byteLength;
     this.client.markSaved(through);
     this.onStored(records);
   }

@@ -5,8 +5,13 @@
 //   reuse one id (one version-vector entry per browser) and two tabs open at once never share
 //   one. The client only sends a change once it is stored (write-ahead), so a reused id never
 //   mints a change number that someone else already has.
-// - `states`: [docId, replica] -> { bytes }, the compacted state (`Client.compact()`) of that
-//   replica's tab, written when it is idle.
+// - `states`: [docId, replica] -> { bytes, deflated? }, the compacted state (`Client.compact()`)
+//   of that replica's tab, written when it is idle. The wasm writes its snapshots uncompressed
+//   (it carries no compressor, issue 21), so an idle compaction stores them deflated by the
+//   platform's `CompressionStream('deflate-raw')` (`deflated: true`); reading them back goes
+//   through the wasm's inflater (`inflateState`), synchronously inside the transaction. The
+//   state written when a document opens (inside that transaction, which an `await` would
+//   commit) is stored as it is, until the next compaction.
 // - `log`: [docId, replica, n] -> { bytes }, records of changes (`Client.takeUnsaved()`) that
 //   tab appended after its state, written as it types.
 //
@@ -45,7 +50,21 @@ function done(tx) {
   });
 }
 
-export async function openStore() {
+/**
+ * `bytes` as a raw deflate stream, or null where the platform has no `CompressionStream`.
+ * @param {Uint8Array} bytes
+ */
+async function deflateRaw(bytes) {
+  if (typeof CompressionStream !== 'function') return null;
+  const stream = new Blob([bytes]).stream().pipeThrough(new CompressionStream('deflate-raw'));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+/**
+ * @param {(bytes: Uint8Array) => Uint8Array} inflate the wasm's `inflateState`, for states
+ *   stored deflated
+ */
+export async function openStore(inflate) {
   const open = indexedDB.open(DB_NAME, 2);
   open.onupgradeneeded = () => {
     const db = open.result;
@@ -53,7 +72,7 @@ export async function openStore() {
       if (!db.objectStoreNames.contains(name)) db.createObjectStore(name);
     }
   };
-  return new DocStore(await request(open));
+  return new DocStore(await request(open), inflate);
 }
 
 /** Every key of `docId` in `states`, `log` and `sessions` starts with it. */
@@ -82,8 +101,9 @@ function randomUuid() {
 }
 
 export class DocStore {
-  constructor(db) {
+  constructor(db, inflate) {
     this.db = db;
+    this.inflate = inflate;
   }
 
   /**
@@ -165,8 +185,9 @@ export class DocStore {
     try {
       // This tab's own state first: restoring it is a decode, not a merge.
       const order = stateKeys.map((key, i) => i).sort((a, b) => (stateKeys[b][1] === replica) - (stateKeys[a][1] === replica));
+      const state = (value) => (value.deflated ? this.inflate(value.bytes) : value.bytes);
       const saved = {
-        states: [...order.map((i) => stateValues[i].bytes), ...oldValues.map((v) => v.bytes)],
+        states: [...order.map((i) => state(stateValues[i])), ...oldValues.map((v) => v.bytes)],
         records: logValues.map((v) => v.bytes),
       };
       const client = build(saved);
@@ -193,12 +214,18 @@ export class DocStore {
     await done(tx);
   }
 
-  /** Stores `replica`'s compacted state and deletes its log records numbered below `upTo`. */
+  /**
+   * Stores `replica`'s compacted state (deflated, where the platform can) and deletes its log
+   * records numbered below `upTo`; returns the bytes stored.
+   */
   async compact(docId, replica, bytes, upTo) {
+    const deflated = await deflateRaw(bytes);
+    const value = deflated ? { bytes: deflated, deflated: true } : { bytes };
     const tx = this.db.transaction([STATES, LOG], 'readwrite');
-    tx.objectStore(STATES).put({ bytes, savedMs: Date.now() }, [docId, replica]);
+    tx.objectStore(STATES).put({ ...value, savedMs: Date.now() }, [docId, replica]);
     if (upTo > 0) tx.objectStore(LOG).delete(IDBKeyRange.bound([docId, replica, 0], [docId, replica, upTo], false, true));
     await done(tx);
+    return value.bytes.byteLength;
   }
 
   /** Bytes stored for `docId`: states and records of every replica (tests and the curious). */

@@ -180,8 +180,7 @@ pub(crate) fn encode(history: &History, fields: &Fields, out: &mut Vec<u8>) {
     }
     put(out, history.spans.len() as u64);
     let columns = columns(history, fields);
-    let deflated = deflate_best(&columns);
-    if deflated.len() < columns.len() {
+    if let Some(deflated) = deflate_best(&columns).filter(|deflated| deflated.len() < columns.len()) {
         out.push(1);
         put(out, columns.len() as u64);
         out.extend_from_slice(&deflated);

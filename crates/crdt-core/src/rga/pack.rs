@@ -78,7 +78,7 @@ pub(super) mod columns;
 mod flate;
 mod v1;
 
-use self::flate::{deflate, deflate_literals, inflate, inflate_literals};
+use self::flate::{inflate, inflate_literals, stored};
 use super::content::CharBuf;
 use super::node::Run;
 use super::snapshot::{RgaState, StateRun};
@@ -144,11 +144,11 @@ pub(super) fn pack_with(state: &RgaState, model: Option<u8>) -> Vec<u8> {
 /// The two streams: the literals deflated (or stored, unless `compress`), the structure stored
 /// (see the module docs).
 fn frame(literals: &[u8], structure: &[u8], compress: bool) -> Vec<u8> {
-    let first = if compress { deflate_literals(literals) } else { deflate(literals, flate2::Compression::none()) };
+    let first = compress.then(|| flate::deflate_best(literals)).flatten().unwrap_or_else(|| stored(literals));
     let mut out = vec![TAG_V4];
     put(&mut out, first.len() as u64);
     out.extend_from_slice(&first);
-    out.extend_from_slice(&deflate(structure, flate2::Compression::none()));
+    out.extend_from_slice(&stored(structure));
     out
 }
 
@@ -391,10 +391,13 @@ fn rebuild(rd: &mut Reader, literal_stream: &[u8], total: usize) -> Result<Vec<u
     Ok(bytes)
 }
 
-/// `data` deflated at zlib's best level (the compact history's columns).
-pub(crate) fn deflate_best(data: &[u8]) -> Vec<u8> {
-    deflate(data, flate2::Compression::best())
+/// `data` deflated at the best level (the compact history's columns); `None` where this build
+/// writes stored streams (`flate.rs`).
+pub(crate) fn deflate_best(data: &[u8]) -> Option<Vec<u8>> {
+    flate::deflate_best(data)
 }
+
+pub(crate) use self::flate::as_the_browser_writes;
 
 /// Inflates `data`, refusing to produce more than `limit` bytes.
 pub(crate) fn inflate_limited(data: &[u8], limit: usize) -> Result<Vec<u8>, &'static str> {
