@@ -300,6 +300,10 @@ struct DocActor {
     status: Arc<ActorStatus>,
     /// The memory last published in `status` (and added to the server-wide gauge), and when.
     measured: (i64, Instant),
+    /// A round changed the document since the last measure (which was too recent to repeat):
+    /// the timer measures again once [`MEASURE_EVERY`] has passed, so that a document that
+    /// goes quiet right after a burst is not left with the size it had before it.
+    memory_stale: bool,
     /// The registry asked for room: unload after this round if nobody has the document open.
     unload_requested: bool,
     /// The title last recorded for listings (`Store::set_title`).
@@ -374,6 +378,7 @@ pub(crate) async fn run(
                 damaged: loaded.damaged,
                 status,
                 measured: (0, Instant::now()),
+                memory_stale: true,
                 unload_requested: false,
                 listed_title: None,
                 names: loaded.names.into_iter().collect(),
@@ -463,6 +468,8 @@ impl DocActor {
     fn publish_memory(&mut self) {
         if self.measured.1.elapsed() >= MEASURE_EVERY {
             self.measure();
+        } else {
+            self.memory_stale = true;
         }
     }
 
@@ -493,6 +500,7 @@ impl DocActor {
         self.ctx.metrics.document_memory.fetch_add(bytes - self.measured.0, Ordering::Relaxed);
         self.status.memory.store(u64::try_from(bytes).unwrap_or(0), Ordering::Relaxed);
         self.measured = (bytes, Instant::now());
+        self.memory_stale = false;
     }
 
     async fn run_until_stopped(&mut self) {
@@ -615,12 +623,20 @@ impl DocActor {
         let config = &self.ctx.config;
         let snapshot = self.first_unsnapshotted.map(|at| at + config.snapshot_interval);
         let idle = self.peers.is_empty().then(|| self.last_activity + config.idle_unload);
-        [snapshot, idle].into_iter().flatten().min().unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))
+        let measure = self.memory_stale.then(|| self.measured.1 + MEASURE_EVERY);
+        [snapshot, idle, measure]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600))
     }
 
     async fn on_timer(&mut self) -> Next {
         let now = Instant::now();
         let config = Arc::clone(&self.ctx.config);
+        if self.memory_stale && self.measured.1 + MEASURE_EVERY <= now {
+            self.measure();
+        }
         if self.first_unsnapshotted.is_some_and(|at| at + config.snapshot_interval <= now) {
             self.start_snapshot();
         }

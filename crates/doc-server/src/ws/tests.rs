@@ -302,6 +302,28 @@ async fn a_round_never_waits_for_a_snapshot_being_written() {
 }
 
 #[tokio::test]
+async fn a_document_that_goes_quiet_after_a_burst_is_measured_at_its_size() {
+    let dir = std::env::temp_dir().join("doc-server-ws-unit-memory-gauge");
+    let state = AppState::new(open_config(dir), Arc::new(MemoryStore::default()));
+    let (input, mut output, _session) = start(&state);
+    let mut names = WireNames::new();
+    input.send(binary(&mut names, &hello())).await.unwrap();
+    assert!(matches!(next_server_msg(&mut output).await, ServerMsg::Welcome { .. }));
+    // One large change right after the join (within a second of the first measure), then
+    // nothing: the gauge must still come to hold it.
+    let mut doc = Document::new(ReplicaId::from_u128(1));
+    let change = doc.insert_text("t", 0, &"x".repeat(200_000)).unwrap();
+    input.send(binary(&mut names, &ClientMsg::Changes { seq: 1, changes: vec![change] })).await.unwrap();
+    assert!(matches!(next_server_msg(&mut output).await, ServerMsg::Ack { status: AckStatus::Applied, .. }));
+    let gauge = || state.metrics.document_memory.load(std::sync::atomic::Ordering::Relaxed);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    while gauge() < 200_000 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(gauge() >= 200_000, "the gauge says {} bytes", gauge());
+}
+
+#[tokio::test]
 async fn an_owner_is_registered_durably_before_the_ack_or_nothing_is_acknowledged() {
     use crate::storage::Store;
     let store = Arc::new(FlakyStore::default());
