@@ -391,8 +391,8 @@ async fn run_flood(args: FloodArgs) -> Result<bool, String> {
     Ok(held)
 }
 
-async fn run_compare(args: CompareArgs) -> Result<bool, String> {
-    let programs = args.programs.programs_from_one_address();
+/// The servers `programs` can start: doc-server, y-websocket or both.
+fn targets(programs: &Programs) -> Result<Vec<Target>, String> {
     let mut targets = Vec::new();
     if programs.doc_server.is_some() {
         targets.push(Target::Ours);
@@ -403,6 +403,12 @@ async fn run_compare(args: CompareArgs) -> Result<bool, String> {
     if targets.is_empty() {
         return Err("give --doc-server, --y-websocket or both".into());
     }
+    Ok(targets)
+}
+
+async fn run_compare(args: CompareArgs) -> Result<bool, String> {
+    let programs = args.programs.programs_from_one_address();
+    let targets = targets(&programs)?;
     let shape = args.shape.shape()?;
     let sweep = (!args.no_sweep && !args.shape.smoke).then(|| Sweep {
         start: args.sweep_from,
@@ -422,16 +428,7 @@ async fn run_compare(args: CompareArgs) -> Result<bool, String> {
 
 async fn run_scenarios(args: ScenarioArgs) -> Result<bool, String> {
     let programs = args.programs.programs_from_one_address();
-    let mut targets = Vec::new();
-    if programs.doc_server.is_some() {
-        targets.push(Target::Ours);
-    }
-    if programs.y_websocket.is_some() {
-        targets.push(Target::Yjs);
-    }
-    if targets.is_empty() {
-        return Err("give --doc-server, --y-websocket or both".into());
-    }
+    let targets = targets(&programs)?;
     let plan = scenarios::ScenarioPlan {
         programs,
         targets,

@@ -433,6 +433,24 @@ pub struct BurstReport {
     pub observer_closed: Option<String>,
 }
 
+/// The next binary frame from `stream` before `deadline`; `Err(None)` when the deadline
+/// passed, `Err(Some(why))` when the connection ended.
+async fn binary_before<S>(stream: &mut S, deadline: tokio::time::Instant) -> Result<Vec<u8>, Option<String>>
+where
+    S: futures_util::Stream<Item = Result<WsMessage, tokio_tungstenite::tungstenite::Error>> + Unpin,
+{
+    loop {
+        match tokio::time::timeout_at(deadline, stream.next()).await {
+            Err(_) => return Err(None),
+            Ok(None) => return Err(Some("connection ended".to_owned())),
+            Ok(Some(Err(e))) => return Err(Some(format!("read: {e}"))),
+            Ok(Some(Ok(WsMessage::Close(frame)))) => return Err(Some(format!("closed: {frame:?}"))),
+            Ok(Some(Ok(WsMessage::Binary(bytes)))) => return Ok(bytes.into()),
+            Ok(Some(Ok(_))) => {}
+        }
+    }
+}
+
 /// How long a burst may take to arrive everywhere before it counts as lost.
 const BURST_DEADLINE: Duration = Duration::from_secs(60);
 
@@ -460,16 +478,9 @@ pub async fn burst(target: Target, programs: &Programs, keystrokes: usize) -> Re
         let mut seen = 0;
         let deadline = tokio::time::Instant::now() + BURST_DEADLINE;
         while seen < stamps.len() {
-            let message = match tokio::time::timeout_at(deadline, ws.next()).await {
-                Err(_) => return (seen, None, None),
-                Ok(message) => message,
-            };
-            let frame = match message {
-                None => return (seen, None, Some("connection ended".to_owned())),
-                Some(Err(e)) => return (seen, None, Some(format!("read: {e}"))),
-                Some(Ok(WsMessage::Close(frame))) => return (seen, None, Some(format!("closed: {frame:?}"))),
-                Some(Ok(WsMessage::Binary(bytes))) => bytes,
-                Some(Ok(_)) => continue,
+            let frame = match binary_before(&mut ws, deadline).await {
+                Ok(frame) => frame,
+                Err(ended) => return (seen, None, ended),
             };
             if let Err(e) = observer.receive(&frame, &mut incoming) {
                 return (seen, None, Some(e));
@@ -488,16 +499,9 @@ pub async fn burst(target: Target, programs: &Programs, keystrokes: usize) -> Re
         let mut acked = None;
         let deadline = tokio::time::Instant::now() + BURST_DEADLINE;
         loop {
-            let message = match tokio::time::timeout_at(deadline, stream.next()).await {
-                Err(_) => return (acked, None, None),
-                Ok(message) => message,
-            };
-            let frame = match message {
-                None => return (acked, None, Some("connection ended".to_owned())),
-                Some(Err(e)) => return (acked, None, Some(format!("read: {e}"))),
-                Some(Ok(WsMessage::Close(frame))) => return (acked, None, Some(format!("closed: {frame:?}"))),
-                Some(Ok(WsMessage::Binary(bytes))) => bytes,
-                Some(Ok(_)) => continue,
+            let frame = match binary_before(&mut stream, deadline).await {
+                Ok(frame) => frame,
+                Err(ended) => return (acked, None, ended),
             };
             if let Err(e) = writer.receive(&frame, &mut incoming) {
                 return (acked, None, Some(e));
