@@ -50,6 +50,7 @@ mod load;
 mod log_entry;
 mod peers;
 mod round;
+mod upkeep;
 
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
@@ -74,6 +75,7 @@ pub use handle::{ActorStatus, DocHandle};
 use lease::{claim, release};
 use peers::PeerEntry;
 use round::Round;
+use upkeep::MEASURE_EVERY;
 
 /// The most commands one round takes, so that a flood cannot delay acknowledgements forever:
 /// as many as the queue holds, so that everything that queued up during a commit shares the
@@ -262,9 +264,6 @@ impl std::fmt::Debug for DeferredRead {
     }
 }
 
-/// How often at most an actor measures its document's heap.
-const MEASURE_EVERY: Duration = Duration::from_secs(1);
-
 /// The state owned by one actor task; see the module docs.
 struct DocActor {
     id: DocId,
@@ -311,11 +310,6 @@ struct DocActor {
     /// The name each replica's person gave (see `history.rs`).
     names: std::collections::HashMap<ReplicaId, String>,
 }
-
-/// The register the editor keeps a document's title in (`wasm_client::session::TITLE`).
-const TITLE_FIELD: &str = "title";
-/// The longest title recorded for listings, in bytes (a longer one is cut at a character).
-const MAX_LISTED_TITLE: usize = 200;
 
 /// Runs one document's actor until it unloads, fails or the server shuts down.
 pub(crate) async fn run(
@@ -461,46 +455,6 @@ impl DocActor {
         // However the actor ended, its memory leaves the server-wide gauge.
         self.ctx.metrics.document_memory.fetch_sub(self.measured.0, Ordering::Relaxed);
         self.status.memory.store(0, Ordering::Relaxed);
-    }
-
-    /// Measures the document's heap and publishes it (to `status` and the gauge), at most every
-    /// [`MEASURE_EVERY`]: the measure walks the text's runs.
-    fn publish_memory(&mut self) {
-        if self.measured.1.elapsed() >= MEASURE_EVERY {
-            self.measure();
-        } else {
-            self.memory_stale = true;
-        }
-    }
-
-    /// Records the title for listings when it changed (in the background: a listing may lag,
-    /// the document never waits for it).
-    fn list_title(&mut self) {
-        let Some(title) = self.doc.register(TITLE_FIELD) else { return };
-        if self.listed_title.as_deref() == Some(title) {
-            return;
-        }
-        let mut end = title.len().min(MAX_LISTED_TITLE);
-        while !title.is_char_boundary(end) {
-            end -= 1;
-        }
-        self.listed_title = Some(title.to_owned());
-        let (store, id, title) = (Arc::clone(&self.ctx.store), self.id.clone(), title[..end].to_owned());
-        let metrics = Arc::clone(&self.ctx.metrics);
-        self.ctx.tracker.spawn_blocking(move || {
-            if let Err(error) = store.set_title(&id, &title) {
-                Metrics::inc(&metrics.storage_errors);
-                tracing::warn!(doc_id = %id, %error, "could not record the title for listings");
-            }
-        });
-    }
-
-    fn measure(&mut self) {
-        let bytes = i64::try_from(self.doc.heap_size()).unwrap_or(i64::MAX);
-        self.ctx.metrics.document_memory.fetch_add(bytes - self.measured.0, Ordering::Relaxed);
-        self.status.memory.store(u64::try_from(bytes).unwrap_or(0), Ordering::Relaxed);
-        self.measured = (bytes, Instant::now());
-        self.memory_stale = false;
     }
 
     async fn run_until_stopped(&mut self) {
