@@ -27,6 +27,7 @@ import { absolute, knownDocs, roleOf, tokenFor } from './lib/links.js';
 import { setUpHistory } from './lib/history.js';
 import { registerShell } from './lib/shell.js';
 import { plainTextKeymap } from './lib/keymap.js';
+import { restoreClient } from './lib/restore.js';
 
 /** Marks editor transactions that come from the document, so they are not sent back. */
 const fromDocument = Annotation.define();
@@ -60,7 +61,7 @@ async function main() {
   const store = await openStore(inflateState);
   const replica = await store.claimReplica(docId);
   const author = await store.authorSecret(docId);
-  const { client, stateBytes } = await store.open(docId, replica, (saved) => restore(replica, saved));
+  const { client, stateBytes } = await store.open(docId, replica, (saved) => restoreClient(Client, replica, saved));
   // Proves to the server that this browser owns the replica ids its pages edited as.
   client.setAuthor(author);
 
@@ -681,28 +682,6 @@ async function main() {
   // Tests and curious people can look at the client from the console.
   // `localEdit` is the keystroke path the editor takes, for the performance test.
   window.crdtEditor = { client, view, saver, replica, localEdit, connection, storedBytes: () => store.storedBytes(docId) };
-}
-
-/** The page's client, edited as `replica`, from the stored states and records. */
-function restore(replica, { states, records }) {
-  const client = Client.openAs(replica);
-  // A damaged state or record is skipped rather than blocking the document.
-  for (const bytes of states) {
-    try {
-      client.restoreState(bytes);
-    } catch (error) {
-      console.error('skipping a stored state that does not load', error);
-    }
-  }
-  for (const bytes of records) {
-    try {
-      client.restoreChanges(bytes);
-    } catch (error) {
-      console.error('skipping a stored record that does not load', error);
-    }
-  }
-  client.restored();
-  return client;
 }
 
 main().catch((error) => {
