@@ -26,15 +26,16 @@ pub struct Config {
     #[arg(long, default_value_t = crdt_core::protocol::DEFAULT_MAX_MESSAGE_BYTES)]
     pub max_message_bytes: usize,
 
-    /// Outgoing messages queued per connection before it is closed as a slow consumer.
-    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
-    pub send_queue: u32,
+    /// Bytes of outgoing messages queued per connection (each counts 32 bytes more for its
+    /// handle; the message being written does not count) before it is closed as a slow
+    /// consumer. Bytes, not messages: a burst of small messages is no sign of a slow reader.
+    #[arg(long, default_value_t = 256 << 10)]
+    pub send_queue_bytes: usize,
 
     /// WebSocket read and write buffer size per connection, in bytes. Each connection holds
     /// both for its lifetime, idle or not: typing frames are tens of bytes, and a larger
-    /// message only takes more reads (10,000 idle connections: 21.9 KiB each at 8 KiB, about
-    /// 15 at 1 KiB; BENCHMARKS.md, issue 20).
-    #[arg(long, default_value_t = 2 << 10)]
+    /// message only takes more reads (a 1 MiB one about 2,000 at 512 bytes, a few ms).
+    #[arg(long, default_value_t = 512)]
     pub ws_buffer_bytes: usize,
 
     /// Changes one connection may send per second, on average (0: no limit). Five seconds'
@@ -180,8 +181,8 @@ impl Config {
             data_dir,
             web_dir: PathBuf::from("web/dist"),
             max_message_bytes: crdt_core::protocol::DEFAULT_MAX_MESSAGE_BYTES,
-            send_queue: 256,
-            ws_buffer_bytes: 2 << 10,
+            send_queue_bytes: 256 << 10,
+            ws_buffer_bytes: 512,
             changes_per_second: 1000,
             bytes_per_second: 1 << 20,
             presence_per_second: 20,

@@ -56,7 +56,6 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use axum::body::Bytes;
 use crdt_core::protocol::{Selection, UserInfo};
 use crdt_core::{Change, Document, ReplicaId, VersionVector};
 use tokio::sync::{mpsc, oneshot};
@@ -66,6 +65,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::metrics::{GaugeGuard, Metrics};
+use crate::outbox::OutboxSender;
 use crate::registry::DocRegistry;
 use crate::storage::{now_ms, AuthorHash, Epoch, Store, StoreError};
 use crate::{DocId, ServerError};
@@ -114,7 +114,7 @@ pub struct JoinRequest {
     /// Whether its access token lets it send changes (a view link's does not).
     pub writable: bool,
     /// Its outgoing queue (bounded; the actor only ever `try_send`s).
-    pub out: mpsc::Sender<Bytes>,
+    pub out: OutboxSender,
     /// Fired by the actor to close the connection.
     pub kick: oneshot::Sender<KickReason>,
     /// `Ok` once the welcome is queued.
@@ -139,7 +139,7 @@ pub enum JoinRefused {
 #[derive(Debug)]
 pub enum DocCommand {
     /// A connection joins (after its `Hello`).
-    Join(JoinRequest),
+    Join(Box<JoinRequest>),
     /// A batch of changes from a joined connection.
     Changes {
         /// The sender.
@@ -534,7 +534,7 @@ impl DocActor {
         self.last_activity = Instant::now();
         match command {
             DocCommand::Join(join) => match self.check_join(&join, round) {
-                Ok(()) => round.joins.push(join),
+                Ok(()) => round.joins.push(*join),
                 Err(reason) => {
                     tracing::info!(replica = %join.replica, %reason, "join refused");
                     Metrics::inc(&self.ctx.metrics.replica_refusals);
@@ -616,6 +616,8 @@ impl DocActor {
         retire_from_registry(&self.registry, &self.id, self.generation);
         let _ = release(&self.ctx, &self.id, self.epoch).await;
         retire(&self.registry, &self.id, self.generation, &mut self.rx, JoinRefused::Unloading, Some(&self.doc)).await;
+        let store = self.ctx.store.clone();
+        drop(tokio::task::spawn_blocking(move || store.trim_memory()));
         Next::Stop
     }
 

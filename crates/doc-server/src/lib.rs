@@ -32,6 +32,7 @@ pub mod feed;
 pub mod http;
 pub mod limits;
 pub mod metrics;
+pub mod outbox;
 pub mod registry;
 pub mod serve;
 pub mod sse;

@@ -29,6 +29,7 @@
 
 use std::error::Error as StdError;
 use std::fmt::Display;
+use std::future::Future;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
@@ -41,8 +42,8 @@ use crdt_core::protocol::{
     ClientMsg, Selection, ServerMsg, WireNames, CLOSE_REPLICA_REFUSED, CLOSE_TOKEN_EXPIRED, CLOSE_UNAUTHORIZED,
     MAX_TOKEN_BYTES, PROTOCOL_VERSION,
 };
-use futures_util::{Sink, SinkExt, Stream, StreamExt};
-use tokio::sync::{mpsc, oneshot};
+use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
+use tokio::sync::oneshot;
 use tokio::time::{interval_at, timeout, Instant, MissedTickBehavior};
 use tokio_tungstenite::tungstenite;
 use tracing::Instrument;
@@ -51,6 +52,7 @@ use crate::auth::{Auth, AuthError, Role};
 use crate::doc_actor::{author_hash, ConnId, DocCommand, DocHandle, JoinRefused, JoinRequest, KickReason};
 use crate::limits::{ConnectionRates, Verdict};
 use crate::metrics::{GaugeGuard, Metrics};
+use crate::outbox::{outbox, OutboxReceiver};
 use crate::serve::ClientAddr;
 use crate::{AppState, DocId, ServerError};
 
@@ -127,10 +129,9 @@ pub async fn ws_route(
         .on_failed_upgrade(|error| tracing::debug!(%error, "websocket upgrade failed"))
         .on_upgrade(move |socket| {
             let (sink, stream) = socket.split();
-            tracker.track_future(async move {
-                serve_socket(sink, stream, doc_id, state, client).await;
-                drop(permit);
-            })
+            // The permit goes with the session's end (`map`, not an async block, which would
+            // hold the session's arguments twice).
+            tracker.track_future(serve_socket(sink, stream, doc_id, state, client).map(move |()| drop(permit)))
         }))
 }
 
@@ -187,13 +188,17 @@ fn bad(code: u16, message: impl Into<String>) -> Exit {
 
 /// Serves one WebSocket connection to `doc_id` from `client` (`None`: an address is not known,
 /// and not limited) until it ends; see the module docs.
-pub async fn serve_socket<Si, St, E>(
+///
+/// Not an `async fn`: its future would hold the arguments a second time beside the session's
+/// own future, and every idle connection's task keeps that room (BENCHMARKS.md, issue 20).
+pub fn serve_socket<Si, St, E>(
     mut sink: Si,
     mut stream: St,
     doc_id: DocId,
     state: AppState,
     client: Option<IpAddr>,
-) where
+) -> impl Future<Output = ()>
+where
     Si: Sink<Message> + Unpin,
     Si::Error: Display,
     St: Stream<Item = Result<Message, E>> + Unpin,
@@ -236,7 +241,13 @@ pub async fn serve_socket<Si, St, E>(
         goodbye(&mut sink, &mut stream, &exit).await;
     }
     .instrument(span)
-    .await;
+}
+
+/// A connection that joined its document: what the session phase needs.
+struct Joined {
+    handle: DocHandle,
+    out_rx: OutboxReceiver,
+    kick_rx: oneshot::Receiver<KickReason>,
 }
 
 /// The three phases; returns why the connection ends. Tells the actor `Leave` if it joined.
@@ -258,51 +269,94 @@ where
     // What the client has named on this connection (replica ids, field names): its changes
     // name each once, then by number.
     let mut names = WireNames::new();
+    // Boxed: the hello and join phases' futures are large and short-lived, and every idle
+    // connection's task would otherwise keep room for them (BENCHMARKS.md, issue 20).
+    let joined = Box::pin(hello_and_join(stream, conn, doc_id, state, client, &missed_pongs, &mut names)).await;
+    let Joined { handle, mut out_rx, mut kick_rx } = match joined {
+        Ok(joined) => joined,
+        Err(exit) => return exit,
+    };
+
+    let exit = {
+        let throttled = AtomicBool::new(false);
+        // Biased: the actor sends a kick before it drops the connection's queue, and the kick
+        // carries the reason the client must hear, so it wins over the closed queue; shutdown
+        // comes first because actors drop every queue when they shut down. The loops' futures
+        // are made in place: bound to locals first, the task would keep room for them twice.
+        tokio::select! {
+            biased;
+            _ = state.shutdown.cancelled() => Exit::Shutdown,
+            reason = &mut kick_rx => match reason {
+                Ok(reason) => Exit::Kicked(reason),
+                Err(_) => Exit::Unavailable("the document was unloaded".into()),
+            },
+            exit = read_loop(stream, &handle, conn, state, &missed_pongs, &throttled, &mut names) => exit,
+            exit = write_loop(sink, &mut out_rx, state, &missed_pongs, &throttled) => exit,
+        }
+    };
+    // Best effort: if the actor is gone, it has forgotten the connection anyway.
+    if let Some(wait) = handle.send_or_wait(DocCommand::Leave { conn }) {
+        let _ = wait.await;
+    }
+    exit
+}
+
+/// Phases 1 and 2: the `Hello`, then joining the document's actor.
+async fn hello_and_join<St, E>(
+    stream: &mut St,
+    conn: ConnId,
+    doc_id: &DocId,
+    state: &AppState,
+    client: Option<IpAddr>,
+    missed_pongs: &AtomicU32,
+    names: &mut WireNames,
+) -> Result<Joined, Exit>
+where
+    St: Stream<Item = Result<Message, E>> + Unpin,
+    E: StdError + 'static,
+{
     let hello = tokio::select! {
-        next = timeout(state.config.hello_timeout, next_message(stream, state, &missed_pongs, &mut names)) => next,
-        _ = state.shutdown.cancelled() => return Exit::Shutdown,
+        next = timeout(state.config.hello_timeout, next_message(stream, state, missed_pongs, names)) => next,
+        _ = state.shutdown.cancelled() => return Err(Exit::Shutdown),
     };
     let (replica, author, version, user, role) = match hello {
-        Err(_) => return bad(close_code::POLICY_VIOLATION, "no Hello within the hello timeout"),
-        Ok(Err(exit)) => return exit,
+        Err(_) => return Err(bad(close_code::POLICY_VIOLATION, "no Hello within the hello timeout")),
+        Ok(Err(exit)) => return Err(exit),
         Ok(Ok(ClientMsg::Hello { protocol, replica, author, version, user, token })) => {
             if protocol != PROTOCOL_VERSION {
-                return bad(
+                return Err(bad(
                     close_code::PROTOCOL_ERROR,
                     format!("protocol version {protocol} is not supported (this server speaks {PROTOCOL_VERSION})"),
-                );
+                ));
             }
             if user.name.len() > MAX_LABEL_BYTES || user.color.len() > MAX_LABEL_BYTES {
-                return bad(close_code::POLICY_VIOLATION, "user name or color is too long");
+                return Err(bad(close_code::POLICY_VIOLATION, "user name or color is too long"));
             }
             if token.len() > MAX_TOKEN_BYTES {
-                return bad(close_code::POLICY_VIOLATION, "the access token is too long");
+                return Err(bad(close_code::POLICY_VIOLATION, "the access token is too long"));
             }
             // Reading is the least a connection does; what it may send is decided per batch.
             let role = match state.auth.check(Some(&token), Some(doc_id), Role::Read) {
                 Ok(role) => role,
-                Err(error) => return Exit::Unauthorized(error),
+                Err(error) => return Err(Exit::Unauthorized(error)),
             };
             (replica, author_hash(&author), version, user, role)
         }
-        Ok(Ok(_)) => return bad(close_code::PROTOCOL_ERROR, "the first message must be Hello"),
+        Ok(Ok(_)) => return Err(bad(close_code::PROTOCOL_ERROR, "the first message must be Hello")),
     };
 
     if let Some(address) = client {
-        if let Err(exit) = count_new_document(doc_id, address, state).await {
-            return exit;
-        }
+        count_new_document(doc_id, address, state).await?;
     }
 
-    let mut joined = None;
     for _attempt in 0..3 {
         let handle = match state.registry.open(doc_id) {
             Ok(handle) => handle,
-            Err(ServerError::ShuttingDown) => return Exit::Shutdown,
-            Err(error @ ServerError::OverBudget) => return Exit::Unavailable(error.to_string()),
-            Err(error) => return Exit::Failed(error.to_string()),
+            Err(ServerError::ShuttingDown) => return Err(Exit::Shutdown),
+            Err(error @ ServerError::OverBudget) => return Err(Exit::Unavailable(error.to_string())),
+            Err(error) => return Err(Exit::Failed(error.to_string())),
         };
-        let (out, out_rx) = mpsc::channel(state.config.send_queue as usize);
+        let (out, out_rx) = outbox(state.config.send_queue_bytes);
         let (kick, kick_rx) = oneshot::channel();
         let (reply, answer) = oneshot::channel();
         let join = JoinRequest {
@@ -316,50 +370,25 @@ where
             kick,
             reply,
         };
-        if handle.send(DocCommand::Join(join)).await.is_err() {
+        if handle.send(DocCommand::Join(Box::new(join))).await.is_err() {
             continue; // The actor unloaded after we got its handle: open again.
         }
         let answer = tokio::select! {
             answer = answer => answer,
-            _ = state.shutdown.cancelled() => return Exit::Shutdown,
+            _ = state.shutdown.cancelled() => return Err(Exit::Shutdown),
         };
         match answer {
             Ok(Ok(())) => {
-                joined = Some((handle, out_rx, kick_rx));
-                break;
+                tracing::debug!(%replica, "joined");
+                return Ok(Joined { handle, out_rx, kick_rx });
             }
             Ok(Err(JoinRefused::Unloading)) | Err(_) => continue,
-            Ok(Err(JoinRefused::Failed(reason))) => return Exit::Failed(reason),
-            Ok(Err(JoinRefused::Replica(reason))) => return Exit::ReplicaRefused(reason),
-            Ok(Err(JoinRefused::Moved)) => return Exit::Kicked(KickReason::Moved),
+            Ok(Err(JoinRefused::Failed(reason))) => return Err(Exit::Failed(reason)),
+            Ok(Err(JoinRefused::Replica(reason))) => return Err(Exit::ReplicaRefused(reason)),
+            Ok(Err(JoinRefused::Moved)) => return Err(Exit::Kicked(KickReason::Moved)),
         }
     }
-    let Some((handle, mut out_rx, mut kick_rx)) = joined else {
-        return Exit::Unavailable("the document kept unloading".into());
-    };
-    tracing::debug!(%replica, "joined");
-
-    let exit = {
-        let throttled = AtomicBool::new(false);
-        let reader = read_loop(stream, &handle, conn, state, &missed_pongs, &throttled, &mut names);
-        let writer = write_loop(sink, &mut out_rx, state, &missed_pongs, &throttled);
-        // Biased: the actor sends a kick before it drops the connection's queue, and the kick
-        // carries the reason the client must hear, so it wins over the closed queue; shutdown
-        // comes first because actors drop every queue when they shut down.
-        tokio::select! {
-            biased;
-            _ = state.shutdown.cancelled() => Exit::Shutdown,
-            reason = &mut kick_rx => match reason {
-                Ok(reason) => Exit::Kicked(reason),
-                Err(_) => Exit::Unavailable("the document was unloaded".into()),
-            },
-            exit = reader => exit,
-            exit = writer => exit,
-        }
-    };
-    // Best effort: if the actor is gone, it has forgotten the connection anyway.
-    let _ = handle.send(DocCommand::Leave { conn }).await;
-    exit
+    Err(Exit::Unavailable("the document kept unloading".into()))
 }
 
 /// Counts the opening of `doc_id` against `address`'s new documents when the document is
@@ -479,9 +508,10 @@ where
     let mut held: Option<(Option<Selection>, Instant)> = None;
     loop {
         let next = match held {
+            // The timers here and below are boxed: rarely needed, and large to keep room for.
             Some((_, due)) => tokio::select! {
                 next = next_frame(stream, state, missed_pongs, names) => Some(next),
-                _ = tokio::time::sleep_until(due) => None,
+                _ = Box::pin(tokio::time::sleep_until(due)) => None,
             },
             None => Some(next_frame(stream, state, missed_pongs, names).await),
         };
@@ -526,15 +556,17 @@ where
                 }
             }
         };
-        if handle.send(command).await.is_err() {
-            return Exit::Unavailable("the document was unloaded".into());
+        if let Some(wait) = handle.send_or_wait(command) {
+            if wait.await.is_err() {
+                return Exit::Unavailable("the document was unloaded".into());
+            }
         }
         if !wait.is_zero() {
             // Over the rate: read nothing until the debt is repaid, so the client's writes back
             // up in TCP and slow it down.
             Metrics::inc(&state.metrics.throttled_messages);
             throttled.store(true, Ordering::Relaxed);
-            tokio::time::sleep(wait).await;
+            Box::pin(tokio::time::sleep(wait)).await;
             // The pongs that came meanwhile are still unread: the heartbeat starts afresh.
             missed_pongs.store(0, Ordering::Relaxed);
             throttled.store(false, Ordering::Relaxed);
@@ -545,7 +577,7 @@ where
 /// Drains the connection's queue into the socket and sends heartbeats until the session ends.
 async fn write_loop<Si>(
     sink: &mut Si,
-    out_rx: &mut mpsc::Receiver<axum::body::Bytes>,
+    out_rx: &mut OutboxReceiver,
     state: &AppState,
     missed_pongs: &AtomicU32,
     throttled: &AtomicBool,
@@ -566,17 +598,18 @@ where
                 let Some(frame) = frame else {
                     return Exit::Unavailable("the document was unloaded".into());
                 };
-                let written = timeout(stall_limit, async {
+                // Boxed, like the ping's below: an idle connection's task keeps no room for them.
+                let written = Box::pin(timeout(stall_limit, async {
                     let mut bytes = frame.len();
                     sink.feed(Message::Binary(frame)).await?;
                     for _ in 1..MAX_FRAMES_PER_FLUSH {
-                        let Ok(more) = out_rx.try_recv() else { break };
+                        let Some(more) = out_rx.try_recv() else { break };
                         bytes += more.len();
                         sink.feed(Message::Binary(more)).await?;
                     }
                     sink.flush().await?;
                     Ok::<usize, Si::Error>(bytes)
-                })
+                }))
                 .await;
                 match written {
                     Err(_) => return Exit::Stalled,
@@ -596,7 +629,7 @@ where
                 } else if missed_pongs.fetch_add(1, Ordering::Relaxed) >= 1 {
                     return Exit::HeartbeatTimeout;
                 }
-                match timeout(stall_limit, sink.send(Message::Ping(Default::default()))).await {
+                match Box::pin(timeout(stall_limit, sink.send(Message::Ping(Default::default())))).await {
                     Err(_) => return Exit::Stalled,
                     Ok(Err(_)) => return Exit::Gone,
                     Ok(Ok(())) => {}

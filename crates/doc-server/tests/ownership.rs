@@ -67,7 +67,7 @@ async fn forged_authorship_is_refused_and_the_victim_loses_nothing() {
     victim.connect(server.addr, "forged").await.unwrap();
     attacker.connect(server.addr, "forged").await.unwrap();
     let target = victim.replica();
-    assert!(attacker.peers.values().any(|peer| peer.replica == target), "presence shows the victim's id");
+    attacker.pump_until(WAIT, |c| c.peers.values().any(|peer| peer.replica == target)).await.unwrap();
 
     // The victim's replica is claimed by its live connection before it has written anything.
     let mut early = forger(&attacker, target);
@@ -248,7 +248,8 @@ async fn a_hello_cannot_take_over_a_live_replica() {
     converge(&server, "takeover", &mut clients).await;
     assert_eq!(clients[0].doc.text("body").unwrap(), "hello, world");
     assert_eq!(server.metric("doc_server_replica_refusals_total").await, 3.0);
-    let connections = server.metric("doc_server_connections").await;
+    // A refused connection's task ends a moment after its client saw the close.
+    let connections = server.metric_settled("doc_server_connections", 2.0).await;
     assert_eq!(connections, 2.0, "the refused hellos left, the victim and quiet stayed");
 }
 

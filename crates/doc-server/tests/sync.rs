@@ -94,7 +94,9 @@ async fn presence_reaches_the_other_connections() {
     alice.queue(change);
     alice.settle().await.unwrap();
     bob.connect(server.addr, "room").await.unwrap();
-    assert_eq!(bob.peers.len(), 1, "the welcome lists alice");
+    // Those already there follow the welcome, one `Presence` each.
+    bob.pump_until(WAIT, |c| !c.peers.is_empty()).await.unwrap();
+    assert_eq!(bob.peers.len(), 1, "alice's presence followed the welcome");
     assert_eq!(bob.peers.values().next().unwrap().user.name, "alice");
     let bob_conn = bob.connection;
     alice.pump_until(WAIT, |c| c.peers.contains_key(&bob_conn)).await.unwrap();

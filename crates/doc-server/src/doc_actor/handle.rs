@@ -4,6 +4,7 @@
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
+use futures_util::future::BoxFuture;
 use tokio::sync::{mpsc, oneshot};
 
 use crdt_core::Document;
@@ -40,6 +41,20 @@ impl DocHandle {
     /// Queues a command; waits if the actor's queue is full. Fails if the actor has stopped.
     pub async fn send(&self, command: DocCommand) -> Result<(), ServerError> {
         self.tx.send(command).await.map_err(|_| ServerError::ActorGone)
+    }
+
+    /// Queues a command at once if the actor's queue has room, as it nearly always does, and
+    /// returns `None`; otherwise returns the (boxed) wait for room, which fails if the actor has
+    /// stopped. For connections: an `async` send would keep room for the command in the
+    /// connection's task all its life, and an idle connection's task should be small (`ws.rs`).
+    pub fn send_or_wait(&self, command: DocCommand) -> Option<BoxFuture<'_, Result<(), ServerError>>> {
+        match self.tx.try_send(command) {
+            Ok(()) => None,
+            Err(mpsc::error::TrySendError::Closed(_)) => {
+                Some(Box::pin(std::future::ready(Err(ServerError::ActorGone))))
+            }
+            Err(mpsc::error::TrySendError::Full(command)) => Some(Box::pin(self.send(command))),
+        }
     }
 
     /// The document's value as JSON bytes.

@@ -12,11 +12,11 @@ use std::collections::BTreeSet;
 use axum::body::Bytes;
 use crdt_core::protocol::{Catchup, Peer, Selection, ServerMsg};
 use crdt_core::{codec, ReplicaId, VersionVector};
-use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 
 use super::{ConnId, DocActor, JoinRefused, JoinRequest, KickReason};
 use crate::metrics::Metrics;
+use crate::outbox::{OutboxSender, Refused};
 use crate::storage::AuthorHash;
 
 /// Changes catch-ups up to this size are sent as changes without comparing with a snapshot.
@@ -28,7 +28,7 @@ const MIN_CHANGE_BYTES: u64 = 4;
 /// One joined connection.
 #[derive(Debug)]
 pub(super) struct PeerEntry {
-    pub out: mpsc::Sender<Bytes>,
+    pub out: OutboxSender,
     pub kick: Option<oneshot::Sender<KickReason>>,
     pub peer: Peer,
     /// The hash of the connection's author secret.
@@ -55,8 +55,8 @@ impl DocActor {
         };
         match entry.out.try_send(frame) {
             Ok(()) => {}
-            Err(TrySendError::Full(_)) => self.dropped.push((conn, Some(KickReason::SlowConsumer))),
-            Err(TrySendError::Closed(_)) => self.dropped.push((conn, None)),
+            Err(Refused::Full) => self.dropped.push((conn, Some(KickReason::SlowConsumer))),
+            Err(Refused::Closed) => self.dropped.push((conn, None)),
         }
     }
 
@@ -112,15 +112,23 @@ impl DocActor {
     pub(super) fn welcome(&mut self, join: JoinRequest, version: &VersionVector, hash: u64) {
         // `check_join` refused a second connection of one replica when the join arrived.
         let peer = Peer { connection: join.conn.0, replica: join.replica, user: join.user, selection: None };
+        // The others already here follow as one `Presence` each, not in `Welcome.peers`: the
+        // connection's WebSocket keeps a write buffer the size of the largest frame it ever
+        // sent, and with many people in a document that was the welcome (BENCHMARKS.md,
+        // issue 20). The outbox is bounded in bytes, so however many they are, they fit.
         let welcome = ServerMsg::Welcome {
             connection: join.conn.0,
             catchup: self.catchup(&join.since),
             version: version.clone(),
             hash,
-            peers: self.peers.values().map(|entry| entry.peer.clone()).collect(),
+            peers: Vec::new(),
         };
-        if join.out.try_send(frame(&welcome)).is_err() {
-            let _ = join.reply.send(Err(JoinRefused::Failed("the connection's queue refused the welcome".into())));
+        let queued = std::iter::once(frame(&welcome))
+            .chain(self.peers.values().map(|entry| frame(&ServerMsg::Presence(entry.peer.clone()))))
+            .try_for_each(|frame| join.out.try_send(frame));
+        if let Err(refused) = queued {
+            let reason = format!("the connection's queue refused the welcome ({refused:?})");
+            let _ = join.reply.send(Err(JoinRefused::Failed(reason)));
             return;
         }
         if join.writable {

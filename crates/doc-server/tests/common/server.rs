@@ -181,6 +181,20 @@ impl Server {
         metric(&String::from_utf8_lossy(&body), name)
     }
 
+    /// The value of metric `name` once it is `expected`, or its last value after 5 s: for gauges
+    /// that settle a little after what the test saw (a closed connection's task still saying
+    /// goodbye).
+    pub async fn metric_settled(&self, name: &str, expected: f64) -> f64 {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let value = self.metric(name).await;
+            if value == expected || tokio::time::Instant::now() >= deadline {
+                return value;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
