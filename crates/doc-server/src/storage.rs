@@ -189,6 +189,10 @@ pub trait Store: Send + Sync + 'static {
         Ok(())
     }
 
+    /// Gives back what the store caches in memory, after a document unloaded: a load fills
+    /// caches (SQLite's pages) that the documents still loaded do not need. Best effort.
+    fn trim_memory(&self) {}
+
     /// Records the owner of each replica in `authors` that has none yet (a replica already
     /// registered keeps its owner), durably before returning.
     fn register_authors(&self, doc: &DocId, authors: &[(ReplicaId, AuthorHash)]) -> Result<(), StoreError>;
