@@ -34,8 +34,9 @@ pub struct Config {
 
     /// WebSocket read and write buffer size per connection, in bytes. Each connection holds
     /// both for its lifetime, idle or not: typing frames are tens of bytes, and a larger
-    /// message only takes more reads (a 1 MiB one about 2,000 at 512 bytes, a few ms).
-    #[arg(long, default_value_t = 512)]
+    /// message only takes more reads (a 1 MiB one about 4,000 at 256 bytes, a few ms). 10,000
+    /// idle connections: 7.9 KiB each at 256 bytes, 8.6 at 512 (BENCHMARKS.md, issue 20).
+    #[arg(long, default_value_t = 256)]
     pub ws_buffer_bytes: usize,
 
     /// Changes one connection may send per second, on average (0: no limit). Five seconds'
@@ -182,7 +183,7 @@ impl Config {
             web_dir: PathBuf::from("web/dist"),
             max_message_bytes: crdt_core::protocol::DEFAULT_MAX_MESSAGE_BYTES,
             send_queue_bytes: 256 << 10,
-            ws_buffer_bytes: 512,
+            ws_buffer_bytes: 256,
             changes_per_second: 1000,
             bytes_per_second: 1 << 20,
             presence_per_second: 20,
