@@ -27,7 +27,7 @@ pub const KIND_CLIENT: u8 = 16;
 /// Kind byte of a frame holding a [`ServerMsg`].
 pub const KIND_SERVER: u8 = 17;
 /// The protocol revision a client states in its hello; the server refuses others.
-pub const PROTOCOL_VERSION: u16 = 4;
+pub const PROTOCOL_VERSION: u16 = 5;
 
 /// The close code of a connection whose `Hello` named a replica it may not use: one that
 /// another live connection is using, or one owned by another [`AuthorSecret`]. The client
@@ -161,7 +161,25 @@ pub enum ClientMsg {
         /// The new cursor or selection.
         selection: Option<Selection>,
     },
+    /// Changes of *other* replicas that the server relayed to this client and then lost (it
+    /// crashed before they were durable), given back with the [`RelayTag`] of the
+    /// [`ServerMsg::Relay`] that carried them (since protocol 5). Numbered and acknowledged like
+    /// a `Changes` batch; the server checks the tag instead of the authors.
+    GiveBack {
+        /// Per-connection batch number (shared with `Changes`).
+        seq: u64,
+        /// Exactly the changes of that relay, in its order.
+        changes: Vec<Change>,
+        /// The relay's tag.
+        tag: RelayTag,
+    },
 }
+
+/// The server's proof that it accepted a list of changes from their authors: 16 bytes of an
+/// HMAC-SHA256 under a key only servers hold, over the document id and the list's encoding
+/// ([`change_list_bytes`]). A client keeps it with a relay until the server says the relay is
+/// durable, so that it can give the changes back should the server lose them.
+pub type RelayTag = [u8; 16];
 
 /// How the server brings a new connection up to date.
 #[derive(Clone, Debug, PartialEq)]
@@ -228,7 +246,8 @@ pub enum ServerMsg {
         /// The state hash at `version`: a client at exactly `version` must have the same hash.
         hash: u64,
     },
-    /// Changes made by other clients, to apply.
+    /// Changes made by other clients, to apply (protocol 4; since protocol 5 the server sends
+    /// [`ServerMsg::Relay`] instead).
     Changes {
         /// In causal order.
         changes: Vec<Change>,
@@ -244,6 +263,20 @@ pub enum ServerMsg {
     Error {
         /// Human-readable reason.
         message: String,
+    },
+    /// Changes made by other clients, to apply, sent as soon as the server applied them and
+    /// *before* they are durable (since protocol 5). Keep `tag` with them until a relay arrives
+    /// whose `durable` is at least `number`; after a reconnect, give back with
+    /// [`ClientMsg::GiveBack`] what the `Welcome`'s version lacks.
+    Relay {
+        /// In causal order.
+        changes: Vec<Change>,
+        /// Vouches for exactly `changes`.
+        tag: RelayTag,
+        /// This relay's number: relays of a document are numbered 1, 2, ... while it is loaded.
+        number: u64,
+        /// Every relay of this load of the document numbered up to this one is durable.
+        durable: u64,
     },
 }
 
@@ -266,6 +299,9 @@ impl ClientMsg {
                 ClientWire::Changes { seq: *seq, changes: changes_bytes(changes, names) }
             }
             ClientMsg::Presence { selection } => ClientWire::Presence { selection },
+            ClientMsg::GiveBack { seq, changes, tag } => {
+                ClientWire::GiveBack { seq: *seq, changes: Bytes(change_list_bytes(changes)), tag }
+            }
         };
         codec::encode_message(KIND_CLIENT, &wire)
     }
@@ -295,6 +331,9 @@ impl ClientMsg {
                 ClientMsg::Changes { seq, changes: changes_of(&changes.0, names)? }
             }
             ClientWireOwned::Presence { selection } => ClientMsg::Presence { selection },
+            ClientWireOwned::GiveBack { seq, changes, tag } => {
+                ClientMsg::GiveBack { seq, changes: changes_of(&changes.0, &mut WireNames::new())?, tag }
+            }
         })
     }
 }
@@ -322,6 +361,9 @@ impl ServerMsg {
             ServerMsg::Presence(peer) => ServerWire::Presence(peer),
             ServerMsg::PresenceGone { connection } => ServerWire::PresenceGone { connection: *connection },
             ServerMsg::Error { message } => ServerWire::Error { message },
+            ServerMsg::Relay { changes: list, tag, number, durable } => {
+                ServerWire::Relay { changes: changes(list), tag, number: *number, durable: *durable }
+            }
         };
         codec::encode_message(KIND_SERVER, &wire)
     }
@@ -346,6 +388,9 @@ impl ServerMsg {
             ServerWireOwned::Presence(peer) => ServerMsg::Presence(peer),
             ServerWireOwned::PresenceGone { connection } => ServerMsg::PresenceGone { connection },
             ServerWireOwned::Error { message } => ServerMsg::Error { message },
+            ServerWireOwned::Relay { changes: bytes, tag, number, durable } => {
+                ServerMsg::Relay { changes: changes(&bytes)?, tag, number, durable }
+            }
         })
     }
 }
@@ -353,7 +398,20 @@ impl ServerMsg {
 /// How many bytes `changes` take as a server message's `ChangeList` (each list names its own
 /// replicas and fields): what a catch-up of them costs on the wire.
 pub fn change_list_len(changes: &[Change]) -> usize {
-    changes_bytes(changes, &mut WireNames::new()).0.len()
+    change_list_bytes(changes).len()
+}
+
+/// `changes` as a server message's `ChangeList` names them (every replica and field in
+/// full): the bytes a [`RelayTag`] covers.
+pub fn change_list_bytes(changes: &[Change]) -> Vec<u8> {
+    changes_bytes(changes, &mut WireNames::new()).0
+}
+
+/// A [`ServerMsg::Relay`] frame of changes already encoded by [`change_list_bytes`] (the
+/// server encodes them once, for the tag and the frame).
+pub fn relay_frame(list: &[u8], tag: &RelayTag, number: u64, durable: u64) -> Vec<u8> {
+    let wire = ServerWire::Relay { changes: Bytes(list.to_vec()), tag, number, durable };
+    codec::encode_message(KIND_SERVER, &wire)
 }
 
 fn changes_bytes(changes: &[Change], names: &mut WireNames) -> Bytes {
@@ -401,6 +459,12 @@ enum ClientWire<'a> {
         user: &'a UserInfo,
         token: &'a str,
     },
+    /// Since protocol 5. The changes name everything in full (as the relay did).
+    GiveBack {
+        seq: u64,
+        changes: Bytes,
+        tag: &'a RelayTag,
+    },
 }
 
 #[derive(Deserialize)]
@@ -427,6 +491,11 @@ enum ClientWireOwned {
         user: UserInfo,
         token: String,
     },
+    GiveBack {
+        seq: u64,
+        changes: Bytes,
+        tag: RelayTag,
+    },
 }
 
 #[derive(Serialize)]
@@ -449,6 +518,7 @@ enum ServerWire<'a> {
     Presence(&'a Peer),
     PresenceGone { connection: u64 },
     Error { message: &'a str },
+    Relay { changes: Bytes, tag: &'a RelayTag, number: u64, durable: u64 },
 }
 
 #[derive(Deserialize)]
@@ -459,4 +529,5 @@ enum ServerWireOwned {
     Presence(Peer),
     PresenceGone { connection: u64 },
     Error { message: String },
+    Relay { changes: Bytes, tag: RelayTag, number: u64, durable: u64 },
 }

@@ -2,7 +2,7 @@
 //! same changes on the server's side of it, frame after frame, whatever the replicas, fields
 //! and operations; and mutated frames are errors, never panics.
 
-use crdt_core::protocol::{AuthorSecret, ClientMsg, ServerMsg, UserInfo, WireNames, PROTOCOL_VERSION};
+use crdt_core::protocol::{self, AuthorSecret, ClientMsg, ServerMsg, UserInfo, WireNames, PROTOCOL_VERSION};
 use crdt_core::{Change, Document, ReplicaId, VersionVector};
 use proptest::prelude::*;
 use rand::rngs::StdRng;
@@ -62,6 +62,16 @@ proptest! {
         // The server's frames stand alone.
         let message = ServerMsg::Changes { changes: all.clone() };
         prop_assert_eq!(ServerMsg::decode(&message.encode()).unwrap(), message);
+        // A relay is its tagged list as the server encoded it; given back on a connection
+        // that named other replicas already, the list still names everything in full.
+        let tag = [seed as u8; 16];
+        let list = protocol::change_list_bytes(&all);
+        let relay = ServerMsg::Relay { changes: all.clone(), tag, number: seed, durable: seed / 2 };
+        prop_assert_eq!(protocol::relay_frame(&list, &tag, seed, seed / 2), relay.encode());
+        prop_assert_eq!(ServerMsg::decode(&relay.encode()).unwrap(), relay);
+        let back = ClientMsg::GiveBack { seq: 99, changes: all.clone(), tag };
+        let frame = back.encode_on(&mut sender);
+        prop_assert_eq!(ClientMsg::decode_on(&frame, 1 << 20, &mut receiver).unwrap(), back);
     }
 
     /// Mutated and truncated frames are errors or decode to something; never a panic.

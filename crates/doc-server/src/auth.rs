@@ -211,6 +211,13 @@ impl Auth {
             .unwrap_or_default()
     }
 
+    /// The key of relay tags (`relay.rs`): HMAC-SHA256(secret, `"derive.relay-key"`), so every
+    /// server with this secret makes and accepts the same tags. Without a secret there is no
+    /// key: every give-back is refused.
+    pub fn relay_key(&self) -> crate::relay::RelayKey {
+        crate::relay::RelayKey::new(self.mac("derive.relay-key").map(|mac| mac.finalize().into_bytes().into()))
+    }
+
     /// What `token` grants, if it is one of ours and has not expired.
     pub fn verify(&self, token: &str) -> Result<Grant, AuthError> {
         let (body, mac) = token.rsplit_once('.').ok_or(AuthError::Malformed)?;

@@ -3,16 +3,19 @@
 //!
 //! The actor works in *rounds*. It waits for one [`DocCommand`], then takes every command
 //! already queued (up to [`MAX_ROUND_COMMANDS`]) without waiting, applies the changes they
-//! carry, and finishes the round:
+//! carry, and finishes the round (`round.rs`, `pipeline.rs`):
 //!
-//! 1. the round's new changes are appended to the op log as one entry in one fsync'd
-//!    transaction (group commit: everything that queued up while the previous commit was in
-//!    flight shares the next one);
-//! 2. each applied batch is sent to the document's *other* connections;
-//! 3. each batch is acknowledged to its sender with its status and the document's version and
-//!    state hash after the round;
-//! 4. connections that asked to join get their `Welcome` (so a welcome never shows changes that
-//!    are not durable yet, and never precedes a broadcast it already contains).
+//! 1. new replicas' owners are stored (awaited: a relayed change may come back on its tag);
+//! 2. each applied batch is relayed at once to the document's *other* connections, tagged
+//!    (`relay.rs`), before it is durable;
+//! 3. the round's changes go to the commit pipeline: appended to the op log as one entry in
+//!    one fsync'd transaction, while later rounds apply and relay (one commit in flight per
+//!    document; group commit: what queued up meanwhile shares the next one, and appends of
+//!    all documents share a transaction, `storage/group.rs`);
+//! 4. once that commit returns, each batch is acknowledged to its sender with the version and
+//!    state hash at the end of its round;
+//! 5. connections that asked to join get their `Welcome` when nothing applied is waiting for a
+//!    commit (so a welcome never carries a change the server could still lose).
 //!
 //! Batches are all-or-nothing. A batch is checked first: every change must be well formed and
 //! either already applied (a duplicate, acknowledged as applied) or ready (the next change of
@@ -33,7 +36,8 @@
 //! full is kicked (closed as a slow consumer; it resyncs from its version when it reconnects).
 //!
 //! # Invariants
-//! - The store holds exactly the changes of `doc` at the end of every round (snapshot plus log).
+//! - The store holds exactly the changes of `doc` whenever the pipeline is drained (snapshot
+//!   plus log); otherwise, those of the rounds before the commit in flight.
 //! - `log_index >= snapshot_index`; the log after `snapshot_index` holds the changes made since
 //!   the snapshot; `changes_since_snapshot` and `log_bytes_since_snapshot` count the changes and
 //!   entry bytes logged since the last snapshot attempt.
@@ -49,6 +53,7 @@ mod lease;
 mod load;
 mod log_entry;
 mod peers;
+mod pipeline;
 mod round;
 mod upkeep;
 
@@ -149,6 +154,18 @@ pub enum DocCommand {
         /// The changes, in causal order.
         changes: Vec<Change>,
     },
+    /// Changes a joined connection gives back: a relay the server sent it and then lost
+    /// (`relay.rs`). Applied like a batch of the connection's if `tag` vouches for them.
+    GiveBack {
+        /// The sender.
+        conn: ConnId,
+        /// The connection's batch number, echoed in the ack.
+        seq: u64,
+        /// The relay's changes, in its order.
+        changes: Vec<Change>,
+        /// The relay's tag.
+        tag: crdt_core::protocol::RelayTag,
+    },
     /// A joined connection's cursor moved.
     Presence {
         /// The sender.
@@ -210,6 +227,8 @@ pub struct ActorContext {
     pub tracker: TaskTracker,
     /// Told of every round's committed changes (SSE subscribers, webhooks).
     pub feed: Arc<crate::feed::ChangeFeed>,
+    /// Tags relays and checks the tags of give-backs (`relay.rs`).
+    pub relay: Arc<crate::relay::RelayKey>,
 }
 
 /// How many commands may wait in an actor's queue before senders wait.
@@ -309,6 +328,8 @@ struct DocActor {
     listed_title: Option<String>,
     /// The name each replica's person gave (see `history.rs`).
     names: std::collections::HashMap<ReplicaId, String>,
+    /// Commits in flight and queued, and what waits for them (`pipeline.rs`).
+    pipeline: pipeline::Pipeline,
 }
 
 /// Runs one document's actor until it unloads, fails or the server shuts down.
@@ -376,6 +397,7 @@ pub(crate) async fn run(
                 unload_requested: false,
                 listed_title: None,
                 names: loaded.names.into_iter().collect(),
+                pipeline: Default::default(),
             };
             actor.run_loop().await;
         }
@@ -414,6 +436,7 @@ async fn retire(
             }
             // Only joined connections send these, and none is joined any more.
             DocCommand::Changes { .. }
+            | DocCommand::GiveBack { .. }
             | DocCommand::Presence { .. }
             | DocCommand::Leave { .. }
             | DocCommand::Unload
@@ -466,7 +489,16 @@ impl DocActor {
                     self.shut_down().await;
                     return;
                 }
-                command = self.rx.recv() => command,
+                outcome = self.pipeline.committed(), if self.pipeline.in_flight() => {
+                    if let Err(error) = self.commit_done(outcome) {
+                        self.fail(error).await;
+                        return;
+                    }
+                    continue;
+                }
+                // While a join, value or read waits for the pipeline to drain, nothing new is
+                // taken: it drains within two commits.
+                command = self.rx.recv(), if self.pipeline.waiting.is_empty() => command,
                 done = async {
                     match self.snapshotting.as_mut() {
                         Some(task) => task.await,
@@ -485,6 +517,10 @@ impl DocActor {
             };
             let Some(command) = command else {
                 // Every handle is gone, including the registry's: nothing can reach us.
+                if let Err(error) = self.drain().await {
+                    self.fail(error).await;
+                    return;
+                }
                 self.snapshot().await;
                 return;
             };
@@ -512,12 +548,15 @@ impl DocActor {
             return Next::Stop;
         }
         if let Some(lost) = lease {
+            // A hand-over commits what is in flight first; a lost lease can write nothing.
+            if !lost {
+                if let Err(error) = self.drain().await {
+                    self.fail(error).await;
+                    return Next::Stop;
+                }
+            }
             self.move_away(lost).await;
             return Next::Stop;
-        }
-        // Checked here too, not only by the timer, which a steady stream of commands starves.
-        if self.snapshot_due() {
-            self.start_snapshot();
         }
         self.publish_memory();
         self.list_title();
@@ -542,7 +581,22 @@ impl DocActor {
                 }
             },
             DocCommand::Changes { conn, seq, changes } => {
-                self.apply_batch(conn, seq, changes, round).await;
+                self.apply_batch(conn, seq, changes, false, round).await;
+            }
+            DocCommand::GiveBack { conn, seq, changes, tag } => {
+                let list = crdt_core::protocol::change_list_bytes(&changes);
+                if self.ctx.relay.verify(&self.id, &list, &tag) {
+                    Metrics::inc(&self.ctx.metrics.give_backs);
+                    self.apply_batch(conn, seq, changes, true, round).await;
+                } else {
+                    tracing::info!(conn = conn.0, seq, "give-back refused: its tag does not vouch for it");
+                    let reason = "the tag given back does not vouch for these changes (another server secret, \
+                                  another document, or altered changes)"
+                        .to_owned();
+                    let status =
+                        crdt_core::protocol::AckStatus::Rejected { code: crdt_core::protocol::reject::INVALID, reason };
+                    round.acks.push(round::PendingAck { conn, seq, status });
+                }
             }
             DocCommand::Presence { conn, selection } => self.presence(conn, selection),
             DocCommand::Leave { conn } => self.leave(conn),
@@ -603,6 +657,10 @@ impl DocActor {
     /// Snapshots and unloads, unless commands arrived during the snapshot (they keep the
     /// document loaded). The lease is released, so another server may claim it at once.
     async fn unload(&mut self, why: &'static str) -> Next {
+        if let Err(error) = self.drain().await {
+            self.fail(error).await;
+            return Next::Stop;
+        }
         self.snapshot().await;
         if !self.rx.is_empty() {
             return Next::Continue;
@@ -626,6 +684,10 @@ impl DocActor {
     async fn shut_down(&mut self) {
         if !self.rx.is_empty() && self.run_round(None).await == Next::Stop {
             return; // The store failed: the document was unloaded without a snapshot.
+        }
+        if let Err(error) = self.drain().await {
+            self.fail(error).await;
+            return;
         }
         self.snapshot().await;
         self.peers.clear();

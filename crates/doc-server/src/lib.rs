@@ -34,6 +34,7 @@ pub mod limits;
 pub mod metrics;
 pub mod outbox;
 pub mod registry;
+pub mod relay;
 pub mod serve;
 pub mod sse;
 pub mod static_files;
@@ -113,6 +114,7 @@ impl AppState {
             shutdown: shutdown.clone(),
             tracker: tracker.clone(),
             feed: Arc::clone(&feed),
+            relay: Arc::new(auth.relay_key()),
         });
         AppState {
             registry,
@@ -135,6 +137,10 @@ impl AppState {
         if let Err(error) = self.feed.webhooks().set_flag_hooks(&auth, &self.config.webhooks) {
             tracing::error!(%error, "a --webhook flag is not usable");
         }
+        // Before any document opens: the actors tag relays with the lasting secret's key.
+        let mut ctx = self.registry.context().clone();
+        ctx.relay = Arc::new(auth.relay_key());
+        self.registry = DocRegistry::new(ctx);
         self.auth = Arc::new(auth);
         self
     }

@@ -71,6 +71,8 @@ pub struct Metrics {
     pub batches_applied: AtomicU64,
     /// Batches acknowledged as rejected.
     pub batches_rejected: AtomicU64,
+    /// Give-backs whose tag vouched for them (relayed changes a restarted server had lost).
+    pub give_backs: AtomicU64,
     /// Batches rejected because a change was authored as a replica the connection does not own.
     pub ownership_rejections: AtomicU64,
     /// Hellos refused because their replica is in use by another connection or owned by
@@ -187,6 +189,11 @@ impl Metrics {
             ("doc_server_ops_applied_total", "Operations applied (inside applied changes).", &self.ops_applied),
             ("doc_server_batches_applied_total", "Batches acknowledged as applied.", &self.batches_applied),
             ("doc_server_batches_rejected_total", "Batches acknowledged as rejected.", &self.batches_rejected),
+            (
+                "doc_server_give_backs_total",
+                "Give-backs accepted on their relay tag (changes a server had relayed and then lost).",
+                &self.give_backs,
+            ),
             (
                 "doc_server_ownership_rejections_total",
                 "Batches rejected because a change was authored as a replica the connection does not own.",

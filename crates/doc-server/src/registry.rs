@@ -37,6 +37,11 @@ pub struct DocRegistry {
 }
 
 impl DocRegistry {
+    /// What its actors use.
+    pub fn context(&self) -> &ActorContext {
+        &self.ctx
+    }
+
     /// An empty registry whose actors use `ctx`.
     pub fn new(ctx: ActorContext) -> Arc<DocRegistry> {
         Arc::new(DocRegistry { docs: Mutex::new(HashMap::new()), next_generation: AtomicU64::new(1), ctx })

@@ -534,6 +534,14 @@ where
                 }
                 DocCommand::Changes { conn, seq, changes }
             }
+            Some(Ok((ClientMsg::GiveBack { seq, changes, tag }, bytes))) => {
+                match rates.charge(changes.len(), bytes, Instant::now()) {
+                    Verdict::Pass => {}
+                    Verdict::Wait(debt) => wait = debt,
+                    Verdict::Flood => return Exit::Flood,
+                }
+                DocCommand::GiveBack { conn, seq, changes, tag }
+            }
             Some(Ok((ClientMsg::Presence { selection }, _))) => {
                 if selection.as_ref().is_some_and(|s| s.field.len() > MAX_LABEL_BYTES) {
                     return bad(close_code::POLICY_VIOLATION, "selection field name is too long");

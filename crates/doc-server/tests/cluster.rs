@@ -62,7 +62,14 @@ impl Member {
     }
 
     fn restart(&mut self, url: &str) {
-        let args = server_args(url);
+        let mut args = server_args(url);
+        // One secret for every member, as `scripts/cluster.sh` gives them: links, and the tags
+        // of relays given back after a failover (PROTOCOL.md 5b), open on all.
+        let secret = self.dir.parent().expect("members live in the test's directory").join("secret.key");
+        if !secret.exists() {
+            std::fs::write(&secret, "cluster-test-secret-0123456789abcdef").unwrap();
+        }
+        args.extend(["--secret-file".to_owned(), secret.display().to_string()]);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
         self.server = Some(Server::start_at(&self.dir, &self.listen, &args));
     }

@@ -234,7 +234,7 @@ async fn a_fallback_client_gets_acks_broadcasts_and_resumes_from_its_version() {
     let mut seen = String::new();
     let mut mirror = Document::new(ReplicaId::random());
     while !seen.contains("hello world") {
-        if let ServerMsg::Changes { changes } = other.frame().await {
+        if let ServerMsg::Relay { changes, .. } = other.frame().await {
             for change in changes {
                 mirror.apply_change(change).unwrap();
             }
@@ -253,7 +253,7 @@ async fn a_fallback_client_gets_acks_broadcasts_and_resumes_from_its_version() {
     // author secret registers now (a new replica of the same connection).
     assert_eq!(other.post(&[frame]).await, 204);
     loop {
-        if let ServerMsg::Changes { changes } = fallback.frame().await {
+        if let ServerMsg::Relay { changes, .. } = fallback.frame().await {
             for change in changes {
                 doc.apply_change(change).unwrap();
             }

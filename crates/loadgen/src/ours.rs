@@ -131,7 +131,7 @@ impl Protocol for Ours {
 
     fn receive(&mut self, frame: &[u8], incoming: &mut Incoming) -> Result<(), String> {
         match ServerMsg::decode(frame).map_err(|e| format!("bad server frame: {e}"))? {
-            ServerMsg::Changes { changes } => {
+            ServerMsg::Changes { changes } | ServerMsg::Relay { changes, .. } => {
                 for change in changes {
                     incoming.seen.push(Stamp { author: change.replica.uuid().as_u128(), number: change.seq });
                     match self.doc.apply_change(change) {

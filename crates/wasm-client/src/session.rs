@@ -64,8 +64,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 
 use crdt_core::protocol::{
-    reject, AckStatus, AuthorSecret, Catchup, ClientMsg, Peer, ServerMsg, UserInfo, WireNames, CLOSE_REPLICA_REFUSED,
-    DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_TEXT_CHARS, PROTOCOL_VERSION,
+    reject, AckStatus, AuthorSecret, Catchup, ClientMsg, Peer, RelayTag, ServerMsg, UserInfo, WireNames,
+    CLOSE_REPLICA_REFUSED, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_TEXT_CHARS, PROTOCOL_VERSION,
 };
 use crdt_core::{
     codec, ApplyOutcome, Change, ChangeId, DecodeError, Document, EditError, ReplicaId, TextDelta, VersionVector,
@@ -167,6 +167,8 @@ pub struct Session {
     /// What to tell the person about changes this session dropped because they can never be
     /// sent (larger than a frame may be), until the page takes it ([`Session::take_notice`]).
     notice: Option<String>,
+    /// Relays kept until durable, and what a restarted server lacked of them (`relays.rs`).
+    relays: relays::Relays,
 }
 
 impl Session {
@@ -192,6 +194,7 @@ impl Session {
             frame_limit: DEFAULT_MAX_MESSAGE_BYTES - FRAME_SLACK,
             max_text_chars: DEFAULT_MAX_TEXT_CHARS,
             notice: None,
+            relays: Default::default(),
         }
     }
 
@@ -370,6 +373,12 @@ impl Session {
         };
         let sent = *sent;
         let mut end = self.pending.len().min(sent + MAX_BATCH);
+        // Relays a restarted server lacked go back first, each in its place (`relays.rs`).
+        match self.next_give_back(sent) {
+            Ok(frame) => return Some(frame),
+            Err(Some(before)) => end = end.min(sent + before),
+            Err(None) => {}
+        }
         if let Some(saved) = self.saved_through {
             // Write-ahead: stop at the first own change that is not stored yet.
             let (me, base, minted) = (self.doc.replica(), self.base, &self.minted);
@@ -443,8 +452,9 @@ impl Session {
                 self.welcome(connection, catchup, version, hash, peers)
             }
             ServerMsg::Ack { seq, status, version, hash } => self.ack(seq, status, version, hash),
+            ServerMsg::Relay { changes, tag, number, durable } => self.relay(changes, tag, number, durable),
             ServerMsg::Changes { changes } => {
-                // The server sends only changes it has applied and made durable, each after its
+                // (Protocol 4.) The server sends only changes it has applied, each after its
                 // causal past: so it has every change of that replica up to this one. Another
                 // tab's change that we were holding for it can leave the queue.
                 for change in &changes {
@@ -531,6 +541,7 @@ impl Session {
             self.catch_up(catchup, &mut event);
         }
         self.server_version.merge(&version);
+        self.relays_welcome(&version);
         event.diverged = self.diverged(&version, hash);
         self.link = Link::Up {
             connection,
@@ -657,6 +668,7 @@ mod edits;
 mod large_tests;
 mod pending;
 mod presence;
+mod relays;
 mod storage;
 #[cfg(test)]
 mod storage_tests;

@@ -144,7 +144,9 @@ impl DocActor {
     /// the log still holds every change, so the document stays correct; the snapshot is
     /// retried an interval later.
     pub(super) fn start_snapshot(&mut self) {
-        if self.snapshotting.is_some() {
+        // A snapshot covers the document through `log_index`: only when that is all of it
+        // (the pipeline starts one when it drains).
+        if self.snapshotting.is_some() || !self.pipeline.is_drained() {
             return;
         }
         if let Some((entry, _)) = &self.damaged {

@@ -4,13 +4,14 @@
 use std::collections::{BTreeSet, HashSet};
 use std::sync::Arc;
 
-use crdt_core::protocol::{reject, AckStatus, ServerMsg};
+use axum::body::Bytes;
+use crdt_core::protocol::{self, reject, AckStatus, ServerMsg};
 use crdt_core::{ApplyOutcome, Change, Document, FieldKind, FieldOp, Op, ReplicaId, RgaOp};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
-use super::log_entry;
 use super::peers::frame;
+use super::pipeline::{AfterCommit, Unsettled};
 use super::{ConnId, DocActor, JoinRequest};
 use crate::limits::DocLimits;
 use crate::metrics::Metrics;
@@ -186,12 +187,23 @@ impl DocActor {
     }
 
     /// Applies one batch from `conn` whole or not at all, and queues its acknowledgement.
-    pub(super) async fn apply_batch(&mut self, conn: ConnId, seq: u64, changes: Vec<Change>, round: &mut Round) {
+    ///
+    /// A `vouched` batch is a give-back whose relay tag checked out (`relay.rs`): the server
+    /// checked its authors when it first took it, so that is not repeated (the giver need not
+    /// own its replicas, nor be a writer).
+    pub(super) async fn apply_batch(
+        &mut self,
+        conn: ConnId,
+        seq: u64,
+        changes: Vec<Change>,
+        vouched: bool,
+        round: &mut Round,
+    ) {
         let Some(writable) = self.peers.get(&conn).map(|entry| entry.writable) else {
             // Kicked or never joined: its client resends after reconnecting.
             return;
         };
-        if !writable {
+        if !writable && !vouched {
             let reason = "this connection's link is view-only: nothing it sends is applied".to_owned();
             tracing::info!(conn = conn.0, seq, "batch from a view-only connection rejected");
             Metrics::inc(&self.ctx.metrics.read_only_rejections);
@@ -201,9 +213,9 @@ impl DocActor {
         let started = Instant::now();
         // Ownership first: a change authored as someone else's replica is refused as such,
         // whatever else is wrong with it.
-        let checked = self
-            .check_authors(conn, &changes, round)
-            .and_then(|new_authors| check_batch(&self.doc, &changes, &self.limits()).map(|()| new_authors));
+        let authors = if vouched { Ok(Vec::new()) } else { self.check_authors(conn, &changes, round) };
+        let checked =
+            authors.and_then(|new_authors| check_batch(&self.doc, &changes, &self.limits()).map(|()| new_authors));
         let status = match checked {
             Err((code, reason)) => AckStatus::Rejected { code, reason },
             Ok(new_authors) => {
@@ -248,7 +260,12 @@ impl DocActor {
             if !applied.is_empty() || self.doc.pending_count() > 0 {
                 Metrics::inc(&self.ctx.metrics.document_rebuilds);
                 let others: Vec<Change> = round.all_changes().cloned().collect();
-                if let Err(error) = self.rebuild(others).await {
+                // The store must hold every earlier round first.
+                let rebuilt = match self.drain().await {
+                    Ok(()) => self.rebuild(others).await,
+                    Err(error) => Err(error),
+                };
+                if let Err(error) = rebuilt {
                     // The document cannot be trusted any more: the round fails as a whole.
                     round.failure.get_or_insert(error);
                 }
@@ -261,105 +278,76 @@ impl DocActor {
         AckStatus::Applied
     }
 
-    /// Makes the round durable, then broadcasts, acknowledges, welcomes and answers. An error
-    /// means nothing of the round was acknowledged and the actor must stop.
+    /// Ends the round: relays what it applied to the other connections at once, then hands
+    /// its changes to the commit pipeline with what must wait for them (acks, edit answers,
+    /// feed events; joins, values and reads wait for a drained pipeline): `pipeline.rs`. An
+    /// error means nothing of the round was acknowledged and the actor must stop.
     pub(super) async fn finish(&mut self, mut round: Round) -> Result<(), ServerError> {
         if let Some(error) = round.failure.take() {
             return Err(error);
         }
         if !round.registrations.is_empty() {
-            // Before the log: a crash in between leaves an owner without changes (harmless),
-            // never changes whose replica anyone could claim.
+            // Before the relay and the log: a relayed change may come back on its tag alone
+            // (`relay.rs`), so its author must be on record first. A crash in between leaves
+            // an owner without changes (harmless), never changes whose replica anyone could
+            // claim.
             let registrations = std::mem::take(&mut round.registrations);
             let store = Arc::clone(&self.ctx.store);
             let id = self.id.clone();
             tokio::task::spawn_blocking(move || store.register_authors(&id, &registrations)).await??;
         }
-        let applied: usize = round.applied.iter().map(|batch| batch.changes.len()).sum();
-        if applied > 0 {
-            let changes: Vec<&Change> = round.all_changes().collect();
-            let frames = log_entry::encode_each(&changes);
-            let ops: usize = changes.iter().map(|change| change.ops.len()).sum();
-            let store = Arc::clone(&self.ctx.store);
-            let (id, epoch) = (self.id.clone(), self.epoch);
-            let started = Instant::now();
-            // Packing (deflate) runs on the blocking thread too, off the runtime's workers.
-            // A round too large for one entry becomes several, each committed before the acks.
-            let (index, logged) = tokio::task::spawn_blocking(move || {
-                let (mut index, mut logged) = (0, 0);
-                for run in log_entry::split(&frames) {
-                    let entry = log_entry::pack(run);
-                    logged += entry.len() as u64;
-                    index = store.append(&id, epoch, &entry)?;
-                }
-                Ok::<_, crate::storage::StoreError>((index, logged))
-            })
-            .await??;
-            let metrics = &self.ctx.metrics;
-            Metrics::add(&metrics.log_bytes, logged);
-            metrics.commit_latency.observe(started.elapsed());
-            Metrics::add(&metrics.changes_applied, applied as u64);
-            Metrics::add(&metrics.ops_applied, ops as u64);
-            self.log_index = index;
-            self.changes_since_snapshot += applied as u64;
-            self.log_bytes_since_snapshot += logged;
-            self.first_unsnapshotted.get_or_insert_with(Instant::now);
-            tracing::debug!(index, batches = round.applied.len(), changes = applied, "group commit");
-        }
-        if applied > 0 && self.ctx.feed.wants(&self.id) {
-            let changes: Vec<&Change> = round.all_changes().collect();
-            let event =
-                crate::feed::ChangeEvent::new(&self.id, &self.doc, &changes, |replica| self.event_name(replica));
-            self.ctx.feed.publish(&self.id, event);
-        }
-        for (reply, changed) in std::mem::take(&mut round.edits) {
-            let _ = reply.send(Ok(super::Committed { version: self.doc.version().clone(), changed }));
-        }
-        for read in std::mem::take(&mut round.reads) {
-            (read.0)(&self.doc);
-        }
-        if round.acks.is_empty() && round.joins.is_empty() && round.values.is_empty() && round.applied.is_empty() {
-            return Ok(());
-        }
-        let hash = self.doc.state_hash();
-        // Every connection's next ack names the replicas this round moved.
-        let moved: BTreeSet<ReplicaId> = round.all_changes().map(|change| change.replica).collect();
-        if !moved.is_empty() {
+        let mut after = AfterCommit::default();
+        let mut changes = Vec::new();
+        if !round.applied.is_empty() {
+            if self.ctx.feed.wants(&self.id) {
+                let all: Vec<&Change> = round.all_changes().collect();
+                let event =
+                    crate::feed::ChangeEvent::new(&self.id, &self.doc, &all, |replica| self.event_name(replica));
+                after.events.push(event);
+            }
+            // Every connection's next ack names the replicas this round moved.
+            let moved: BTreeSet<ReplicaId> = round.all_changes().map(|change| change.replica).collect();
             for entry in self.peers.values_mut() {
                 entry.untold.extend(moved.iter().copied());
             }
+            // Relayed now, durable later. Each relay is one frame shared by every peer.
+            for (conn, batch) in coalesce_batches(std::mem::take(&mut round.applied)) {
+                let list = protocol::change_list_bytes(&batch);
+                let tag = self.ctx.relay.tag(&self.id, &list);
+                self.pipeline.relay_number += 1;
+                let number = self.pipeline.relay_number;
+                let message = Bytes::from(protocol::relay_frame(&list, &tag, number, self.pipeline.durable_relay));
+                self.broadcast(&message, Some(conn));
+                after.relayed = number;
+                changes.extend(batch);
+            }
         }
-        // Broadcasts first: a client that reads its ack has already read the other batches of
-        // the round, so when its version equals the ack's, its hash must equal too.
-        for (conn, changes) in coalesce_batches(std::mem::take(&mut round.applied)) {
-            let message = frame(&ServerMsg::Changes { changes });
-            self.broadcast(&message, Some(conn));
+        for (reply, changed) in std::mem::take(&mut round.edits) {
+            after.edits.push((reply, super::Committed { version: self.doc.version().clone(), changed }));
         }
-        for ack in coalesce_acks(round.acks) {
-            let counter = match ack.status {
-                AckStatus::Applied => &self.ctx.metrics.batches_applied,
-                AckStatus::Rejected { .. } => &self.ctx.metrics.batches_rejected,
-            };
-            Metrics::inc(counter);
-            let Some(entry) = self.peers.get_mut(&ack.conn) else { continue };
-            let version =
-                std::mem::take(&mut entry.untold).into_iter().map(|r| (r, self.doc.version().get(r))).collect();
-            let message = frame(&ServerMsg::Ack { seq: ack.seq, status: ack.status, version, hash });
-            self.send_to(ack.conn, message);
+        if !round.acks.is_empty() {
+            // An ack tells the version and hash at the end of its round; it goes out once the
+            // round is durable, maybe after relays of later rounds (which a client then has).
+            let hash = self.doc.state_hash();
+            for ack in coalesce_acks(std::mem::take(&mut round.acks)) {
+                let counter = match ack.status {
+                    AckStatus::Applied => &self.ctx.metrics.batches_applied,
+                    AckStatus::Rejected { .. } => &self.ctx.metrics.batches_rejected,
+                };
+                Metrics::inc(counter);
+                let Some(entry) = self.peers.get_mut(&ack.conn) else { continue };
+                let version =
+                    std::mem::take(&mut entry.untold).into_iter().map(|r| (r, self.doc.version().get(r))).collect();
+                let message = frame(&ServerMsg::Ack { seq: ack.seq, status: ack.status, version, hash });
+                after.acks.push((ack.conn, message));
+            }
         }
         self.settle_dropped();
-        if !round.joins.is_empty() {
-            let version = self.doc.version().clone();
-            for join in round.joins {
-                self.welcome(join, &version, hash);
-            }
-        }
-        if !round.values.is_empty() {
-            let json = value_json(&self.doc);
-            for reply in round.values {
-                let _ = reply.send(json.clone());
-            }
-        }
+        let waiting = &mut self.pipeline.waiting;
+        waiting.joins.append(&mut round.joins);
+        waiting.values.append(&mut round.values);
+        waiting.reads.append(&mut round.reads);
+        self.settle(Unsettled { changes, after });
         Ok(())
     }
 }

@@ -7,7 +7,7 @@ use axum::extract::ws::Message;
 use crdt_core::protocol::{
     AckStatus, AuthorSecret, Catchup, ClientMsg, ServerMsg, UserInfo, WireNames, PROTOCOL_VERSION,
 };
-use crdt_core::{Document, ReplicaId, VersionVector};
+use crdt_core::{Change, Document, ReplicaId, VersionVector};
 use futures_util::stream;
 use tokio::sync::mpsc;
 use tokio_util::sync::PollSender;
@@ -48,7 +48,7 @@ fn names_after_hello() -> WireNames {
 #[test]
 fn protocol_md_byte_examples_are_right() {
     let r = replica_bytes();
-    let mut expected = vec![0x02, 0x10, 0x03, 0x04];
+    let mut expected = vec![0x02, 0x10, 0x03, 0x05];
     expected.extend(&r);
     expected.extend(0..32u8);
     expected.extend([0x00, 0x03, b'a', b'n', b'n', 0x04, b'#', b'f', b'0', b'0', 0x00]);
@@ -270,6 +270,100 @@ async fn a_failed_commit_is_never_acknowledged() {
         panic!("ack");
     };
     assert_eq!(&version, doc.version());
+}
+
+/// A `Hello` as replica `n` with author secret `n` (any version: the server sends a catch-up).
+fn hello_as(n: u8) -> ClientMsg {
+    ClientMsg::Hello {
+        protocol: PROTOCOL_VERSION,
+        replica: ReplicaId::from_u128(n.into()),
+        author: AuthorSecret([n; 32]),
+        version: VersionVector::new(),
+        user: UserInfo { name: format!("user {n}"), color: "#0f0".into() },
+        token: String::new(),
+    }
+}
+
+async fn next_unless_presence(out: &mut mpsc::Receiver<Message>) -> ServerMsg {
+    loop {
+        match next_server_msg(out).await {
+            ServerMsg::Presence(_) | ServerMsg::PresenceGone { .. } => {}
+            other => return other,
+        }
+    }
+}
+
+async fn next_relay(out: &mut mpsc::Receiver<Message>) -> (Vec<Change>, crdt_core::protocol::RelayTag) {
+    loop {
+        if let ServerMsg::Relay { changes, tag, .. } = next_server_msg(out).await {
+            return (changes, tag);
+        }
+    }
+}
+
+/// PROTOCOL.md 5b: a change relayed before its commit, which then fails, comes back from the
+/// peer that got the relay (its author never returns), on the relay's tag alone; an altered
+/// tag or list is refused with code 1.
+#[tokio::test]
+async fn a_relay_the_server_lost_is_given_back_by_a_peer_on_its_tag() {
+    let store = Arc::new(FlakyStore::default());
+    let dir = std::env::temp_dir().join("doc-server-ws-unit-give-back");
+    let state = AppState::new(open_config(dir), store.clone());
+    let (ann_in, mut ann_out, _ann) = start(&state);
+    let (bob_in, mut bob_out, _bob) = start(&state);
+    let (mut ann_names, mut bob_names) = (WireNames::new(), WireNames::new());
+    ann_in.send(binary(&mut ann_names, &hello_as(1))).await.unwrap();
+    assert!(matches!(next_server_msg(&mut ann_out).await, ServerMsg::Welcome { .. }));
+    bob_in.send(binary(&mut bob_names, &hello_as(2))).await.unwrap();
+    assert!(matches!(next_server_msg(&mut bob_out).await, ServerMsg::Welcome { .. }));
+
+    // Ann's first change registers her (durably, before its relay) and is committed.
+    let mut ann = Document::new(ReplicaId::from_u128(1));
+    let first = ann.insert_text("t", 0, "!").unwrap();
+    ann_in.send(binary(&mut ann_names, &ClientMsg::Changes { seq: 1, changes: vec![first.clone()] })).await.unwrap();
+    assert!(matches!(next_unless_presence(&mut ann_out).await, ServerMsg::Ack { status: AckStatus::Applied, .. }));
+    assert_eq!(next_relay(&mut bob_out).await.0, vec![first]);
+
+    store.failing.store(true, std::sync::atomic::Ordering::Relaxed);
+    let lost = ann.insert_text("t", 0, "only bob has this").unwrap();
+    ann_in.send(binary(&mut ann_names, &ClientMsg::Changes { seq: 2, changes: vec![lost.clone()] })).await.unwrap();
+    let (relayed, tag) = next_relay(&mut bob_out).await;
+    assert_eq!(relayed, vec![lost.clone()], "relayed before the commit");
+    assert!(matches!(next_unless_presence(&mut ann_out).await, ServerMsg::Error { .. }), "never acknowledged");
+    drop((ann_in, bob_in));
+
+    store.failing.store(false, std::sync::atomic::Ordering::Relaxed);
+    let (bob_in, mut bob_out, _bob) = start(&state);
+    let mut bob_names = WireNames::new();
+    bob_in.send(binary(&mut bob_names, &hello_as(2))).await.unwrap();
+    let ServerMsg::Welcome { version, .. } = next_server_msg(&mut bob_out).await else { panic!("welcome") };
+    assert_eq!(version.get(ReplicaId::from_u128(1)), 1, "the store never got the second");
+    // Another document's tag, then an altered list: refused for good.
+    let mut forged = tag;
+    forged[0] ^= 1;
+    let mut altered = lost.clone();
+    altered.ops = ann.clone().insert_text("t", 0, "x").unwrap().ops;
+    for (seq, changes, tag) in [(1, vec![lost.clone()], forged), (2, vec![altered], tag)] {
+        bob_in.send(binary(&mut bob_names, &ClientMsg::GiveBack { seq, changes, tag })).await.unwrap();
+        let ServerMsg::Ack { status: AckStatus::Rejected { code, .. }, .. } = next_unless_presence(&mut bob_out).await
+        else {
+            panic!("refused");
+        };
+        assert_eq!(code, crdt_core::protocol::reject::INVALID);
+    }
+    // Bob's own change builds on ann's: the give-back goes first, then it is ready.
+    let mut bob = ann.clone();
+    bob.set_replica(ReplicaId::from_u128(2));
+    let own = bob.insert_text("t", 0, "> ").unwrap();
+    bob_in.send(binary(&mut bob_names, &ClientMsg::GiveBack { seq: 3, changes: vec![lost], tag })).await.unwrap();
+    bob_in.send(binary(&mut bob_names, &ClientMsg::Changes { seq: 4, changes: vec![own] })).await.unwrap();
+    let ServerMsg::Ack { seq: 4, status: AckStatus::Applied, .. } = next_unless_presence(&mut bob_out).await else {
+        panic!("applied");
+    };
+    let value = state.registry.open(&DocId::parse("t").unwrap()).unwrap().value().await.unwrap();
+    let value = String::from_utf8(value).unwrap();
+    assert!(value.contains("> only bob has this!"), "{value}");
+    assert_eq!(state.metrics.give_backs.load(std::sync::atomic::Ordering::Relaxed), 1);
 }
 
 #[tokio::test]

@@ -284,7 +284,7 @@ impl Client {
             }
         };
         match message {
-            ServerMsg::Changes { changes } => {
+            ServerMsg::Changes { changes } | ServerMsg::Relay { changes, .. } => {
                 let n = changes.len();
                 self.apply_all(changes)?;
                 Ok(Event::Changes(n))

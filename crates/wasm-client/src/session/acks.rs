@@ -25,6 +25,12 @@ impl Session {
             }
             _ => (version, Vec::new()),
         };
+        if let Some(notice) = self.give_back_acked(seq, &status) {
+            // A give-back's refusal: nothing of this session's own is concerned.
+            event.message = notice;
+            event.diverged = self.diverged(&told, hash);
+            return event;
+        }
         match status {
             AckStatus::Applied => {
                 self.server_version.merge(&told);

@@ -8,11 +8,33 @@ pub(super) struct FakeServer {
     next_connection: u64,
     /// Each client's connection's names (one connection per replica at a time).
     names: HashMap<ReplicaId, WireNames>,
+    /// Relays sent (each `Relay` says nothing is durable: `durable` 0).
+    relays: u64,
+    /// Changes that came back in `GiveBack`s.
+    pub(super) given_back: usize,
+}
+
+/// This fake server's relay tag: a checksum of the list (doc-server's is an HMAC).
+pub(super) fn fake_tag(changes: &[Change]) -> RelayTag {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    crdt_core::protocol::change_list_bytes(changes).hash(&mut hasher);
+    let half = hasher.finish().to_le_bytes();
+    let mut tag = [0; 16];
+    tag[..8].copy_from_slice(&half);
+    tag[8..].copy_from_slice(&half);
+    tag
 }
 
 impl FakeServer {
     pub(super) fn new() -> FakeServer {
-        FakeServer { doc: Document::new(ReplicaId::from_u128(u128::MAX)), next_connection: 1, names: HashMap::new() }
+        FakeServer {
+            doc: Document::new(ReplicaId::from_u128(u128::MAX)),
+            next_connection: 1,
+            names: HashMap::new(),
+            relays: 0,
+            given_back: 0,
+        }
     }
 
     /// The server's answer to `frame` from the session of replica `from`, plus the `Changes`
@@ -50,7 +72,28 @@ impl FakeServer {
                     version: self.doc.version().clone(),
                     hash: self.doc.state_hash(),
                 };
-                (ack.encode(), Some(ServerMsg::Changes { changes }.encode()))
+                self.relays += 1;
+                let relay = ServerMsg::Relay { tag: fake_tag(&changes), changes, number: self.relays, durable: 0 };
+                (ack.encode(), Some(relay.encode()))
+            }
+            ClientMsg::GiveBack { seq, changes, tag } => {
+                assert_eq!(tag, fake_tag(&changes), "a give-back carries its relay's tag");
+                for change in &changes {
+                    let seen = self.doc.version().get(change.replica);
+                    assert!(
+                        change.seq <= seen || change.is_ready(self.doc.version()),
+                        "give-back is not in causal order"
+                    );
+                    self.doc.apply_change(change.clone()).expect("valid change");
+                }
+                self.given_back += changes.len();
+                let ack = ServerMsg::Ack {
+                    seq,
+                    status: AckStatus::Applied,
+                    version: self.doc.version().clone(),
+                    hash: self.doc.state_hash(),
+                };
+                (ack.encode(), None)
             }
             ClientMsg::Presence { .. } => panic!("not used here"),
         }
