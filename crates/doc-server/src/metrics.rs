@@ -184,6 +184,27 @@ impl Metrics {
             let _ = writeln!(out, "# TYPE {name} gauge");
             let _ = writeln!(out, "{name} {}", value.load(Ordering::Relaxed));
         }
+        // jemalloc's own counts (the binary's allocator; 0 where it is not in use): what is
+        // allocated, and what its pages hold resident (the gap is free memory it keeps).
+        if tikv_jemalloc_ctl::epoch::advance().is_ok() {
+            let heap = [
+                (
+                    "doc_server_heap_allocated_bytes",
+                    "Bytes allocated (jemalloc).",
+                    tikv_jemalloc_ctl::stats::allocated::read(),
+                ),
+                (
+                    "doc_server_heap_resident_bytes",
+                    "Bytes in pages jemalloc holds resident, free ones included.",
+                    tikv_jemalloc_ctl::stats::resident::read(),
+                ),
+            ];
+            for (name, help, value) in heap {
+                if let Ok(value) = value {
+                    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}");
+                }
+            }
+        }
         let counters = [
             ("doc_server_changes_applied_total", "Changes applied (duplicates excluded).", &self.changes_applied),
             ("doc_server_ops_applied_total", "Operations applied (inside applied changes).", &self.ops_applied),
