@@ -97,7 +97,8 @@ async fn no_acknowledged_change_is_lost_when_the_server_is_killed() {
             all_tokens_present(client, owner, owner.acked_own);
         }
     }
-    eprintln!("acknowledged changes after each kill: {acked_at_kill:?}");
+    let given_back: usize = clients.iter().map(|c| c.given_back).sum();
+    eprintln!("acknowledged changes after each kill: {acked_at_kill:?}; relays given back: {given_back}");
     let total = *acked_at_kill.last().unwrap_or(&0);
     assert!(total >= 200, "the storm made too little progress to prove anything: {total}");
     let grew = acked_at_kill.windows(2).filter(|w| w[1] > w[0]).count();

@@ -170,6 +170,8 @@ struct FlakyStore {
     failing: std::sync::atomic::AtomicBool,
     failing_registrations: std::sync::atomic::AtomicBool,
     slow_snapshots: std::sync::atomic::AtomicBool,
+    /// Each append takes this long first (then fails if `failing`).
+    slow_appends_ms: std::sync::atomic::AtomicU64,
     snapshots: std::sync::atomic::AtomicU64,
 }
 
@@ -178,6 +180,10 @@ impl crate::storage::Store for FlakyStore {
         self.inner.load(doc)
     }
     fn append(&self, doc: &DocId, epoch: u64, bytes: &[u8]) -> Result<u64, crate::storage::StoreError> {
+        let slow = self.slow_appends_ms.load(std::sync::atomic::Ordering::Relaxed);
+        if slow > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(slow));
+        }
         if self.failing.load(std::sync::atomic::Ordering::Relaxed) {
             return Err(crate::storage::StoreError::Io(std::io::Error::other("disk full")));
         }
@@ -324,7 +330,10 @@ async fn a_relay_the_server_lost_is_given_back_by_a_peer_on_its_tag() {
     assert!(matches!(next_unless_presence(&mut ann_out).await, ServerMsg::Ack { status: AckStatus::Applied, .. }));
     assert_eq!(next_relay(&mut bob_out).await.0, vec![first]);
 
+    // The commit fails, but only after bob read the relay (a connection the actor closes
+    // right away may not get to write what was queued for it).
     store.failing.store(true, std::sync::atomic::Ordering::Relaxed);
+    store.slow_appends_ms.store(300, std::sync::atomic::Ordering::Relaxed);
     let lost = ann.insert_text("t", 0, "only bob has this").unwrap();
     ann_in.send(binary(&mut ann_names, &ClientMsg::Changes { seq: 2, changes: vec![lost.clone()] })).await.unwrap();
     let (relayed, tag) = next_relay(&mut bob_out).await;
@@ -333,6 +342,7 @@ async fn a_relay_the_server_lost_is_given_back_by_a_peer_on_its_tag() {
     drop((ann_in, bob_in));
 
     store.failing.store(false, std::sync::atomic::Ordering::Relaxed);
+    store.slow_appends_ms.store(0, std::sync::atomic::Ordering::Relaxed);
     let (bob_in, mut bob_out, _bob) = start(&state);
     let mut bob_names = WireNames::new();
     bob_in.send(binary(&mut bob_names, &hello_as(2))).await.unwrap();

@@ -2,8 +2,9 @@
 //! numbers, acknowledgements with the divergence check, resending after a reconnect, presence.
 //!
 //! Its bookkeeping is what a real client keeps: the document, the batches in flight (`seq` and
-//! the highest own change they carry), and how many of its own changes the server has
-//! acknowledged (`acked_own`), which the durability tests compare with the server after a crash.
+//! the highest own change they carry), how many of its own changes the server has
+//! acknowledged (`acked_own`), which the durability tests compare with the server after a crash,
+//! and the relays not yet durable, which it gives back to a server that lost them (section 5b).
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
@@ -11,9 +12,10 @@ use std::time::Duration;
 
 use crdt_core::codec;
 use crdt_core::protocol::{
-    AckStatus, AuthorSecret, Catchup, ClientMsg, Peer, Selection, ServerMsg, UserInfo, WireNames, PROTOCOL_VERSION,
+    AckStatus, AuthorSecret, Catchup, ClientMsg, Peer, RelayTag, Selection, ServerMsg, UserInfo, WireNames,
+    PROTOCOL_VERSION,
 };
-use crdt_core::{ApplyOutcome, Change, Document, ReplicaId, VersionVector};
+use crdt_core::{ApplyOutcome, Change, ChangeId, Document, ReplicaId, VersionVector};
 use futures_util::{SinkExt, StreamExt};
 use rand::Rng;
 use tokio::net::TcpStream;
@@ -85,6 +87,11 @@ pub struct Client {
     pub rejected: Vec<String>,
     /// Codes of rejected batches (`crdt_core::protocol::reject`), in the same order.
     pub rejected_codes: Vec<u16>,
+    /// Relays not known durable: their number, changes and tag (kept across connections until
+    /// a welcome shows whether the server has them).
+    kept: VecDeque<(u64, Vec<Change>, RelayTag)>,
+    /// Relays given back after a welcome that lacked them.
+    pub given_back: usize,
 }
 
 impl Client {
@@ -109,6 +116,8 @@ impl Client {
             hash_checks: 0,
             rejected: Vec::new(),
             rejected_codes: Vec::new(),
+            kept: VecDeque::new(),
+            given_back: 0,
         }
     }
 
@@ -162,9 +171,39 @@ impl Client {
         // was lost with the old connection): the welcome's version acknowledges them.
         self.acked_own = self.acked_own.max(version.get(self.replica()).min(self.doc.version().get(self.replica())));
         let missing = self.doc.ops_since(&version).ok_or("the server lacks history this client cannot supply")?;
+        // Relays the server lacks go back as they came, each where its first change is in
+        // causal order; the rest goes in batches.
+        let lacked = |changes: &[Change]| changes.iter().any(|c| c.seq > version.get(c.replica));
+        let owed: Vec<(Vec<Change>, RelayTag)> =
+            self.kept.drain(..).filter(|(_, changes, _)| lacked(changes)).map(|(_, c, t)| (c, t)).collect();
+        let relay_of: std::collections::HashMap<ChangeId, usize> = owed
+            .iter()
+            .enumerate()
+            .flat_map(|(index, (changes, _))| changes.iter().map(move |c| (c.id(), index)))
+            .collect();
         self.welcome_version = version.clone();
         self.told = version;
-        for chunk in missing.chunks(MAX_BATCH) {
+        let mut given = vec![false; owed.len()];
+        let mut batch = Vec::new();
+        for change in missing {
+            match relay_of.get(&change.id()) {
+                Some(&index) if !given[index] => {
+                    given[index] = true;
+                    for chunk in std::mem::take(&mut batch).chunks(MAX_BATCH) {
+                        self.send_batch(chunk.to_vec()).await?;
+                    }
+                    let (changes, tag) = owed[index].clone();
+                    let seq = self.next_seq;
+                    self.next_seq += 1;
+                    self.inflight.push_back((seq, 0));
+                    self.given_back += 1;
+                    self.send(&ClientMsg::GiveBack { seq, changes, tag }).await?;
+                }
+                Some(_) => {}
+                None => batch.push(change),
+            }
+        }
+        for chunk in batch.chunks(MAX_BATCH) {
             self.send_batch(chunk.to_vec()).await?;
         }
         Ok(())
@@ -284,7 +323,18 @@ impl Client {
             }
         };
         match message {
-            ServerMsg::Changes { changes } | ServerMsg::Relay { changes, .. } => {
+            ServerMsg::Relay { changes, tag, number, durable } => {
+                while self.kept.front().is_some_and(|(kept, _, _)| *kept <= durable) {
+                    self.kept.pop_front();
+                }
+                if number > durable {
+                    self.kept.push_back((number, changes.clone(), tag));
+                }
+                let n = changes.len();
+                self.apply_all(changes)?;
+                Ok(Event::Changes(n))
+            }
+            ServerMsg::Changes { changes } => {
                 let n = changes.len();
                 self.apply_all(changes)?;
                 Ok(Event::Changes(n))
