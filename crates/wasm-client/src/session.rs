@@ -536,6 +536,9 @@ impl Session {
         let mut event = Event::new(EventKind::Welcome);
         if self.resyncing {
             self.resyncing = false;
+            // The document becomes the server's copy: relays it lacks are no longer here to
+            // give back either (their authors still hold them).
+            self.relays = Default::default();
             self.rebuild_from(catchup, &mut event);
         } else {
             self.catch_up(catchup, &mut event);
