@@ -145,7 +145,7 @@ test('frames: hello first, nothing to send before the welcome', () => {
   assert.equal(c.linkState(), 'down');
   assert.equal(c.nextFrame(), undefined);
   const hello = c.helloFrame('Ada', '#e91e63');
-  assert.deepEqual([...hello.slice(0, 4)], [2, 16, 3, 4]); // format, client message, Hello (with token), protocol 4
+  assert.deepEqual([...hello.slice(0, 4)], [2, 16, 3, 5]); // format, client message, Hello (with token), protocol 5
   assert.equal(hello.at(-1), 0, 'no token: an empty string ends the hello');
   const withToken = c.helloFrame('Ada', '#e91e63', 'v1.w.doc.1.mac');
   assert.deepEqual([...withToken.slice(-15)], [14, ...new TextEncoder().encode('v1.w.doc.1.mac')]);

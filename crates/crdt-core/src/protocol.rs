@@ -300,7 +300,7 @@ impl ClientMsg {
             }
             ClientMsg::Presence { selection } => ClientWire::Presence { selection },
             ClientMsg::GiveBack { seq, changes, tag } => {
-                ClientWire::GiveBack { seq: *seq, changes: Bytes(change_list_bytes(changes)), tag }
+                ClientWire::GiveBack { seq: *seq, changes: Bytes(change_list_bytes(changes)), tag: Bytes(tag.to_vec()) }
             }
         };
         codec::encode_message(KIND_CLIENT, &wire)
@@ -332,7 +332,7 @@ impl ClientMsg {
             }
             ClientWireOwned::Presence { selection } => ClientMsg::Presence { selection },
             ClientWireOwned::GiveBack { seq, changes, tag } => {
-                ClientMsg::GiveBack { seq, changes: changes_of(&changes.0, &mut WireNames::new())?, tag }
+                ClientMsg::GiveBack { seq, changes: changes_of(&changes.0, &mut WireNames::new())?, tag: tag_of(&tag)? }
             }
         })
     }
@@ -362,7 +362,7 @@ impl ServerMsg {
             ServerMsg::PresenceGone { connection } => ServerWire::PresenceGone { connection: *connection },
             ServerMsg::Error { message } => ServerWire::Error { message },
             ServerMsg::Relay { changes: list, tag, number, durable } => {
-                ServerWire::Relay { changes: changes(list), tag, number: *number, durable: *durable }
+                ServerWire::Relay { relay: relay_bytes(&changes(list).0, tag, *number, *durable) }
             }
         };
         codec::encode_message(KIND_SERVER, &wire)
@@ -388,9 +388,7 @@ impl ServerMsg {
             ServerWireOwned::Presence(peer) => ServerMsg::Presence(peer),
             ServerWireOwned::PresenceGone { connection } => ServerMsg::PresenceGone { connection },
             ServerWireOwned::Error { message } => ServerMsg::Error { message },
-            ServerWireOwned::Relay { changes: bytes, tag, number, durable } => {
-                ServerMsg::Relay { changes: changes(&bytes)?, tag, number, durable }
-            }
+            ServerWireOwned::Relay { relay } => relay_of(&relay.0)?,
         })
     }
 }
@@ -410,8 +408,36 @@ pub fn change_list_bytes(changes: &[Change]) -> Vec<u8> {
 /// A [`ServerMsg::Relay`] frame of changes already encoded by [`change_list_bytes`] (the
 /// server encodes them once, for the tag and the frame).
 pub fn relay_frame(list: &[u8], tag: &RelayTag, number: u64, durable: u64) -> Vec<u8> {
-    let wire = ServerWire::Relay { changes: Bytes(list.to_vec()), tag, number, durable };
-    codec::encode_message(KIND_SERVER, &wire)
+    codec::encode_message(KIND_SERVER, &ServerWire::Relay { relay: relay_bytes(list, tag, number, durable) })
+}
+
+/// A relay's one byte string: `number` and `durable` (LEB128 varints), the 16 tag bytes, then
+/// the change list. One byte string decodes with code every frame already uses (serde fields
+/// of their own cost the browser's wasm kilobytes).
+fn relay_bytes(list: &[u8], tag: &RelayTag, number: u64, durable: u64) -> Bytes {
+    let mut out = Vec::with_capacity(list.len() + 36);
+    crate::varint::put(&mut out, number);
+    crate::varint::put(&mut out, durable);
+    out.extend_from_slice(tag);
+    out.extend_from_slice(list);
+    Bytes(out)
+}
+
+fn relay_of(bytes: &[u8]) -> Result<ServerMsg, DecodeError> {
+    let mut rd = Reader { buf: bytes, at: 0 };
+    let malformed = |e: &'static str| DecodeError::Malformed(e.into());
+    let number = rd.varint().map_err(malformed)?;
+    let durable = rd.varint().map_err(malformed)?;
+    let mut tag: RelayTag = [0; 16];
+    tag.copy_from_slice(rd.bytes(16).map_err(malformed)?);
+    let changes = changes_of(&bytes[rd.at..], &mut WireNames::new())?;
+    Ok(ServerMsg::Relay { changes, tag, number, durable })
+}
+
+/// A tag from the wire, where it is a byte string (of 16 bytes): a byte string decodes with
+/// code every frame already uses, and keeps the browser's wasm smaller than a `[u8; 16]`.
+fn tag_of(bytes: &Bytes) -> Result<RelayTag, DecodeError> {
+    bytes.0.as_slice().try_into().map_err(|_| DecodeError::Malformed("a relay tag is not 16 bytes".into()))
 }
 
 fn changes_bytes(changes: &[Change], names: &mut WireNames) -> Bytes {
@@ -463,7 +489,7 @@ enum ClientWire<'a> {
     GiveBack {
         seq: u64,
         changes: Bytes,
-        tag: &'a RelayTag,
+        tag: Bytes,
     },
 }
 
@@ -494,7 +520,7 @@ enum ClientWireOwned {
     GiveBack {
         seq: u64,
         changes: Bytes,
-        tag: RelayTag,
+        tag: Bytes,
     },
 }
 
@@ -512,22 +538,62 @@ enum CatchupWireOwned {
 
 #[derive(Serialize)]
 enum ServerWire<'a> {
-    Welcome { connection: u64, catchup: CatchupWire, version: &'a VersionVector, hash: u64, peers: &'a [Peer] },
-    Ack { seq: u64, status: &'a AckStatus, version: &'a VersionVector, hash: u64 },
-    Changes { changes: Bytes },
+    Welcome {
+        connection: u64,
+        catchup: CatchupWire,
+        version: &'a VersionVector,
+        hash: u64,
+        peers: &'a [Peer],
+    },
+    Ack {
+        seq: u64,
+        status: &'a AckStatus,
+        version: &'a VersionVector,
+        hash: u64,
+    },
+    Changes {
+        changes: Bytes,
+    },
     Presence(&'a Peer),
-    PresenceGone { connection: u64 },
-    Error { message: &'a str },
-    Relay { changes: Bytes, tag: &'a RelayTag, number: u64, durable: u64 },
+    PresenceGone {
+        connection: u64,
+    },
+    Error {
+        message: &'a str,
+    },
+    /// See [`relay_bytes`].
+    Relay {
+        relay: Bytes,
+    },
 }
 
 #[derive(Deserialize)]
 enum ServerWireOwned {
-    Welcome { connection: u64, catchup: CatchupWireOwned, version: VersionVector, hash: u64, peers: Vec<Peer> },
-    Ack { seq: u64, status: AckStatus, version: VersionVector, hash: u64 },
-    Changes { changes: Bytes },
+    Welcome {
+        connection: u64,
+        catchup: CatchupWireOwned,
+        version: VersionVector,
+        hash: u64,
+        peers: Vec<Peer>,
+    },
+    Ack {
+        seq: u64,
+        status: AckStatus,
+        version: VersionVector,
+        hash: u64,
+    },
+    Changes {
+        changes: Bytes,
+    },
     Presence(Peer),
-    PresenceGone { connection: u64 },
-    Error { message: String },
-    Relay { changes: Bytes, tag: RelayTag, number: u64, durable: u64 },
+    PresenceGone {
+        connection: u64,
+    },
+    Error {
+        message: String,
+    },
+    /// See [`relay_bytes`].
+    Relay {
+        relay: Bytes,
+    },
 }

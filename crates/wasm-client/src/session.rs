@@ -453,17 +453,8 @@ impl Session {
             }
             ServerMsg::Ack { seq, status, version, hash } => self.ack(seq, status, version, hash),
             ServerMsg::Relay { changes, tag, number, durable } => self.relay(changes, tag, number, durable),
-            ServerMsg::Changes { changes } => {
-                // (Protocol 4.) The server sends only changes it has applied, each after its
-                // causal past: so it has every change of that replica up to this one. Another
-                // tab's change that we were holding for it can leave the queue.
-                for change in &changes {
-                    self.server_version.raise(change.replica, change.seq);
-                }
-                let mut event = self.apply_changes(changes, EventKind::Changes);
-                event.acked = self.prune();
-                event
-            }
+            // (Protocol 4.) Like a relay already durable: nothing to keep.
+            ServerMsg::Changes { changes } => self.relay(changes, [0; 16], 0, 0),
             ServerMsg::Presence(peer) => {
                 let mut event = Event::new(EventKind::Presence);
                 if !matches!(self.link, Link::Up { connection, .. } if connection == peer.connection) {

@@ -22,9 +22,11 @@ pub(super) const MAX_KEPT_RELAYS: usize = 4096;
 #[derive(Debug, Default)]
 pub(super) struct Relays {
     /// The current connection's relays not known durable: their number and what to give back.
-    kept: VecDeque<(u64, Owed)>,
+    /// (`Vec`s, not `VecDeque`s: they are short, and each `VecDeque` of another type costs the
+    /// page's wasm kilobytes.)
+    kept: Vec<(u64, Owed)>,
     /// What the server lacked at the last `Welcome`, in arrival order.
-    owed: VecDeque<Owed>,
+    owed: Vec<Owed>,
 }
 
 /// One relay to give back.
@@ -56,20 +58,18 @@ impl Relays {
 
     /// A relay arrived: everything up to `durable` is safe, and this one is kept if it is not.
     fn keep(&mut self, changes: &[Change], tag: RelayTag, number: u64, durable: u64, after: Option<ChangeId>) {
-        while self.kept.front().is_some_and(|(kept, _)| *kept <= durable) {
-            self.kept.pop_front();
-        }
+        self.kept.retain(|(kept, _)| *kept > durable);
         if number > durable {
             if self.kept.len() == MAX_KEPT_RELAYS {
-                self.kept.pop_front();
+                self.kept.remove(0);
             }
-            self.kept.push_back((number, Owed { changes: changes.to_vec(), tag, after, state: GiveBack::Due }));
+            self.kept.push((number, Owed { changes: changes.to_vec(), tag, after, state: GiveBack::Due }));
         }
     }
 
     /// A `Welcome` at `version`: what it lacks is owed, the rest is let go.
     fn welcome(&mut self, version: &VersionVector) {
-        self.owed.extend(self.kept.drain(..).map(|(_, owed)| owed));
+        self.owed.extend(std::mem::take(&mut self.kept).into_iter().map(|(_, owed)| owed));
         self.owed.retain(|owed| owed.changes.iter().any(|change| change.seq > version.get(change.replica)));
         for owed in &mut self.owed {
             owed.state = GiveBack::Due;
