@@ -110,6 +110,11 @@ impl Pipeline {
         self.in_flight.is_none() && self.queued.is_none()
     }
 
+    /// [`super::MAX_ROUND_CHANGES`] or more changes wait behind the commit in flight.
+    pub fn backlogged(&self) -> bool {
+        self.queued.as_ref().is_some_and(|queued| queued.changes.len() >= super::MAX_ROUND_CHANGES)
+    }
+
     pub fn in_flight(&self) -> bool {
         self.in_flight.is_some()
     }

@@ -22,6 +22,8 @@ use crate::ServerError;
 #[derive(Default)]
 pub(super) struct Round {
     pub commands: usize,
+    /// Changes applied so far: a round ends once it holds [`super::MAX_ROUND_CHANGES`].
+    pub changes: usize,
     /// Batches with at least one newly applied change, in apply order.
     pub applied: Vec<AppliedBatch>,
     pub acks: Vec<PendingAck>,
@@ -273,6 +275,7 @@ impl DocActor {
             return AckStatus::Rejected { code: reject::DOES_NOT_FIT, reason };
         }
         if !applied.is_empty() {
+            round.changes += applied.len();
             round.applied.push(AppliedBatch { conn, changes: applied });
         }
         AckStatus::Applied

@@ -499,3 +499,55 @@ async fn an_owner_is_registered_durably_before_the_ack_or_nothing_is_acknowledge
 fn open_config(dir: std::path::PathBuf) -> Config {
     Config { open: true, ..Config::with_data_dir(dir) }
 }
+
+/// A long history sent at once (here 8 batches of 1,000 keystrokes, while commits are slow) is
+/// taken a few thousand changes at a time: every relay holds at most one round's changes,
+/// [`crate::doc_actor::MAX_ROUND_CHANGES`] and the batch that reached it. Taken whole, such a
+/// history was one round, with all of its changes decoded at once.
+#[tokio::test]
+async fn a_long_history_sent_at_once_is_taken_a_bounded_number_of_changes_at_a_time() {
+    const BATCHES: u64 = 8;
+    const BATCH: usize = 1000;
+    let store = Arc::new(FlakyStore::default());
+    store.slow_appends_ms.store(30, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join("doc-server-ws-unit-long-history");
+    let config = Config { changes_per_second: 0, bytes_per_second: 0, ..open_config(dir) };
+    let state = AppState::new(config, store.clone());
+    let (ann_in, mut ann_out, _ann) = start(&state);
+    let (bob_in, mut bob_out, _bob) = start(&state);
+    let (mut ann_names, mut bob_names) = (WireNames::new(), WireNames::new());
+    ann_in.send(binary(&mut ann_names, &hello_as(1))).await.unwrap();
+    assert!(matches!(next_server_msg(&mut ann_out).await, ServerMsg::Welcome { .. }));
+    bob_in.send(binary(&mut bob_names, &hello_as(2))).await.unwrap();
+    assert!(matches!(next_server_msg(&mut bob_out).await, ServerMsg::Welcome { .. }));
+
+    let mut ann = Document::new(ReplicaId::from_u128(1));
+    let batches: Vec<Vec<Change>> =
+        (0..BATCHES).map(|_| (0..BATCH).map(|i| ann.insert_text("t", i, "x").unwrap()).collect()).collect();
+    let sender = tokio::spawn(async move {
+        for (seq, changes) in (1..).zip(batches) {
+            ann_in.send(binary(&mut ann_names, &ClientMsg::Changes { seq, changes })).await.unwrap();
+        }
+        ann_in
+    });
+    let (mut seen, mut relays) = (0, 0);
+    while seen < BATCHES as usize * BATCH {
+        let (changes, _) = next_relay(&mut bob_out).await;
+        assert!(
+            changes.len() < crate::doc_actor::MAX_ROUND_CHANGES + BATCH,
+            "a relay of {} changes: one round took more than it may",
+            changes.len()
+        );
+        seen += changes.len();
+        relays += 1;
+    }
+    assert!(relays >= 2, "{relays} relays");
+    loop {
+        match next_unless_presence(&mut ann_out).await {
+            ServerMsg::Ack { seq: BATCHES, status: AckStatus::Applied, .. } => break,
+            ServerMsg::Ack { status: AckStatus::Applied, .. } => {}
+            other => panic!("expected acks, got {other:?}"),
+        }
+    }
+    drop(sender.await.unwrap());
+}
