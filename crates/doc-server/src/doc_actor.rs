@@ -77,7 +77,7 @@ use crate::{DocId, ServerError};
 pub use authors::author_hash;
 pub use command::{Committed, DeferredRead, DocCommand, EditFailure, JoinRefused, JoinRequest, ServerEdit};
 pub(crate) use handle::channel;
-pub use handle::{ActorStatus, DocHandle};
+pub use handle::{ActorStatus, DocHandle, QueueRoom, QUEUED_BYTES_PER_UNIT, QUEUED_COST};
 use lease::{claim, release};
 use peers::PeerEntry;
 use round::Round;
@@ -446,10 +446,12 @@ impl DocActor {
                     let _ = join.reply.send(Err(JoinRefused::Replica(reason)));
                 }
             },
-            DocCommand::Changes { conn, seq, changes } => {
+            DocCommand::Changes { conn, seq, changes, room } => {
+                drop(room);
                 self.apply_batch(conn, seq, changes, false, round).await;
             }
-            DocCommand::GiveBack { conn, seq, changes, tag } => {
+            DocCommand::GiveBack { conn, seq, changes, tag, room } => {
+                drop(room);
                 let list = crdt_core::protocol::change_list_bytes(&changes);
                 if self.ctx.relay.verify(&self.id, &list, &tag) {
                     Metrics::inc(&self.ctx.metrics.give_backs);

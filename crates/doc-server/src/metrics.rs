@@ -73,6 +73,8 @@ pub struct Metrics {
     pub batches_rejected: AtomicU64,
     /// Give-backs whose tag vouched for them (relayed changes a restarted server had lost).
     pub give_backs: AtomicU64,
+    /// Batches that waited for room in their document's queue (`doc_actor::QUEUED_COST`).
+    pub queue_waits: AtomicU64,
     /// Batches rejected because a change was authored as a replica the connection does not own.
     pub ownership_rejections: AtomicU64,
     /// Hellos refused because their replica is in use by another connection or owned by
@@ -214,6 +216,11 @@ impl Metrics {
                 "doc_server_give_backs_total",
                 "Give-backs accepted on their relay tag (changes a server had relayed and then lost).",
                 &self.give_backs,
+            ),
+            (
+                "doc_server_queue_waits_total",
+                "Batches that waited for room in their document's queue (its connection read nothing meanwhile).",
+                &self.queue_waits,
             ),
             (
                 "doc_server_ownership_rejections_total",

@@ -46,7 +46,7 @@ use tokio_tungstenite::tungstenite;
 use tracing::Instrument;
 
 use crate::auth::{Auth, AuthError, Role};
-use crate::doc_actor::{author_hash, ConnId, DocCommand, DocHandle, JoinRefused, JoinRequest, KickReason};
+use crate::doc_actor::{author_hash, ConnId, DocCommand, DocHandle, JoinRefused, JoinRequest, KickReason, QueueRoom};
 use crate::limits::{ConnectionRates, Verdict};
 use crate::metrics::{GaugeGuard, Metrics};
 use crate::outbox::{outbox, OutboxReceiver};
@@ -532,7 +532,10 @@ where
                     Verdict::Wait(debt) => wait = debt,
                     Verdict::Flood => return Exit::Flood,
                 }
-                DocCommand::Changes { conn, seq, changes }
+                let Some(room) = room_for(handle, state, changes.len(), bytes).await else {
+                    return Exit::Unavailable("the document was unloaded".into());
+                };
+                DocCommand::Changes { conn, seq, changes, room }
             }
             Some(Ok((ClientMsg::GiveBack { seq, changes, tag }, bytes))) => {
                 match rates.charge(changes.len(), bytes, Instant::now()) {
@@ -540,7 +543,10 @@ where
                     Verdict::Wait(debt) => wait = debt,
                     Verdict::Flood => return Exit::Flood,
                 }
-                DocCommand::GiveBack { conn, seq, changes, tag }
+                let Some(room) = room_for(handle, state, changes.len(), bytes).await else {
+                    return Exit::Unavailable("the document was unloaded".into());
+                };
+                DocCommand::GiveBack { conn, seq, changes, tag, room }
             }
             Some(Ok((ClientMsg::Presence { selection }, _))) => {
                 if selection.as_ref().is_some_and(|s| s.field.len() > MAX_LABEL_BYTES) {
@@ -573,6 +579,17 @@ where
             // The pongs that came meanwhile are still unread: the heartbeat starts afresh.
             missed_pongs.store(0, Ordering::Relaxed);
             throttled.store(false, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Room in the document's queue for a batch (`None`: the actor is gone).
+async fn room_for(handle: &DocHandle, state: &AppState, changes: usize, bytes: usize) -> Option<QueueRoom> {
+    match handle.room_for(changes, bytes) {
+        Ok(room) => Some(room),
+        Err(wait) => {
+            Metrics::inc(&state.metrics.queue_waits);
+            wait.await.ok()
         }
     }
 }

@@ -5,7 +5,7 @@ use crdt_core::protocol::{Selection, UserInfo};
 use crdt_core::{Change, Document, ReplicaId, VersionVector};
 use tokio::sync::oneshot;
 
-use super::{AuthorHash, ConnId, KickReason};
+use super::{AuthorHash, ConnId, KickReason, QueueRoom};
 use crate::outbox::OutboxSender;
 
 /// A connection's request to join the document.
@@ -58,6 +58,8 @@ pub enum DocCommand {
         seq: u64,
         /// The changes, in causal order.
         changes: Vec<Change>,
+        /// Their room in the queue, given back when the actor takes them.
+        room: QueueRoom,
     },
     /// Changes a joined connection gives back: a relay the server sent it and then lost
     /// (`relay.rs`). Applied like a batch of the connection's if `tag` vouches for them.
@@ -70,6 +72,8 @@ pub enum DocCommand {
         changes: Vec<Change>,
         /// The relay's tag.
         tag: crdt_core::protocol::RelayTag,
+        /// Their room in the queue, given back when the actor takes them.
+        room: QueueRoom,
     },
     /// A joined connection's cursor moved.
     Presence {

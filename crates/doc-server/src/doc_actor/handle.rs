@@ -5,7 +5,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 
 use crdt_core::Document;
 
@@ -29,10 +29,33 @@ pub struct ActorStatus {
     pub claimed_ms: AtomicU64,
 }
 
+/// What a document's queue holds at most, decoded, from all its connections together, in
+/// units of one change or [`QUEUED_BYTES_PER_UNIT`] bytes of the message that carried it (a
+/// batch costs both). The queue's 1,024 commands alone do not bound its memory: 1,024
+/// batches of 1,000 keystrokes (a long history sent at once, as the automerge-paper load
+/// does) are 200 MB decoded, and 1,024 messages of the largest size (1 MiB by default) over a
+/// GiB. Now the queue holds about 20 such batches (some 4 MB decoded), or two 1 MB pastes, or
+/// one message over 2 MiB. A connection waits for room
+/// before it queues a batch, reading nothing meanwhile, so its client is slowed down through
+/// TCP; a batch that costs more than all of it waits for all of it.
+pub const QUEUED_COST: u32 = 32_768;
+
+/// See [`QUEUED_COST`].
+pub const QUEUED_BYTES_PER_UNIT: usize = 64;
+
+/// A batch's room in its document's queue (see [`QUEUED_COST`]): given back when the actor
+/// takes the batch (drops the command).
+#[derive(Debug)]
+pub struct QueueRoom {
+    _permit: OwnedSemaphorePermit,
+}
+
 /// The only way into a document actor. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct DocHandle {
     tx: mpsc::Sender<DocCommand>,
+    /// Room in the queue, [`QUEUED_COST`] units.
+    room: Arc<Semaphore>,
     generation: u64,
     status: Arc<ActorStatus>,
 }
@@ -54,6 +77,28 @@ impl DocHandle {
                 Some(Box::pin(std::future::ready(Err(ServerError::ActorGone))))
             }
             Err(mpsc::error::TrySendError::Full(command)) => Some(Box::pin(self.send(command))),
+        }
+    }
+
+    /// Room in the queue for a batch of `changes` changes that came in a message of `bytes`: at
+    /// once if there is, as there nearly always is, or else the (boxed, see
+    /// [`DocHandle::send_or_wait`]) wait for it.
+    pub fn room_for(
+        &self,
+        changes: usize,
+        bytes: usize,
+    ) -> Result<QueueRoom, BoxFuture<'static, Result<QueueRoom, ServerError>>> {
+        let cost = changes.saturating_add(bytes / QUEUED_BYTES_PER_UNIT);
+        let permits = u32::try_from(cost).unwrap_or(u32::MAX).clamp(1, QUEUED_COST);
+        match Arc::clone(&self.room).try_acquire_many_owned(permits) {
+            Ok(permit) => Ok(QueueRoom { _permit: permit }),
+            Err(_) => {
+                let room = Arc::clone(&self.room);
+                Err(Box::pin(async move {
+                    let permit = room.acquire_many_owned(permits).await.map_err(|_| ServerError::ActorGone)?;
+                    Ok(QueueRoom { _permit: permit })
+                }))
+            }
         }
     }
 
@@ -122,5 +167,35 @@ impl DocHandle {
 pub(crate) fn channel(generation: u64) -> (DocHandle, mpsc::Receiver<DocCommand>) {
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
     let status = Arc::new(ActorStatus { last_used_ms: AtomicU64::new(now_ms()), ..ActorStatus::default() });
-    (DocHandle { tx, generation, status }, rx)
+    let room = Arc::new(Semaphore::new(QUEUED_COST as usize));
+    (DocHandle { tx, room, generation, status }, rx)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_full_queue_makes_the_next_batch_wait_until_the_actor_takes_one() {
+        let (handle, _rx) = channel(1);
+        let all = QUEUED_COST as usize;
+        let Ok(full) = handle.room_for(all / 2, all / 2 * QUEUED_BYTES_PER_UNIT) else {
+            panic!("room for a full queue")
+        };
+        let Err(wait) = handle.room_for(1, 10) else { panic!("no room left for one more change") };
+        let waiting = tokio::spawn(wait);
+        tokio::task::yield_now().await;
+        assert!(!waiting.is_finished(), "waits while the queue is full");
+        drop(full);
+        drop(waiting.await.unwrap().expect("room once the actor took the batch"));
+        // One large message costs its bytes, and one over the whole budget takes all of it.
+        let Ok(paste) = handle.room_for(1, 1_000_000) else { panic!("room for a 1 MB paste") };
+        let Ok(second) = handle.room_for(1, 1_000_000) else { panic!("and for a second one") };
+        assert!(handle.room_for(1, 1_000_000).is_err(), "not for a third");
+        drop((paste, second));
+        let Ok(huge) = handle.room_for(10 * all, 0) else { panic!("a batch over the budget takes all") };
+        assert!(handle.room_for(1, 0).is_err());
+        drop(huge);
+        assert!(handle.room_for(all, 0).is_ok());
+    }
 }
