@@ -527,25 +527,19 @@ where
                 return bad(close_code::PROTOCOL_ERROR, "Hello may be sent only once per connection")
             }
             Some(Ok((ClientMsg::Changes { seq, changes }, bytes))) => {
-                match rates.charge(changes.len(), bytes, Instant::now()) {
-                    Verdict::Pass => {}
-                    Verdict::Wait(debt) => wait = debt,
-                    Verdict::Flood => return Exit::Flood,
-                }
-                let Some(room) = room_for(handle, state, changes.len(), bytes).await else {
-                    return Exit::Unavailable("the document was unloaded".into());
+                let (room, debt) = match admit(&mut rates, handle, state, changes.len(), bytes).await {
+                    Ok(admitted) => admitted,
+                    Err(exit) => return exit,
                 };
+                wait = debt;
                 DocCommand::Changes { conn, seq, changes, room }
             }
             Some(Ok((ClientMsg::GiveBack { seq, changes, tag }, bytes))) => {
-                match rates.charge(changes.len(), bytes, Instant::now()) {
-                    Verdict::Pass => {}
-                    Verdict::Wait(debt) => wait = debt,
-                    Verdict::Flood => return Exit::Flood,
-                }
-                let Some(room) = room_for(handle, state, changes.len(), bytes).await else {
-                    return Exit::Unavailable("the document was unloaded".into());
+                let (room, debt) = match admit(&mut rates, handle, state, changes.len(), bytes).await {
+                    Ok(admitted) => admitted,
+                    Err(exit) => return exit,
                 };
+                wait = debt;
                 DocCommand::GiveBack { conn, seq, changes, tag, room }
             }
             Some(Ok((ClientMsg::Presence { selection }, _))) => {
@@ -583,15 +577,29 @@ where
     }
 }
 
-/// Room in the document's queue for a batch (`None`: the actor is gone).
-async fn room_for(handle: &DocHandle, state: &AppState, changes: usize, bytes: usize) -> Option<QueueRoom> {
-    match handle.room_for(changes, bytes) {
-        Ok(room) => Some(room),
+/// Charges a batch of `changes` that came in `bytes` to the connection's rates, and takes its
+/// room in the document's queue (waiting for it if need be): returns the room and how long the
+/// connection must then read nothing (over its rate), or why it ends.
+async fn admit(
+    rates: &mut ConnectionRates,
+    handle: &DocHandle,
+    state: &AppState,
+    changes: usize,
+    bytes: usize,
+) -> Result<(QueueRoom, Duration), Exit> {
+    let debt = match rates.charge(changes, bytes, Instant::now()) {
+        Verdict::Pass => Duration::ZERO,
+        Verdict::Wait(debt) => debt,
+        Verdict::Flood => return Err(Exit::Flood),
+    };
+    let room = match handle.room_for(changes, bytes) {
+        Ok(room) => room,
         Err(wait) => {
             Metrics::inc(&state.metrics.queue_waits);
-            wait.await.ok()
+            wait.await.map_err(|_| Exit::Unavailable("the document was unloaded".into()))?
         }
-    }
+    };
+    Ok((room, debt))
 }
 
 /// Drains the connection's queue into the socket and sends heartbeats until the session ends.
