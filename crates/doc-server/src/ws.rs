@@ -39,6 +39,7 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use crdt_core::protocol::{ClientMsg, Selection, WireNames, MAX_TOKEN_BYTES, PROTOCOL_VERSION};
+use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::oneshot;
 use tokio::time::{interval_at, timeout, Instant, MissedTickBehavior};
@@ -46,7 +47,7 @@ use tokio_tungstenite::tungstenite;
 use tracing::Instrument;
 
 use crate::auth::{Auth, AuthError, Role};
-use crate::doc_actor::{author_hash, ConnId, DocCommand, DocHandle, JoinRefused, JoinRequest, KickReason, QueueRoom};
+use crate::doc_actor::{author_hash, ConnId, DocCommand, DocHandle, JoinRefused, JoinRequest, KickReason};
 use crate::limits::{ConnectionRates, Verdict};
 use crate::metrics::{GaugeGuard, Metrics};
 use crate::outbox::{outbox, OutboxReceiver};
@@ -502,64 +503,91 @@ where
     // A presence update over the rate, and when a token for it comes.
     let mut held: Option<(Option<Selection>, Instant)> = None;
     loop {
-        let next = match held {
-            // The timers here and below are boxed: rarely needed, and large to keep room for.
-            Some((_, due)) => tokio::select! {
-                next = next_frame(stream, state, missed_pongs, names) => Some(next),
-                _ = Box::pin(tokio::time::sleep_until(due)) => None,
-            },
-            None => Some(next_frame(stream, state, missed_pongs, names).await),
-        };
         let mut wait = Duration::ZERO;
-        let command = match next {
-            None => {
-                let Some((selection, _)) = held.take() else { continue };
-                match rates.presence(Instant::now()) {
-                    Ok(()) => DocCommand::Presence { conn, selection },
-                    Err(wait) => {
-                        held = Some((selection, Instant::now() + wait));
-                        continue;
+        // In a block of its own: the frame and the command it makes are not kept in the task
+        // across the waits below (an idle connection's task keeps room for every local that
+        // lives across an await).
+        let queued = {
+            let next = match held {
+                // The timers here and below are boxed: rarely needed, and large to keep room for.
+                Some((_, due)) => tokio::select! {
+                    next = next_frame(stream, state, missed_pongs, names) => Some(next),
+                    _ = Box::pin(tokio::time::sleep_until(due)) => None,
+                },
+                None => Some(next_frame(stream, state, missed_pongs, names).await),
+            };
+            // A batch's changes and message bytes, for its room in the document's queue.
+            let mut cost = None;
+            let mut command = match next {
+                None => {
+                    let Some((selection, _)) = held.take() else { continue };
+                    match rates.presence(Instant::now()) {
+                        Ok(()) => DocCommand::Presence { conn, selection },
+                        Err(wait) => {
+                            held = Some((selection, Instant::now() + wait));
+                            continue;
+                        }
                     }
                 }
-            }
-            Some(Err(exit)) => return exit,
-            Some(Ok((ClientMsg::Hello { .. }, _))) => {
-                return bad(close_code::PROTOCOL_ERROR, "Hello may be sent only once per connection")
-            }
-            Some(Ok((ClientMsg::Changes { seq, changes }, bytes))) => {
-                let (room, debt) = match admit(&mut rates, handle, state, changes.len(), bytes).await {
-                    Ok(admitted) => admitted,
-                    Err(exit) => return exit,
-                };
-                wait = debt;
-                DocCommand::Changes { conn, seq, changes, room }
-            }
-            Some(Ok((ClientMsg::GiveBack { seq, changes, tag }, bytes))) => {
-                let (room, debt) = match admit(&mut rates, handle, state, changes.len(), bytes).await {
-                    Ok(admitted) => admitted,
-                    Err(exit) => return exit,
-                };
-                wait = debt;
-                DocCommand::GiveBack { conn, seq, changes, tag, room }
-            }
-            Some(Ok((ClientMsg::Presence { selection }, _))) => {
-                if selection.as_ref().is_some_and(|s| s.field.len() > MAX_LABEL_BYTES) {
-                    return bad(close_code::POLICY_VIOLATION, "selection field name is too long");
+                Some(Err(exit)) => return exit,
+                Some(Ok((ClientMsg::Hello { .. }, _))) => {
+                    return bad(close_code::PROTOCOL_ERROR, "Hello may be sent only once per connection")
                 }
-                // A newer update replaces a held one: only the latest position matters.
-                if held.take().is_some() {
-                    Metrics::inc(&state.metrics.presence_coalesced);
-                }
-                match rates.presence(Instant::now()) {
-                    Ok(()) => DocCommand::Presence { conn, selection },
-                    Err(wait) => {
-                        held = Some((selection, Instant::now() + wait));
-                        continue;
+                Some(Ok((ClientMsg::Changes { seq, changes }, bytes))) => {
+                    match rates.charge(changes.len(), bytes, Instant::now()) {
+                        Verdict::Pass => {}
+                        Verdict::Wait(debt) => wait = debt,
+                        Verdict::Flood => return Exit::Flood,
                     }
+                    cost = Some((changes.len(), bytes));
+                    DocCommand::Changes { conn, seq, changes, room: None }
+                }
+                Some(Ok((ClientMsg::GiveBack { seq, changes, tag }, bytes))) => {
+                    match rates.charge(changes.len(), bytes, Instant::now()) {
+                        Verdict::Pass => {}
+                        Verdict::Wait(debt) => wait = debt,
+                        Verdict::Flood => return Exit::Flood,
+                    }
+                    cost = Some((changes.len(), bytes));
+                    DocCommand::GiveBack { conn, seq, changes, tag, room: None }
+                }
+                Some(Ok((ClientMsg::Presence { selection }, _))) => {
+                    if selection.as_ref().is_some_and(|s| s.field.len() > MAX_LABEL_BYTES) {
+                        return bad(close_code::POLICY_VIOLATION, "selection field name is too long");
+                    }
+                    // A newer update replaces a held one: only the latest position matters.
+                    if held.take().is_some() {
+                        Metrics::inc(&state.metrics.presence_coalesced);
+                    }
+                    match rates.presence(Instant::now()) {
+                        Ok(()) => DocCommand::Presence { conn, selection },
+                        Err(wait) => {
+                            held = Some((selection, Instant::now() + wait));
+                            continue;
+                        }
+                    }
+                }
+            };
+            // A batch takes its room in the document's queue first. Every wait is boxed: an idle
+            // connection's task keeps room only for a pointer to it.
+            match cost.map(|(changes, bytes)| handle.room_for(changes, bytes)) {
+                None => handle.send_or_wait(command),
+                Some(Ok(room)) => {
+                    command.give_room(room);
+                    handle.send_or_wait(command)
+                }
+                Some(Err(room)) => {
+                    Metrics::inc(&state.metrics.queue_waits);
+                    let handle = handle.clone();
+                    let wait: BoxFuture<'_, Result<(), ServerError>> = Box::pin(async move {
+                        command.give_room(room.await?);
+                        handle.send(command).await
+                    });
+                    Some(wait)
                 }
             }
         };
-        if let Some(wait) = handle.send_or_wait(command) {
+        if let Some(wait) = queued {
             if wait.await.is_err() {
                 return Exit::Unavailable("the document was unloaded".into());
             }
@@ -575,31 +603,6 @@ where
             throttled.store(false, Ordering::Relaxed);
         }
     }
-}
-
-/// Charges a batch of `changes` that came in `bytes` to the connection's rates, and takes its
-/// room in the document's queue (waiting for it if need be): returns the room and how long the
-/// connection must then read nothing (over its rate), or why it ends.
-async fn admit(
-    rates: &mut ConnectionRates,
-    handle: &DocHandle,
-    state: &AppState,
-    changes: usize,
-    bytes: usize,
-) -> Result<(QueueRoom, Duration), Exit> {
-    let debt = match rates.charge(changes, bytes, Instant::now()) {
-        Verdict::Pass => Duration::ZERO,
-        Verdict::Wait(debt) => debt,
-        Verdict::Flood => return Err(Exit::Flood),
-    };
-    let room = match handle.room_for(changes, bytes) {
-        Ok(room) => room,
-        Err(wait) => {
-            Metrics::inc(&state.metrics.queue_waits);
-            wait.await.map_err(|_| Exit::Unavailable("the document was unloaded".into()))?
-        }
-    };
-    Ok((room, debt))
 }
 
 /// Drains the connection's queue into the socket and sends heartbeats until the session ends.

@@ -58,8 +58,9 @@ pub enum DocCommand {
         seq: u64,
         /// The changes, in causal order.
         changes: Vec<Change>,
-        /// Their room in the queue, given back when the actor takes them.
-        room: QueueRoom,
+        /// Their room in the queue, given back when the actor takes them (`None` only until
+        /// the connection has it).
+        room: Option<QueueRoom>,
     },
     /// Changes a joined connection gives back: a relay the server sent it and then lost
     /// (`relay.rs`). Applied like a batch of the connection's if `tag` vouches for them.
@@ -72,8 +73,9 @@ pub enum DocCommand {
         changes: Vec<Change>,
         /// The relay's tag.
         tag: crdt_core::protocol::RelayTag,
-        /// Their room in the queue, given back when the actor takes them.
-        room: QueueRoom,
+        /// Their room in the queue, given back when the actor takes them (`None` only until
+        /// the connection has it).
+        room: Option<QueueRoom>,
     },
     /// A joined connection's cursor moved.
     Presence {
@@ -153,5 +155,14 @@ pub struct DeferredRead(pub Box<dyn FnOnce(&Document) + Send>);
 impl std::fmt::Debug for DeferredRead {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("DeferredRead")
+    }
+}
+
+impl DocCommand {
+    /// Puts a batch's room in the queue into it (`Changes` and `GiveBack`; others take none).
+    pub fn give_room(&mut self, room: QueueRoom) {
+        if let DocCommand::Changes { room: slot, .. } | DocCommand::GiveBack { room: slot, .. } = self {
+            *slot = Some(room);
+        }
     }
 }

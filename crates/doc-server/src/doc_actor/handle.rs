@@ -5,7 +5,7 @@ use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
-use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crdt_core::Document;
 
@@ -14,7 +14,9 @@ use crate::storage::now_ms;
 use crate::ServerError;
 
 /// What an actor tells the registry about itself without being asked (for the memory
-/// budget): its size and whether anyone has it open.
+/// budget): its size and whether anyone has it open. It also holds the room in the actor's
+/// queue ([`QUEUED_COST`]), which connections take from: in the same allocation, so that a
+/// [`DocHandle`], which every connection's task holds, stays as small as it was.
 #[derive(Debug, Default)]
 pub struct ActorStatus {
     /// Heap bytes of the document, measured at most a second ago.
@@ -27,6 +29,18 @@ pub struct ActorStatus {
     pub epoch: AtomicU64,
     /// When it claimed that lease (milliseconds since the Unix epoch).
     pub claimed_ms: AtomicU64,
+    /// Room in the queue, [`QUEUED_COST`] units.
+    queue_room: QueueBudget,
+}
+
+/// [`QUEUED_COST`] units of room in a queue.
+#[derive(Debug)]
+struct QueueBudget(Semaphore);
+
+impl Default for QueueBudget {
+    fn default() -> Self {
+        QueueBudget(Semaphore::new(QUEUED_COST as usize))
+    }
 }
 
 /// What a document's queue holds at most, decoded, from all its connections together, in
@@ -47,15 +61,20 @@ pub const QUEUED_BYTES_PER_UNIT: usize = 64;
 /// takes the batch (drops the command).
 #[derive(Debug)]
 pub struct QueueRoom {
-    _permit: OwnedSemaphorePermit,
+    status: Arc<ActorStatus>,
+    units: u32,
+}
+
+impl Drop for QueueRoom {
+    fn drop(&mut self) {
+        self.status.queue_room.0.add_permits(self.units as usize);
+    }
 }
 
 /// The only way into a document actor. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct DocHandle {
     tx: mpsc::Sender<DocCommand>,
-    /// Room in the queue, [`QUEUED_COST`] units.
-    room: Arc<Semaphore>,
     generation: u64,
     status: Arc<ActorStatus>,
 }
@@ -89,16 +108,18 @@ impl DocHandle {
         bytes: usize,
     ) -> Result<QueueRoom, BoxFuture<'static, Result<QueueRoom, ServerError>>> {
         let cost = changes.saturating_add(bytes / QUEUED_BYTES_PER_UNIT);
-        let permits = u32::try_from(cost).unwrap_or(u32::MAX).clamp(1, QUEUED_COST);
-        match Arc::clone(&self.room).try_acquire_many_owned(permits) {
-            Ok(permit) => Ok(QueueRoom { _permit: permit }),
-            Err(_) => {
-                let room = Arc::clone(&self.room);
-                Err(Box::pin(async move {
-                    let permit = room.acquire_many_owned(permits).await.map_err(|_| ServerError::ActorGone)?;
-                    Ok(QueueRoom { _permit: permit })
-                }))
+        let units = u32::try_from(cost).unwrap_or(u32::MAX).clamp(1, QUEUED_COST);
+        let status = Arc::clone(&self.status);
+        match self.status.queue_room.0.try_acquire_many(units) {
+            Ok(permit) => {
+                permit.forget();
+                Ok(QueueRoom { status, units })
             }
+            Err(_) => Err(Box::pin(async move {
+                let permit = status.queue_room.0.acquire_many(units).await.map_err(|_| ServerError::ActorGone)?;
+                permit.forget();
+                Ok(QueueRoom { status, units })
+            })),
         }
     }
 
@@ -167,8 +188,7 @@ impl DocHandle {
 pub(crate) fn channel(generation: u64) -> (DocHandle, mpsc::Receiver<DocCommand>) {
     let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
     let status = Arc::new(ActorStatus { last_used_ms: AtomicU64::new(now_ms()), ..ActorStatus::default() });
-    let room = Arc::new(Semaphore::new(QUEUED_COST as usize));
-    (DocHandle { tx, room, generation, status }, rx)
+    (DocHandle { tx, generation, status }, rx)
 }
 
 #[cfg(test)]
