@@ -290,6 +290,19 @@ fn hello_as(n: u8) -> ClientMsg {
     }
 }
 
+/// A session joined as replica `n` (see [`hello_as`]), its welcome read: the client's ends,
+/// its wire names and the session task.
+async fn joined(
+    state: &AppState,
+    n: u8,
+) -> (mpsc::Sender<Incoming>, mpsc::Receiver<Message>, WireNames, tokio::task::JoinHandle<()>) {
+    let (input, mut output, session) = start(state);
+    let mut names = WireNames::new();
+    input.send(binary(&mut names, &hello_as(n))).await.unwrap();
+    assert!(matches!(next_server_msg(&mut output).await, ServerMsg::Welcome { .. }));
+    (input, output, names, session)
+}
+
 async fn next_unless_presence(out: &mut mpsc::Receiver<Message>) -> ServerMsg {
     loop {
         match next_server_msg(out).await {
@@ -315,13 +328,8 @@ async fn a_relay_the_server_lost_is_given_back_by_a_peer_on_its_tag() {
     let store = Arc::new(FlakyStore::default());
     let dir = std::env::temp_dir().join("doc-server-ws-unit-give-back");
     let state = AppState::new(open_config(dir), store.clone());
-    let (ann_in, mut ann_out, _ann) = start(&state);
-    let (bob_in, mut bob_out, _bob) = start(&state);
-    let (mut ann_names, mut bob_names) = (WireNames::new(), WireNames::new());
-    ann_in.send(binary(&mut ann_names, &hello_as(1))).await.unwrap();
-    assert!(matches!(next_server_msg(&mut ann_out).await, ServerMsg::Welcome { .. }));
-    bob_in.send(binary(&mut bob_names, &hello_as(2))).await.unwrap();
-    assert!(matches!(next_server_msg(&mut bob_out).await, ServerMsg::Welcome { .. }));
+    let (ann_in, mut ann_out, mut ann_names, _ann) = joined(&state, 1).await;
+    let (bob_in, mut bob_out, _, _bob) = joined(&state, 2).await;
 
     // Ann's first change registers her (durably, before its relay) and is committed.
     let mut ann = Document::new(ReplicaId::from_u128(1));
@@ -513,13 +521,8 @@ async fn a_long_history_sent_at_once_is_taken_a_bounded_number_of_changes_at_a_t
     let dir = std::env::temp_dir().join("doc-server-ws-unit-long-history");
     let config = Config { changes_per_second: 0, bytes_per_second: 0, ..open_config(dir) };
     let state = AppState::new(config, store.clone());
-    let (ann_in, mut ann_out, _ann) = start(&state);
-    let (bob_in, mut bob_out, _bob) = start(&state);
-    let (mut ann_names, mut bob_names) = (WireNames::new(), WireNames::new());
-    ann_in.send(binary(&mut ann_names, &hello_as(1))).await.unwrap();
-    assert!(matches!(next_server_msg(&mut ann_out).await, ServerMsg::Welcome { .. }));
-    bob_in.send(binary(&mut bob_names, &hello_as(2))).await.unwrap();
-    assert!(matches!(next_server_msg(&mut bob_out).await, ServerMsg::Welcome { .. }));
+    let (ann_in, mut ann_out, mut ann_names, _ann) = joined(&state, 1).await;
+    let (_bob_in, mut bob_out, _, _bob) = joined(&state, 2).await;
 
     let mut ann = Document::new(ReplicaId::from_u128(1));
     let batches: Vec<Vec<Change>> =
